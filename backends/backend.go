@@ -1,0 +1,85 @@
+// Package backends holds the Backend interface every inference engine implements, and a registry of them by name.
+package backends
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/snapeval/snapeval/eval"
+)
+
+// Backend is an inference engine that honours a KV-cache policy per request.
+type Backend interface {
+	// Generate runs one request to completion. Failures wrap eval.ErrContextOverflow or eval.ErrQuotaExhausted
+	// where they apply; context cancellation returns ctx.Err().
+	Generate(ctx context.Context, req eval.Request) (eval.Output, error)
+	// Identity names the engine, model and revision for manifests and records ("cpu:smollm2-135m@abc123").
+	Identity() string
+	// CheckPolicy returns an error before a run starts when the backend cannot honour the policy spec.
+	CheckPolicy(spec string) error
+	// Tokenizer returns the model's tokenizer, or nil when the backend has none (remote servers).
+	Tokenizer() eval.Tokenizer
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// Config is what a backend factory receives: the model reference and free-form options from flags or YAML.
+type Config struct {
+	Model   string
+	BaseURL string
+	// Options holds backend-specific settings (endpoint per policy, threads, slots, ...).
+	Options map[string]string
+	// PolicyEndpoints maps a policy spec to a deployment (remote backends where the policy is a property of the server).
+	PolicyEndpoints map[string]Endpoint
+	// Concurrency is the number of requests the runner will keep in flight on this backend.
+	Concurrency int
+}
+
+// Endpoint is a remote deployment serving one cache policy.
+type Endpoint struct {
+	BaseURL string `yaml:"base_url" json:"base_url"`
+	Model   string `yaml:"model" json:"model"`
+}
+
+// Factory builds a backend from its config.
+type Factory func(ctx context.Context, cfg Config) (Backend, error)
+
+var (
+	mu        sync.Mutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a backend available by name. It panics on a duplicate name (a programming error).
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[name]; dup {
+		panic("backends: duplicate registration of " + name)
+	}
+	factories[name] = f
+}
+
+// Open builds the backend registered under name.
+func Open(ctx context.Context, name string, cfg Config) (Backend, error) {
+	mu.Lock()
+	f, ok := factories[name]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown backend %q (known: %v)", name, Names())
+	}
+	return f(ctx, cfg)
+}
+
+// Names lists the registered backends in sorted order.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var names []string
+	for n := range factories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
