@@ -134,3 +134,52 @@ type Defaults struct {
 	Sampling Sampling
 	Samples  int
 }
+
+// Manifest describes a run: everything needed to reproduce it. It is written as manifest.json beside the records.
+type Manifest struct {
+	RunID    string `json:"run_id"`
+	Version  string `json:"snapeval_version"`
+	Revision string `json:"git_revision"`
+	// Config is the full resolved run configuration.
+	Config   RunConfig         `json:"config"`
+	Backend  string            `json:"backend_identity"`
+	Datasets []DatasetIdentity `json:"datasets"`
+	// Shard is "i/n" when this directory holds one shard of a larger run ("" for a whole run).
+	Shard string `json:"shard,omitempty"`
+	// ModelShape is the KV-relevant shape of the model when the backend knows it.
+	ModelShape *ModelShape `json:"model_shape,omitempty"`
+}
+
+// ModelShape is what KV-memory accounting needs to know about a model.
+type ModelShape struct {
+	Layers    int `json:"layers"`
+	KVHeads   int `json:"kv_heads"`
+	HeadDim   int `json:"head_dim"`
+	ElemBytes int `json:"elem_bytes"`
+}
+
+// DatasetIdentity names the exact data a benchmark ran on.
+type DatasetIdentity struct {
+	Bench  string `json:"bench"`
+	Source string `json:"source"`
+	SHA256 string `json:"sha256,omitempty"`
+	Items  int    `json:"items"`
+}
+
+// RunConfig is the run matrix and its settings (from YAML, then flags).
+type RunConfig struct {
+	Benches     []string          `json:"benches" yaml:"benches"`
+	Backend     string            `json:"backend" yaml:"backend"`
+	Model       string            `json:"model" yaml:"model"`
+	BaseURL     string            `json:"base_url,omitempty" yaml:"base_url"`
+	Policies    []string          `json:"policies" yaml:"policies"`
+	Samples     int               `json:"samples" yaml:"samples"`
+	Limit       int               `json:"limit" yaml:"limit"`
+	Seed        uint64            `json:"seed" yaml:"seed"`
+	Temperature *float64          `json:"temperature,omitempty" yaml:"temperature"`
+	TopP        *float64          `json:"top_p,omitempty" yaml:"top_p"`
+	MaxNew      int               `json:"max_new,omitempty" yaml:"max_new"`
+	Concurrency int               `json:"concurrency" yaml:"concurrency"`
+	BenchOpts   map[string]string `json:"bench_options,omitempty" yaml:"bench_options"`
+	BackendOpts map[string]string `json:"backend_options,omitempty" yaml:"backend_options"`
+}
