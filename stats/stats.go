@@ -1,0 +1,205 @@
+// Package stats holds the paired statistics snapeval reports: accuracy, the delta of a compressed cache policy
+// against the full-cache baseline on the same items, a paired bootstrap confidence interval of that delta,
+// the exact McNemar test on discordant (item, sample) pairs, and the pass@k and cons@k estimators.
+//
+// Everything is deterministic: the bootstrap draws from a seeded PCG generator, so the same inputs and
+// options always give the same numbers, bit for bit.
+package stats
+
+import (
+	"math"
+	"math/bits"
+	"math/rand/v2"
+	"sort"
+
+	"gonum.org/v1/gonum/stat"
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Defaults of Options.
+const (
+	DefaultResamples = 10000
+	DefaultSeed      = 20251103
+	DefaultLevel     = 0.95
+)
+
+// Obs is one graded sample of one item under one policy.
+type Obs struct {
+	Item   string
+	Sample int
+	// Score in [0,1]: 1/0 for exact tasks, partial credit otherwise.
+	Score float64
+	// Correct is the binary verdict McNemar's test uses.
+	Correct bool
+}
+
+// Options configures the paired bootstrap. Zero fields take the defaults.
+type Options struct {
+	// Resamples is the number of bootstrap resamples B (default 10000).
+	Resamples int
+	// Seed seeds the resampling generator (default DefaultSeed); the same seed gives the same interval.
+	Seed uint64
+	// Level is the confidence level of the interval (default 0.95).
+	Level float64
+}
+
+func (o Options) withDefaults() Options {
+	if o.Resamples <= 0 {
+		o.Resamples = DefaultResamples
+	}
+	if o.Seed == 0 {
+		o.Seed = DefaultSeed
+	}
+	if o.Level <= 0 || o.Level >= 1 {
+		o.Level = DefaultLevel
+	}
+	return o
+}
+
+// Comparison is a policy compared with the baseline on the items both have.
+// Accuracies and the delta are fractions in [0,1] (multiply by 100 for percentage points).
+type Comparison struct {
+	// Items is the number of paired items (graded on both sides); BaseOnly and PolicyOnly count the items
+	// graded on one side only, which are excluded from every number below.
+	Items, BaseOnly, PolicyOnly int
+	// Base and Policy are the mean over paired items of the per-item mean score.
+	Base, Policy float64
+	// Delta is Policy - Base; Lo and Hi bound its paired bootstrap confidence interval (NaN without items).
+	Delta, Lo, Hi float64
+	// Pairs is the number of (item, sample) pairs graded on both sides.
+	Pairs int
+	// BaseWins counts pairs the baseline got right and the policy wrong; PolicyWins the reverse.
+	BaseWins, PolicyWins int
+	// P is the exact two-sided McNemar p-value over the discordant pairs (1 when there are none).
+	P float64
+}
+
+// Mean returns the arithmetic mean of x (NaN for an empty slice).
+func Mean(x []float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	return stat.Mean(x, nil)
+}
+
+// ItemMeans returns the per-item mean score of obs and the item ids in sorted order.
+func ItemMeans(obs []Obs) (ids []string, means map[string]float64) {
+	sum := map[string]float64{}
+	n := map[string]int{}
+	for _, o := range obs {
+		sum[o.Item] += o.Score
+		n[o.Item]++
+	}
+	means = make(map[string]float64, len(sum))
+	for id, s := range sum {
+		means[id] = s / float64(n[id])
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, means
+}
+
+// Accuracy is the mean over items of the per-item mean score (pass@1 when items have several samples).
+func Accuracy(obs []Obs) float64 {
+	ids, means := ItemMeans(obs)
+	x := make([]float64, len(ids))
+	for i, id := range ids {
+		x[i] = means[id]
+	}
+	return Mean(x)
+}
+
+// Compare compares policy with base on the items graded on both sides: the per-item mean scores are paired,
+// their differences bootstrapped over items, and the binary verdicts of (item, sample) pairs fed to McNemar's test.
+func Compare(base, policy []Obs, opt Options) Comparison {
+	bIDs, bMean := ItemMeans(base)
+	_, pMean := ItemMeans(policy)
+	var c Comparison
+	var diffs, bx, px []float64
+	for _, id := range bIDs {
+		pm, ok := pMean[id]
+		if !ok {
+			c.BaseOnly++
+			continue
+		}
+		bx = append(bx, bMean[id])
+		px = append(px, pm)
+		diffs = append(diffs, pm-bMean[id])
+	}
+	c.Items = len(diffs)
+	c.PolicyOnly = len(pMean) - c.Items
+	c.Base, c.Policy, c.Delta = Mean(bx), Mean(px), Mean(diffs)
+	c.Lo, c.Hi = BootstrapMeanCI(diffs, opt)
+
+	type key struct {
+		item   string
+		sample int
+	}
+	bc := make(map[key]bool, len(base))
+	for _, o := range base {
+		bc[key{o.Item, o.Sample}] = o.Correct
+	}
+	for _, o := range policy {
+		bOK, ok := bc[key{o.Item, o.Sample}]
+		if !ok {
+			continue
+		}
+		c.Pairs++
+		switch {
+		case bOK && !o.Correct:
+			c.BaseWins++
+		case !bOK && o.Correct:
+			c.PolicyWins++
+		}
+	}
+	c.P = McNemarExact(c.BaseWins, c.PolicyWins)
+	return c
+}
+
+// BootstrapMeanCI returns the percentile bootstrap confidence interval of the mean of x, resampling the
+// elements of x with replacement opt.Resamples times. For paired data pass the per-item differences.
+// It returns NaN, NaN for an empty x.
+func BootstrapMeanCI(x []float64, opt Options) (lo, hi float64) {
+	if len(x) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	opt = opt.withDefaults()
+	src := rand.NewPCG(opt.Seed, 0x736e61706576131) // "snapeva1"
+	n := uint64(len(x))
+	means := make([]float64, opt.Resamples)
+	for b := range means {
+		var s float64
+		for range x {
+			s += x[bounded(src, n)]
+		}
+		means[b] = s / float64(n)
+	}
+	sort.Float64s(means)
+	alpha := (1 - opt.Level) / 2
+	return stat.Quantile(alpha, stat.LinInterp, means, nil), stat.Quantile(1-alpha, stat.LinInterp, means, nil)
+}
+
+// bounded returns a uniform integer in [0, n) from src (Lemire's multiply-shift with rejection), so the
+// stream of indices depends only on the PCG algorithm, which is fixed, and not on math/rand's helpers.
+func bounded(src *rand.PCG, n uint64) uint64 {
+	hi, lo := bits.Mul64(src.Uint64(), n)
+	if lo < n {
+		thresh := -n % n
+		for lo < thresh {
+			hi, lo = bits.Mul64(src.Uint64(), n)
+		}
+	}
+	return hi
+}
+
+// McNemarExact returns the exact two-sided McNemar p-value for b and c discordant pairs:
+// min(1, 2 * P[X <= min(b, c)]) with X ~ Binomial(b+c, 1/2). It is 1 when b + c == 0.
+func McNemarExact(b, c int) float64 {
+	n := b + c
+	if n <= 0 || b < 0 || c < 0 {
+		return 1
+	}
+	k := min(b, c)
+	p := 2 * distuv.Binomial{N: float64(n), P: 0.5}.CDF(float64(k))
+	return math.Min(1, p)
+}
