@@ -122,6 +122,7 @@ type Benchmark interface {
 	// benchmarks that size or truncate prompts by tokens use it.
 	Items(ctx context.Context, tok Tokenizer) ([]Item, error)
 	// Request renders the request of one item (Key, Sampling.Seed and Policy are filled in by the runner).
+	// A request whose Sampling.MaxNew is 0 takes Defaults().Sampling whole (Stop, if set, is kept).
 	Request(item Item) (Request, error)
 	// Grade grades one output of one item. An error means grading itself failed (recorded as ErrKindGrader).
 	Grade(ctx context.Context, item Item, output string) (Grade, error)
