@@ -184,3 +184,8 @@ type RunConfig struct {
 	BenchOpts   map[string]string `json:"bench_options,omitempty" yaml:"bench_options"`
 	BackendOpts map[string]string `json:"backend_options,omitempty" yaml:"backend_options"`
 }
+
+// DatasetIdentifier is implemented by benchmarks that can name the exact data they loaded (for the manifest).
+type DatasetIdentifier interface {
+	Dataset() DatasetIdentity
+}
