@@ -1,0 +1,409 @@
+package compress
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Method names a cache policy.
+type Method string
+
+// The cache policies of spec/snapstream.md section 2.
+const (
+	MethodFull       Method = "full"       // keep everything
+	MethodStreaming  Method = "streaming"  // sinks + ring of the most recent tokens (StreamingLLM, original positions)
+	MethodSnapKV     Method = "snapkv"     // SnapKV top-K of the prompt + observation window; decoded tokens appended
+	MethodSnapStream Method = "snapstream" // sinks + SnapKV top-K of the middle of the prompt + ring
+)
+
+// Defaults of spec/snapstream.md section 2 [choice].
+const (
+	DefaultSinks  = 4  // S
+	DefaultWindow = 32 // W, observation window
+	DefaultKernel = 5  // k, average-pooling kernel
+)
+
+// maxValue bounds every integer parameter so that sums and products of them never overflow
+// and positions fit the int32 slot arrays.
+const maxValue = math.MaxInt32
+
+// Policy is one cache policy with every parameter resolved.
+//
+// Fields that a method does not use are zero: full uses none; streaming uses Sinks and Recent;
+// snapkv uses TopK, Window and Kernel; snapstream uses all of them. Budget is the total number of
+// slots: S+K+R for snapstream, S+R for streaming, K+W for snapkv (decoded tokens come on top), 0 for full.
+// Adaptive (snapstream only) gives the unused top-K slots of a short prompt to the ring.
+type Policy struct {
+	Method   Method
+	Sinks    int
+	Recent   int
+	TopK     int
+	Window   int
+	Kernel   int
+	Budget   int
+	Adaptive bool
+}
+
+// DefaultSnapStream returns the snapstream policy of budget b with the default split of the spec:
+// S = 4, R = b/2 rounded down, K = b - S - R, W = 32, k = 5. It is what "snapstream:budget=b" parses to.
+func DefaultSnapStream(b int) (Policy, error) {
+	return Parse("snapstream:budget=" + strconv.Itoa(b))
+}
+
+// MustParse is Parse that panics on error; for constants in code and tests.
+func MustParse(spec string) Policy {
+	p, err := Parse(spec)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// Parse reads a policy spec string:
+//
+//	full
+//	streaming:sinks=4,recent=1024          (sinks defaults to 4; budget=B may replace recent: R = B - S)
+//	snapkv:topk=2048,window=32,kernel=5    (window 32 and kernel 5 by default; budget=B may replace topk: K = B - W)
+//	snapstream:budget=4096                 (S = 4, R = B/2, K = B - S - R, W = 32, k = 5)
+//	snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5[,adaptive=true]
+//
+// For snapstream, budget may be combined with some of sinks/recent/topk; the missing ones are derived
+// from it (sinks defaults to 4; recent to B/2 when topk is also missing). Keys may come in any order;
+// unknown, duplicate, negative or inconsistent values are errors. The result passes Validate.
+func Parse(spec string) (Policy, error) {
+	name, params, hasParams := strings.Cut(spec, ":")
+	m := Method(name)
+	var allowed []string
+	switch m {
+	case MethodFull:
+		if hasParams {
+			return Policy{}, fmt.Errorf("policy %q: full takes no parameters", spec)
+		}
+		return Policy{Method: MethodFull}, nil
+	case MethodStreaming:
+		allowed = []string{"sinks", "recent", "budget"}
+	case MethodSnapKV:
+		allowed = []string{"topk", "window", "kernel", "budget"}
+	case MethodSnapStream:
+		allowed = []string{"sinks", "recent", "topk", "window", "kernel", "budget", "adaptive"}
+	default:
+		return Policy{}, fmt.Errorf("policy %q: unknown method %q (want full, streaming, snapkv or snapstream)", spec, name)
+	}
+	if !hasParams || params == "" {
+		return Policy{}, fmt.Errorf("policy %q: %s needs parameters, e.g. %q", spec, m, example(m))
+	}
+	kv, err := parseParams(spec, params, allowed)
+	if err != nil {
+		return Policy{}, err
+	}
+	p := Policy{Method: m}
+	get := func(key string, def int) (int, bool) {
+		v, ok := kv[key]
+		if !ok {
+			return def, false
+		}
+		return v, true
+	}
+	switch m {
+	case MethodStreaming:
+		p.Sinks, _ = get("sinks", DefaultSinks)
+		r, hasR := get("recent", 0)
+		b, hasB := get("budget", 0)
+		switch {
+		case hasR && hasB && p.Sinks+r != b:
+			return Policy{}, fmt.Errorf("policy %q: budget %d != sinks %d + recent %d", spec, b, p.Sinks, r)
+		case hasR:
+			p.Recent = r
+		case hasB:
+			if b <= p.Sinks {
+				return Policy{}, fmt.Errorf("policy %q: budget %d must exceed sinks %d", spec, b, p.Sinks)
+			}
+			p.Recent = b - p.Sinks
+		default:
+			return Policy{}, fmt.Errorf("policy %q: streaming needs recent or budget", spec)
+		}
+		p.Budget = p.Sinks + p.Recent
+	case MethodSnapKV:
+		p.Window, _ = get("window", DefaultWindow)
+		p.Kernel, _ = get("kernel", DefaultKernel)
+		k, hasK := get("topk", 0)
+		b, hasB := get("budget", 0)
+		switch {
+		case hasK && hasB && k+p.Window != b:
+			return Policy{}, fmt.Errorf("policy %q: budget %d != topk %d + window %d", spec, b, k, p.Window)
+		case hasK:
+			p.TopK = k
+		case hasB:
+			if b < p.Window {
+				return Policy{}, fmt.Errorf("policy %q: budget %d is smaller than window %d", spec, b, p.Window)
+			}
+			p.TopK = b - p.Window
+		default:
+			return Policy{}, fmt.Errorf("policy %q: snapkv needs topk or budget", spec)
+		}
+		p.Budget = p.TopK + p.Window
+	case MethodSnapStream:
+		p.Window, _ = get("window", DefaultWindow)
+		p.Kernel, _ = get("kernel", DefaultKernel)
+		p.Sinks, _ = get("sinks", DefaultSinks)
+		r, hasR := get("recent", 0)
+		k, hasK := get("topk", 0)
+		b, hasB := get("budget", 0)
+		if a, ok := kv["adaptive"]; ok {
+			p.Adaptive = a == 1
+		}
+		if hasB {
+			if b <= p.Sinks {
+				return Policy{}, fmt.Errorf("policy %q: budget %d must exceed sinks %d", spec, b, p.Sinks)
+			}
+			switch {
+			case hasR && hasK:
+				if p.Sinks+r+k != b {
+					return Policy{}, fmt.Errorf("policy %q: budget %d != sinks %d + recent %d + topk %d", spec, b, p.Sinks, r, k)
+				}
+			case hasR:
+				k = b - p.Sinks - r
+			case hasK:
+				r = b - p.Sinks - k
+			default:
+				r = b / 2
+				k = b - p.Sinks - r
+			}
+			if r < 0 || k < 0 {
+				hint := ""
+				if !hasR && !hasK {
+					hint = fmt.Sprintf(" (the default split needs budget >= %d)", 2*p.Sinks-1)
+				}
+				return Policy{}, fmt.Errorf("policy %q: budget %d too small for sinks %d, recent %d, topk %d%s",
+					spec, b, p.Sinks, r, k, hint)
+			}
+		} else if !hasR || !hasK {
+			return Policy{}, fmt.Errorf("policy %q: snapstream needs budget, or both recent and topk", spec)
+		}
+		p.Recent, p.TopK = r, k
+		p.Budget = p.Sinks + p.Recent + p.TopK
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, fmt.Errorf("policy %q: %w", spec, err)
+	}
+	return p, nil
+}
+
+// parseParams splits "k=v,k=v" into a map, checking keys against allowed. Booleans map to 0/1.
+func parseParams(spec, params string, allowed []string) (map[string]int, error) {
+	kv := make(map[string]int, len(allowed))
+	for i, item := range strings.Split(params, ",") {
+		key, val, ok := strings.Cut(item, "=")
+		if !ok || key == "" || val == "" {
+			return nil, fmt.Errorf("policy %q: parameter %d %q is not key=value", spec, i+1, item)
+		}
+		known := false
+		for _, a := range allowed {
+			known = known || a == key
+		}
+		if !known {
+			return nil, fmt.Errorf("policy %q: unknown key %q (allowed: %s)", spec, key, strings.Join(allowed, ", "))
+		}
+		if _, dup := kv[key]; dup {
+			return nil, fmt.Errorf("policy %q: duplicate key %q", spec, key)
+		}
+		if key == "adaptive" {
+			switch val {
+			case "true":
+				kv[key] = 1
+			case "false":
+				kv[key] = 0
+			default:
+				return nil, fmt.Errorf("policy %q: adaptive=%q: want true or false", spec, val)
+			}
+			continue
+		}
+		n, err := strconv.Atoi(val)
+		if err != nil || strings.HasPrefix(val, "+") {
+			return nil, fmt.Errorf("policy %q: %s=%q is not an integer", spec, key, val)
+		}
+		if n < 0 {
+			return nil, fmt.Errorf("policy %q: %s=%d must not be negative", spec, key, n)
+		}
+		if n > maxValue {
+			return nil, fmt.Errorf("policy %q: %s=%d is too large (max %d)", spec, key, n, maxValue)
+		}
+		kv[key] = n
+	}
+	return kv, nil
+}
+
+func example(m Method) string {
+	switch m {
+	case MethodStreaming:
+		return "streaming:sinks=4,recent=1024"
+	case MethodSnapKV:
+		return "snapkv:topk=2048,window=32,kernel=5"
+	default:
+		return "snapstream:budget=4096"
+	}
+}
+
+// isDefaultSplit reports whether a snapstream policy's S/R/K split is the default one for its budget.
+func (p Policy) isDefaultSplit() bool {
+	return p.Sinks == DefaultSinks && p.Recent == p.Budget/2 && p.TopK == p.Budget-p.Sinks-p.Recent
+}
+
+// String returns the canonical spec of p; Parse(p.String()) == p for every p that passes Validate.
+// Snapstream prints "snapstream:budget=B" (plus window/kernel when not the defaults, and adaptive=true)
+// when its split is the default one for B, and the explicit form with all five parameters otherwise.
+func (p Policy) String() string {
+	switch p.Method {
+	case MethodFull:
+		return "full"
+	case MethodStreaming:
+		return fmt.Sprintf("streaming:sinks=%d,recent=%d", p.Sinks, p.Recent)
+	case MethodSnapKV:
+		return fmt.Sprintf("snapkv:topk=%d,window=%d,kernel=%d", p.TopK, p.Window, p.Kernel)
+	case MethodSnapStream:
+		var b strings.Builder
+		if p.isDefaultSplit() {
+			fmt.Fprintf(&b, "snapstream:budget=%d", p.Budget)
+			if p.Window != DefaultWindow {
+				fmt.Fprintf(&b, ",window=%d", p.Window)
+			}
+			if p.Kernel != DefaultKernel {
+				fmt.Fprintf(&b, ",kernel=%d", p.Kernel)
+			}
+		} else {
+			fmt.Fprintf(&b, "snapstream:sinks=%d,recent=%d,topk=%d,window=%d,kernel=%d",
+				p.Sinks, p.Recent, p.TopK, p.Window, p.Kernel)
+		}
+		if p.Adaptive {
+			b.WriteString(",adaptive=true")
+		}
+		return b.String()
+	}
+	return fmt.Sprintf("invalid-policy(%q)", string(p.Method))
+}
+
+// Split describes the slot split for reports, e.g. "S=4 K=2044 R=2048 W=32 k=5" ("" for full).
+func (p Policy) Split() string {
+	switch p.Method {
+	case MethodStreaming:
+		return fmt.Sprintf("S=%d R=%d", p.Sinks, p.Recent)
+	case MethodSnapKV:
+		return fmt.Sprintf("K=%d W=%d k=%d (+decoded)", p.TopK, p.Window, p.Kernel)
+	case MethodSnapStream:
+		s := fmt.Sprintf("S=%d K=%d R=%d W=%d k=%d", p.Sinks, p.TopK, p.Recent, p.Window, p.Kernel)
+		if p.Adaptive {
+			s += " adaptive"
+		}
+		return s
+	}
+	return ""
+}
+
+// Validate checks that p is a complete, consistent policy: a known method, no negative or oversized
+// values, unused fields zero, an odd kernel, a window of at least 1, a budget equal to the sum of its
+// parts and larger than the sinks. A zero ring is allowed here (prefill-only use); Plan rejects it
+// when tokens are to be decoded.
+func (p Policy) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"sinks", p.Sinks}, {"recent", p.Recent}, {"topk", p.TopK}, {"window", p.Window}, {"kernel", p.Kernel}, {"budget", p.Budget}} {
+		if f.v < 0 {
+			return fmt.Errorf("%s=%d must not be negative", f.name, f.v)
+		}
+		if f.v > maxValue {
+			return fmt.Errorf("%s=%d is too large (max %d)", f.name, f.v, maxValue)
+		}
+	}
+	unused := func(names ...string) error {
+		vals := map[string]int{"sinks": p.Sinks, "recent": p.Recent, "topk": p.TopK, "window": p.Window, "kernel": p.Kernel, "budget": p.Budget}
+		for _, n := range names {
+			if vals[n] != 0 {
+				return fmt.Errorf("%s does not use %s (got %d)", p.Method, n, vals[n])
+			}
+		}
+		if p.Adaptive && p.Method != MethodSnapStream {
+			return fmt.Errorf("%s does not use adaptive", p.Method)
+		}
+		return nil
+	}
+	scored := func() error {
+		if p.Window < 1 {
+			return fmt.Errorf("window=%d must be at least 1", p.Window)
+		}
+		if p.Kernel < 1 || p.Kernel%2 == 0 {
+			return fmt.Errorf("kernel=%d must be odd and positive", p.Kernel)
+		}
+		return nil
+	}
+	switch p.Method {
+	case MethodFull:
+		return unused("sinks", "recent", "topk", "window", "kernel", "budget")
+	case MethodStreaming:
+		if err := unused("topk", "window", "kernel"); err != nil {
+			return err
+		}
+		if p.Budget != p.Sinks+p.Recent {
+			return fmt.Errorf("budget %d != sinks %d + recent %d", p.Budget, p.Sinks, p.Recent)
+		}
+	case MethodSnapKV:
+		if err := unused("sinks", "recent"); err != nil {
+			return err
+		}
+		if err := scored(); err != nil {
+			return err
+		}
+		if p.Budget != p.TopK+p.Window {
+			return fmt.Errorf("budget %d != topk %d + window %d", p.Budget, p.TopK, p.Window)
+		}
+		return nil
+	case MethodSnapStream:
+		if err := scored(); err != nil {
+			return err
+		}
+		if p.Budget != p.Sinks+p.Recent+p.TopK {
+			return fmt.Errorf("budget %d != sinks %d + recent %d + topk %d", p.Budget, p.Sinks, p.Recent, p.TopK)
+		}
+	case "":
+		return errors.New("no method")
+	default:
+		return fmt.Errorf("unknown method %q", string(p.Method))
+	}
+	if p.Budget <= p.Sinks {
+		return fmt.Errorf("budget %d must exceed sinks %d", p.Budget, p.Sinks)
+	}
+	return nil
+}
+
+// Normalized returns p with the fields its method does not use set to zero and Budget recomputed
+// from the parts: the way to turn a hand-filled struct (e.g. from a fixture that lists window=8 for
+// streaming) into one that passes Validate.
+func (p Policy) Normalized() Policy {
+	switch p.Method {
+	case MethodFull:
+		return Policy{Method: MethodFull}
+	case MethodStreaming:
+		return Policy{Method: p.Method, Sinks: p.Sinks, Recent: p.Recent, Budget: p.Sinks + p.Recent}
+	case MethodSnapKV:
+		return Policy{Method: p.Method, TopK: p.TopK, Window: p.Window, Kernel: p.Kernel, Budget: p.TopK + p.Window}
+	case MethodSnapStream:
+		p.Budget = p.Sinks + p.Recent + p.TopK
+	}
+	return p
+}
+
+// Capacity returns the number of slots per layer and KV head that a sequence of promptLen prompt tokens
+// and up to maxNew new tokens is given at admission (spec section 2): prompt+maxNew for full, S+R for
+// streaming, K+W+maxNew for snapkv, B for snapstream. It equals Plan(promptLen, maxNew).Capacity.
+func (p Policy) Capacity(promptLen, maxNew int) int {
+	switch p.Method {
+	case MethodFull:
+		return promptLen + maxNew
+	case MethodSnapKV:
+		return p.TopK + p.Window + maxNew
+	}
+	return p.Budget
+}

@@ -1,0 +1,218 @@
+package compress
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// keyBlock is the number of keys whose logits are computed together for every observation query,
+// so that a block of keys (keyBlock x headDim float32) stays in L1/L2 while all W' queries use it.
+const keyBlock = 128
+
+// Scratch holds the buffers SelectTopK reuses between calls. The zero value (or nil) is ready to use.
+// A Scratch is not safe for concurrent use; give each goroutine its own.
+type Scratch struct {
+	q      []float32 // W' x headDim: the observation queries of one head, contiguous
+	logits []float32 // W' x L: scaled logits of one head
+	ex     []float64 // L: exp(logit - max) of one row
+	score  []float64 // L: summed probabilities of one head
+	group  []float64 // Hi-Lo: sum over the group's heads of the pooled scores of the candidates
+	idx    []int32   // Hi-Lo: candidate positions being ranked
+}
+
+func grow[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
+}
+
+// SelectTopK returns, per KV head, the kept top-K candidate positions of one layer: ascending, within
+// [plan.Lo, plan.Hi), len == plan.ValidTopK (spec section 3).
+//
+// queries are the post-RoPE queries of the last W' = min(plan.Window, plan.PromptLen) prompt positions,
+// flat [W'][numQHeads][headDim]; keys are the post-RoPE keys of all L prompt positions, flat
+// [L][numKVHeads][headDim]. Query head h belongs to KV head h/(numQHeads/numKVHeads).
+// When plan.NeedScores is false every candidate is kept, no score is computed and queries and keys
+// may be nil. s may be nil; passing the same Scratch to repeated calls avoids re-allocating the
+// O(W' x L) buffers. Only the returned slices are allocated per call.
+//
+// Scores: per query head and observation query, the full-row causal softmax of q.k/sqrt(headDim)
+// (float32 dot products, float64 max-subtracted exponentials and sums); summed over the W' queries;
+// average-pooled with kernel k over the whole length-L vector (zero padding, always divided by k);
+// averaged over the heads of the group; the K highest candidates kept, ties to the lower position.
+//
+// It panics when the shapes do not match (a programming error).
+func SelectTopK(plan Plan, queries, keys []float32, numQHeads, numKVHeads, headDim int, s *Scratch) [][]int {
+	if numKVHeads < 1 || numQHeads < numKVHeads || numQHeads%numKVHeads != 0 {
+		panic(fmt.Sprintf("compress: SelectTopK: %d query heads is not a positive multiple of %d KV heads", numQHeads, numKVHeads))
+	}
+	out := make([][]int, numKVHeads)
+	if !plan.NeedScores {
+		for g := range out {
+			kept := make([]int, 0, plan.ValidTopK)
+			for p := plan.Lo; p < plan.Lo+plan.ValidTopK; p++ {
+				kept = append(kept, p)
+			}
+			out[g] = kept
+		}
+		return out
+	}
+	L := plan.PromptLen
+	w := min(plan.Window, L)
+	if headDim < 1 || len(queries) != w*numQHeads*headDim || len(keys) != L*numKVHeads*headDim {
+		panic(fmt.Sprintf("compress: SelectTopK: got %d query and %d key floats, want %d x %d x %d and %d x %d x %d",
+			len(queries), len(keys), w, numQHeads, headDim, L, numKVHeads, headDim))
+	}
+	if s == nil {
+		s = &Scratch{}
+	}
+	groupSize := numQHeads / numKVHeads
+	c := plan.Hi - plan.Lo
+	s.q = grow(s.q, w*headDim)
+	s.logits = grow(s.logits, w*L)
+	s.ex = grow(s.ex, L)
+	s.score = grow(s.score, L)
+	s.group = grow(s.group, c)
+	s.idx = grow(s.idx, c)
+	for g := range numKVHeads {
+		clear(s.group)
+		for j := range groupSize {
+			h := g*groupSize + j
+			for i := range w {
+				copy(s.q[i*headDim:(i+1)*headDim], queries[(i*numQHeads+h)*headDim:])
+			}
+			headScores(s, keys, L, w, numKVHeads, g, headDim)
+			poolCandidates(s.group, s.score, plan.Lo, plan.Hi, plan.Kernel)
+		}
+		for i := range s.group {
+			s.group[i] /= float64(groupSize)
+		}
+		out[g] = topK(s, plan.Lo, plan.ValidTopK)
+	}
+	return out
+}
+
+// headScores fills s.score[0:L] with the sum over the w observation queries in s.q of the full-row causal
+// softmax probabilities of every key position.
+func headScores(s *Scratch, keys []float32, L, w, numKVHeads, g, headDim int) {
+	scale := float32(1 / math.Sqrt(float64(headDim)))
+	stride := numKVHeads * headDim
+	first := L - w // absolute position of observation query 0
+	// Logits, blocked over keys so that a block is reused by every query while it is cached.
+	for t0 := 0; t0 < L; t0 += keyBlock {
+		t1 := min(t0+keyBlock, L)
+		for i := range w {
+			end := min(t1, first+i+1) // causal: query i sees keys 0..first+i
+			if end <= t0 {
+				continue
+			}
+			q := s.q[i*headDim : (i+1)*headDim]
+			row := s.logits[i*L : (i+1)*L]
+			t := t0
+			for ; t+4 <= end; t += 4 {
+				o := t*stride + g*headDim
+				d0, d1, d2, d3 := dot4(q,
+					keys[o:o+headDim],
+					keys[o+stride:o+stride+headDim],
+					keys[o+2*stride:o+2*stride+headDim],
+					keys[o+3*stride:o+3*stride+headDim])
+				row[t], row[t+1], row[t+2], row[t+3] = d0*scale, d1*scale, d2*scale, d3*scale
+			}
+			for ; t < end; t++ {
+				o := t*stride + g*headDim
+				row[t] = dot(q, keys[o:o+headDim]) * scale
+			}
+		}
+	}
+	clear(s.score)
+	for i := range w {
+		n := first + i + 1
+		row := s.logits[i*L : i*L+n]
+		m := float32(math.Inf(-1))
+		for _, x := range row {
+			m = max(m, x)
+		}
+		ex := s.ex[:n]
+		var sum float64
+		for t, x := range row {
+			e := math.Exp(float64(x - m))
+			ex[t] = e
+			sum += e
+		}
+		inv := 1 / sum
+		score := s.score[:n]
+		for t, e := range ex {
+			score[t] += e * inv
+		}
+	}
+}
+
+// poolCandidates adds to group[j-lo], for each candidate j in [lo, hi), the average pool of score with
+// kernel k centred on j: zero padding k/2 on both sides, always divided by k (avg_pool1d, count_include_pad).
+func poolCandidates(group, score []float64, lo, hi, k int) {
+	r := k / 2
+	L := len(score)
+	fk := float64(k)
+	for j := lo; j < hi; j++ {
+		var sum float64
+		for t := max(0, j-r); t <= min(L-1, j+r); t++ {
+			sum += score[t]
+		}
+		group[j-lo] += sum / fk
+	}
+}
+
+// topK returns the n candidates with the highest s.group value (NaN lowest, ties to the lower position),
+// as ascending absolute positions.
+func topK(s *Scratch, lo, n int) []int {
+	v := s.group
+	for i := range v {
+		if math.IsNaN(v[i]) {
+			v[i] = math.Inf(-1)
+		}
+	}
+	idx := s.idx[:len(v)]
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		switch {
+		case v[a] > v[b]:
+			return -1
+		case v[a] < v[b]:
+			return 1
+		}
+		return int(a - b)
+	})
+	kept := make([]int, n)
+	for i := range kept {
+		kept[i] = lo + int(idx[i])
+	}
+	slices.Sort(kept)
+	return kept
+}
+
+// dot is the float32 dot product of a and b[:len(a)], accumulated in the same order as dot4.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s float32
+	for i, x := range a {
+		s += x * b[i]
+	}
+	return s
+}
+
+// dot4 returns the dot products of q with four keys of the same length: four independent chains.
+func dot4(q, k0, k1, k2, k3 []float32) (s0, s1, s2, s3 float32) {
+	n := len(q)
+	k0, k1, k2, k3 = k0[:n], k1[:n], k2[:n], k3[:n]
+	for i, x := range q {
+		s0 += x * k0[i]
+		s1 += x * k1[i]
+		s2 += x * k2[i]
+		s3 += x * k3[i]
+	}
+	return
+}
