@@ -69,7 +69,7 @@ func (p Policy) Plan(promptLen, maxNew int) (Plan, error) {
 	}
 	c := pl.Hi - pl.Lo
 	pl.ValidTopK = min(c, pl.TopK)
-	pl.NeedScores = c > pl.TopK
+	pl.NeedScores = pl.TopK > 0 && c > pl.TopK // streaming (K = 0) never scores
 	if p.Adaptive {
 		pl.Ring = p.Budget - p.Sinks - pl.ValidTopK
 		pl.TopK = pl.ValidTopK

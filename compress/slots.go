@@ -49,13 +49,13 @@ func (s *Slots) Plan() Plan { return s.plan }
 // within [Lo, Hi), len == ValidTopK) at slots Sinks, Sinks+1, ... of the top-K block after the ring, and the
 // ring/window positions [Hi, PromptLen) at SlotOf. It returns, for each kept prompt position in ascending
 // order, the slot it is written to; the slice is reused by the next Prefill or Reset.
-// When the plan needs no scores, topK may be nil: every candidate is kept.
+// When the plan needs no scores, topK may be nil: every candidate is kept (none for streaming).
 // Prefill panics when topK breaks this contract (a programming error, not bad outside input).
 func (s *Slots) Prefill(topK []int) []SlotAssign {
 	pl := s.plan
 	if topK == nil && !pl.NeedScores {
 		topK = make([]int, 0, pl.ValidTopK)
-		for p := pl.Lo; p < pl.Hi; p++ {
+		for p := pl.Lo; p < pl.Lo+pl.ValidTopK; p++ {
 			topK = append(topK, p)
 		}
 	}

@@ -1,0 +1,242 @@
+package compress
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		spec      string
+		want      Policy
+		canonical string
+	}{
+		{"full", Policy{Method: MethodFull}, "full"},
+		{"streaming:sinks=4,recent=1024", Policy{Method: MethodStreaming, Sinks: 4, Recent: 1024, Budget: 1028}, ""},
+		{"streaming:recent=1024", Policy{Method: MethodStreaming, Sinks: 4, Recent: 1024, Budget: 1028}, "streaming:sinks=4,recent=1024"},
+		{"streaming:budget=1028", Policy{Method: MethodStreaming, Sinks: 4, Recent: 1024, Budget: 1028}, "streaming:sinks=4,recent=1024"},
+		{"streaming:sinks=0,recent=8", Policy{Method: MethodStreaming, Recent: 8, Budget: 8}, ""},
+		{"snapkv:topk=2048,window=32,kernel=5", Policy{Method: MethodSnapKV, TopK: 2048, Window: 32, Kernel: 5, Budget: 2080}, ""},
+		{"snapkv:topk=48", Policy{Method: MethodSnapKV, TopK: 48, Window: 32, Kernel: 5, Budget: 80}, "snapkv:topk=48,window=32,kernel=5"},
+		{"snapkv:budget=64,window=16", Policy{Method: MethodSnapKV, TopK: 48, Window: 16, Kernel: 5, Budget: 64}, "snapkv:topk=48,window=16,kernel=5"},
+		{"snapstream:budget=4096", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 2048, TopK: 2044, Window: 32, Kernel: 5, Budget: 4096}, ""},
+		{"snapstream:budget=4097", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 2048, TopK: 2045, Window: 32, Kernel: 5, Budget: 4097}, ""},
+		{"snapstream:budget=7", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 3, TopK: 0, Window: 32, Kernel: 5, Budget: 7}, ""},
+		{"snapstream:kernel=7,budget=4096,window=64", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 2048, TopK: 2044, Window: 64, Kernel: 7, Budget: 4096}, "snapstream:budget=4096,window=64,kernel=7"},
+		{"snapstream:budget=4096,adaptive=true", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 2048, TopK: 2044, Window: 32, Kernel: 5, Budget: 4096, Adaptive: true}, ""},
+		{"snapstream:budget=4096,adaptive=false", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 2048, TopK: 2044, Window: 32, Kernel: 5, Budget: 4096}, "snapstream:budget=4096"},
+		{"snapstream:budget=4096,sinks=4,recent=2048", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 2048, TopK: 2044, Window: 32, Kernel: 5, Budget: 4096}, "snapstream:budget=4096"},
+		{"snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 16, TopK: 24, Window: 8, Kernel: 5, Budget: 44}, ""},
+		{"snapstream:recent=16,topk=24", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 16, TopK: 24, Window: 32, Kernel: 5, Budget: 44}, "snapstream:sinks=4,recent=16,topk=24,window=32,kernel=5"},
+		{"snapstream:budget=100,topk=10", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 86, TopK: 10, Window: 32, Kernel: 5, Budget: 100}, "snapstream:sinks=4,recent=86,topk=10,window=32,kernel=5"},
+		{"snapstream:budget=100,sinks=0", Policy{Method: MethodSnapStream, Sinks: 0, Recent: 50, TopK: 50, Window: 32, Kernel: 5, Budget: 100}, "snapstream:sinks=0,recent=50,topk=50,window=32,kernel=5"},
+		{"snapstream:sinks=4,recent=0,topk=50,window=64,kernel=9", Policy{Method: MethodSnapStream, Sinks: 4, TopK: 50, Window: 64, Kernel: 9, Budget: 54}, ""},
+		{"snapstream:sinks=2,recent=8,topk=40,window=16,kernel=7,adaptive=true", Policy{Method: MethodSnapStream, Sinks: 2, Recent: 8, TopK: 40, Window: 16, Kernel: 7, Budget: 50, Adaptive: true}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			got, err := Parse(tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("Parse = %+v, want %+v", got, tt.want)
+			}
+			canonical := tt.canonical
+			if canonical == "" {
+				canonical = tt.spec
+			}
+			if s := got.String(); s != canonical {
+				t.Fatalf("String = %q, want %q", s, canonical)
+			}
+			again, err := Parse(got.String())
+			if err != nil || again != got {
+				t.Fatalf("round trip: %+v, %v", again, err)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ spec, wantErr string }{
+		{"", "unknown method"},
+		{"Full", "unknown method"},
+		{"h2o:budget=4", "unknown method"},
+		{"full:", "full takes no parameters"},
+		{"full:budget=4", "full takes no parameters"},
+		{"snapstream", "needs parameters"},
+		{"snapstream:", "needs parameters"},
+		{"snapstream:budget", "not key=value"},
+		{"snapstream:budget=", "not key=value"},
+		{"snapstream:=4", "not key=value"},
+		{"snapstream:budget=4096,", "not key=value"},
+		{"snapstream:budget=4096,,window=4", "not key=value"},
+		{"snapstream: budget=4096", "unknown key"},
+		{"snapstream:budget=4096,foo=1", `unknown key "foo"`},
+		{"snapstream:budget=4096,budget=4096", `duplicate key "budget"`},
+		{"snapstream:budget=abc", "not an integer"},
+		{"snapstream:budget=1.5", "not an integer"},
+		{"snapstream:budget=+5", "not an integer"},
+		{"snapstream:budget=99999999999999999999999", "not an integer"},
+		{"snapstream:budget=4294967296", "too large"},
+		{"snapstream:budget=-4", "must not be negative"},
+		{"snapstream:budget=4096,kernel=4", "kernel=4 must be odd"},
+		{"snapstream:budget=4096,kernel=0", "kernel=0 must be odd"},
+		{"snapstream:budget=4096,window=0", "window=0 must be at least 1"},
+		{"snapstream:budget=4096,adaptive=yes", "want true or false"},
+		{"snapstream:budget=4", "budget 4 must exceed sinks 4"},
+		{"snapstream:budget=3", "budget 3 must exceed sinks 4"},
+		{"snapstream:budget=6", "default split needs budget >= 7"},
+		{"snapstream:budget=10,recent=8", "too small"},
+		{"snapstream:budget=10,recent=2,topk=2", "budget 10 != sinks 4 + recent 2 + topk 2"},
+		{"snapstream:sinks=4,recent=16", "needs budget, or both recent and topk"},
+		{"snapstream:sinks=4,recent=0,topk=0", "budget 4 must exceed sinks 4"},
+		{"streaming:sinks=4", "needs recent or budget"},
+		{"streaming:sinks=4,recent=8,topk=2", `unknown key "topk"`},
+		{"streaming:sinks=4,recent=8,budget=13", "budget 13 != sinks 4 + recent 8"},
+		{"streaming:budget=4", "budget 4 must exceed sinks 4"},
+		{"streaming:sinks=4,recent=0", "budget 4 must exceed sinks 4"},
+		{"streaming:recent=8,adaptive=true", `unknown key "adaptive"`},
+		{"snapkv:window=8", "needs topk or budget"},
+		{"snapkv:topk=8,sinks=4", `unknown key "sinks"`},
+		{"snapkv:topk=8,kernel=2", "kernel=2 must be odd"},
+		{"snapkv:budget=8,window=16", "budget 8 is smaller than window 16"},
+		{"snapkv:budget=8,topk=2,window=4", "budget 8 != topk 2 + window 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			p, err := Parse(tt.spec)
+			if err == nil {
+				t.Fatalf("Parse(%q) = %+v, want error containing %q", tt.spec, p, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %q does not contain %q", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.spec) {
+				t.Fatalf("error %q does not name the spec", err)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		p       Policy
+		wantErr string
+	}{
+		{"full ok", Policy{Method: MethodFull}, ""},
+		{"full with budget", Policy{Method: MethodFull, Budget: 8}, "full does not use budget"},
+		{"no method", Policy{}, "no method"},
+		{"unknown", Policy{Method: "h2o"}, "unknown method"},
+		{"negative", Policy{Method: MethodStreaming, Sinks: -1, Recent: 4, Budget: 3}, "sinks=-1 must not be negative"},
+		{"streaming window", Policy{Method: MethodStreaming, Sinks: 4, Recent: 32, Window: 8, Kernel: 1, Budget: 36}, "streaming does not use window"},
+		{"streaming budget missing", Policy{Method: MethodStreaming, Sinks: 4, Recent: 32}, "budget 0 != sinks 4 + recent 32"},
+		{"snapkv sinks", Policy{Method: MethodSnapKV, Sinks: 4, TopK: 8, Window: 8, Kernel: 5, Budget: 16}, "snapkv does not use sinks"},
+		{"snapkv adaptive", Policy{Method: MethodSnapKV, TopK: 8, Window: 8, Kernel: 5, Budget: 16, Adaptive: true}, "does not use adaptive"},
+		{"snapstream even kernel", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 4, TopK: 4, Window: 8, Kernel: 2, Budget: 12}, "kernel=2"},
+		{"snapstream ok", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 4, TopK: 4, Window: 8, Kernel: 3, Budget: 12}, ""},
+		{"too large", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 1 << 40, TopK: 4, Window: 8, Kernel: 3, Budget: 12}, "too large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.p.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNormalized(t *testing.T) {
+	// The conformance reference lists window and kernel for streaming; Normalized drops them.
+	p := Policy{Method: MethodStreaming, Sinks: 4, Recent: 32, Window: 8, Kernel: 1}.Normalized()
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if p.String() != "streaming:sinks=4,recent=32" {
+		t.Fatalf("got %s", p)
+	}
+	q := Policy{Method: MethodSnapStream, Sinks: 4, Recent: 16, TopK: 24, Window: 8, Kernel: 5}.Normalized()
+	if q != MustParse("snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5") {
+		t.Fatalf("got %+v", q)
+	}
+}
+
+func TestCapacityAndSplit(t *testing.T) {
+	tests := []struct {
+		spec         string
+		L, maxNew    int
+		wantCapacity int
+		wantSplit    string
+	}{
+		{"full", 1000, 24, 1024, ""},
+		{"streaming:sinks=4,recent=1024", 100000, 500, 1028, "S=4 R=1024"},
+		{"snapkv:topk=2048,window=32,kernel=5", 100000, 500, 2580, "K=2048 W=32 k=5 (+decoded)"},
+		{"snapstream:budget=4096", 100000, 500, 4096, "S=4 K=2044 R=2048 W=32 k=5"},
+		{"snapstream:budget=4096,adaptive=true", 100, 5000, 4096, "S=4 K=2044 R=2048 W=32 k=5 adaptive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			p := MustParse(tt.spec)
+			if got := p.Capacity(tt.L, tt.maxNew); got != tt.wantCapacity {
+				t.Errorf("Capacity = %d, want %d", got, tt.wantCapacity)
+			}
+			plan, err := p.Plan(tt.L, tt.maxNew)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plan.Capacity != tt.wantCapacity {
+				t.Errorf("Plan.Capacity = %d, want %d", plan.Capacity, tt.wantCapacity)
+			}
+			if got := p.Split(); got != tt.wantSplit {
+				t.Errorf("Split = %q, want %q", got, tt.wantSplit)
+			}
+		})
+	}
+}
+
+func TestKVBytes(t *testing.T) {
+	// DeepSeek-R1-Distill-Llama-70B-like shape: 80 layers, 8 KV heads, head_dim 128, bf16, 32K slots.
+	if got, want := KVBytes(32768, 80, 8, 128, 2), int64(10737418240); got != want {
+		t.Fatalf("KVBytes = %d, want %d (10 GiB)", got, want)
+	}
+	if got := KVBytes(0, 80, 8, 128, 2); got != 0 {
+		t.Fatalf("KVBytes with no slots = %d", got)
+	}
+}
+
+// FuzzParse: Parse never panics, and whatever it accepts validates and round-trips through String.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"full", "streaming:sinks=4,recent=1024", "snapkv:topk=2048,window=32,kernel=5", "snapstream:budget=4096",
+		"snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5,adaptive=true", "snapstream:budget=4096,window=64",
+		"snapstream:budget=7", "streaming:budget=9", "snapkv:budget=100", "snapstream:budget=100,topk=3",
+		"snapstream:sinks=0,recent=0,topk=1,window=1,kernel=1", "full:", "snapstream:budget=-1", "x:y=z,,",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		p, err := Parse(spec)
+		if err != nil {
+			return
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("Parse(%q) = %+v which fails Validate: %v", spec, p, err)
+		}
+		s := p.String()
+		q, err := Parse(s)
+		if err != nil {
+			t.Fatalf("Parse(%q).String() = %q does not parse: %v", spec, s, err)
+		}
+		if q != p {
+			t.Fatalf("round trip of %q via %q: %+v != %+v", spec, s, q, p)
+		}
+		if q.String() != s {
+			t.Fatalf("String not canonical: %q then %q", s, q.String())
+		}
+	})
+}
