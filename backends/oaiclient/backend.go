@@ -123,13 +123,16 @@ func Open(ctx context.Context, fl Flavor, cfg backends.Config) (*Remote, error) 
 	if base == "" && fl.BaseURLEnv != "" {
 		base = strings.TrimSpace(os.Getenv(fl.BaseURLEnv))
 	}
+	// With policy endpoints, the default deployment exists only when a base URL is given explicitly;
+	// the service's default URL then only fills in endpoints that name none.
+	explicit := base != ""
 	if base == "" {
 		base = fl.DefaultBaseURL
 	}
 	if base == "" && len(cfg.PolicyEndpoints) == 0 {
 		return nil, fmt.Errorf("%s: no base URL: pass --base-url or set %s", fl.Name, fl.BaseURLEnv)
 	}
-	if base != "" {
+	if base != "" && (explicit || len(cfg.PolicyEndpoints) == 0) {
 		c, err := client(base)
 		if err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -158,8 +159,16 @@ func New(baseURL, apiKey string, opts Options, httpClient *http.Client) *Client 
 	}
 }
 
-// BaseURL is the endpoint's base URL.
-func (c *Client) BaseURL() string { return c.baseURL }
+// BaseURL is the endpoint's base URL as shown in messages: without user info or query, and with the API key
+// redacted.
+func (c *Client) BaseURL() string {
+	s := c.baseURL
+	if u, err := url.Parse(s); err == nil {
+		u.User, u.RawQuery, u.Fragment = nil, "", ""
+		s = u.String()
+	}
+	return Redact(s, c.apiKey)
+}
 
 // Result is a completed generation.
 type Result struct {
@@ -406,7 +415,7 @@ func (c *Client) readStream(ctx context.Context, r io.Reader, start time.Time) (
 		}
 		var ch Chunk
 		if err := json.Unmarshal([]byte(data), &ch); err != nil {
-			return Result{}, &transientError{fmt.Sprintf("malformed JSON in stream at line %d: %v", sr.Line(), err)}
+			return Result{}, &transientError{fmt.Sprintf("malformed JSON in stream event ending at line %d: %v", sr.Line(), err)}
 		}
 		before := len(res.Text) + len(res.Reasoning)
 		if err := res.add(&ch); err != nil {
