@@ -1,0 +1,414 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/snapeval/snapeval/backends/cpu/model"
+	"github.com/snapeval/snapeval/backends/cpu/sample"
+	"github.com/snapeval/snapeval/compress"
+)
+
+// prefillTask is the full causal prefill of one prompt, shared by every sequence with that prompt.
+type prefillTask struct {
+	key     string
+	ids     []int
+	seq     *model.Seq // dense: Cap = len(ids), Q holds the last qRows queries
+	qRows   int
+	next    int // next prompt position to process
+	logits  []float32
+	waiters []*sequence
+	done    bool
+}
+
+func (t *prefillTask) bytes() int64 {
+	n := int64(0)
+	for l := range t.seq.K {
+		n += int64(len(t.seq.K[l])+len(t.seq.V[l])+len(t.seq.Q[l])) * 4
+	}
+	return n + int64(len(t.logits))*4
+}
+
+// slotMem is the cache memory owned by one batch slot: grown to the largest capacity it has served,
+// allocated at admission, never during decode.
+type slotMem struct {
+	k, v   [][]float32
+	logits []float32
+	seg    [1]int
+	seg2   [1]int
+}
+
+// sequence is one admitted job.
+type sequence struct {
+	req    *request
+	mem    *slotMem
+	kv     model.Seq // view of mem with Cap = plan.Capacity and Live = slots.Pos
+	slots  *compress.Slots
+	task   *prefillTask
+	smp    *sample.Sampler
+	res    Result
+	next   int // token to feed
+	pos    int // its position
+	t0, t1 time.Time
+	fin    bool
+}
+
+type scheduler struct {
+	m        *model.Model
+	opts     Options
+	pool     *model.Pool
+	ws       *model.Workspace
+	waiting  []*request
+	active   []*sequence
+	free     []*slotMem
+	tasks    []*prefillTask // in flight, admission order
+	lru      *prefixLRU
+	segs     []model.Segment
+	owners   []*prefillTask // task of each prefill segment in segs (nil for decode segments)
+	decoders []*sequence    // sequence of each decode segment in segs (nil for prefill segments)
+	scratch  compress.Scratch
+	finished []*sequence
+}
+
+func newScheduler(m *model.Model, opts Options) *scheduler {
+	pool := model.NewPool(opts.Threads)
+	s := &scheduler{m: m, opts: opts, pool: pool, ws: model.NewWorkspace(pool), lru: newPrefixLRU(opts.PrefixCacheBytes)}
+	for i := 0; i < opts.Slots; i++ {
+		s.free = append(s.free, &slotMem{})
+	}
+	return s
+}
+
+func (s *scheduler) idle() bool { return len(s.waiting) == 0 && len(s.active) == 0 }
+
+func (s *scheduler) enqueue(r *request) { s.waiting = append(s.waiting, r) }
+
+func (s *scheduler) failAll(err error) {
+	for _, r := range s.waiting {
+		r.out <- reply{err: err}
+	}
+	for _, q := range s.active {
+		q.req.out <- reply{err: err}
+	}
+	s.waiting, s.active = nil, nil
+}
+
+func promptKey(ids []int) string {
+	b := make([]byte, 4*len(ids))
+	for i, t := range ids {
+		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(t), byte(t>>8), byte(t>>16), byte(t>>24)
+	}
+	return string(b)
+}
+
+// qNeed is the number of observation queries a plan needs.
+func qNeed(p compress.Plan) int {
+	if !p.NeedScores {
+		return 0
+	}
+	return min(p.Window, p.PromptLen)
+}
+
+// admit moves waiting requests into free batch slots.
+func (s *scheduler) admit() {
+	for len(s.waiting) > 0 && len(s.free) > 0 {
+		r := s.waiting[0]
+		s.waiting = s.waiting[1:]
+		if r.ctx.Err() != nil {
+			r.out <- reply{err: r.ctx.Err()}
+			continue
+		}
+		mem := s.free[len(s.free)-1]
+		s.free = s.free[:len(s.free)-1]
+		q := &sequence{req: r, mem: mem, t0: time.Now(), smp: sample.New(r.job.Sampling)}
+		q.res.Plan = r.plan
+		c := &s.m.Cfg
+		q.res.KVBytes = compress.KVBytes(r.plan.Capacity, c.Layers, c.KVHeads, c.HeadDim, ElemBytes)
+		s.bindMem(q)
+		key := promptKey(r.job.Prompt)
+		need := qNeed(r.plan)
+		var task *prefillTask
+		for _, t := range s.tasks {
+			if t.key == key && t.qRows >= need {
+				task = t
+				break
+			}
+		}
+		if task == nil {
+			if t := s.lru.get(key); t != nil && t.qRows >= need {
+				task = t
+			}
+		}
+		if task != nil {
+			q.res.PrefixReused = true
+		} else {
+			task = s.newTask(r.job.Prompt, key, need)
+			s.tasks = append(s.tasks, task)
+		}
+		q.task = task
+		s.active = append(s.active, q)
+		if task.done {
+			s.finishPrefill(q)
+		} else {
+			task.waiters = append(task.waiters, q)
+		}
+	}
+}
+
+func (s *scheduler) newTask(ids []int, key string, need int) *prefillTask {
+	c := &s.m.Cfg
+	L := len(ids)
+	qRows := min(L, max(s.opts.QueryKeep, need))
+	t := &prefillTask{key: key, ids: slices.Clone(ids), seq: s.m.NewSeq(L), qRows: qRows, logits: make([]float32, c.Vocab)}
+	t.seq.QFrom = L - qRows
+	t.seq.Q = make([][]float32, c.Layers)
+	for l := range t.seq.Q {
+		t.seq.Q[l] = make([]float32, qRows*c.Heads*c.HeadDim)
+	}
+	return t
+}
+
+// bindMem points the sequence's cache view at its slot memory, growing it to the plan's capacity.
+func (s *scheduler) bindMem(q *sequence) {
+	c := &s.m.Cfg
+	capacity := q.req.plan.Capacity
+	n := capacity * c.KVHeads * c.HeadDim
+	mem := q.mem
+	if len(mem.k) == 0 {
+		mem.k = make([][]float32, c.Layers)
+		mem.v = make([][]float32, c.Layers)
+		mem.logits = make([]float32, c.Vocab)
+	}
+	if cap(mem.k[0]) < n {
+		for l := range mem.k {
+			mem.k[l] = make([]float32, n)
+			mem.v[l] = make([]float32, n)
+		}
+	}
+	q.kv = model.Seq{Cap: capacity, K: make([][]float32, c.Layers), V: make([][]float32, c.Layers)}
+	for l := range mem.k {
+		q.kv.K[l] = mem.k[l][:n]
+		q.kv.V[l] = mem.v[l][:n]
+	}
+	if q.slots == nil {
+		q.slots = compress.NewSlots(q.req.plan)
+	}
+	q.kv.Live = q.slots.Pos
+}
+
+// finishPrefill compresses the prompt's full K/V into the sequence's slots and samples the first token.
+func (s *scheduler) finishPrefill(q *sequence) {
+	c := &s.m.Cfg
+	plan := q.req.plan
+	t := q.task
+	d, nKV, nQ := c.HeadDim, c.KVHeads, c.Heads
+	L := plan.PromptLen
+	w := qNeed(plan)
+	if q.req.job.WantKept {
+		q.res.Kept = make([][][]int, c.Layers)
+	}
+	for l := 0; l < c.Layers; l++ {
+		var queries []float32
+		if plan.NeedScores {
+			queries = t.seq.Q[l][(t.qRows-w)*nQ*d:]
+		}
+		topK := compress.SelectTopK(plan, queries, t.seq.K[l][:L*nKV*d], nQ, nKV, d, &s.scratch)
+		if q.req.job.WantKept {
+			q.res.Kept[l] = make([][]int, nKV)
+		}
+		for h := 0; h < nKV; h++ {
+			q.slots.Reset(plan)
+			var tk []int
+			if plan.NeedScores {
+				tk = topK[h]
+			}
+			for _, a := range q.slots.Prefill(tk) {
+				src := (a.Pos*nKV + h) * d
+				dst := (a.Slot*nKV + h) * d
+				copy(q.kv.K[l][dst:dst+d], t.seq.K[l][src:src+d])
+				copy(q.kv.V[l][dst:dst+d], t.seq.V[l][src:src+d])
+			}
+			if q.req.job.WantKept {
+				q.res.Kept[l][h] = q.slots.Kept()
+			}
+		}
+	}
+	// Every (layer, head) has the same mask: sinks, ValidTopK top-K slots and the ring; q.slots.Pos
+	// (left from the last head) drives attention for all of them.
+	q.kv.Live = q.slots.Pos
+	if q.req.job.WantLogits {
+		q.res.PromptLogits = slices.Clone(t.logits)
+	}
+	q.t1 = time.Now()
+	q.res.Prefill = q.t1.Sub(q.t0)
+	q.res.Tokens = make([]int, 0, q.req.job.MaxNew)
+	q.pos = L
+	q.task = nil
+	if q.req.job.MaxNew == 0 {
+		q.finish("length")
+		return
+	}
+	s.emit(q, q.smp.Sample(t.logits))
+}
+
+// emit records a sampled token and decides whether the sequence ends.
+func (s *scheduler) emit(q *sequence, tok int) {
+	j := &q.req.job
+	if slices.Contains(j.EOS, tok) {
+		q.finish("stop")
+		return
+	}
+	q.res.Tokens = append(q.res.Tokens, tok)
+	if j.OnToken != nil && j.OnToken(tok) {
+		q.finish("stop")
+		return
+	}
+	if len(q.res.Tokens) >= j.MaxNew {
+		q.finish("length")
+		return
+	}
+	q.next = tok
+}
+
+func (q *sequence) finish(reason string) {
+	q.res.Finish = reason
+	q.fin = true
+}
+
+// step runs one forward pass over every decoding sequence and up to PrefillChunk prompt tokens.
+func (s *scheduler) step() {
+	s.admit()
+	s.reap()
+	s.segs = s.segs[:0]
+	s.owners = s.owners[:0]
+	s.decoders = s.decoders[:0]
+	for _, q := range s.active {
+		if q.task != nil || q.fin {
+			continue
+		}
+		slot := q.slots.Decode(q.pos)
+		q.mem.seg[0] = q.next
+		s.segs = append(s.segs, model.Segment{Seq: &q.kv, Tokens: q.mem.seg[:], Pos: q.pos, Slots: slotArg(q, slot), Logits: q.mem.logits})
+		s.owners = append(s.owners, nil)
+		s.decoders = append(s.decoders, q)
+	}
+	budget := s.opts.PrefillChunk
+	for _, t := range s.tasks {
+		if budget == 0 {
+			break
+		}
+		n := min(budget, len(t.ids)-t.next)
+		seg := model.Segment{Seq: t.seq, Tokens: t.ids[t.next : t.next+n], Pos: t.next}
+		if t.next+n == len(t.ids) {
+			seg.Logits = t.logits
+		}
+		s.segs = append(s.segs, seg)
+		s.owners = append(s.owners, t)
+		s.decoders = append(s.decoders, nil)
+		budget -= n
+	}
+	if len(s.segs) == 0 {
+		return
+	}
+	if err := s.m.Forward(s.ws, s.segs); err != nil {
+		// A bug, not bad input (jobs are checked before admission): fail every job in the step.
+		for _, q := range s.active {
+			q.req.out <- reply{err: fmt.Errorf("engine: forward: %w", err)}
+			q.fin, q.req = true, nil
+		}
+		s.active, s.tasks = s.active[:0], s.tasks[:0]
+		return
+	}
+	for i := range s.segs {
+		if t := s.owners[i]; t != nil {
+			t.next += len(s.segs[i].Tokens)
+		}
+	}
+	for i := range s.segs {
+		q := s.decoders[i]
+		if q == nil {
+			continue
+		}
+		q.pos++
+		s.emit(q, q.smp.Sample(q.mem.logits))
+	}
+	kept := s.tasks[:0]
+	for _, t := range s.tasks {
+		if t.next < len(t.ids) {
+			kept = append(kept, t)
+			continue
+		}
+		t.done = true
+		s.lru.put(t)
+		for _, q := range t.waiters {
+			if q.req != nil && !q.fin {
+				s.finishPrefill(q)
+			}
+		}
+		t.waiters = nil
+	}
+	clear(s.tasks[len(kept):])
+	s.tasks = kept
+	s.reap()
+}
+
+// slotArg returns the one-element slot slice of a decode segment without allocating.
+func slotArg(q *sequence, slot int) []int {
+	q.mem.seg2[0] = slot
+	return q.mem.seg2[:]
+}
+
+// reap returns finished and cancelled sequences' results and frees their slots.
+func (s *scheduler) reap() {
+	kept := s.active[:0]
+	for _, q := range s.active {
+		switch {
+		case q.req == nil:
+		case q.fin:
+			q.res.Decode = time.Since(q.t1)
+			q.req.out <- reply{res: q.res}
+			s.release(q)
+		case q.req.ctx.Err() != nil:
+			q.req.out <- reply{err: q.req.ctx.Err()}
+			s.release(q)
+		default:
+			kept = append(kept, q)
+			continue
+		}
+	}
+	clear(s.active[len(kept):])
+	s.active = kept
+	// Drop in-flight prefills nobody waits for any more.
+	tk := s.tasks[:0]
+	for _, t := range s.tasks {
+		alive := false
+		for _, q := range t.waiters {
+			alive = alive || (q.req != nil && !q.fin && q.req.ctx.Err() == nil)
+		}
+		if alive {
+			tk = append(tk, t)
+		}
+	}
+	clear(s.tasks[len(tk):])
+	s.tasks = tk
+}
+
+func (s *scheduler) release(q *sequence) {
+	s.free = append(s.free, q.mem)
+	q.mem, q.req, q.task = nil, nil, nil
+	q.fin = true
+}
+
+// hasPrefill reports whether any admitted or waiting sequence has not finished its prefill.
+func (s *scheduler) hasPrefill() bool {
+	if len(s.waiting) > 0 {
+		return true
+	}
+	for _, q := range s.active {
+		if q.task != nil {
+			return true
+		}
+	}
+	return false
+}
