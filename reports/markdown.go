@@ -1,0 +1,205 @@
+package reports
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/snapeval/snapeval/stats"
+)
+
+// WriteMarkdown writes the report as Markdown (report.md).
+func WriteMarkdown(w io.Writer, r *Report) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+
+	p("# snapeval report\n\n")
+	if r.RunID != "" {
+		p("- run: `%s`\n", r.RunID)
+	}
+	if r.Model != "" || r.Backend != "" {
+		p("- model: `%s`, backend: `%s`\n", r.Model, r.Backend)
+	}
+	p("- baseline: `%s`; Δ = policy minus baseline on the items graded under both (paired), in percentage points\n", r.Baseline)
+	p("- CI: %g%% paired bootstrap over items (B = %d, fixed seed); p: exact two-sided McNemar test over (item, sample) pairs\n",
+		100*r.Level, stats.DefaultResamples)
+	p("- acc: mean over items of the mean score of graded samples (pass@1); strict: error records count as wrong\n")
+	p("\n## Policies\n\n")
+	p("| policy | method | budget | sinks | topk | recent | window | kernel | adaptive |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, pi := range r.Policies {
+		s := pi.Split
+		if s.Method == "full" {
+			p("| `%s` | full | all | – | – | – | – | – | – |\n", mdCode(pi.Spec))
+			continue
+		}
+		p("| `%s` | %s | %d | %d | %d | %d | %d | %d | %s |\n", mdCode(pi.Spec), mdText(s.Method), s.Budget, s.Sinks, s.TopK,
+			s.Recent, s.Window, s.Kernel, yesNo(s.Adaptive))
+		if pi.ParseError != "" {
+			p("\n> policy `%s` could not be parsed: %s\n\n", mdCode(pi.Spec), mdText(pi.ParseError))
+		}
+	}
+
+	for _, b := range r.Benches {
+		p("\n## %s\n\n", mdText(b.Name))
+		if !b.HasBaseline {
+			p("> no `%s` baseline records for this benchmark: no deltas.\n\n", mdCode(r.Baseline))
+		}
+		writeRowsTable(bw, "", []Group{{Rows: b.Rows}}, b.PassK)
+		writeErrors(bw, b.Rows)
+		for _, bd := range b.Breakdowns {
+			p("\n### by %s\n\n", mdText(bd.Key))
+			writeRowsTable(bw, bd.Key, bd.Groups, b.PassK)
+		}
+	}
+	return bw.Flush()
+}
+
+// writeRowsTable writes one table of rows; with a tag key, the groups' rows follow each other and every row
+// starts with its tag value.
+func writeRowsTable(w io.Writer, key string, groups []Group, k int) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	cols := []string{"policy", "items", "records", "errors", "acc %", "strict %"}
+	if k > 0 {
+		cols = append(cols, fmt.Sprintf("pass@%d %%", k), fmt.Sprintf("cons@%d %%", k))
+	}
+	cols = append(cols, "Δ pp", "CI pp", "McNemar p", "paired", "out tok", "KV MiB")
+	if key != "" {
+		cols = append([]string{mdText(key)}, cols...)
+	}
+	p("| %s |\n|", strings.Join(cols, " | "))
+	for i := range cols {
+		if i == 0 || (key != "" && i == 1) {
+			p("---|")
+		} else {
+			p("---:|")
+		}
+	}
+	p("\n")
+	for _, g := range groups {
+		value := g.Value
+		if value == "" {
+			value = "(untagged)"
+		}
+		for _, r := range g.Rows {
+			var cells []string
+			if key != "" {
+				cells = append(cells, mdText(value))
+			}
+			cells = append(cells, "`"+mdCode(r.Policy)+"`", fmt.Sprint(r.Items), fmt.Sprint(r.Records), errCell(r.Errors),
+				fix(r.Accuracy, 1), fix(r.Strict, 1))
+			if k > 0 {
+				cells = append(cells, fix(r.PassK, 1), fix(r.ConsK, 1))
+			}
+			if r.Baseline {
+				cells = append(cells, "baseline", "", "", "")
+			} else {
+				cells = append(cells, signed(r.Delta), ci(r.Lo, r.Hi), pval(r.P), paired(r))
+			}
+			cells = append(cells, fix(r.OutputTokens, 0), mib(r.KVBytes))
+			p("| %s |\n", strings.Join(cells, " | "))
+		}
+	}
+}
+
+func writeErrors(w io.Writer, rows []Row) {
+	total := 0
+	var parts []string
+	for _, r := range rows {
+		if r.Errors == 0 {
+			continue
+		}
+		total += r.Errors
+		var kinds []string
+		for _, k := range sortedKeys(r.ErrorKinds) {
+			kinds = append(kinds, fmt.Sprintf("%s %d", mdText(k), r.ErrorKinds[k]))
+		}
+		parts = append(parts, fmt.Sprintf("`%s`: %s", mdCode(r.Policy), strings.Join(kinds, ", ")))
+	}
+	if total == 0 {
+		fmt.Fprintf(w, "\nNo error records.\n")
+		return
+	}
+	fmt.Fprintf(w, "\n**%d error record(s)** (excluded from acc and Δ, counted as wrong in strict): %s.\n", total, strings.Join(parts, "; "))
+}
+
+func errCell(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("**%d**", n)
+}
+
+func paired(r Row) string {
+	if r.Unpaired == 0 {
+		return fmt.Sprint(r.Paired)
+	}
+	return fmt.Sprintf("%d (%d excluded)", r.Paired, r.Unpaired)
+}
+
+func fix(n Num, prec int) string {
+	if !n.OK() {
+		return "–"
+	}
+	return fmt.Sprintf("%.*f", prec, clean(float64(n), prec))
+}
+
+func signed(n Num) string {
+	if !n.OK() {
+		return "–"
+	}
+	return fmt.Sprintf("%+.1f", clean(float64(n), 1))
+}
+
+func ci(lo, hi Num) string {
+	if !lo.OK() || !hi.OK() {
+		return "–"
+	}
+	return fmt.Sprintf("[%+.1f, %+.1f]", clean(float64(lo), 1), clean(float64(hi), 1))
+}
+
+func pval(n Num) string {
+	f := float64(n)
+	switch {
+	case !n.OK():
+		return "–"
+	case f >= 0.001:
+		return fmt.Sprintf("%.3f", f)
+	default:
+		return fmt.Sprintf("%.1e", f)
+	}
+}
+
+func mib(n Num) string {
+	if !n.OK() || n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", float64(n)/(1<<20))
+}
+
+// clean maps values that round to zero onto +0, so that "-0.0" never appears.
+func clean(f float64, prec int) float64 {
+	if math.Abs(f) < 0.5*math.Pow(10, -float64(prec)) {
+		return 0
+	}
+	return f
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// mdCode makes s safe inside a Markdown code span within a table cell.
+func mdCode(s string) string {
+	return strings.NewReplacer("`", "'", "|", "\\|", "\n", " ").Replace(s)
+}
+
+// mdText makes s safe as plain text in a table cell or heading.
+func mdText(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ", "*", "\\*", "_", "\\_", "`", "\\`", "<", "&lt;").Replace(s)
+}

@@ -1,0 +1,43 @@
+package reports
+
+import (
+	"strings"
+
+	"github.com/snapeval/snapeval/compress"
+)
+
+// Split is the slot split of a cache policy, as printed in every report (spec/snapstream.md §2).
+type Split struct {
+	// Method is "full", "streaming", "snapkv", "snapstream", or whatever precedes ':' in a spec compress cannot parse.
+	Method string `json:"method"`
+	// Budget is the total slots (snapstream S+K+R, streaming S+R, snapkv K+W); 0 for full.
+	Budget   int  `json:"budget"`
+	Sinks    int  `json:"sinks"`
+	TopK     int  `json:"topk"`
+	Recent   int  `json:"recent"`
+	Window   int  `json:"window"`
+	Kernel   int  `json:"kernel"`
+	Adaptive bool `json:"adaptive"`
+}
+
+// ParseSplit reads the slot split of a policy spec with compress.Parse. When the spec does not parse (a policy
+// declared by a remote deployment, say), the split holds only the method name (the text before ':') and the
+// error is returned alongside it.
+func ParseSplit(spec string) (Split, error) {
+	p, err := compress.Parse(spec)
+	if err != nil {
+		method, _, _ := strings.Cut(spec, ":")
+		return Split{Method: method}, err
+	}
+	return Split{Method: string(p.Method), Budget: p.Budget, Sinks: p.Sinks, TopK: p.TopK, Recent: p.Recent,
+		Window: p.Window, Kernel: p.Kernel, Adaptive: p.Adaptive}, nil
+}
+
+// canonical returns the canonical form of a policy spec (itself when it does not parse).
+func canonical(spec string) string {
+	p, err := compress.Parse(spec)
+	if err != nil {
+		return spec
+	}
+	return p.String()
+}

@@ -1,0 +1,409 @@
+// Package reports derives snapeval's reports and CI gate from stored records alone: per benchmark and cache
+// policy the accuracy (graded and strict), the paired delta against the full-cache baseline with a bootstrap
+// confidence interval and an exact McNemar p-value, error counts, token and KV-memory means, and breakdowns by
+// item tag. It writes Markdown, CSV, JSON and an accuracy-versus-budget plot (SVG, PNG); the same records always
+// give byte-identical output.
+package reports
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/stats"
+)
+
+// Options configures Build.
+type Options struct {
+	// Baseline is the policy every other is compared with (default "full").
+	Baseline string
+	// Stats configures the bootstrap (zero: B = 10000, fixed seed, 95%).
+	Stats stats.Options
+}
+
+// Report is everything a report shows, computed from records.
+type Report struct {
+	RunID    string  `json:"run_id"`
+	Model    string  `json:"model,omitempty"`
+	Backend  string  `json:"backend,omitempty"`
+	Baseline string  `json:"baseline"`
+	Level    float64 `json:"ci_level"`
+	// Policies lists every policy seen, in report order, with its slot split.
+	Policies []PolicyInfo `json:"policies"`
+	Benches  []Bench      `json:"benches"`
+}
+
+// PolicyInfo is a policy spec and its parsed split.
+type PolicyInfo struct {
+	Spec  string `json:"spec"`
+	Split Split  `json:"split"`
+	// ParseError is set when the spec could not be parsed (the policy is still reported).
+	ParseError string `json:"parse_error,omitempty"`
+}
+
+// Bench is one benchmark's results.
+type Bench struct {
+	Name string `json:"bench"`
+	// HasBaseline is false when no baseline record exists for this benchmark (no deltas then).
+	HasBaseline bool `json:"has_baseline"`
+	// PassK is the k of the pass@k/cons@k columns (0 when items have a single sample).
+	PassK      int         `json:"pass_k,omitempty"`
+	Rows       []Row       `json:"rows"`
+	Breakdowns []Breakdown `json:"breakdowns,omitempty"`
+}
+
+// Breakdown is the results split by one tag key.
+type Breakdown struct {
+	Key    string  `json:"key"`
+	Groups []Group `json:"groups"`
+}
+
+// Group is the rows of the records whose tag Key has value Value ("" when the tag is absent).
+type Group struct {
+	Value string `json:"value"`
+	Rows  []Row  `json:"rows"`
+}
+
+// Row is one policy on one set of records. Accuracies and deltas are in percent / percentage points.
+type Row struct {
+	Policy   string `json:"policy"`
+	Baseline bool   `json:"baseline"`
+	// Items is the number of distinct items with any record; Records counts all records, Errors the error records.
+	Items   int `json:"items"`
+	Records int `json:"records"`
+	Errors  int `json:"errors"`
+	// ErrorKinds counts error records by kind.
+	ErrorKinds map[string]int `json:"error_kinds,omitempty"`
+	// Accuracy is the mean over items with a graded record of the per-item mean score (pass@1) over graded records.
+	Accuracy Num `json:"accuracy"`
+	// Strict counts error records as wrong (score 0), over every item with a record.
+	Strict Num `json:"strict_accuracy"`
+	// PassK and ConsK are pass@k (unbiased) and cons@k (majority vote) over items with at least k graded samples.
+	PassK Num `json:"pass_k"`
+	ConsK Num `json:"cons_k"`
+	// Delta and its CI (Lo, Hi) are policy minus baseline over Paired items, in percentage points.
+	Delta Num `json:"delta_pp"`
+	Lo    Num `json:"ci_lo_pp"`
+	Hi    Num `json:"ci_hi_pp"`
+	// P is the exact McNemar p-value over (item, sample) pairs; BaseWins/PolicyWins are its discordant counts.
+	P          Num `json:"mcnemar_p"`
+	Pairs      int `json:"pairs"`
+	BaseWins   int `json:"base_wins"`
+	PolicyWins int `json:"policy_wins"`
+	// Paired is the number of items graded under both; Unpaired the items graded on one side only (excluded).
+	Paired   int `json:"paired_items"`
+	Unpaired int `json:"unpaired_items"`
+	// OutputTokens is the mean generated tokens of graded records; KVBytes the mean Record.KVBytes of records
+	// that report it (0 when none does).
+	OutputTokens Num `json:"mean_output_tokens"`
+	KVBytes      Num `json:"mean_kv_bytes"`
+}
+
+// Build computes the report of records. m supplies the run identity and the policy order (its config order,
+// baseline first; policies absent from the manifest follow, by method, budget and spec).
+func Build(m eval.Manifest, recs []eval.Record, opt Options) *Report {
+	if opt.Baseline == "" {
+		opt.Baseline = "full"
+	}
+	level := opt.Stats.Level
+	if level <= 0 || level >= 1 {
+		level = stats.DefaultLevel
+	}
+	r := &Report{RunID: m.RunID, Model: m.Config.Model, Backend: m.Backend, Baseline: opt.Baseline, Level: level}
+	if r.Backend == "" {
+		r.Backend = m.Config.Backend
+	}
+
+	// a private copy in a fixed order, so that float sums and hence the output never depend on the input order
+	recs = slices.Clone(recs)
+	sort.SliceStable(recs, func(i, j int) bool {
+		a, b := recs[i], recs[j]
+		if a.Bench != b.Bench {
+			return a.Bench < b.Bench
+		}
+		if a.ItemID != b.ItemID {
+			return a.ItemID < b.ItemID
+		}
+		if a.Policy != b.Policy {
+			return a.Policy < b.Policy
+		}
+		return a.Sample < b.Sample
+	})
+	order := policyOrder(m.Config.Policies, recs, opt.Baseline)
+	for _, p := range order {
+		info := PolicyInfo{Spec: p}
+		s, err := ParseSplit(p)
+		info.Split = s
+		if err != nil {
+			info.ParseError = err.Error()
+		}
+		r.Policies = append(r.Policies, info)
+	}
+
+	byBench := map[string][]eval.Record{}
+	var benches []string
+	for _, rec := range recs {
+		if _, ok := byBench[rec.Bench]; !ok {
+			benches = append(benches, rec.Bench)
+		}
+		byBench[rec.Bench] = append(byBench[rec.Bench], rec)
+	}
+	benches = orderBy(m.Config.Benches, benches)
+	for _, name := range benches {
+		r.Benches = append(r.Benches, buildBench(name, byBench[name], order, opt))
+	}
+	return r
+}
+
+func buildBench(name string, recs []eval.Record, order []string, opt Options) Bench {
+	b := Bench{Name: name, PassK: passK(recs)}
+	for _, rec := range recs {
+		if rec.Policy == opt.Baseline {
+			b.HasBaseline = true
+			break
+		}
+	}
+	b.Rows = rows(recs, order, b.PassK, opt)
+
+	// breakdowns by every tag key seen in this benchmark
+	keys := map[string]bool{}
+	for _, rec := range recs {
+		for k := range parseTags(rec.Tags) {
+			keys[k] = true
+		}
+	}
+	for _, k := range sortedKeys(keys) {
+		groups := map[string][]eval.Record{}
+		for _, rec := range recs {
+			v := parseTags(rec.Tags)[k]
+			groups[v] = append(groups[v], rec)
+		}
+		bd := Breakdown{Key: k}
+		for _, v := range sortedKeys(groups) {
+			bd.Groups = append(bd.Groups, Group{Value: v, Rows: rows(groups[v], order, b.PassK, opt)})
+		}
+		b.Breakdowns = append(b.Breakdowns, bd)
+	}
+	return b
+}
+
+// rows computes one Row per policy present in recs, in order.
+func rows(recs []eval.Record, order []string, k int, opt Options) []Row {
+	byPolicy := map[string][]eval.Record{}
+	for _, rec := range recs {
+		byPolicy[rec.Policy] = append(byPolicy[rec.Policy], rec)
+	}
+	base, hasBase := byPolicy[opt.Baseline]
+	baseObs := graded(base)
+	var out []Row
+	for _, p := range order {
+		prs, ok := byPolicy[p]
+		if !ok {
+			continue
+		}
+		row := summarize(p, prs, k)
+		row.Baseline = p == opt.Baseline
+		row.Delta, row.Lo, row.Hi, row.P = nan(), nan(), nan(), nan()
+		if hasBase && !row.Baseline {
+			c := stats.Compare(baseObs, graded(prs), opt.Stats)
+			row.Delta, row.Lo, row.Hi = Num(100*c.Delta), Num(100*c.Lo), Num(100*c.Hi)
+			row.P = Num(c.P)
+			row.Pairs, row.BaseWins, row.PolicyWins = c.Pairs, c.BaseWins, c.PolicyWins
+			row.Paired, row.Unpaired = c.Items, c.BaseOnly+c.PolicyOnly
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+func summarize(policy string, recs []eval.Record, k int) Row {
+	row := Row{Policy: policy, Records: len(recs)}
+	items := map[string]bool{}
+	var strict []stats.Obs
+	var tokens, kv []float64
+	for _, rec := range recs {
+		items[rec.ItemID] = true
+		o := stats.Obs{Item: rec.ItemID, Sample: rec.Sample}
+		if rec.IsError() {
+			row.Errors++
+			if row.ErrorKinds == nil {
+				row.ErrorKinds = map[string]int{}
+			}
+			row.ErrorKinds[rec.ErrorKind]++
+		} else {
+			o.Score, o.Correct = rec.Score, rec.Correct
+			tokens = append(tokens, float64(rec.OutputTokens))
+		}
+		strict = append(strict, o)
+		if rec.KVBytes > 0 {
+			kv = append(kv, float64(rec.KVBytes))
+		}
+	}
+	row.Items = len(items)
+	row.Accuracy = pct(stats.Accuracy(graded(recs)))
+	row.Strict = pct(stats.Accuracy(strict))
+	row.OutputTokens = Num(stats.Mean(tokens))
+	row.KVBytes = 0
+	if len(kv) > 0 {
+		row.KVBytes = Num(stats.Mean(kv))
+	}
+	row.PassK, row.ConsK = nan(), nan()
+	if k > 1 {
+		row.PassK, row.ConsK = passCons(recs, k)
+	}
+	return row
+}
+
+// passK is the k of pass@k for a benchmark: the largest sample count every item of every policy reaches
+// (0 when that is 1, i.e. nothing beyond pass@1 to show).
+func passK(recs []eval.Record) int {
+	n := map[[2]string]int{}
+	for _, rec := range recs {
+		n[[2]string{rec.Policy, rec.ItemID}]++
+	}
+	k := math.MaxInt
+	for _, c := range n {
+		k = min(k, c)
+	}
+	if k == math.MaxInt || k < 2 {
+		return 0
+	}
+	return k
+}
+
+// passCons computes mean pass@k and cons@k over items with at least k graded samples (samples in index order).
+func passCons(recs []eval.Record, k int) (Num, Num) {
+	byItem := map[string][]eval.Record{}
+	for _, rec := range recs {
+		if !rec.IsError() {
+			byItem[rec.ItemID] = append(byItem[rec.ItemID], rec)
+		}
+	}
+	var pass, cons []float64
+	for _, id := range sortedKeys(byItem) {
+		rs := byItem[id]
+		if len(rs) < k {
+			continue
+		}
+		sort.Slice(rs, func(i, j int) bool { return rs[i].Sample < rs[j].Sample })
+		c := 0
+		answers := make([]string, len(rs))
+		correct := make([]bool, len(rs))
+		for i, rec := range rs {
+			if rec.Correct {
+				c++
+			}
+			answers[i], correct[i] = rec.Extracted, rec.Correct
+		}
+		p, err := stats.PassAtK(len(rs), c, k)
+		if err != nil {
+			continue // unreachable: 1 <= k <= len(rs) and 0 <= c <= len(rs)
+		}
+		pass = append(pass, p)
+		_, ok, err := stats.ConsAtK(answers, correct, k)
+		if err == nil {
+			cons = append(cons, b2f(ok))
+		}
+	}
+	return pct(stats.Mean(pass)), pct(stats.Mean(cons))
+}
+
+func graded(recs []eval.Record) []stats.Obs {
+	var obs []stats.Obs
+	for _, rec := range recs {
+		if !rec.IsError() {
+			obs = append(obs, stats.Obs{Item: rec.ItemID, Sample: rec.Sample, Score: rec.Score, Correct: rec.Correct})
+		}
+	}
+	return obs
+}
+
+// policyOrder lists the policies of recs: baseline first, then the manifest's order, then the rest sorted by
+// method, budget and spec.
+func policyOrder(config []string, recs []eval.Record, baseline string) []string {
+	seen := map[string]bool{}
+	for _, rec := range recs {
+		seen[rec.Policy] = true
+	}
+	var out []string
+	if seen[baseline] {
+		out = append(out, baseline)
+	}
+	done := map[string]bool{baseline: true}
+	for _, p := range config {
+		// records hold canonical specs; the manifest holds what the user wrote
+		if p = canonical(p); seen[p] && !done[p] {
+			out = append(out, p)
+			done[p] = true
+		}
+	}
+	var rest []string
+	for p := range seen {
+		if !done[p] {
+			rest = append(rest, p)
+		}
+	}
+	sort.Slice(rest, func(i, j int) bool {
+		a, _ := ParseSplit(rest[i])
+		b, _ := ParseSplit(rest[j])
+		if a.Method != b.Method {
+			return a.Method < b.Method
+		}
+		if a.Budget != b.Budget {
+			return a.Budget < b.Budget
+		}
+		return rest[i] < rest[j]
+	})
+	return append(out, rest...)
+}
+
+// orderBy returns names in the order of config first, then the rest sorted.
+func orderBy(config, names []string) []string {
+	have := map[string]bool{}
+	for _, n := range names {
+		have[n] = true
+	}
+	var out []string
+	for _, c := range config {
+		if have[c] {
+			out = append(out, c)
+			delete(have, c)
+		}
+	}
+	return append(out, sortedKeys(have)...)
+}
+
+// parseTags parses a Record.Tags string ("k=v;k=v"); a pair without '=' is a key with an empty value.
+func parseTags(s string) map[string]string {
+	m := map[string]string{}
+	if s == "" {
+		return m
+	}
+	for _, kv := range strings.Split(s, ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func pct(f float64) Num { return Num(100 * f) }
+
+func nan() Num { return Num(math.NaN()) }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
