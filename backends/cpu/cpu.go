@@ -1,0 +1,348 @@
+// Package cpu is snapeval's pure-Go reference backend: it loads a Hugging Face llama or qwen2
+// checkpoint (config.json, model.safetensors[.index.json], tokenizer.json, generation_config.json,
+// tokenizer_config.json) from a directory or an fs.FS and generates with continuous batching under
+// any cache policy of package compress. It registers itself as "cpu".
+package cpu
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/snapeval/snapeval/backends"
+	"github.com/snapeval/snapeval/backends/cpu/engine"
+	"github.com/snapeval/snapeval/backends/cpu/model"
+	"github.com/snapeval/snapeval/backends/cpu/safetensors"
+	"github.com/snapeval/snapeval/backends/cpu/sample"
+	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
+	"github.com/snapeval/snapeval/compress"
+	"github.com/snapeval/snapeval/eval"
+)
+
+func init() {
+	backends.Register("cpu", func(ctx context.Context, cfg backends.Config) (backends.Backend, error) {
+		opts, err := ParseOptions(cfg.Options)
+		if err != nil {
+			return nil, err
+		}
+		return Open(cfg.Model, opts)
+	})
+}
+
+// Options configure the backend.
+type Options struct {
+	Engine engine.Options
+	// ChatStyle overrides the chat template style detected from tokenizer_config.json (see tokenizer.Styles).
+	ChatStyle string
+}
+
+// ParseOptions reads backend options given as strings (flags or YAML): slots, threads, prefill_chunk,
+// prefix_cache_mb (0 disables the prefix cache) and chat_style. Unknown keys are errors.
+func ParseOptions(m map[string]string) (Options, error) {
+	var o Options
+	for k, v := range m {
+		n, err := strconv.Atoi(v)
+		isInt := func() error {
+			if err != nil || n < 0 {
+				return fmt.Errorf("cpu backend: option %s=%q: want a non-negative integer", k, v)
+			}
+			return nil
+		}
+		switch k {
+		case "slots":
+			o.Engine.Slots = n
+		case "threads":
+			o.Engine.Threads = n
+		case "prefill_chunk":
+			o.Engine.PrefillChunk = n
+		case "prefix_cache_mb":
+			o.Engine.PrefixCacheBytes = int64(n) << 20
+			if n == 0 {
+				o.Engine.PrefixCacheBytes = -1
+			}
+		case "chat_style":
+			o.ChatStyle = v
+			continue
+		default:
+			return Options{}, fmt.Errorf("cpu backend: unknown option %q (known: slots, threads, prefill_chunk, prefix_cache_mb, chat_style)", k)
+		}
+		if err := isInt(); err != nil {
+			return Options{}, err
+		}
+	}
+	return o, nil
+}
+
+// Backend is the cpu backend. It is safe for concurrent use.
+type Backend struct {
+	eng      *engine.Engine
+	tok      *tokenizer.Tokenizer
+	style    string
+	eos      []int
+	identity string
+	ck       *safetensors.Checkpoint
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// Open loads the model in directory dir, memory-mapping its weights.
+func Open(dir string, opts Options) (*Backend, error) {
+	if dir == "" {
+		return nil, errors.New("cpu backend: no model directory given")
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: model %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("cpu backend: model %s is not a directory", dir)
+	}
+	ck, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := build(os.DirFS(dir), ".", filepath.Base(filepath.Clean(dir)), dir, ck, opts)
+	if err != nil {
+		ck.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// OpenFS loads the model in directory dir of fsys (for example an embed.FS); name names it in Identity.
+func OpenFS(fsys fs.FS, dir, name string, opts Options) (*Backend, error) {
+	ck, err := safetensors.OpenFS(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	return build(fsys, dir, name, dir, ck, opts)
+}
+
+func build(fsys fs.FS, dir, name, display string, ck *safetensors.Checkpoint, opts Options) (*Backend, error) {
+	read := func(file string) ([]byte, error) { return fs.ReadFile(fsys, path.Join(dir, file)) }
+	where := func(file string) string { return filepath.Join(display, file) }
+	cfgBytes, err := read("config.json")
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
+	cfg, err := model.ParseConfig(where("config.json"), cfgBytes)
+	if err != nil {
+		return nil, err
+	}
+	eos := cfg.EOS
+	if b, err := read("generation_config.json"); err == nil {
+		g, err := model.ParseGenerationConfig(where("generation_config.json"), b)
+		if err != nil {
+			return nil, err
+		}
+		if len(g.EOS) > 0 {
+			eos = g.EOS
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	tokBytes, err := read("tokenizer.json")
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
+	tok, err := tokenizer.Parse(tokBytes, where("tokenizer.json"))
+	if err != nil {
+		return nil, err
+	}
+	style := opts.ChatStyle
+	if style == "" {
+		if b, err := read("tokenizer_config.json"); err == nil {
+			style = tokenizer.DetectStyle(b)
+		}
+	}
+	m, err := model.Load(cfg, ck)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{eng: engine.New(m, opts.Engine), tok: tok, style: style, eos: eos, ck: ck,
+		identity: "cpu:" + name + "@" + fingerprint(cfgBytes, ck)}, nil
+}
+
+// fingerprint hashes config.json and every tensor's name, dtype, shape and data (sampled: the first
+// and last 4 KiB and the length), so that Identity changes with the weights without reading them all.
+func fingerprint(cfg []byte, ck *safetensors.Checkpoint) string {
+	h := sha256.New()
+	h.Write(cfg)
+	var n [8]byte
+	for _, name := range ck.Names() {
+		t := ck.Tensors[name]
+		fmt.Fprintf(h, "%s %s %v\n", name, t.DType, t.Shape)
+		binary.LittleEndian.PutUint64(n[:], uint64(len(t.Data)))
+		h.Write(n[:])
+		k := min(len(t.Data), 4096)
+		h.Write(t.Data[:k])
+		h.Write(t.Data[len(t.Data)-k:])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// Engine returns the underlying engine (token-level API).
+func (b *Backend) Engine() *engine.Engine { return b.eng }
+
+// Identity names the engine, model and weights fingerprint ("cpu:SmolLM2-135M@0123456789ab").
+func (b *Backend) Identity() string { return b.identity }
+
+// Tokenizer returns the model's tokenizer.
+func (b *Backend) Tokenizer() eval.Tokenizer { return b.tok }
+
+// TokenizerImpl returns the concrete tokenizer.
+func (b *Backend) TokenizerImpl() *tokenizer.Tokenizer { return b.tok }
+
+// ChatStyle is the chat template style used for Messages ("" when the model has none).
+func (b *Backend) ChatStyle() string { return b.style }
+
+// Shape is the KV-relevant shape of the model, with the element size the cache is held in.
+func (b *Backend) Shape() eval.ModelShape {
+	c := b.eng.Model().Cfg
+	return eval.ModelShape{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, ElemBytes: engine.ElemBytes}
+}
+
+// CheckPolicy accepts every policy package compress parses.
+func (b *Backend) CheckPolicy(spec string) error {
+	_, err := compress.Parse(spec)
+	return err
+}
+
+// Close stops the engine and unmaps the weights.
+func (b *Backend) Close() error {
+	b.eng.Close()
+	return b.ck.Close()
+}
+
+// EncodePrompt tokenizes a request's prompt: Messages rendered with the model's chat template (its
+// special tokens written in the text), or the raw Prompt with the tokenizer's post-processor tokens
+// (BOS for llama) as transformers' encode(add_special_tokens=True) adds them.
+func (b *Backend) EncodePrompt(req eval.Request) ([]int, error) {
+	switch {
+	case len(req.Messages) > 0 && req.Prompt != "":
+		return nil, fmt.Errorf("cpu backend: request %s sets both messages and prompt", req.Key)
+	case len(req.Messages) > 0:
+		if b.style == "" {
+			return nil, fmt.Errorf("cpu backend: request %s has chat messages but the model has no recognised chat template (set option chat_style)", req.Key)
+		}
+		text, err := tokenizer.RenderChat(b.style, req.Messages, true, tokenizer.ChatOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return b.tok.Encode(text), nil
+	case req.Prompt != "":
+		return b.tok.EncodeWithSpecial(req.Prompt), nil
+	}
+	return nil, fmt.Errorf("cpu backend: request %s has neither messages nor prompt", req.Key)
+}
+
+// Generate runs one request. Sampling.MaxNew 0 means the rest of the model's context.
+func (b *Backend) Generate(ctx context.Context, req eval.Request) (eval.Output, error) {
+	spec := req.Policy
+	if spec == "" {
+		spec = "full"
+	}
+	pol, err := compress.Parse(spec)
+	if err != nil {
+		return eval.Output{}, err
+	}
+	ids, err := b.EncodePrompt(req)
+	if err != nil {
+		return eval.Output{}, err
+	}
+	maxNew := req.Sampling.MaxNew
+	if maxNew <= 0 {
+		maxNew = b.eng.Model().Cfg.MaxPositions - len(ids)
+	}
+	st := newStopper(b.tok, req.Sampling.Stop)
+	res, err := b.eng.Generate(ctx, engine.Job{
+		Prompt: ids, Policy: pol, MaxNew: maxNew, EOS: b.eos, OnToken: st.add,
+		Sampling: sample.Params{Temperature: req.Sampling.Temperature, TopP: req.Sampling.TopP, TopK: req.Sampling.TopK, Seed: req.Sampling.Seed},
+	})
+	if err != nil {
+		if req.Key != "" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("request %s: %w", req.Key, err)
+		}
+		return eval.Output{}, err
+	}
+	text := st.text()
+	if st.cut >= 0 {
+		res.Finish = "stop"
+	}
+	return eval.Output{
+		Text: text, PromptTokens: len(ids), OutputTokens: len(res.Tokens), FinishReason: res.Finish,
+		PrefillMS: float64(res.Prefill.Microseconds()) / 1000, DecodeMS: float64(res.Decode.Microseconds()) / 1000,
+		Cache:  eval.CacheInfo{Policy: pol.String(), Capacity: res.Plan.Capacity, KVBytes: res.KVBytes},
+		Seeded: true,
+	}, nil
+}
+
+// stopper accumulates the decoded text and ends generation at the first stop string, which is
+// trimmed from the output (as OpenAI-compatible servers do).
+type stopper struct {
+	dec   *tokenizer.StreamDecoder
+	stops []string
+	buf   strings.Builder
+	cut   int // -1 until a stop string is found
+}
+
+func newStopper(tok *tokenizer.Tokenizer, stops []string) *stopper {
+	d := tok.NewStreamDecoder()
+	d.SkipSpecial = true
+	s := &stopper{dec: d, cut: -1}
+	for _, x := range stops {
+		if x != "" {
+			s.stops = append(s.stops, x)
+		}
+	}
+	return s
+}
+
+func (s *stopper) add(tok int) bool {
+	delta := s.dec.Add(tok)
+	if delta == "" || len(s.stops) == 0 {
+		s.buf.WriteString(delta)
+		return false
+	}
+	old := s.buf.Len()
+	s.buf.WriteString(delta)
+	return s.search(old)
+}
+
+// search looks for a stop string ending in the text added after offset old.
+func (s *stopper) search(old int) bool {
+	text := s.buf.String()
+	best := -1
+	for _, x := range s.stops {
+		from := max(0, old-len(x)+1)
+		if i := strings.Index(text[from:], x); i >= 0 && (best < 0 || from+i < best) {
+			best = from + i
+		}
+	}
+	if best >= 0 {
+		s.cut = best
+		return true
+	}
+	return false
+}
+
+func (s *stopper) text() string {
+	if s.cut >= 0 {
+		return s.buf.String()[:s.cut]
+	}
+	old := s.buf.Len()
+	s.buf.WriteString(s.dec.Flush())
+	if len(s.stops) > 0 && s.search(old) {
+		return s.buf.String()[:s.cut]
+	}
+	return s.buf.String()
+}

@@ -1,0 +1,190 @@
+package cpu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/snapeval/snapeval/backends"
+	"github.com/snapeval/snapeval/backends/cpu/engine"
+	"github.com/snapeval/snapeval/compress"
+	"github.com/snapeval/snapeval/eval"
+)
+
+type reference struct {
+	PromptIDs  []int     `json:"prompt_ids"`
+	LogitsLast []float64 `json:"logits_last"`
+	Cases      []struct {
+		Policy map[string]any `json:"policy"`
+		Kept   [][][]int      `json:"kept"`
+		Greedy []int          `json:"greedy"`
+	} `json:"cases"`
+}
+
+func policySpec(p map[string]any) string {
+	i := func(k string) int { return int(p[k].(float64)) }
+	switch p["method"] {
+	case "full":
+		return "full"
+	case "streaming":
+		return fmt.Sprintf("streaming:sinks=%d,recent=%d", i("sinks"), i("recent"))
+	case "snapkv":
+		return fmt.Sprintf("snapkv:topk=%d,window=%d,kernel=%d", i("topk"), i("window"), i("kernel"))
+	}
+	return fmt.Sprintf("snapstream:sinks=%d,recent=%d,topk=%d,window=%d,kernel=%d", i("sinks"), i("recent"), i("topk"), i("window"), i("kernel"))
+}
+
+func fixtureDir(name string) string { return filepath.Join("testdata", "models", name) }
+
+func openFixture(t *testing.T, name string, opts map[string]string) (*Backend, *reference) {
+	t.Helper()
+	bk, err := backends.Open(context.Background(), "cpu", backends.Config{Model: fixtureDir(name), Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bk.Close() })
+	b, err := os.ReadFile(filepath.Join(fixtureDir(name), "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref reference
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return bk.(*Backend), &ref
+}
+
+func TestInspectConformance(t *testing.T) {
+	for _, name := range []string{"llama-gqa", "qwen2-tied"} {
+		t.Run(name, func(t *testing.T) {
+			b, ref := openFixture(t, name, nil)
+			for _, c := range ref.Cases {
+				spec := policySpec(c.Policy)
+				r, err := b.Inspect(context.Background(), ref.PromptIDs, spec, len(c.Greedy))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(r.Kept, c.Kept) || !reflect.DeepEqual(r.Greedy, c.Greedy) {
+					t.Errorf("%s: kept/greedy differ from the reference (greedy %v, want %v)", spec, r.Greedy, c.Greedy)
+				}
+				var num, den float64
+				for i, v := range ref.LogitsLast {
+					num = max(num, abs(float64(r.LogitsLast[i])-v))
+					den = max(den, abs(v))
+				}
+				if num/den > 1e-3 {
+					t.Errorf("%s: logits_last relative error %.3g", spec, num/den)
+				}
+			}
+		})
+	}
+}
+
+func abs(x float64) float64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func TestBackendBasics(t *testing.T) {
+	b, _ := openFixture(t, "llama-gqa", map[string]string{"slots": "2"})
+	if !strings.HasPrefix(b.Identity(), "cpu:llama-gqa@") || len(b.Identity()) != len("cpu:llama-gqa@")+12 {
+		t.Errorf("Identity = %q", b.Identity())
+	}
+	if got, want := b.Shape(), (eval.ModelShape{Layers: 2, KVHeads: 2, HeadDim: 16, ElemBytes: 4}); got != want {
+		t.Errorf("Shape = %+v, want %+v", got, want)
+	}
+	if err := b.CheckPolicy("snapstream:budget=64"); err != nil {
+		t.Error(err)
+	}
+	if err := b.CheckPolicy("snapstream:bogus=1"); err == nil {
+		t.Error("bad policy accepted")
+	}
+	fsb, err := OpenFS(os.DirFS(fixtureDir("llama-gqa")), ".", "llama-gqa", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsb.Close()
+	if fsb.Identity() != b.Identity() {
+		t.Errorf("OpenFS identity %q, Open %q", fsb.Identity(), b.Identity())
+	}
+	for _, opts := range []map[string]string{{"bogus": "1"}, {"slots": "-2"}, {"threads": "x"}} {
+		if _, err := backends.Open(context.Background(), "cpu", backends.Config{Model: fixtureDir("llama-gqa"), Options: opts}); err == nil {
+			t.Errorf("options %v accepted", opts)
+		}
+	}
+	if _, err := Open(filepath.Join("testdata", "nope"), Options{}); err == nil {
+		t.Error("missing directory accepted")
+	}
+}
+
+func TestGenerateText(t *testing.T) {
+	b, ref := openFixture(t, "llama-gqa", nil)
+	tok := b.TokenizerImpl()
+	prompt := tok.Decode(ref.PromptIDs[:60])
+	ids := tok.EncodeWithSpecial(prompt)
+	ctx := context.Background()
+	want, err := b.Engine().Generate(ctx, engine.Job{Prompt: ids, Policy: compress.MustParse("snapstream:budget=32"), MaxNew: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := eval.Request{Key: "k", Prompt: prompt, Policy: "snapstream:budget=32", Sampling: eval.Sampling{MaxNew: 20}}
+	out, err := b.Generate(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText := tok.DecodeSkipSpecial(want.Tokens)
+	if out.Text != wantText || out.OutputTokens != 20 || out.FinishReason != "length" || out.PromptTokens != len(ids) {
+		t.Fatalf("output %+v, want text %q", out, wantText)
+	}
+	if out.Cache.Policy != "snapstream:budget=32" || out.Cache.Capacity != 32 ||
+		out.Cache.KVBytes != compress.KVBytes(32, 2, 2, 16, 4) || !out.Seeded {
+		t.Errorf("cache info %+v", out.Cache)
+	}
+	// A stop string in the middle of the output ends generation there and is trimmed.
+	stop := strings.TrimSpace(wantText[len(wantText)/2:])[:2]
+	i := strings.Index(wantText, stop)
+	req.Sampling.Stop = []string{"never-there", stop}
+	out, err = b.Generate(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Text != wantText[:i] || out.FinishReason != "stop" {
+		t.Errorf("with stop %q: text %q finish %q, want %q", stop, out.Text, out.FinishReason, wantText[:i])
+	}
+	// Overflow and bad requests.
+	req.Sampling.MaxNew = 5000
+	if _, err := b.Generate(ctx, req); !errors.Is(err, eval.ErrContextOverflow) {
+		t.Errorf("overflow err = %v", err)
+	}
+	if _, err := b.Generate(ctx, eval.Request{Messages: []eval.Message{{Role: "user", Content: "hi"}}}); err == nil {
+		t.Error("chat request accepted without a chat template")
+	}
+	if _, err := b.Generate(ctx, eval.Request{}); err == nil {
+		t.Error("empty request accepted")
+	}
+}
+
+func TestChatStyleOption(t *testing.T) {
+	b, _ := openFixture(t, "qwen2-tied", map[string]string{"chat_style": "chatml"})
+	msgs := []eval.Message{{Role: "user", Content: "What is 2+2?"}}
+	ids, err := b.EncodePrompt(eval.Request{Messages: msgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := b.TokenizerImpl().Encode("<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n")
+	if !reflect.DeepEqual(ids, want) {
+		t.Errorf("chat prompt ids %v, want %v", ids, want)
+	}
+	out, err := b.Generate(context.Background(), eval.Request{Messages: msgs, Policy: "full", Sampling: eval.Sampling{MaxNew: 3, Temperature: 0.7, Seed: 1}})
+	if err != nil || out.OutputTokens != 3 {
+		t.Errorf("chat generate: %+v %v", out, err)
+	}
+}

@@ -1,0 +1,40 @@
+package cpu
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/snapeval/snapeval/backends/cpu/engine"
+	"github.com/snapeval/snapeval/compress"
+)
+
+// InspectResult is what `snapeval inspect` prints: the cache after prefill and the greedy path under one
+// policy, in the vocabulary of the conformance fixtures.
+type InspectResult struct {
+	PromptIDs []int  `json:"prompt_ids"`
+	Policy    string `json:"policy"`
+	Capacity  int    `json:"capacity"`
+	KVBytes   int64  `json:"kv_bytes"`
+	// Kept is [layer][kv head] sorted absolute positions held right after prefill.
+	Kept [][][]int `json:"kept"`
+	// Greedy is MaxNew greedy tokens (EOS ignored, as in the fixtures).
+	Greedy     []int     `json:"greedy"`
+	LogitsLast []float32 `json:"logits_last"`
+}
+
+// Inspect prefills ids under policy spec, and decodes maxNew greedy tokens ignoring EOS.
+func (b *Backend) Inspect(ctx context.Context, ids []int, spec string, maxNew int) (InspectResult, error) {
+	pol, err := compress.Parse(spec)
+	if err != nil {
+		return InspectResult{}, err
+	}
+	if maxNew < 0 {
+		return InspectResult{}, fmt.Errorf("inspect: max new tokens %d is negative", maxNew)
+	}
+	res, err := b.eng.Generate(ctx, engine.Job{Prompt: ids, Policy: pol, MaxNew: maxNew, WantKept: true, WantLogits: true})
+	if err != nil {
+		return InspectResult{}, err
+	}
+	return InspectResult{PromptIDs: ids, Policy: pol.String(), Capacity: res.Plan.Capacity, KVBytes: res.KVBytes,
+		Kept: res.Kept, Greedy: res.Tokens, LogitsLast: res.PromptLogits}, nil
+}
