@@ -270,3 +270,25 @@ func BenchmarkBuild(b *testing.B) {
 		Build(m, recs, Options{})
 	}
 }
+
+func TestWriteFiles(t *testing.T) {
+	m, recs := synthRun()
+	r := Build(m, recs, Options{})
+	dir := filepath.Join(t.TempDir(), "sub")
+	paths, err := WriteFiles(dir, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) != len(Files) {
+		t.Fatalf("wrote %v", paths)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report.md", md)
+	left, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+	if len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/reports"
+)
+
+// reportOptions are the flags of `snapeval report`.
+type reportOptions struct {
+	Dirs   []string
+	Format string // md, csv or json
+	Out    string // where report.md/csv/svg/png go (default: the first run directory)
+}
+
+func init() {
+	o := &reportOptions{}
+	cmd := &cobra.Command{
+		Use:   "report DIR [DIR...]",
+		Short: "Print the paired accuracy report of a run and write report.md, .csv, .svg and .png",
+		Long: `report reads the records of a run directory (several directories are shards of one run and are merged),
+compares every compressed policy with the full-cache baseline on the same items (accuracy, strict accuracy with
+errors counted wrong, delta in percentage points, 95% paired bootstrap CI, exact McNemar p, breakdowns by item
+tag), prints the report to stdout and writes report.md, report.csv, report.svg and report.png into the first
+run directory (or --out). The same records always give byte-identical files.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Dirs = args
+			return runReport(o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&o.Format, "format", "md", "stdout format: md, csv or json")
+	cmd.Flags().StringVar(&o.Out, "out", "", "directory for the report files (default: the first DIR)")
+	rootCmd.AddCommand(cmd)
+
+	// `snapeval run` writes the report of a finished run through this hook.
+	writeRunReport = func(dir string, stdout io.Writer) error {
+		return runReport(&reportOptions{Dirs: []string{dir}, Format: "md"}, stdout, io.Discard)
+	}
+}
+
+// runReport loads the records of o.Dirs, writes the report files and prints the report in o.Format.
+func runReport(o *reportOptions, stdout, stderr io.Writer) error {
+	write := map[string]func(io.Writer, *reports.Report) error{
+		"md": reports.WriteMarkdown, "csv": reports.WriteCSV, "json": reports.WriteJSON,
+	}[o.Format]
+	if write == nil {
+		return usageErrorf("--format %q: want md, csv or json", o.Format)
+	}
+	r, err := loadReport(o.Dirs)
+	if err != nil {
+		return err
+	}
+	out := o.Out
+	if out == "" {
+		out = o.Dirs[0]
+	}
+	paths, err := reports.WriteFiles(out, r)
+	if err != nil {
+		return fmt.Errorf("writing the report into %s: %w", out, err)
+	}
+	for _, p := range paths {
+		fmt.Fprintln(stderr, "wrote", p)
+	}
+	return write(stdout, r)
+}
+
+// loadReport builds the report of the merged records of dirs; a run without records is an error.
+func loadReport(dirs []string) (*reports.Report, error) {
+	m, recs, err := eval.LoadRuns(dirs)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("no records in %v", dirs)
+	}
+	return reports.Build(m, recs, reports.Options{}), nil
+}

@@ -1,0 +1,37 @@
+package reports
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Files are the report files WriteFiles writes, in order.
+var Files = []string{"report.md", "report.csv", "report.svg", "report.png"}
+
+// WriteFiles writes report.md, report.csv, report.svg and report.png into dir (created if needed), each
+// atomically (a temporary file renamed into place), and returns their paths.
+func WriteFiles(dir string, r *Report) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	writers := []func(io.Writer, *Report) error{WriteMarkdown, WriteCSV, WriteSVG, WritePNG}
+	var paths []string
+	for i, name := range Files {
+		var buf bytes.Buffer
+		if err := writers[i](&buf, r); err != nil {
+			return paths, fmt.Errorf("%s: %w", name, err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path+".tmp", buf.Bytes(), 0o644); err != nil {
+			return paths, err
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return paths, err
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
