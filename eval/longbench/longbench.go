@@ -1,0 +1,321 @@
+// Package longbench implements LongBench-v2 (THUDM/LongBench-v2, 503 multiple-choice long-context questions)
+// with its official protocol: the official prompt templates (prompts/, byte-exact), middle truncation of the
+// rendered prompt to max_len model tokens, one user message, temperature 0.1, 128 new tokens, the official
+// answer extraction, and accuracy by difficulty and length.
+//
+// Mode "0shot" (the default) is complete. Chain-of-thought ("0shot_cot") needs two generations per sample
+// (1024 tokens of reasoning, then a second prompt built from that reasoning with 128 tokens) which the runner's
+// one-request-per-sample shape cannot express; RenderCoTAnswer provides the second prompt for a runner that can.
+// Mode "0shot_no_context" (the question alone) is the official no-context baseline.
+package longbench
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/snapeval/snapeval/datasets"
+	"github.com/snapeval/snapeval/eval"
+)
+
+// Name is the benchmark's registry name.
+const Name = "longbench-v2"
+
+// DatasetFile is the locked file read by default.
+const DatasetFile = "data.json"
+
+// DefaultMaxLen is the official truncation length for every open model (tokens of the rendered prompt).
+const DefaultMaxLen = 120000
+
+// Modes.
+const (
+	Mode0Shot          = "0shot"
+	Mode0ShotCoT       = "0shot_cot"
+	Mode0ShotNoContext = "0shot_no_context"
+)
+
+//go:embed prompts/*.txt
+var promptFS embed.FS
+
+// Template returns an official prompt template by name (0shot, 0shot_cot, 0shot_cot_ans, 0shot_no_context).
+func Template(name string) (string, error) {
+	b, err := promptFS.ReadFile("prompts/" + name + ".txt")
+	if err != nil {
+		return "", fmt.Errorf("longbench: no template %q", name)
+	}
+	return string(b), nil
+}
+
+// Row is one upstream LongBench-v2 row.
+type Row struct {
+	ID         string `json:"_id"`
+	Domain     string `json:"domain"`
+	SubDomain  string `json:"sub_domain"`
+	Difficulty string `json:"difficulty"`
+	Length     string `json:"length"`
+	Question   string `json:"question"`
+	ChoiceA    string `json:"choice_A"`
+	ChoiceB    string `json:"choice_B"`
+	ChoiceC    string `json:"choice_C"`
+	ChoiceD    string `json:"choice_D"`
+	Answer     string `json:"answer"`
+	Context    string `json:"context"`
+}
+
+// ParseRow decodes and checks one upstream row.
+func ParseRow(raw []byte) (Row, error) {
+	var r Row
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return Row{}, fmt.Errorf("longbench row: %w", err)
+	}
+	if r.ID == "" {
+		return Row{}, fmt.Errorf("longbench row: missing _id")
+	}
+	switch r.Answer {
+	case "A", "B", "C", "D":
+	default:
+		return Row{}, fmt.Errorf("longbench row %s: field answer %q is not A-D", r.ID, r.Answer)
+	}
+	switch r.Difficulty {
+	case "easy", "hard":
+	default:
+		return Row{}, fmt.Errorf("longbench row %s: field difficulty %q is not easy|hard", r.ID, r.Difficulty)
+	}
+	switch r.Length {
+	case "short", "medium", "long":
+	default:
+		return Row{}, fmt.Errorf("longbench row %s: field length %q is not short|medium|long", r.ID, r.Length)
+	}
+	return r, nil
+}
+
+// Render fills a template the official way: plain substring replacement of $DOC$, $Q$, $C_A$..$C_D$ in that
+// order (chained like the official str.replace calls), each value stripped of surrounding whitespace first.
+func Render(template string, r Row) string {
+	s := strings.ReplaceAll(template, "$DOC$", pyStrip(r.Context))
+	s = strings.ReplaceAll(s, "$Q$", pyStrip(r.Question))
+	s = strings.ReplaceAll(s, "$C_A$", pyStrip(r.ChoiceA))
+	s = strings.ReplaceAll(s, "$C_B$", pyStrip(r.ChoiceB))
+	s = strings.ReplaceAll(s, "$C_C$", pyStrip(r.ChoiceC))
+	return strings.ReplaceAll(s, "$C_D$", pyStrip(r.ChoiceD))
+}
+
+// RenderCoTAnswer renders the second chain-of-thought pass (0shot_cot_ans) from the first pass's output.
+func RenderCoTAnswer(r Row, cot string) string {
+	t, _ := Template("0shot_cot_ans")
+	return strings.ReplaceAll(Render(t, r), "$COT$", cot)
+}
+
+// pyStrip is Python's str.strip(): it removes leading and trailing Unicode whitespace.
+func pyStrip(s string) string {
+	return strings.TrimFunc(s, isPySpace)
+}
+
+func isPySpace(r rune) bool {
+	switch r {
+	case ' ', '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f, 0x85, 0xa0, 0x1680,
+		0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
+		0x2028, 0x2029, 0x202f, 0x205f, 0x3000:
+		return true
+	}
+	return false
+}
+
+// Truncate applies the official middle truncation: when the prompt has more than maxLen tokens, keep the
+// first maxLen//2 and the last maxLen - maxLen//2 tokens (Python's input_ids[:m//2] + input_ids[-m//2:])
+// and decode them together. It returns the prompt, its token count before and after.
+func Truncate(tok eval.Tokenizer, prompt string, maxLen int) (string, int, int) {
+	ids := tok.Encode(prompt)
+	n := len(ids)
+	if n <= maxLen {
+		return prompt, n, n
+	}
+	head := maxLen / 2
+	tail := maxLen - head
+	kept := make([]int, 0, maxLen)
+	kept = append(kept, ids[:head]...)
+	kept = append(kept, ids[n-tail:]...)
+	return tok.Decode(kept), n, len(kept)
+}
+
+var (
+	answerParen = regexp.MustCompile(`The correct answer is \(([A-D])\)`)
+	answerBare  = regexp.MustCompile(`The correct answer is ([A-D])`)
+)
+
+// Extract is the official answer extraction: delete every '*', then the first "The correct answer is (X)",
+// else the first "The correct answer is X"; "" when neither matches. Case-sensitive.
+func Extract(output string) string {
+	s := strings.ReplaceAll(output, "*", "")
+	if m := answerParen.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	if m := answerBare.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// Verdicts.
+const (
+	VerdictCorrect  = "correct"
+	VerdictWrong    = "wrong_answer"
+	VerdictNoAnswer = "no_answer"
+)
+
+// GradeOutput grades one output against the gold letter.
+func GradeOutput(output, gold string) eval.Grade {
+	x := Extract(output)
+	switch {
+	case x == "":
+		return eval.Grade{Verdict: VerdictNoAnswer, Detail: "no \"The correct answer is\" statement"}
+	case x == gold:
+		return eval.Grade{Extracted: x, Correct: true, Score: 1, Verdict: VerdictCorrect}
+	default:
+		return eval.Grade{Extracted: x, Verdict: VerdictWrong, Detail: "gold " + gold}
+	}
+}
+
+// Problem is an Item's Data: the row (context dropped once rendered) and the final prompt.
+type Problem struct {
+	Row
+	// Prompt is the rendered (and possibly truncated) user message.
+	Prompt string
+	// Tokens is the prompt's token count before truncation (0 when no tokenizer was given).
+	Tokens int
+	// Truncated is true when middle truncation cut the prompt.
+	Truncated bool
+}
+
+// Bench is the LongBench-v2 benchmark.
+type Bench struct {
+	mode   string
+	maxLen int
+	files  []string
+	dir    string
+}
+
+// Options: "mode" (0shot | 0shot_no_context; 0shot_cot is refused, see the package doc) and "max_len" (tokens).
+func New(opts eval.BenchOptions) (*Bench, error) {
+	b := &Bench{mode: Mode0Shot, maxLen: DefaultMaxLen, files: opts.Files, dir: opts.DataDir}
+	for k, v := range opts.Options {
+		switch k {
+		case "mode":
+			b.mode = v
+		case "max_len":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 2 {
+				return nil, fmt.Errorf("longbench: option max_len=%q: want an integer >= 2", v)
+			}
+			b.maxLen = n
+		default:
+			return nil, fmt.Errorf("longbench: unknown option %q (known: mode, max_len)", k)
+		}
+	}
+	switch b.mode {
+	case Mode0Shot, Mode0ShotNoContext:
+	case Mode0ShotCoT:
+		return nil, fmt.Errorf("longbench: mode 0shot_cot needs two generations per sample (1024 then 128 tokens), which the runner cannot express yet")
+	default:
+		return nil, fmt.Errorf("longbench: unknown mode %q (known: 0shot, 0shot_no_context)", b.mode)
+	}
+	return b, nil
+}
+
+func init() {
+	eval.RegisterBenchmark(Name, func(o eval.BenchOptions) (eval.Benchmark, error) { return New(o) })
+}
+
+// Name implements eval.Benchmark.
+func (b *Bench) Name() string { return Name }
+
+// Defaults implements eval.Benchmark: temperature 0.1, 128 new tokens, one sample.
+func (b *Bench) Defaults() eval.Defaults {
+	return eval.Defaults{Sampling: eval.Sampling{Temperature: 0.1, MaxNew: 128}, Samples: 1}
+}
+
+// Files returns the files Items reads: BenchOptions.Files, else the locked data.json in the cache.
+func (b *Bench) Files() []string {
+	if len(b.files) > 0 {
+		return b.files
+	}
+	return []string{datasets.Path(b.dir, Name, DatasetFile)}
+}
+
+// Items implements eval.Benchmark. The whole file is streamed; each context is rendered into its prompt,
+// truncated with tok when tok is non-nil, and dropped.
+func (b *Bench) Items(ctx context.Context, tok eval.Tokenizer) ([]eval.Item, error) {
+	var items []eval.Item
+	seen := map[string]bool{}
+	for _, f := range b.Files() {
+		err := datasets.ReadFile(f, "", func(_ int, raw []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			it, err := b.item(raw, tok)
+			if err != nil {
+				return err
+			}
+			if seen[it.ID] {
+				return fmt.Errorf("duplicate _id %q", it.ID)
+			}
+			seen[it.ID] = true
+			items = append(items, it)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
+
+// ParseRow implements eval.RowParser (no tokenizer: the prompt is not truncated).
+func (b *Bench) ParseRow(raw []byte) (eval.Item, error) { return b.item(raw, nil) }
+
+func (b *Bench) item(raw []byte, tok eval.Tokenizer) (eval.Item, error) {
+	r, err := ParseRow(raw)
+	if err != nil {
+		return eval.Item{}, err
+	}
+	t, err := Template(b.mode)
+	if err != nil {
+		return eval.Item{}, err
+	}
+	p := &Problem{Row: r, Prompt: Render(t, r)}
+	p.Context = ""
+	if tok != nil {
+		p.Prompt, p.Tokens, _ = Truncate(tok, p.Prompt, b.maxLen)
+		p.Truncated = p.Tokens > b.maxLen
+	}
+	return eval.Item{
+		ID:   r.ID,
+		Tags: map[string]string{"difficulty": r.Difficulty, "length": r.Length, "domain": r.Domain},
+		Data: p,
+	}, nil
+}
+
+// Request implements eval.Benchmark: one user message, no system prompt.
+func (b *Bench) Request(item eval.Item) (eval.Request, error) {
+	p, ok := item.Data.(*Problem)
+	if !ok {
+		return eval.Request{}, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
+	}
+	return eval.Request{
+		Messages: []eval.Message{{Role: "user", Content: p.Prompt}},
+		Sampling: b.Defaults().Sampling,
+	}, nil
+}
+
+// Grade implements eval.Benchmark.
+func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Grade, error) {
+	p, ok := item.Data.(*Problem)
+	if !ok {
+		return eval.Grade{}, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
+	}
+	return GradeOutput(output, p.Answer), nil
+}
