@@ -65,12 +65,12 @@ func TestParseLockErrors(t *testing.T) {
 		{"type", "{\"version\":1,\n\"datasets\":[{\"name\":3}]}", "line 2"},
 		{"short revision", strings.Replace(file(`{"path":"a","sha256":"`+sha+`","format":"json","size":1,"rows":1}`), rev, "2b48e49", 1), "40-hex"},
 		{"bad sha", file(`{"path":"a","sha256":"ABC","format":"json","size":1,"rows":1}`), "sha256"},
-		{"bad path", file(`{"path":"../a","sha256":"`+sha+`","format":"json","size":1,"rows":1}`), "bad path"},
-		{"abs path", file(`{"path":"/a","sha256":"`+sha+`","format":"json","size":1,"rows":1}`), "bad path"},
-		{"format", file(`{"path":"a","sha256":"`+sha+`","format":"csv","size":1,"rows":1}`), "format"},
-		{"size", file(`{"path":"a","sha256":"`+sha+`","format":"json","size":0,"rows":1}`), "size 0"},
+		{"bad path", file(`{"path":"../a","sha256":"` + sha + `","format":"json","size":1,"rows":1}`), "bad path"},
+		{"abs path", file(`{"path":"/a","sha256":"` + sha + `","format":"json","size":1,"rows":1}`), "bad path"},
+		{"format", file(`{"path":"a","sha256":"` + sha + `","format":"csv","size":1,"rows":1}`), "format"},
+		{"size", file(`{"path":"a","sha256":"` + sha + `","format":"json","size":0,"rows":1}`), "size 0"},
 		{"no files", file(``), "no files"},
-		{"dup path", file(`{"path":"a","sha256":"`+sha+`","format":"json","size":1,"rows":1},{"path":"a","sha256":"`+sha+`","format":"json","size":1,"rows":1}`), "duplicate path"},
+		{"dup path", file(`{"path":"a","sha256":"` + sha + `","format":"json","size":1,"rows":1},{"path":"a","sha256":"` + sha + `","format":"json","size":1,"rows":1}`), "duplicate path"},
 		{"trailing", `{"version":1,"datasets":[]} {}`, "trailing"},
 	}
 	for _, tc := range tests {
