@@ -179,14 +179,8 @@ func (e *APIError) classify(quotaAfter time.Duration) {
 	switch {
 	case isOverflow && (e.Status == 0 || e.Status == 400 || e.Status == 413 || e.Status == 422):
 		e.kind = eval.ErrContextOverflow
-	case e.Status == http.StatusTooManyRequests || e.Status == 0 && strings.Contains(text, "rate limit"):
-		quota := e.RetryAfter > quotaAfter
-		for _, p := range quotaPhrases {
-			if strings.Contains(text, p) {
-				quota = true
-			}
-		}
-		if quota {
+	case e.Status == http.StatusTooManyRequests || e.Status == 0 && hasQuotaWording(text):
+		if e.RetryAfter > quotaAfter || hasQuotaWording(text) {
 			e.kind = eval.ErrQuotaExhausted
 		} else {
 			e.Retryable = true
@@ -221,4 +215,13 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+func hasQuotaWording(text string) bool {
+	for _, p := range quotaPhrases {
+		if strings.Contains(text, p) {
+			return true
+		}
+	}
+	return false
 }
