@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -72,7 +73,11 @@ func runInspect(cmd *cobra.Command, o *inspectOptions) error {
 	if o.PromptText != "" {
 		ids = b.TokenizerImpl().EncodeWithSpecial(o.PromptText)
 	}
-	res, err := b.Inspect(cmd.Context(), ids, o.Policy, o.MaxNew)
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	res, err := b.Inspect(ctx, ids, o.Policy, o.MaxNew)
 	if err != nil {
 		return err
 	}
