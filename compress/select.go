@@ -4,11 +4,18 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // keyBlock is the number of keys whose logits are computed together for every observation query,
 // so that a block of keys (keyBlock x headDim float32) stays in L1/L2 while all W' queries use it.
 const keyBlock = 128
+
+// rowBlock is the number of observation queries per SGEMM tile: with keyBlock, small enough that gonum
+// computes the tile serially.
+const rowBlock = 64
 
 // Scratch holds the buffers SelectTopK reuses between calls. The zero value (or nil) is ready to use.
 // A Scratch is not safe for concurrent use; give each goroutine its own.
@@ -100,30 +107,18 @@ func headScores(s *Scratch, keys []float32, L, w, numKVHeads, g, headDim int) {
 	scale := float32(1 / math.Sqrt(float64(headDim)))
 	stride := numKVHeads * headDim
 	first := L - w // absolute position of observation query 0
-	// Logits, blocked over keys so that a block is reused by every query while it is cached.
+	// Logits: C[i][t] = scale * q_i . k_t, one serial SGEMM per block of keys (gonum's SSE dot kernel, float32)
+	// so that a block is reused by every query while it is cached. Rows are computed over whole blocks; the
+	// causal limit is applied by the softmax below, which reads row i only up to key first+i.
+	// Tiles of at most rowBlock x keyBlock keep gonum on its serial path (no goroutines, no allocation).
 	for t0 := 0; t0 < L; t0 += keyBlock {
-		t1 := min(t0+keyBlock, L)
-		for i := range w {
-			end := min(t1, first+i+1) // causal: query i sees keys 0..first+i
-			if end <= t0 {
-				continue
-			}
-			q := s.q[i*headDim : (i+1)*headDim]
-			row := s.logits[i*L : (i+1)*L]
-			t := t0
-			for ; t+4 <= end; t += 4 {
-				o := t*stride + g*headDim
-				d0, d1, d2, d3 := dot4(q,
-					keys[o:o+headDim],
-					keys[o+stride:o+stride+headDim],
-					keys[o+2*stride:o+2*stride+headDim],
-					keys[o+3*stride:o+3*stride+headDim])
-				row[t], row[t+1], row[t+2], row[t+3] = d0*scale, d1*scale, d2*scale, d3*scale
-			}
-			for ; t < end; t++ {
-				o := t*stride + g*headDim
-				row[t] = dot(q, keys[o:o+headDim]) * scale
-			}
+		nb := min(keyBlock, L-t0)
+		B := blas32.General{Rows: nb, Cols: headDim, Stride: stride, Data: keys[t0*stride+g*headDim:]}
+		for r0 := 0; r0 < w; r0 += rowBlock {
+			nr := min(rowBlock, w-r0)
+			A := blas32.General{Rows: nr, Cols: headDim, Stride: headDim, Data: s.q[r0*headDim : (r0+nr)*headDim]}
+			C := blas32.General{Rows: nr, Cols: nb, Stride: L, Data: s.logits[r0*L+t0:]}
+			blas32.Gemm(blas.NoTrans, blas.Trans, scale, A, B, 0, C)
 		}
 	}
 	clear(s.score)
@@ -192,27 +187,4 @@ func topK(s *Scratch, lo, n int) []int {
 	}
 	slices.Sort(kept)
 	return kept
-}
-
-// dot is the float32 dot product of a and b[:len(a)], accumulated in the same order as dot4.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s float32
-	for i, x := range a {
-		s += x * b[i]
-	}
-	return s
-}
-
-// dot4 returns the dot products of q with four keys of the same length: four independent chains.
-func dot4(q, k0, k1, k2, k3 []float32) (s0, s1, s2, s3 float32) {
-	n := len(q)
-	k0, k1, k2, k3 = k0[:n], k1[:n], k2[:n], k3[:n]
-	for i, x := range q {
-		s0 += x * k0[i]
-		s1 += x * k1[i]
-		s2 += x * k2[i]
-		s3 += x * k3[i]
-	}
-	return
 }

@@ -1,0 +1,44 @@
+// Package compress implements the KV-cache policies of spec/snapstream.md: policy spec strings, the
+// static per-sequence layout (Plan), SnapKV top-K selection (SelectTopK), the slot bookkeeping that
+// drives the attention mask (Slots) and KV memory accounting (KVBytes). It holds no model code.
+//
+// # Policies
+//
+//	full                                   capacity prompt + max_new, everything kept
+//	streaming:sinks=S,recent=R             capacity S + R: sinks + ring of the R most recent tokens
+//	snapkv:topk=K,window=W,kernel=k        capacity K + W + max_new: top-K of the prompt before the window,
+//	                                       the window, decoded tokens appended and never evicted
+//	snapstream:budget=B                    capacity B = S + K + R (defaults S=4, R=B/2, K=B-S-R, W=32, k=5)
+//	snapstream:sinks=S,recent=R,topk=K,window=W,kernel=k[,adaptive=true]
+//
+// # Layout
+//
+// Every layer and KV head of a sequence owns Capacity slots, fixed at admission. Keys are cached after
+// RoPE at their original absolute position and never moved. For snapstream and streaming (spec section 4):
+//
+//	slot:     0 .. S-1   S .. S+R-1                     S+R .. S+R+K-1
+//	        +----------+-------------------------------+----------------------------+
+//	        |  sinks   |  ring: slot(p) = S+(p-S)%R    |  top-K, ascending position |
+//	        +----------+-------------------------------+----------------------------+
+//	holds:   0 .. S-1    the R most recent positions     SnapKV picks from [S, L-R)
+//
+// The prompt 0..L-1 is partitioned into sinks [0, Lo), candidates [Lo, Hi) and ring [Hi, L) with
+// Lo = min(S, L) and Hi = max(Lo, L-R). The ring is written with the same formula at prefill and during
+// decode, so the first decoded token (p = L) overwrites the oldest ring entry. Sinks and top-K never
+// change during decode; unused top-K slots stay masked (Pos = -1) unless adaptive gives them to the ring.
+//
+// snapkv uses the same layout with S = 0 and the observation window as the "ring" block (slot p % W, never
+// overwritten), followed by an append block for the decoded tokens:
+//
+//	[ window: W | top-K: K | decoded: max_new ]     decoded token p goes to W + K + (p - L)
+//
+// full is all sinks: slot(p) = p for p < prompt + max_new.
+//
+// # Use
+//
+// A backend parses the request's policy once (Parse), lays out each sequence at admission
+// (Policy.Plan), allocates Capacity slots per layer and KV head, and at the end of prefill calls
+// SelectTopK per layer (when Plan.NeedScores) and Slots.Prefill per layer and KV head to learn where to
+// copy each kept prompt K/V. Each decoded token goes to Slots.Decode(p); attention covers the slots whose
+// Slots.Pos is not -1.
+package compress
