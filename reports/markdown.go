@@ -6,8 +6,6 @@ import (
 	"io"
 	"math"
 	"strings"
-
-	"github.com/snapeval/snapeval/stats"
 )
 
 // WriteMarkdown writes the report as Markdown (report.md).
@@ -24,8 +22,10 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	p("- baseline: `%s`; Δ = policy minus baseline on the items graded under both (paired), in percentage points\n", r.Baseline)
 	p("- CI: %g%% paired bootstrap over items (B = %d, fixed seed); p: exact two-sided McNemar test over (item, sample) pairs\n",
-		100*r.Level, stats.DefaultResamples)
+		100*r.Level, r.Resamples)
 	p("- acc: mean over items of the mean score of graded samples (pass@1); strict: error records count as wrong\n")
+	p("- pass@k (unbiased estimator) and cons@k (majority vote of extracted answers) cover items with at least k graded samples\n")
+	p("- KV MiB: mean KV-cache bytes per sequence as reported by the backend; out tok: mean generated tokens of graded records\n")
 	p("\n## Policies\n\n")
 	p("| policy | method | budget | sinks | topk | recent | window | kernel | adaptive |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|---|\n")

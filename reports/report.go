@@ -30,6 +30,8 @@ type Report struct {
 	Backend  string  `json:"backend,omitempty"`
 	Baseline string  `json:"baseline"`
 	Level    float64 `json:"ci_level"`
+	// Resamples is the bootstrap's B.
+	Resamples int `json:"bootstrap_resamples"`
 	// Policies lists every policy seen, in report order, with its slot split.
 	Policies []PolicyInfo `json:"policies"`
 	Benches  []Bench      `json:"benches"`
@@ -111,7 +113,12 @@ func Build(m eval.Manifest, recs []eval.Record, opt Options) *Report {
 	if level <= 0 || level >= 1 {
 		level = stats.DefaultLevel
 	}
-	r := &Report{RunID: m.RunID, Model: m.Config.Model, Backend: m.Backend, Baseline: opt.Baseline, Level: level}
+	resamples := opt.Stats.Resamples
+	if resamples <= 0 {
+		resamples = stats.DefaultResamples
+	}
+	r := &Report{RunID: m.RunID, Model: m.Config.Model, Backend: m.Backend, Baseline: opt.Baseline, Level: level,
+		Resamples: resamples}
 	if r.Backend == "" {
 		r.Backend = m.Config.Backend
 	}
