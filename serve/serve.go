@@ -38,6 +38,9 @@ type Config struct {
 	// DefaultPolicy when it does not.
 	Policy        string
 	DefaultPolicy string // default "full"
+	// Canonicalize, when set, rewrites policy specs (fixed, default and per request) into canonical form,
+	// so that "snapstream:budget=64" and its spelled-out equivalent are the same policy. An error is a 400.
+	Canonicalize func(spec string) (string, error)
 	// MaxConcurrent bounds the Generate calls in flight (default 64); further requests wait their turn.
 	MaxConcurrent int
 	// DefaultMaxTokens is used when a request sets no max_tokens (default 1024).
@@ -84,6 +87,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = log.Default()
+	}
+	if cfg.Canonicalize != nil {
+		for _, p := range []*string{&cfg.Policy, &cfg.DefaultPolicy} {
+			if *p == "" {
+				continue
+			}
+			c, err := cfg.Canonicalize(*p)
+			if err != nil {
+				return nil, fmt.Errorf("serve: policy %q: %w", *p, err)
+			}
+			*p = c
+		}
 	}
 	p := cfg.Policy
 	if p == "" {
@@ -270,6 +285,14 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool) {
 		errors.As(err, &re)
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_value", re.param, err.Error())
 		return
+	}
+	if wr.Policy != "" && s.cfg.Canonicalize != nil {
+		c, err := s.cfg.Canonicalize(wr.Policy)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid_policy", "snapeval_policy", err.Error())
+			return
+		}
+		wr.Policy = c
 	}
 	switch {
 	case s.cfg.Policy != "" && wr.Policy != "" && wr.Policy != s.cfg.Policy:
