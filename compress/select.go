@@ -132,7 +132,7 @@ func headScores(s *Scratch, keys []float32, L, w, numKVHeads, g, headDim int) {
 		ex := s.ex[:n]
 		var sum float64
 		for t, x := range row {
-			e := math.Exp(float64(x - m))
+			e := math.Exp(float64(x) - float64(m))
 			ex[t] = e
 			sum += e
 		}
