@@ -51,6 +51,20 @@ func (m *bpe) encode(dst []int, word string) []int {
 	return append(dst, ids...)
 }
 
+// encodeBytes is encode for a word held in a scratch buffer: it allocates only on a cache miss.
+func (m *bpe) encodeBytes(dst []int, word []byte) []int {
+	if len(word) == 0 {
+		return dst
+	}
+	m.mu.RLock()
+	ids, ok := m.cache[string(word)]
+	m.mu.RUnlock()
+	if ok {
+		return append(dst, ids...)
+	}
+	return m.encode(dst, string(word))
+}
+
 // symbol is one node of the doubly linked list the merges work on.
 type symbol struct {
 	id         int

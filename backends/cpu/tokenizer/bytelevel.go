@@ -31,12 +31,15 @@ func init() {
 
 // byteLevelMap maps the raw bytes of s to GPT-2's printable runes.
 func byteLevelMap(s string) string {
-	var sb strings.Builder
-	sb.Grow(2 * len(s))
+	return string(appendByteLevelMapped(make([]byte, 0, 2*len(s)), s))
+}
+
+// appendByteLevelMapped appends the byte-level runes of the bytes of s, UTF-8 encoded.
+func appendByteLevelMapped(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		sb.WriteString(byteToString[s[i]])
+		dst = append(dst, byteToString[s[i]]...)
 	}
-	return sb.String()
+	return dst
 }
 
 // appendByteLevelDecoded appends the bytes that token stands for, as the ByteLevel decoder does:

@@ -12,9 +12,9 @@ import (
 // gpt2Pattern is the regex the ByteLevel pre-tokenizer uses when use_regex is true.
 const gpt2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 
-// preTokenizer splits one piece of text into smaller pieces, appending them to dst.
+// preTokenizer splits one piece of text into smaller pieces and passes each non-empty one to emit.
 type preTokenizer interface {
-	apply(dst []string, piece string) []string
+	apply(piece string, emit func(string))
 }
 
 // span is a half-open byte range of a piece and whether the split pattern matched it.
@@ -101,9 +101,26 @@ type splitPre struct {
 	invert   bool
 }
 
-func (p *splitPre) apply(dst []string, piece string) []string {
+func (p *splitPre) apply(piece string, emit func(string)) {
 	if piece == "" {
-		return dst
+		return
+	}
+	if p.behavior == behaviorIsolated && !p.invert {
+		// Every match and every gap is its own piece: stream them.
+		prev := 0
+		p.m.find(piece, func(start, end int) {
+			if prev != start {
+				emit(piece[prev:start])
+			}
+			if end > start {
+				emit(piece[start:end])
+			}
+			prev = end
+		})
+		if prev != len(piece) {
+			emit(piece[prev:])
+		}
+		return
 	}
 	var spans []span
 	prev := 0
@@ -122,13 +139,11 @@ func (p *splitPre) apply(dst []string, piece string) []string {
 			spans[i].match = !spans[i].match
 		}
 	}
-	spans = applyBehavior(spans, p.behavior)
-	for _, sp := range spans {
+	for _, sp := range applyBehavior(spans, p.behavior) {
 		if sp.end > sp.start {
-			dst = append(dst, piece[sp.start:sp.end])
+			emit(piece[sp.start:sp.end])
 		}
 	}
-	return dst
 }
 
 // applyBehavior merges or drops matched spans as tokenizers' SplitDelimiterBehavior does.
@@ -193,24 +208,27 @@ func applyBehavior(spans []span, b splitBehavior) []span {
 type byteLevelPre struct {
 	addPrefixSpace bool
 	split          *splitPre // nil when use_regex is false
+	// deferMap leaves the byte mapping to the caller (set when this is the last step, so that
+	// Encode can map into a scratch buffer and skip the allocation for cached pre-tokens).
+	deferMap bool
 }
 
-func (p *byteLevelPre) apply(dst []string, piece string) []string {
+func (p *byteLevelPre) apply(piece string, emit func(string)) {
 	if piece == "" {
-		return dst
+		return
 	}
 	if p.addPrefixSpace && piece[0] != ' ' {
 		piece = " " + piece
 	}
+	out := emit
+	if !p.deferMap {
+		out = func(s string) { emit(byteLevelMap(s)) }
+	}
 	if p.split == nil {
-		return append(dst, byteLevelMap(piece))
+		out(piece)
+		return
 	}
-	start := len(dst)
-	dst = p.split.apply(dst, piece)
-	for i := start; i < len(dst); i++ {
-		dst[i] = byteLevelMap(dst[i])
-	}
-	return dst
+	p.split.apply(piece, out)
 }
 
 // sequencePre applies pre-tokenizers one after the other, each to every piece of the previous.
@@ -218,17 +236,31 @@ type sequencePre struct {
 	steps []preTokenizer
 }
 
-func (p *sequencePre) apply(dst []string, piece string) []string {
-	cur := []string{piece}
-	var next []string
-	for _, s := range p.steps {
-		next = next[:0]
-		for _, c := range cur {
-			next = s.apply(next, c)
-		}
-		cur, next = next, cur
+func (p *sequencePre) apply(piece string, emit func(string)) {
+	// Chain the steps once per call: stage k feeds step k's pieces to stage k+1.
+	next := emit
+	for k := len(p.steps) - 1; k > 0; k-- {
+		step, out := p.steps[k], next
+		next = func(s string) { step.apply(s, out) }
 	}
-	return append(dst, cur...)
+	if len(p.steps) == 0 {
+		emit(piece)
+		return
+	}
+	p.steps[0].apply(piece, next)
+}
+
+// lastByteLevel returns the ByteLevel step that runs last in p, if any.
+func lastByteLevel(p preTokenizer) *byteLevelPre {
+	switch p := p.(type) {
+	case *byteLevelPre:
+		return p
+	case *sequencePre:
+		if len(p.steps) > 0 {
+			return lastByteLevel(p.steps[len(p.steps)-1])
+		}
+	}
+	return nil
 }
 
 // preTokenizerJSON holds the fields of every supported pre-tokenizer type.
@@ -315,7 +347,11 @@ func parsePreTokenizer(raw json.RawMessage, field string) (preTokenizer, bool, e
 	return nil, false, fmt.Errorf("%s: unsupported pre-tokenizer type %q (supported: Sequence, Split, Digits, ByteLevel)", field, pj.Type)
 }
 
-// compileMatcher returns a matcher for a Split regex.
+// compileMatcher returns a matcher for a Split regex: the hand-written scanner for the known
+// patterns, regexp2 for any other.
 func compileMatcher(pattern string) (matcher, error) {
+	if m, ok := knownMatcher(pattern); ok {
+		return m, nil
+	}
 	return newRegexMatcher(pattern)
 }

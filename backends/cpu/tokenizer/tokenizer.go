@@ -19,8 +19,10 @@ type Tokenizer struct {
 
 	normalize normalizer   // nil: none
 	pre       preTokenizer // nil: the whole text is one pre-token
-	model     *bpe
-	post      template
+	// deferredByteMap: the pre-tokenizer emits raw pieces that Encode maps to byte-level runes.
+	deferredByteMap bool
+	model           *bpe
+	post            template
 
 	// byteLevelDecoder is true for the ByteLevel decoder; false joins tokens with spaces (no decoder).
 	byteLevelDecoder bool
@@ -75,6 +77,10 @@ func parse(data []byte) (*Tokenizer, error) {
 	}
 	if t.pre, _, err = parsePreTokenizer(f.PreTokenizer, "pre_tokenizer"); err != nil {
 		return nil, err
+	}
+	if bl := lastByteLevel(t.pre); bl != nil {
+		bl.deferMap = true
+		t.deferredByteMap = true
 	}
 	if t.post, err = parsePostProcessor(f.PostProcessor, "post_processor"); err != nil {
 		return nil, err
@@ -203,9 +209,16 @@ func (t *Tokenizer) Name() string { return t.name }
 // Special and added tokens written in the text are matched as single tokens.
 func (t *Tokenizer) Encode(text string) []int {
 	ids := make([]int, 0, len(text)/3+4)
-	segs := t.rawAdded.split(nil, text)
-	var pieces []string
-	for _, s := range segs {
+	var scratch []byte
+	emit := func(piece string) {
+		if t.deferredByteMap {
+			scratch = appendByteLevelMapped(scratch[:0], piece)
+			ids = t.model.encodeBytes(ids, scratch)
+			return
+		}
+		ids = t.model.encode(ids, piece)
+	}
+	for _, s := range t.rawAdded.split(nil, text) {
 		if s.tok != nil {
 			ids = append(ids, s.tok.id)
 			continue
@@ -215,17 +228,13 @@ func (t *Tokenizer) Encode(text string) []int {
 			txt = t.normalize(txt)
 		}
 		for _, s2 := range t.normAdded.split(nil, txt) {
-			if s2.tok != nil {
+			switch {
+			case s2.tok != nil:
 				ids = append(ids, s2.tok.id)
-				continue
-			}
-			if t.pre == nil {
-				ids = t.model.encode(ids, s2.text)
-				continue
-			}
-			pieces = t.pre.apply(pieces[:0], s2.text)
-			for _, p := range pieces {
-				ids = t.model.encode(ids, p)
+			case t.pre == nil:
+				emit(s2.text)
+			default:
+				t.pre.apply(s2.text, emit)
 			}
 		}
 	}
