@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as the snapeval command in a subprocess (SNAPEVAL_AS_CLI holds its arguments
+// as a JSON array), so end-to-end tests can start and kill real snapeval processes without building a binary.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("SNAPEVAL_AS_CLI"); args != "" {
+		var a []string
+		if err := json.Unmarshal([]byte(args), &a); err != nil {
+			panic(err)
+		}
+		rootCmd.SetArgs(a)
+		os.Exit(execute())
+	}
+	os.Exit(m.Run())
+}
+
+// cli returns a command running snapeval with args in a subprocess.
+func cli(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(args)
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "SNAPEVAL_AS_CLI="+string(a), "NO_COLOR=1")
+	return cmd
+}
+
+var e2eRunArgs = []string{"run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--bench", "ruler",
+	"--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single,niah_multikey", "--bench-opt", "n=3",
+	"--policy", "snapstream:budget=64", "--policy", "streaming:sinks=4,recent=60", "--max-new", "6",
+	"--concurrency", "3", "--quiet"}
+
+// TestRunKilledAndResumedEqualsUninterrupted kills `snapeval run` with SIGKILL several times mid-run, resumes it
+// with the same command, and checks the records and the report are byte-identical to an uninterrupted run's.
+func TestRunKilledAndResumedEqualsUninterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	ref := filepath.Join(t.TempDir(), "ref")
+	if out, err := cli(t, append(e2eRunArgs, "--out", ref)...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	dir := filepath.Join(t.TempDir(), "killed")
+	kills, finished := 0, false
+	for attempt := 0; attempt <= 8 && !finished; attempt++ {
+		cmd := cli(t, append(e2eRunArgs, "--out", dir)...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var kill <-chan time.Time
+		if attempt < 8 {
+			kill = time.After(time.Duration(150+attempt*100) * time.Millisecond)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run failed: %v\n%s", err, out.String())
+			}
+			finished = true
+		case <-kill:
+			cmd.Process.Kill()
+			<-done
+			kills++
+		}
+	}
+	if kills < 2 {
+		t.Fatalf("killed only %d times", kills)
+	}
+	journal, _ := os.ReadFile(filepath.Join(dir, "records.jsonl"))
+	t.Logf("killed %d times; journal holds %d lines", kills, strings.Count(string(journal), "\n"))
+	for _, f := range []string{"records.parquet", "report.md", "report.csv", "report.svg"} {
+		a, errA := os.ReadFile(filepath.Join(ref, f))
+		b, errB := os.ReadFile(filepath.Join(dir, f))
+		if errA != nil || errB != nil {
+			t.Fatalf("%s: %v %v", f, errA, errB)
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the uninterrupted and the killed-and-resumed run", f)
+		}
+	}
+}
+
+// TestRunResumeRefusesOtherRun checks a run directory cannot be silently reused for another configuration.
+func TestRunResumeRefusesOtherRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	args := []string{"run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--bench", "ruler",
+		"--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single", "--bench-opt", "n=1", "--max-new", "2", "--quiet", "--out", dir}
+	if out, err := cli(t, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := cli(t, append(args, "--seed", "9")...).CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(out), "holds another run") {
+		t.Fatalf("reusing the directory for another run: %v\n%s", err, out)
+	}
+}
