@@ -280,6 +280,26 @@ func TestModelsAndHealth(t *testing.T) {
 	}
 }
 
+func TestCanonicalize(t *testing.T) {
+	canon := func(spec string) (string, error) {
+		if spec == "budget64" {
+			return "snapstream:budget=64", nil
+		}
+		if strings.Contains(spec, "?") {
+			return "", fmt.Errorf("cannot parse %q", spec)
+		}
+		return spec, nil
+	}
+	srv := newTestServer(t, &wordBackend{}, Config{Policy: "budget64", Canonicalize: canon})
+	code, m := post(t, srv.URL+"/v1/completions", `{"prompt":"a","snapeval_policy":"budget64"}`)
+	if code != 200 || m["snapeval"].(map[string]any)["cache"].(map[string]any)["policy"] != "snapstream:budget=64" {
+		t.Fatalf("%d %v", code, m)
+	}
+	if code, m := post(t, srv.URL+"/v1/completions", `{"prompt":"a","snapeval_policy":"?"}`); code != 400 {
+		t.Fatalf("unparsable policy: %d %v", code, m)
+	}
+}
+
 func TestNewRejectsBadPolicy(t *testing.T) {
 	if _, err := New(Config{Backend: &wordBackend{}, Model: "m", Policy: "h2o"}); err == nil {
 		t.Fatal("unsupported fixed policy accepted")

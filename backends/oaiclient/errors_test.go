@@ -52,6 +52,7 @@ func TestParseError(t *testing.T) {
 		{"404", 404, nil, `{"error":{"message":"model not found","code":"model_not_found"}}`, "model_not_found", "model not found", nil, false, 0},
 		{"stream error event", 0, nil, `{"error":{"message":"internal error","type":"server_error"}}`, "", "internal error", nil, true, 0},
 		{"stream overflow event", 0, nil, `{"error":{"message":"x","code":"context_length_exceeded"}}`, "context_length_exceeded", "x", eval.ErrContextOverflow, false, 0},
+		{"stream quota event", 0, nil, `{"error":{"message":"daily limit","code":"insufficient_quota"},"status":429}`, "insufficient_quota", "daily limit", eval.ErrQuotaExhausted, false, 0},
 		{"code as object", 500, nil, `{"error":{"message":"m","code":{"a":1}}}`, `{"a":1}`, "m", nil, true, 0},
 	}
 	for _, tt := range tests {

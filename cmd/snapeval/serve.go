@@ -37,8 +37,6 @@ type serveOptions struct {
 	MaxTokens     int
 	Grace         time.Duration
 	Stderr        io.Writer
-	// ready, when set, receives the bound address once the server listens (tests).
-	ready chan<- string
 }
 
 func init() {
@@ -134,9 +132,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		policy = "per request (default " + o.DefaultPolicy + ")"
 	}
 	fmt.Fprintf(o.Stderr, "snapeval serve: %s (%s), policy %s, on http://%s/v1\n", name, be.Identity(), policy, ln.Addr())
-	if o.ready != nil {
-		o.ready <- ln.Addr().String()
-	}
 	err = srv.Serve(ctx, ln, o.Grace)
 	fmt.Fprintln(o.Stderr, "snapeval serve: stopped")
 	return err
