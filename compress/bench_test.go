@@ -6,10 +6,30 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
+
+// cpuMeter reports the process CPU time per op beside the wall time, as "cpu-ns/op": on a shared,
+// oversubscribed box the wall time measures the neighbours too. Benchmarks here are single-threaded.
+type cpuMeter struct {
+	start time.Duration
+	ok    bool
+}
+
+func startCPU(b *testing.B) cpuMeter {
+	b.ResetTimer()
+	t, ok := processCPU()
+	return cpuMeter{t, ok}
+}
+
+func (m cpuMeter) report(b *testing.B) {
+	if t, ok := processCPU(); ok && m.ok && b.N > 0 {
+		b.ReportMetric(float64(t-m.start)/float64(b.N), "cpu-ns/op")
+	}
+}
 
 var long = flag.Bool("long", false, "also run the prefill yardsticks at 128k (minutes per op; use -timeout 30m)")
 
@@ -47,10 +67,11 @@ func BenchmarkSelectTopK(b *testing.B) {
 			queries, keys := benchInputs(L)
 			var s Scratch
 			b.ReportAllocs()
-			b.ResetTimer()
+			m := startCPU(b)
 			for b.Loop() {
 				SelectTopK(plan, queries, keys, benchGroup, 1, benchHeadDim, &s)
 			}
+			m.report(b)
 		})
 	}
 }
@@ -74,7 +95,7 @@ func BenchmarkPrefillScores(b *testing.B) {
 			queries := keys // any L x head_dim matrix; the values do not change the cost
 			row := make([]float32, L)
 			scale := float32(1 / math.Sqrt(benchHeadDim))
-			b.ResetTimer()
+			m := startCPU(b)
 			for b.Loop() {
 				for i := range L {
 					q := queries[i*benchHeadDim : (i+1)*benchHeadDim]
@@ -90,6 +111,7 @@ func BenchmarkPrefillScores(b *testing.B) {
 					sink += row[i]
 				}
 			}
+			m.report(b)
 		})
 	}
 }
@@ -104,7 +126,7 @@ func BenchmarkPrefillScoresGemm(b *testing.B) {
 			out := make([]float32, rowBlock*L)
 			scale := float32(1 / math.Sqrt(benchHeadDim))
 			b.ReportAllocs()
-			b.ResetTimer()
+			m := startCPU(b)
 			for b.Loop() {
 				for r0 := 0; r0 < L; r0 += rowBlock {
 					A := blas32.General{Rows: rowBlock, Cols: benchHeadDim, Stride: benchHeadDim, Data: keys[r0*benchHeadDim:]}
@@ -117,6 +139,7 @@ func BenchmarkPrefillScoresGemm(b *testing.B) {
 				}
 				sink += out[0]
 			}
+			m.report(b)
 		})
 	}
 }
