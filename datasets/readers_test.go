@@ -198,3 +198,45 @@ func FuzzReadParquet(f *testing.F) {
 		})
 	})
 }
+
+// BenchmarkReadJSONArray streams a LongBench-shaped array (16 rows with 4 MiB contexts).
+func BenchmarkReadJSONArray(b *testing.B) {
+	ctx := strings.Repeat("Synthetic context words. ", 4<<20/25)
+	var buf bytes.Buffer
+	buf.WriteString("[")
+	for i := 0; i < 16; i++ {
+		if i > 0 {
+			buf.WriteString(",")
+		}
+		row, _ := json.Marshal(map[string]string{"_id": "x", "answer": "A", "context": ctx})
+		buf.Write(row)
+	}
+	buf.WriteString("]")
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := ReadJSONArray(bytes.NewReader(data), func(int, []byte) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadJSONL streams the same rows as JSON lines.
+func BenchmarkReadJSONL(b *testing.B) {
+	ctx := strings.Repeat("Synthetic context words. ", 4<<20/25)
+	var buf bytes.Buffer
+	for i := 0; i < 16; i++ {
+		row, _ := json.Marshal(map[string]string{"_id": "x", "answer": "A", "context": ctx})
+		buf.Write(row)
+		buf.WriteByte('\n')
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if err := ReadJSONL(bytes.NewReader(data), func(int, []byte) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
