@@ -296,3 +296,19 @@ func TestSelectTopKBadShapesPanic(t *testing.T) {
 		})
 	}
 }
+
+// TestSelectionFixtureCopyIsCurrent: testdata/selection.json is a verbatim copy of the shared fixture
+// (skipped where the shared folder is absent).
+func TestSelectionFixtureCopyIsCurrent(t *testing.T) {
+	shared, err := os.ReadFile(filepath.Join("..", "..", "shared", "conformance", "selection.json"))
+	if err != nil {
+		t.Skipf("shared conformance fixtures not available: %v", err)
+	}
+	local, err := os.ReadFile(filepath.Join("testdata", "selection.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(shared) != string(local) {
+		t.Fatal("testdata/selection.json differs from ../shared/conformance/selection.json: copy it again")
+	}
+}
