@@ -123,7 +123,8 @@ func (c *Client) LocalPath(repoType, repo, revision, file string) (string, error
 		return "", err
 	}
 	dir := repoType + "s--" + strings.ReplaceAll(repo, "/", "--")
-	return filepath.Join(c.CacheDir, dir, "snapshots", revision, filepath.FromSlash(file)), nil
+	// A branch such as refs/convert/parquet becomes one directory name.
+	return filepath.Join(c.CacheDir, dir, "snapshots", strings.ReplaceAll(revision, "/", "--"), filepath.FromSlash(file)), nil
 }
 
 func checkRepo(repoType, repo, revision, file string) error {
@@ -136,8 +137,13 @@ func checkRepo(repoType, repo, revision, file string) error {
 	if len(parts) != 2 || parts[0] == "" || parts[1] == "" || strings.ContainsAny(repo, `\ `) || strings.Contains(repo, "..") {
 		return fmt.Errorf("hub: repository %q is not of the form org/name", repo)
 	}
-	if revision == "" || strings.ContainsAny(revision, `/\ `) || revision == "." || revision == ".." {
+	if revision == "" || strings.ContainsAny(revision, `\ `) || strings.HasPrefix(revision, "/") || strings.HasSuffix(revision, "/") {
 		return fmt.Errorf("hub: bad revision %q", revision)
+	}
+	for _, s := range strings.Split(revision, "/") {
+		if s == "" || s == "." || s == ".." {
+			return fmt.Errorf("hub: bad revision %q", revision)
+		}
 	}
 	if file == "" || path.IsAbs(file) || strings.Contains(file, `\`) {
 		return fmt.Errorf("hub: bad file path %q", file)

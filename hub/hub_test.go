@@ -117,6 +117,9 @@ func TestURLAndLocalPath(t *testing.T) {
 		{RepoModel, "Qwen/Qwen2.5-7B-Instruct", "main", "sub dir/model.safetensors",
 			"https://hub.example/Qwen/Qwen2.5-7B-Instruct/resolve/main/sub%20dir/model.safetensors",
 			"/cache/hub/models--Qwen--Qwen2.5-7B-Instruct/snapshots/main/sub dir/model.safetensors"},
+		{RepoDataset, "THUDM/LongBench-v2", "refs/convert/parquet", "default/train/0000.parquet",
+			"https://hub.example/datasets/THUDM/LongBench-v2/resolve/refs%2Fconvert%2Fparquet/default/train/0000.parquet",
+			"/cache/hub/datasets--THUDM--LongBench-v2/snapshots/refs--convert--parquet/default/train/0000.parquet"},
 	}
 	for _, tc := range tests {
 		u, err := c.URL(tc.typ, tc.repo, tc.rev, tc.file)
@@ -134,6 +137,7 @@ func TestURLAndLocalPath(t *testing.T) {
 		{"dataset", "a/b", "../x", "f"},
 		{"thing", "a/b", "main", "f"},
 		{"dataset", "a/b", "main", "/abs"},
+		{"dataset", "a/b", "refs/../x", "f"},
 	}
 	for _, b := range bad {
 		if _, err := c.URL(b[0], b[1], b[2], b[3]); err == nil {
@@ -344,4 +348,36 @@ func TestNewFromEnv(t *testing.T) {
 	if NewFromEnv().Endpoint != DefaultEndpoint {
 		t.Fatal("default endpoint")
 	}
+}
+
+func TestContentRangeStart(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"bytes 100-199/200", 100, true},
+		{"bytes 0-0/1", 0, true},
+		{"bytes */200", 0, false},
+		{"items 1-2/3", 0, false},
+		{"bytes -1-2/3", 0, false},
+		{"", 0, false},
+	}
+	for _, tc := range tests {
+		got, ok := contentRangeStart(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("contentRangeStart(%q) = %d, %v", tc.in, got, ok)
+		}
+	}
+}
+
+func FuzzContentRangeStart(f *testing.F) {
+	for _, s := range []string{"bytes 100-199/200", "bytes */5", "bytes 9999999999999999999-1/2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, ok := contentRangeStart(s); ok && n < 0 {
+			t.Fatalf("negative start %d from %q", n, s)
+		}
+	})
 }
