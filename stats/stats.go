@@ -8,6 +8,7 @@ package stats
 
 import (
 	"math"
+	"math/big"
 	"math/bits"
 	"math/rand/v2"
 	"sort"
@@ -192,14 +193,33 @@ func bounded(src *rand.PCG, n uint64) uint64 {
 	return hi
 }
 
+// exactLimit is the largest number of discordant pairs for which McNemarExact sums the binomial tail with exact
+// integers; above it gonum's regularized incomplete beta is used (relative error around 1e-14).
+const exactLimit = 20000
+
 // McNemarExact returns the exact two-sided McNemar p-value for b and c discordant pairs:
 // min(1, 2 * P[X <= min(b, c)]) with X ~ Binomial(b+c, 1/2). It is 1 when b + c == 0.
+// Up to 20000 discordant pairs the tail is summed with exact integers and rounded once, so that
+// e.g. (1, 3) gives exactly 0.625.
 func McNemarExact(b, c int) float64 {
 	n := b + c
 	if n <= 0 || b < 0 || c < 0 {
 		return 1
 	}
 	k := min(b, c)
-	p := 2 * distuv.Binomial{N: float64(n), P: 0.5}.CDF(float64(k))
+	if 2*k >= n {
+		return 1
+	}
+	if n > exactLimit {
+		return math.Min(1, 2*distuv.Binomial{N: float64(n), P: 0.5}.CDF(float64(k)))
+	}
+	// 2 * sum_{i<=k} C(n, i) / 2^n, with C(n, i+1) = C(n, i) * (n-i) / (i+1)
+	term, sum := big.NewInt(1), big.NewInt(1)
+	for i := 0; i < k; i++ {
+		term.Mul(term, big.NewInt(int64(n-i)))
+		term.Quo(term, big.NewInt(int64(i+1)))
+		sum.Add(sum, term)
+	}
+	p, _ := new(big.Rat).SetFrac(sum, new(big.Int).Lsh(big.NewInt(1), uint(n-1))).Float64()
 	return math.Min(1, p)
 }

@@ -8,19 +8,40 @@ import (
 	"testing"
 )
 
-// exactMcNemar computes min(1, 2 * sum_{i<=min(b,c)} C(n,i) / 2^n) with exact rationals.
+// exactMcNemar computes min(1, 2 * sum_{i<=min(b,c)} C(n,i) / 2^n) with exact rationals, building each
+// binomial coefficient from the previous one.
 func exactMcNemar(b, c int) float64 {
 	n := b + c
 	if n == 0 {
 		return 1
 	}
-	sum := new(big.Int)
+	sum, term := new(big.Int), big.NewInt(1)
 	for i := 0; i <= min(b, c); i++ {
-		sum.Add(sum, new(big.Int).Binomial(int64(n), int64(i)))
+		if i > 0 {
+			term.Mul(term, big.NewInt(int64(n-i+1)))
+			term.Div(term, big.NewInt(int64(i)))
+		}
+		sum.Add(sum, term)
 	}
 	r := new(big.Rat).SetFrac(new(big.Int).Mul(sum, big.NewInt(2)), new(big.Int).Lsh(big.NewInt(1), uint(n)))
 	f, _ := r.Float64()
 	return math.Min(1, f)
+}
+
+// TestExactMcNemarReference checks the test's reference against big.Int.Binomial on small n.
+func TestExactMcNemarReference(t *testing.T) {
+	for n := int64(1); n <= 40; n++ {
+		for k := int64(0); 2*k < n; k++ {
+			sum := new(big.Int)
+			for i := int64(0); i <= k; i++ {
+				sum.Add(sum, new(big.Int).Binomial(n, i))
+			}
+			want, _ := new(big.Rat).SetFrac(new(big.Int).Mul(sum, big.NewInt(2)), new(big.Int).Lsh(big.NewInt(1), uint(n))).Float64()
+			if got := exactMcNemar(int(k), int(n-k)); got != math.Min(1, want) {
+				t.Fatalf("reference(%d, %d) = %g, want %g", k, n-k, got, want)
+			}
+		}
+	}
 }
 
 func TestMcNemarExactKnownValues(t *testing.T) {
@@ -53,7 +74,7 @@ func TestMcNemarMatchesExactRationals(t *testing.T) {
 	for b := 0; b <= 60; b += 3 {
 		for c := 0; c <= 60; c += 4 {
 			got, want := McNemarExact(b, c), exactMcNemar(b, c)
-			if math.Abs(got-want) > 1e-12*math.Max(1, want) && math.Abs(got-want)/want > 1e-9 {
+			if got != want {
 				t.Errorf("McNemarExact(%d, %d) = %.15g, exact %.15g", b, c, got, want)
 			}
 			if got != McNemarExact(c, b) {
@@ -62,6 +83,19 @@ func TestMcNemarMatchesExactRationals(t *testing.T) {
 			if got <= 0 || got > 1 {
 				t.Errorf("McNemarExact(%d, %d) = %g outside (0, 1]", b, c, got)
 			}
+		}
+	}
+}
+
+// TestMcNemarLargeN checks the gonum path above the exact limit against the exact sum just below and above it.
+func TestMcNemarLargeN(t *testing.T) {
+	for _, bc := range [][2]int{{9900, 10101}, {9950, 10200}, {10050, 10100}} {
+		got, want := McNemarExact(bc[0], bc[1]), exactMcNemar(bc[0], bc[1])
+		if bc[0]+bc[1] <= exactLimit && got != want {
+			t.Errorf("McNemarExact%v = %g, exact %g", bc, got, want)
+		}
+		if math.Abs(got-want) > 1e-9*want {
+			t.Errorf("McNemarExact%v = %.15g, exact %.15g", bc, got, want)
 		}
 	}
 }
