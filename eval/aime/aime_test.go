@@ -318,6 +318,10 @@ func TestRecordMetrics(t *testing.T) {
 	if p4 := PassAtKRecords(recs, "full", 4); p4.Items != 1 || p4.Value != 1 {
 		t.Fatalf("pass@4 %+v", p4)
 	}
+	pm := MetricsByPolicy(recs, 64)
+	if len(pm) != 2 || pm[0].Policy != "full" || pm[0].Pass1 != p1 || pm[0].ConsK != cons || pm[1].Pass1.Value != 1 {
+		t.Fatalf("by policy %+v", pm)
+	}
 }
 
 func FuzzParseRow(f *testing.F) {
