@@ -258,3 +258,5 @@ func TestDecodeStepNoAllocs(t *testing.T) {
 		t.Errorf("decode step allocates %.1f times", a)
 	}
 }
+
+func greedySampler() *sample.Sampler { return sample.New(sample.Params{}) }

@@ -34,6 +34,18 @@ func (m *matmulJob) run(lo, hi, worker int) {
 	for j0 := lo; j0 < hi; j0 += rowBlock {
 		nb := min(rowBlock, hi-j0)
 		src := m.w.W[j0*cols : (j0+nb)*cols]
+		if m.rows == 1 && nb == rowBlock {
+			// One input row: read the bf16 weights directly (no float32 copy).
+			a := dot1x4bf(m.x[:cols], src[:cols], src[cols:2*cols], src[2*cols:3*cols], src[3*cols:4*cols])
+			y := m.y[j0 : j0+4]
+			copy(y, a[:])
+			if m.bias != nil {
+				for jj := range y {
+					y[jj] += m.bias[j0+jj]
+				}
+			}
+			continue
+		}
 		for i, h := range src {
 			wf[i] = bf16(h)
 		}
@@ -92,6 +104,20 @@ func dot1x4(x, w0, w1, w2, w3 []float32) (out [4]float32) {
 		s1 += v * w1[k]
 		s2 += v * w2[k]
 		s3 += v * w3[k]
+	}
+	return [4]float32{s0, s1, s2, s3}
+}
+
+// dot1x4bf is dot1x4 over bf16 weights, with the same arithmetic (bf16 to float32 is exact).
+func dot1x4bf(x []float32, w0, w1, w2, w3 []uint16) (out [4]float32) {
+	n := len(x)
+	w0, w1, w2, w3 = w0[:n], w1[:n], w2[:n], w3[:n]
+	var s0, s1, s2, s3 float32
+	for k, v := range x {
+		s0 += v * math.Float32frombits(uint32(w0[k])<<16)
+		s1 += v * math.Float32frombits(uint32(w1[k])<<16)
+		s2 += v * math.Float32frombits(uint32(w2[k])<<16)
+		s3 += v * math.Float32frombits(uint32(w3[k])<<16)
 	}
 	return [4]float32{s0, s1, s2, s3}
 }
