@@ -164,7 +164,7 @@ func runDataPull(ctx context.Context, o *dataOptions, names []string, log io.Wri
 		}
 	}
 	if len(failed) > 0 {
-		return &exitError{code: exitGateFailed, err: fmt.Errorf("could not pull %v", failed)}
+		return &exitError{code: exitIncomplete, err: fmt.Errorf("could not pull %v", failed)}
 	}
 	return nil
 }
