@@ -9,12 +9,16 @@ import (
 // and runeToByte is its inverse.
 var (
 	byteToRune [256]rune
-	runeToByte = map[rune]byte{}
+	// runeToByte is indexed by rune (all byte-level runes are below 324); -1 marks other runes.
+	runeToByte [324]int16
 	// byteToString caches string(byteToRune[b]) so that mapping a piece allocates once.
 	byteToString [256]string
 )
 
 func init() {
+	for i := range runeToByte {
+		runeToByte[i] = -1
+	}
 	n := 0
 	for b := 0; b < 256; b++ {
 		printable := (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)
@@ -24,7 +28,7 @@ func init() {
 			byteToRune[b] = rune(256 + n)
 			n++
 		}
-		runeToByte[byteToRune[b]] = byte(b)
+		runeToByte[byteToRune[b]] = int16(b)
 		byteToString[b] = string(byteToRune[b])
 	}
 }
@@ -48,11 +52,10 @@ func appendByteLevelMapped(dst []byte, s string) []byte {
 func appendByteLevelDecoded(dst []byte, token string) []byte {
 	start := len(dst)
 	for _, r := range token {
-		b, ok := runeToByte[r]
-		if !ok {
+		if r >= rune(len(runeToByte)) || runeToByte[r] < 0 {
 			return append(dst[:start], token...)
 		}
-		dst = append(dst, b)
+		dst = append(dst, byte(runeToByte[r]))
 	}
 	return dst
 }

@@ -34,6 +34,7 @@ type Tokenizer struct {
 	addedByString map[string]*addedToken
 
 	idToToken []string // model vocabulary by id ("" for holes)
+	idBytes   [][]byte // decoded bytes by id (ByteLevel decoder only)
 	vocabSize int
 }
 
@@ -127,6 +128,18 @@ func parse(data []byte) (*Tokenizer, error) {
 	t.idToToken = make([]string, t.vocabSize)
 	for tok, id := range t.model.vocab {
 		t.idToToken[id] = tok
+	}
+
+	if t.byteLevelDecoder {
+		t.idBytes = make([][]byte, t.vocabSize)
+		for id, tok := range t.idToToken {
+			if tok != "" {
+				t.idBytes[id] = appendByteLevelDecoded(nil, tok)
+			}
+		}
+		for _, a := range t.added {
+			t.idBytes[a.id] = appendByteLevelDecoded(nil, a.content)
+		}
 	}
 
 	var raw, normed []*addedToken
@@ -290,13 +303,12 @@ func (t *Tokenizer) token(id int, skipSpecial bool) (string, bool) {
 	return t.idToToken[id], true
 }
 
-// appendBytes appends the decoded bytes of one id.
+// appendBytes appends the decoded bytes of one id (ByteLevel decoder).
 func (t *Tokenizer) appendBytes(dst []byte, id int, skipSpecial bool) []byte {
-	tok, ok := t.token(id, skipSpecial)
-	if !ok {
+	if id < 0 || id >= len(t.idBytes) || (skipSpecial && t.IsSpecial(id)) {
 		return dst
 	}
-	return appendByteLevelDecoded(dst, tok)
+	return append(dst, t.idBytes[id]...)
 }
 
 // TokenID returns the id of a token given in its vocabulary spelling (added tokens by content).
