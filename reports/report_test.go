@@ -3,7 +3,9 @@ package reports
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"image/png"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -291,4 +293,35 @@ func TestWriteFiles(t *testing.T) {
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
+}
+
+// FuzzBuild: records come from disk; whatever their policy, tags, scores and error kinds, building and writing
+// the report never panics and the markdown names every policy.
+func FuzzBuild(f *testing.F) {
+	f.Add("snapstream:budget=64", "a=b;c=d", 1.0, "", 2)
+	f.Add("weird|policy`", "=;;k=", 0.5, eval.ErrKindTimeout, 1)
+	f.Add("full", "", math.NaN(), "", 3)
+	f.Fuzz(func(t *testing.T, policy, tags string, score float64, errKind string, samples int) {
+		samples = 1 + (samples%4+4)%4
+		var recs []eval.Record
+		for i := range 3 {
+			for s := range samples {
+				for _, p := range []string{"full", policy} {
+					recs = append(recs, eval.Record{Bench: "b", ItemID: fmt.Sprint(i), Policy: p, Sample: s, Score: score,
+						Correct: score == 1, ErrorKind: errKind, Tags: tags})
+				}
+			}
+		}
+		r := Build(eval.Manifest{}, recs, Options{Stats: stats.Options{Resamples: 50}})
+		var md bytes.Buffer
+		for _, w := range []func(io.Writer, *Report) error{WriteMarkdown, WriteCSV, WriteJSON} {
+			if err := w(&md, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(r.Benches) != 1 || len(r.Benches[0].Rows) == 0 {
+			t.Fatalf("no rows for %d records", len(recs))
+		}
+		_, _ = Gate(r, GateOptions{MaxDrop: 1})
+	})
 }
