@@ -17,6 +17,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if r.RunID != "" {
 		p("- run: `%s`\n", r.RunID)
 	}
+	if r.Shard != "" {
+		p("- **shard %s only**: this report covers one shard of the run; pass every shard directory to merge them\n", mdText(r.Shard))
+	}
 	if r.Model != "" || r.Backend != "" {
 		p("- model: `%s`, backend: `%s`\n", r.Model, r.Backend)
 	}

@@ -25,9 +25,11 @@ type Options struct {
 
 // Report is everything a report shows, computed from records.
 type Report struct {
-	RunID    string  `json:"run_id"`
-	Model    string  `json:"model,omitempty"`
-	Backend  string  `json:"backend,omitempty"`
+	RunID   string `json:"run_id"`
+	Model   string `json:"model,omitempty"`
+	Backend string `json:"backend,omitempty"`
+	// Shard is the manifest's "i/n" when the records are one shard of a larger run.
+	Shard    string  `json:"shard,omitempty"`
 	Baseline string  `json:"baseline"`
 	Level    float64 `json:"ci_level"`
 	// Resamples is the bootstrap's B.
@@ -118,7 +120,7 @@ func Build(m eval.Manifest, recs []eval.Record, opt Options) *Report {
 		resamples = stats.DefaultResamples
 	}
 	r := &Report{RunID: m.RunID, Model: m.Config.Model, Backend: m.Backend, Baseline: opt.Baseline, Level: level,
-		Resamples: resamples}
+		Resamples: resamples, Shard: m.Shard}
 	if r.Backend == "" {
 		r.Backend = m.Config.Backend
 	}

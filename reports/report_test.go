@@ -206,11 +206,12 @@ func TestMissingItemsAndBaseline(t *testing.T) {
 	if b.HasBaseline || b.Rows[0].Delta.OK() {
 		t.Errorf("bench without baseline: HasBaseline %v, delta %v", b.HasBaseline, b.Rows[0].Delta)
 	}
+	r.Shard = "2/4"
 	var md bytes.Buffer
 	if err := WriteMarkdown(&md, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"2 (2 excluded)", "no `full` baseline records for this benchmark"} {
+	for _, want := range []string{"2 (2 excluded)", "no `full` baseline records for this benchmark", "**shard 2/4 only**"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}
