@@ -16,8 +16,8 @@
 // Defaults follow the DeepSeek-R1 protocol: temperature 0.6, top-p 0.95, 32768 new tokens, pass@1 averaged
 // over samples (the R1 report drew 4 to 64 samples per problem; Defaults.Samples is 1, set --samples).
 //
-// Data: BenchOptions.Files (raw test*.jsonl or JSON arrays of rows) or BenchOptions.DataDir holding the raw
-// files. The locked-dataset path (package datasets) is not wired here yet.
+// Data: BenchOptions.Files (raw test*.jsonl or JSON arrays of rows), BenchOptions.DataDir holding the raw
+// files, or by default the locked dataset in the snapeval cache (`snapeval data pull livecodebench`).
 package livecodebench
 
 import (

@@ -332,8 +332,9 @@ func TestOptions(t *testing.T) {
 			t.Errorf("options %v accepted", o)
 		}
 	}
-	if _, err := New(eval.BenchOptions{}); err == nil || !strings.Contains(err.Error(), "no data") {
-		t.Errorf("no data: %v", err)
+	t.Setenv("SNAPEVAL_CACHE", t.TempDir())
+	if _, err := New(eval.BenchOptions{}); err == nil || !strings.Contains(err.Error(), "snapeval data pull livecodebench") {
+		t.Errorf("no data in the cache: %v", err)
 	}
 	if _, err := New(eval.BenchOptions{Files: files, Options: map[string]string{"release": "release_v1"}}); err == nil ||
 		!strings.Contains(err.Error(), "test.jsonl") {

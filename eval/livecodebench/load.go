@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/snapeval/snapeval/datasets"
 )
 
 // latestFile is the number of raw files upstream (test.jsonl .. test6.jsonl).
@@ -168,13 +170,14 @@ func selectFiles(release string, files []string, dir string) ([]string, error) {
 	}
 	if len(files) == 0 {
 		if dir == "" {
-			return nil, fmt.Errorf("livecodebench: no data: pass the raw code_generation_lite files (test.jsonl ...) or a data directory holding them")
+			// The locked dataset in the snapeval cache (`snapeval data pull livecodebench`).
+			dir = filepath.Dir(datasets.Path("", Name, want[0]))
 		}
 		var out []string
 		for _, w := range want {
 			p := filepath.Join(dir, w)
 			if _, err := os.Stat(p); err != nil {
-				return nil, fmt.Errorf("livecodebench: release %s needs %s: %v", release, w, err)
+				return nil, fmt.Errorf("livecodebench: release %s needs %s: %v (run `snapeval data pull livecodebench`, or pass the files)", release, w, err)
 			}
 			out = append(out, p)
 		}
