@@ -227,7 +227,7 @@ func (c *Client) Complete(ctx context.Context, path string, req CompletionReques
 			return res, nil
 		}
 		if ctx.Err() != nil {
-			return Result{}, c.redact(fmt.Errorf("after %d attempt(s): %w (last error: %v)", attempt+1, ctx.Err(), last))
+			return Result{}, c.redact(stopped(attempt+1, ctx.Err(), last))
 		}
 		last = err
 		if !retryable(err) || attempt >= c.opts.MaxRetries {
@@ -237,9 +237,17 @@ func (c *Client) Complete(ctx context.Context, path string, req CompletionReques
 			return Result{}, c.redact(err)
 		}
 		if err := sleep(ctx, c.backoff(attempt, err)); err != nil {
-			return Result{}, c.redact(fmt.Errorf("after %d attempt(s): %w (last error: %v)", attempt+1, err, last))
+			return Result{}, c.redact(stopped(attempt+1, err, last))
 		}
 	}
+}
+
+// stopped describes a request given up because its context ended, with the last failure if there was one.
+func stopped(attempts int, ctxErr, last error) error {
+	if last == nil {
+		return fmt.Errorf("after %d attempt(s): %w", attempts, ctxErr)
+	}
+	return fmt.Errorf("after %d attempt(s): %w (last error: %v)", attempts, ctxErr, last)
 }
 
 // backoff is the wait before retry number attempt+1: the server's Retry-After if it gave one, else full jitter
