@@ -353,14 +353,14 @@ func (r *Runner) record(ctx context.Context, g generated) (Record, bool) {
 // RunID derives a stable run identifier from the parts of the config that define the records.
 func RunID(cfg RunConfig) string {
 	id := struct {
-		Benches, Policies        []string
-		Backend, Model, BaseURL  string
-		Samples, Limit, MaxNew   int
-		Seed                     uint64
-		Temperature, TopP        *float64
-		BenchOpts, BackendModels map[string]string
+		Benches, Policies       []string
+		Backend, Model, BaseURL string
+		Samples, Limit, MaxNew  int
+		Seed                    uint64
+		Temperature, TopP       *float64
+		BenchOpts, Data         map[string]string
 	}{cfg.Benches, cfg.Policies, cfg.Backend, cfg.Model, cfg.BaseURL, cfg.Samples, cfg.Limit, cfg.MaxNew, cfg.Seed,
-		cfg.Temperature, cfg.TopP, cfg.BenchOpts, nil}
+		cfg.Temperature, cfg.TopP, cfg.BenchOpts, cfg.Data}
 	b, _ := json.Marshal(id)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:6])

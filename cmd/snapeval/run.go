@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ type runOptions struct {
 	KeepErrors       bool
 	BenchOpts        []string
 	BackendOpts      []string
+	Data             []string
 	NoReport         bool
 
 	// set reports which flags the user gave (flags override the config file).
@@ -99,6 +101,7 @@ Exit codes: 0 complete, 2 usage error, 3 incomplete (error records left, or the 
 	f.BoolVar(&o.KeepErrors, "keep-errors", false, "on resume, keep error records instead of retrying them")
 	f.StringArrayVar(&o.BenchOpts, "bench-opt", nil, "benchmark option key=value (repeatable), e.g. lengths=1024,2048")
 	f.StringArrayVar(&o.BackendOpts, "backend-opt", nil, "backend option key=value (repeatable), e.g. slots=8")
+	f.StringArrayVar(&o.Data, "data", nil, "BENCH=PATH: read a benchmark from a local file or directory instead of its locked dataset (repeatable)")
 	f.BoolVar(&o.NoReport, "no-report", false, "do not write the report when the run ends")
 	rootCmd.AddCommand(cmd)
 }
@@ -172,6 +175,9 @@ func resolveConfig(o *runOptions) (eval.RunConfig, map[string]backends.Endpoint,
 	if cfg.BackendOpts, err = mergeKV(cfg.BackendOpts, o.BackendOpts, "--backend-opt"); err != nil {
 		return cfg, nil, err
 	}
+	if cfg.Data, err = mergeKV(cfg.Data, o.Data, "--data"); err != nil {
+		return cfg, nil, err
+	}
 	if cfg.Backend != "cpu" && !set("bench") && o.ConfigFile == "" && len(cfg.Benches) == 0 {
 		return cfg, nil, usageErrorf("--bench is required with --backend %s", cfg.Backend)
 	}
@@ -231,6 +237,9 @@ func mergeConfig(dst *eval.RunConfig, src eval.RunConfig) {
 	}
 	if src.BackendOpts != nil {
 		dst.BackendOpts = src.BackendOpts
+	}
+	if src.Data != nil {
+		dst.Data = src.Data
 	}
 }
 
@@ -300,9 +309,16 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 	var loadedB []eval.LoadedBench
 	var datasets []eval.DatasetIdentity
 	for _, name := range cfg.Benches {
-		b, err := eval.OpenBenchmark(name, eval.BenchOptions{Seed: cfg.Seed, Options: cfg.BenchOpts})
+		bo, err := benchOptions(cfg, name)
+		if err != nil {
+			return err
+		}
+		b, err := eval.OpenBenchmark(name, bo)
 		if err != nil {
 			return usageErrorf("%v", err)
+		}
+		if c, ok := b.(io.Closer); ok {
+			defer c.Close()
 		}
 		items, err := b.Items(ctx, be.Tokenizer())
 		if err != nil {
@@ -404,6 +420,28 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 			errCount, len(tasks), out)}
 	}
 	return nil
+}
+
+// benchOptions builds a benchmark's options: the shared --bench-opt values and its --data file or directory.
+func benchOptions(cfg eval.RunConfig, name string) (eval.BenchOptions, error) {
+	bo := eval.BenchOptions{Seed: cfg.Seed, Options: cfg.BenchOpts}
+	if p, ok := cfg.Data[name]; ok {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return bo, usageErrorf("--data %s=%s: %v", name, p, err)
+		}
+		if fi.IsDir() {
+			bo.DataDir = p
+		} else {
+			bo.Files = []string{p}
+		}
+	}
+	for b := range cfg.Data {
+		if !slices.Contains(cfg.Benches, b) {
+			return bo, usageErrorf("--data names %q, which is not a chosen benchmark (%v)", b, cfg.Benches)
+		}
+	}
+	return bo, nil
 }
 
 func openBackend(ctx context.Context, cfg eval.RunConfig, endpoints map[string]backends.Endpoint) (backends.Backend, error) {
