@@ -186,7 +186,7 @@ func TestSplitBehaviors(t *testing.T) {
 		{"Removed", true, []string{"-", "-", "-"}},
 	}
 	for _, tc := range tests {
-		p, _, err := parsePreTokenizer(json.RawMessage(`{"type":"Split","pattern":{"String":"-"},"behavior":"`+tc.behavior+`","invert":`+map[bool]string{true: "true", false: "false"}[tc.invert]+`}`), "pre_tokenizer")
+		p, err := parsePreTokenizer(json.RawMessage(`{"type":"Split","pattern":{"String":"-"},"behavior":"`+tc.behavior+`","invert":`+map[bool]string{true: "true", false: "false"}[tc.invert]+`}`), "pre_tokenizer")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -278,34 +278,31 @@ type preTokenizerJSON struct {
 	PreTokenizers    []json.RawMessage `json:"pretokenizers"`
 }
 
-// parsePreTokenizer builds the pre-tokenizer of a tokenizer.json "pre_tokenizer" object.
-// It also reports whether a ByteLevel step is present.
-func parsePreTokenizer(raw json.RawMessage, field string) (preTokenizer, bool, error) {
+// parsePreTokenizer builds the pre-tokenizer of a tokenizer.json "pre_tokenizer" object (nil when there is none).
+func parsePreTokenizer(raw json.RawMessage, field string) (preTokenizer, error) {
 	if isNull(raw) {
-		return nil, false, nil
+		return nil, nil
 	}
 	var pj preTokenizerJSON
 	if err := json.Unmarshal(raw, &pj); err != nil {
-		return nil, false, fmt.Errorf("%s: %v", field, err)
+		return nil, fmt.Errorf("%s: %v", field, err)
 	}
 	switch pj.Type {
 	case "Sequence":
 		seq := &sequencePre{}
-		byteLevel := false
 		for i, sub := range pj.PreTokenizers {
-			p, bl, err := parsePreTokenizer(sub, fmt.Sprintf("%s.pretokenizers[%d]", field, i))
+			p, err := parsePreTokenizer(sub, fmt.Sprintf("%s.pretokenizers[%d]", field, i))
 			if err != nil {
-				return nil, false, err
+				return nil, err
 			}
 			if p != nil {
 				seq.steps = append(seq.steps, p)
 			}
-			byteLevel = byteLevel || bl
 		}
-		return seq, byteLevel, nil
+		return seq, nil
 	case "Split":
 		if pj.Pattern == nil {
-			return nil, false, fmt.Errorf("%s: Split without \"pattern\"", field)
+			return nil, fmt.Errorf("%s: Split without \"pattern\"", field)
 		}
 		var pattern string
 		switch {
@@ -314,37 +311,37 @@ func parsePreTokenizer(raw json.RawMessage, field string) (preTokenizer, bool, e
 		case pj.Pattern.String != nil:
 			pattern = regexp2.Escape(*pj.Pattern.String)
 		default:
-			return nil, false, fmt.Errorf("%s.pattern: want {\"Regex\": ...} or {\"String\": ...}", field)
+			return nil, fmt.Errorf("%s.pattern: want {\"Regex\": ...} or {\"String\": ...}", field)
 		}
 		b, ok := behaviorNames[pj.Behavior]
 		if !ok {
-			return nil, false, fmt.Errorf("%s.behavior: unknown %q", field, pj.Behavior)
+			return nil, fmt.Errorf("%s.behavior: unknown %q", field, pj.Behavior)
 		}
 		m, err := compileMatcher(pattern)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s.pattern: %v", field, err)
+			return nil, fmt.Errorf("%s.pattern: %v", field, err)
 		}
-		return &splitPre{m: m, behavior: b, invert: pj.Invert}, false, nil
+		return &splitPre{m: m, behavior: b, invert: pj.Invert}, nil
 	case "Digits":
 		b := behaviorContiguous
 		if pj.IndividualDigits {
 			b = behaviorIsolated
 		}
-		return &splitPre{m: funcMatcher(unicode.IsNumber), behavior: b}, false, nil
+		return &splitPre{m: funcMatcher(unicode.IsNumber), behavior: b}, nil
 	case "ByteLevel":
 		p := &byteLevelPre{addPrefixSpace: pj.AddPrefixSpace}
 		if pj.UseRegex == nil || *pj.UseRegex {
 			m, err := compileMatcher(gpt2Pattern)
 			if err != nil {
-				return nil, false, err
+				return nil, err
 			}
 			p.split = &splitPre{m: m, behavior: behaviorIsolated}
 		}
-		return p, true, nil
+		return p, nil
 	case "":
-		return nil, false, fmt.Errorf("%s: missing \"type\"", field)
+		return nil, fmt.Errorf("%s: missing \"type\"", field)
 	}
-	return nil, false, fmt.Errorf("%s: unsupported pre-tokenizer type %q (supported: Sequence, Split, Digits, ByteLevel)", field, pj.Type)
+	return nil, fmt.Errorf("%s: unsupported pre-tokenizer type %q (supported: Sequence, Split, Digits, ByteLevel)", field, pj.Type)
 }
 
 // compileMatcher returns a matcher for a Split regex: the hand-written scanner for the known

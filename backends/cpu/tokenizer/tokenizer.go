@@ -1,6 +1,18 @@
 // Package tokenizer implements Hugging Face tokenizer.json byte-level BPE tokenizers (Qwen2/2.5,
 // DeepSeek-R1-Distill, Llama-3.x, SmolLM2, GPT-2 style) in pure Go, producing the same ids as the
 // tokenizers library, and renders the chat templates of those model families.
+//
+// Encoding follows tokenizers step by step: added tokens are cut out first (leftmost-longest;
+// lstrip, rstrip, single_word and normalized honoured), the normalizer (NFC, NFD, NFKC, NFKD,
+// Lowercase, Sequence) runs on the rest, then the pre-tokenizer (Sequence, Split, Digits,
+// ByteLevel) and BPE with merges by rank (pair or "a b" form, ignore_merges, a pre-token cache).
+// Split regexes run on github.com/dlclark/regexp2 (backtracking, lookahead), except the
+// Qwen2, Llama-3 and GPT-2 patterns, which a hand-written scanner matches far faster (FuzzScanner
+// checks it against regexp2). Unsupported components (Metaspace, WordPiece, Unigram, Replace, ...)
+// are rejected by Parse with an error naming the field.
+//
+// Chat templates are built-in Go renderers (RenderChat, DetectStyle), not a Jinja engine. A
+// rendered prompt already holds its special tokens: encode it with Encode, not EncodeWithSpecial.
 package tokenizer
 
 import (
@@ -76,7 +88,7 @@ func parse(data []byte) (*Tokenizer, error) {
 	if t.normalize, err = parseNormalizer(f.Normalizer, "normalizer"); err != nil {
 		return nil, err
 	}
-	if t.pre, _, err = parsePreTokenizer(f.PreTokenizer, "pre_tokenizer"); err != nil {
+	if t.pre, err = parsePreTokenizer(f.PreTokenizer, "pre_tokenizer"); err != nil {
 		return nil, err
 	}
 	if bl := lastByteLevel(t.pre); bl != nil {
