@@ -95,8 +95,9 @@ func checkRoles(style string, msgs []eval.Message, allowed ...string) error {
 	return nil
 }
 
-// renderChatML follows Qwen2.5's template (no tools); plain ChatML and SmolLM2 differ only in the
-// default system prompt.
+// renderChatML follows Qwen2.5's template (no tools), whose tool messages become a user turn of
+// <tool_response> blocks; plain ChatML and SmolLM2 write every message, tool ones included, as
+// <|im_start|>role\n...<|im_end|>\n, and differ from Qwen2.5 in the default system prompt.
 func renderChatML(style string, msgs []eval.Message, gen bool, opts ChatOptions) (string, error) {
 	if err := checkRoles(style, msgs, "system", "user", "assistant", "tool"); err != nil {
 		return "", err
@@ -120,7 +121,7 @@ func renderChatML(style string, msgs []eval.Message, gen bool, opts ChatOptions)
 		switch {
 		case m.Role == "system" && i == 0:
 			// already written
-		case m.Role == "tool":
+		case m.Role == "tool" && style == StyleQwen25:
 			if i == 0 || msgs[i-1].Role != "tool" {
 				sb.WriteString(chatmlStart + "user")
 			}

@@ -81,6 +81,8 @@ func TestRenderChatCases(t *testing.T) {
 			"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n  Hi\n<|im_end|>\n"},
 		{"qwen tool responses grouped", StyleQwen25, []eval.Message{{Role: "system", Content: "S"}, {Role: "tool", Content: "a"}, {Role: "tool", Content: "b"}}, false, ChatOptions{},
 			"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n<tool_response>\na\n</tool_response>\n<tool_response>\nb\n</tool_response><|im_end|>\n"},
+		{"smollm2 tool is a plain turn", StyleSmolLM2, []eval.Message{{Role: "system", Content: "S"}, {Role: "tool", Content: "a"}}, false, ChatOptions{},
+			"<|im_start|>system\nS<|im_end|>\n<|im_start|>tool\na<|im_end|>\n"},
 		{"llama3 trims, no system block", StyleLlama3, user, true, ChatOptions{},
 			"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
 		{"llama3.1 date, trimmed system, tool as json", StyleLlama31, []eval.Message{{Role: "system", Content: " S\x1c"}, {Role: "tool", Content: "x\"y\n"}}, false, ChatOptions{DateString: "1 Jan 2025"},
