@@ -16,8 +16,10 @@ type Record struct {
 	// PromptHash is the sha256 (hex) of the rendered request (messages or prompt) sent to the backend.
 	PromptHash string `json:"prompt_hash" parquet:"prompt_hash"`
 	Output     string `json:"output" parquet:"output"`
-	Extracted  string `json:"extracted" parquet:"extracted"`
-	Correct    bool   `json:"correct" parquet:"correct"`
+	// FirstOutput is the first pass's output when the benchmark asks twice (see Chained); Output is the second.
+	FirstOutput string `json:"first_output,omitempty" parquet:"first_output"`
+	Extracted   string `json:"extracted" parquet:"extracted"`
+	Correct     bool   `json:"correct" parquet:"correct"`
 	// Score in [0,1] (partial credit for RULER multi-value tasks; 1/0 elsewhere).
 	Score   float64 `json:"score" parquet:"score"`
 	Verdict string  `json:"verdict" parquet:"verdict"`

@@ -212,10 +212,32 @@ func (r *Runner) Pending(tasks []Task) []Task {
 }
 
 type generated struct {
-	task Task
-	out  Output
-	err  error
-	dur  time.Duration
+	task  Task
+	out   Output
+	first string // first pass of a chained benchmark
+	err   error
+	dur   time.Duration
+}
+
+// followUp runs the second pass of a chained benchmark and folds both passes into one output.
+func (r *Runner) followUp(ctx context.Context, ch Chained, t Task, first Output) (Output, error) {
+	req, ok, err := ch.FollowUp(t.Item, first.Text)
+	if err != nil || !ok {
+		return first, err
+	}
+	req.Key, req.Policy, req.Sampling.Seed = t.Request.Key, t.Request.Policy, t.Request.Sampling.Seed
+	out, err := r.Backend.Generate(ctx, req)
+	if err != nil {
+		return out, fmt.Errorf("second pass: %w", err)
+	}
+	out.PromptTokens += first.PromptTokens
+	out.OutputTokens += first.OutputTokens
+	out.PrefillMS += first.PrefillMS
+	out.DecodeMS += first.DecodeMS
+	out.Cache.KVBytes = max(out.Cache.KVBytes, first.Cache.KVBytes)
+	out.Cache.Capacity = max(out.Cache.Capacity, first.Cache.Capacity)
+	out.Seeded = out.Seeded && first.Seeded
+	return out, nil
 }
 
 // Run executes every pending task. It returns when all are journaled, or when ctx is cancelled or the backend reports
@@ -249,12 +271,17 @@ func (r *Runner) Run(ctx context.Context, tasks []Task) (Summary, error) {
 				}
 				start := time.Now()
 				out, err := r.Backend.Generate(rctx, t.Request)
+				first := ""
+				if ch, ok := t.Bench.(Chained); ok && err == nil {
+					first = out.Text
+					out, err = r.followUp(rctx, ch, t, out)
+				}
 				rcancel()
 				if errors.Is(err, ErrQuotaExhausted) {
 					cancel(err)
 					return nil
 				}
-				results <- generated{task: t, out: out, err: err, dur: time.Since(start)}
+				results <- generated{task: t, out: out, first: first, err: err, dur: time.Since(start)}
 				return nil
 			})
 		}
@@ -336,6 +363,7 @@ func (r *Runner) record(ctx context.Context, g generated) (Record, bool) {
 	}
 	o := g.out
 	rec.Output = o.Text
+	rec.FirstOutput = g.first
 	rec.PromptTokens, rec.OutputTokens, rec.FinishReason = o.PromptTokens, o.OutputTokens, o.FinishReason
 	rec.Capacity, rec.KVBytes, rec.PolicyDeclared, rec.Seeded = o.Cache.Capacity, o.Cache.KVBytes, o.Cache.Declared, o.Seeded
 	gr, err := t.Bench.Grade(ctx, t.Item, o.Text)

@@ -314,3 +314,31 @@ func jsonOf(t *testing.T, v any) []byte {
 }
 
 var _ = errors.New
+
+// chainBench asks twice: the second request quotes the first output; the grade needs both passes to have run.
+type chainBench struct{ echoBench }
+
+func (c *chainBench) FollowUp(it Item, first string) (Request, bool, error) {
+	return Request{Prompt: "say " + first + "!", Sampling: Sampling{MaxNew: 3}}, true, nil
+}
+
+func (c *chainBench) Grade(ctx context.Context, it Item, out string) (Grade, error) {
+	ok := out == it.Data.(string)+"!"
+	return Grade{Extracted: out, Correct: ok, Score: map[bool]float64{true: 1}[ok]}, nil
+}
+
+func TestChainedBenchmarkAsksTwice(t *testing.T) {
+	dir := t.TempDir()
+	b := loaded(t, &chainBench{echoBench{name: "chain", n: 4}})
+	be := &hashBackend{}
+	runAll(t, dir, be, []LoadedBench{b}, []string{"full"}, Shard{})
+	recs := mustRecords(t, dir)
+	if len(recs) != 8 || be.calls.Load() != 16 {
+		t.Fatalf("%d records from %d calls, want 8 from 16", len(recs), be.calls.Load())
+	}
+	for _, r := range recs {
+		if !r.Correct || r.FirstOutput == "" || r.OutputTokens != 4 {
+			t.Fatalf("chained record %+v", r)
+		}
+	}
+}

@@ -191,3 +191,11 @@ type RunConfig struct {
 type DatasetIdentifier interface {
 	Dataset() DatasetIdentity
 }
+
+// Chained is implemented by benchmarks whose protocol asks the model twice per sample (LongBench-v2's chain of
+// thought: a reasoning pass, then an answer pass that quotes it). FollowUp builds the second request from the first
+// output, or returns ok=false when the item needs a single pass. The runner sends it under the same policy and seed,
+// grades the second output, and keeps the first in Record.FirstOutput.
+type Chained interface {
+	FollowUp(item Item, first string) (req Request, ok bool, err error)
+}

@@ -3,9 +3,9 @@
 // rendered prompt to max_len model tokens, one user message, temperature 0.1, 128 new tokens, the official
 // answer extraction, and accuracy by difficulty and length.
 //
-// Mode "0shot" (the default) is complete. Chain-of-thought ("0shot_cot") needs two generations per sample
-// (1024 tokens of reasoning, then a second prompt built from that reasoning with 128 tokens) which the runner's
-// one-request-per-sample shape cannot express; RenderCoTAnswer provides the second prompt for a runner that can.
+// Mode "0shot" is the default. Chain-of-thought ("0shot_cot") asks twice per sample, as the official pred.py does:
+// 1024 tokens of reasoning, then the 0shot_cot_ans prompt quoting that reasoning with 128 tokens (eval.Chained;
+// the record keeps the reasoning in FirstOutput and grades the answer pass).
 // Mode "0shot_no_context" (the question alone) is the official no-context baseline.
 package longbench
 
@@ -199,7 +199,7 @@ type Bench struct {
 	dir    string
 }
 
-// Options: "mode" (0shot | 0shot_no_context; 0shot_cot is refused, see the package doc) and "max_len" (tokens).
+// Options: "mode" (0shot | 0shot_cot | 0shot_no_context) and "max_len" (tokens).
 func New(opts eval.BenchOptions) (*Bench, error) {
 	b := &Bench{mode: Mode0Shot, maxLen: DefaultMaxLen, files: opts.Files, dir: opts.DataDir}
 	for k, v := range opts.Options {
@@ -217,11 +217,9 @@ func New(opts eval.BenchOptions) (*Bench, error) {
 		}
 	}
 	switch b.mode {
-	case Mode0Shot, Mode0ShotNoContext:
-	case Mode0ShotCoT:
-		return nil, fmt.Errorf("longbench: mode 0shot_cot needs two generations per sample (1024 then 128 tokens), which the runner cannot express yet")
+	case Mode0Shot, Mode0ShotNoContext, Mode0ShotCoT:
 	default:
-		return nil, fmt.Errorf("longbench: unknown mode %q (known: 0shot, 0shot_no_context)", b.mode)
+		return nil, fmt.Errorf("longbench: unknown mode %q (known: 0shot, 0shot_cot, 0shot_no_context)", b.mode)
 	}
 	return b, nil
 }
@@ -233,9 +231,31 @@ func init() {
 // Name implements eval.Benchmark.
 func (b *Bench) Name() string { return Name }
 
-// Defaults implements eval.Benchmark: temperature 0.1, 128 new tokens, one sample.
+// Defaults implements eval.Benchmark: temperature 0.1, 128 new tokens (the CoT reasoning pass: 1024), one sample.
 func (b *Bench) Defaults() eval.Defaults {
+	if b.mode == Mode0ShotCoT {
+		return eval.Defaults{Sampling: eval.Sampling{Temperature: 0.1, MaxNew: CoTMaxNew}, Samples: 1}
+	}
 	return eval.Defaults{Sampling: eval.Sampling{Temperature: 0.1, MaxNew: 128}, Samples: 1}
+}
+
+// CoTMaxNew is the official budget of the chain-of-thought reasoning pass; the answer pass gets 128.
+const CoTMaxNew = 1024
+
+// FollowUp implements eval.Chained: in 0shot_cot mode, the answer pass (0shot_cot_ans, 128 new tokens) quoting
+// the stripped reasoning, exactly as the official pred.py chains them.
+func (b *Bench) FollowUp(item eval.Item, first string) (eval.Request, bool, error) {
+	if b.mode != Mode0ShotCoT {
+		return eval.Request{}, false, nil
+	}
+	p, ok := item.Data.(*Problem)
+	if !ok {
+		return eval.Request{}, false, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
+	}
+	return eval.Request{
+		Messages: []eval.Message{{Role: "user", Content: RenderCoTAnswer(p.Row, strings.TrimSpace(first))}},
+		Sampling: eval.Sampling{Temperature: 0.1, MaxNew: 128},
+	}, true, nil
 }
 
 // Files returns the files Items reads: BenchOptions.Files, else the locked data.json in the cache.

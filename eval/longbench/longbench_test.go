@@ -271,7 +271,7 @@ func TestParseRowErrors(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	for _, o := range []map[string]string{{"max_len": "1"}, {"max_len": "x"}, {"mode": "0shot_cot"}, {"mode": "5shot"}, {"nope": "1"}} {
+	for _, o := range []map[string]string{{"max_len": "1"}, {"max_len": "x"}, {"mode": "5shot"}, {"nope": "1"}} {
 		if _, err := New(eval.BenchOptions{Options: o}); err == nil {
 			t.Errorf("%v: want error", o)
 		}
@@ -320,4 +320,31 @@ func FuzzParseRow(f *testing.F) {
 			t.Fatalf("grade %+v %v", g, err)
 		}
 	})
+}
+
+func TestCoTFollowUp(t *testing.T) {
+	b, err := New(eval.BenchOptions{Options: map[string]string{"mode": Mode0ShotCoT}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Defaults().Sampling.MaxNew; got != CoTMaxNew {
+		t.Fatalf("reasoning pass max_new %d, want %d", got, CoTMaxNew)
+	}
+	r := Row{ID: "x", Question: "Q?", ChoiceA: "a", ChoiceB: "b", ChoiceC: "c", ChoiceD: "d", Answer: "B", Context: "long text"}
+	it := eval.Item{ID: "x", Data: &Problem{Row: r}}
+	req, ok, err := b.FollowUp(it, "  I think B.\n")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	want := RenderCoTAnswer(r, "I think B.")
+	if req.Messages[0].Content != want || req.Sampling.MaxNew != 128 || req.Sampling.Temperature != 0.1 {
+		t.Fatalf("follow-up %+v", req)
+	}
+	if strings.Contains(want, "long text") || !strings.Contains(want, "I think B.") {
+		t.Fatalf("answer pass must omit the document and quote the reasoning:\n%s", want)
+	}
+	plain, _ := New(eval.BenchOptions{})
+	if _, ok, _ := plain.FollowUp(it, "x"); ok {
+		t.Fatal("0shot mode asked twice")
+	}
 }
