@@ -340,6 +340,19 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 
+	// A remote server that cannot produce the run's max new tokens fails the run at once, not request by request.
+	if pf, ok := be.(interface {
+		Preflight(ctx context.Context, maxPrompt, maxNew int) error
+	}); ok {
+		maxNew := 0
+		for _, t := range tasks {
+			maxNew = max(maxNew, t.Request.Sampling.MaxNew)
+		}
+		if err := pf.Preflight(ctx, 0, maxNew); err != nil {
+			return usageErrorf("preflight: %v", err)
+		}
+	}
+
 	out := o.Out
 	if out == "" {
 		out = filepath.Join("runs", "run-"+time.Now().UTC().Format("20060102-150405"))
