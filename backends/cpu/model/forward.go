@@ -283,19 +283,30 @@ func (a *attnJob) run(lo, hi, worker int) {
 		}
 		sc := ws.sbuf[worker][:g*n]
 		q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
-		for s := 0; s < n; s++ {
-			if seq.Live != nil {
-				if lp := seq.Live[s]; lp < 0 || int(lp) > p {
-					for h := 0; h < g; h++ {
-						sc[h*n+s] = float32(math.Inf(-1))
-					}
-					continue
+		s := 0
+		live := seq.Live
+		// Four keys at a time where all four are visible (four independent accumulation chains, each in
+		// dot1's order, so scores do not depend on the blocking); the rest one by one below.
+		for ; s+3 < n; s += 4 {
+			if live != nil && !(visible(live[s], p) && visible(live[s+1], p) && visible(live[s+2], p) && visible(live[s+3], p)) {
+				for t := s; t < s+4; t++ {
+					a.score1(sc, q, K, live, t, n, p, kvh, scale)
+				}
+				continue
+			}
+			{
+				b := (s*nKV + kvh) * d
+				st := nKV * d
+				k0, k1, k2, k3 := K[b:b+d], K[b+st:b+st+d], K[b+2*st:b+2*st+d], K[b+3*st:b+3*st+d]
+				for h := 0; h < g; h++ {
+					a := dot1x4(q[h*d:(h+1)*d], k0, k1, k2, k3)
+					row := sc[h*n+s : h*n+s+4]
+					row[0], row[1], row[2], row[3] = a[0]*scale, a[1]*scale, a[2]*scale, a[3]*scale
 				}
 			}
-			k := K[(s*nKV+kvh)*d : (s*nKV+kvh+1)*d]
-			for h := 0; h < g; h++ {
-				sc[h*n+s] = dot1(q[h*d:(h+1)*d], k) * scale
-			}
+		}
+		for ; s < n; s++ {
+			a.score1(sc, q, K, live, s, n, p, kvh, scale)
 		}
 		out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
 		for i := range out {
@@ -315,16 +326,52 @@ func (a *attnJob) run(lo, hi, worker int) {
 			}
 			inv := 1 / sum
 			o := out[h*d : (h+1)*d]
-			for s, pr := range row {
+			st := nKV * d
+			s := 0
+			// Four values at a time: one pass over o per four slots.
+			for ; s+3 < n; s += 4 {
+				p0, p1, p2, p3 := row[s]*inv, row[s+1]*inv, row[s+2]*inv, row[s+3]*inv
+				if p0 == 0 && p1 == 0 && p2 == 0 && p3 == 0 {
+					continue
+				}
+				b := (s*nKV + kvh) * d
+				v0, v1, v2, v3 := V[b:b+d], V[b+st:b+st+d], V[b+2*st:b+2*st+d], V[b+3*st:b+3*st+d]
+				v0, v1, v2, v3 = v0[:len(o)], v1[:len(o)], v2[:len(o)], v3[:len(o)]
+				for i := range o {
+					o[i] += p0*v0[i] + p1*v1[i] + p2*v2[i] + p3*v3[i]
+				}
+			}
+			for ; s < n; s++ {
+				pr := row[s] * inv
 				if pr == 0 {
 					continue
 				}
 				vv := V[(s*nKV+kvh)*d : (s*nKV+kvh+1)*d]
-				pr *= inv
+				vv = vv[:len(o)]
 				for i := range o {
 					o[i] += pr * vv[i]
 				}
 			}
 		}
+	}
+}
+
+// visible reports whether a slot holding absolute position lp is seen by a query at position p.
+func visible(lp int32, p int) bool { return lp >= 0 && int(lp) <= p }
+
+// score1 writes the scaled scores of slot s for every query head of the group (-Inf when not visible).
+func (a *attnJob) score1(sc, q, K []float32, live []int32, s, n, p, kvh int, scale float32) {
+	c := &a.m.Cfg
+	d, nKV := c.HeadDim, c.KVHeads
+	g := c.Heads / nKV
+	if live != nil && !visible(live[s], p) {
+		for h := 0; h < g; h++ {
+			sc[h*n+s] = float32(math.Inf(-1))
+		}
+		return
+	}
+	k := K[(s*nKV+kvh)*d : (s*nKV+kvh+1)*d]
+	for h := 0; h < g; h++ {
+		sc[h*n+s] = dot1(q[h*d:(h+1)*d], k) * scale
 	}
 }
