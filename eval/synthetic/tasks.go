@@ -90,6 +90,9 @@ func varNames(r *rand.Rand, n int) []string {
 	})
 }
 
+// fillMisses is how many sentences that overshoot the budget are drawn before the haystack is closed.
+const fillMisses = 8
+
 // needleSpec is what a needle task contributes to the prompt.
 type needleSpec struct {
 	prefix   string
@@ -218,11 +221,12 @@ func genNeedles(r *rand.Rand, c counter, task string, length int) (Sample, error
 		return Sample{}, fmt.Errorf("length %d too short: template and needles take %d units", length, c.tokens(used))
 	}
 	var filler []string
-	for {
+	for misses := 0; misses < fillMisses; {
 		s := fillerSentence(r)
 		u := c.units(" " + s)
 		if used+u > budget {
-			break
+			misses++ // try a few shorter sentences before giving up, so the gap to the target stays small
+			continue
 		}
 		used += u
 		filler = append(filler, s)

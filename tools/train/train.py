@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Train snaptiny: a small Llama-architecture base model for snapeval's built-in "ruler" suite.
+
+Everything happens in one run on one GPU (see README.md for the exact command):
+  1. generate a small train-split sample with the Go generator (bin/synthgen), train a byte-level BPE tokenizer on it
+     (Digits(individual) then ByteLevel, GPT-2 style) and measure the bytes-per-token ratio;
+  2. generate the training data (train split) and the held-out items (eval split) at that ratio, so that the
+     target lengths are close to real token counts, and tokenize them;
+  3. train LlamaForCausalLM (bf16 autocast, SDPA attention, AdamW, time-based cosine schedule, loss on the answer
+     tokens plus a small LM loss on the prompt, a length curriculum), saving a complete checkpoint periodically;
+  4. reload the checkpoint with stock transformers in float32 and greedy-decode the held-out items (full attention),
+     grading as eval/synthetic.Score does; print accuracy per task and length and write eval.json.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+T0 = time.time()
+EOS = "<|endoftext|>"
+EOS_ID = 0
+TASKS = ["niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery", "vt", "cwe"]
+# Items per task at each train length (scale 1): about 13M train tokens per task, weighted towards short items.
+TRAIN_N = {192: 4000, 256: 4000, 512: 3000, 768: 2000, 1024: 1600, 1536: 1000, 2048: 800, 3072: 500, 3968: 400}
+
+
+def log(*a):
+    print(f"[{time.time() - T0:7.1f}s]", *a, flush=True)
+
+
+def synthgen(binary, split, seed, n, lengths, cpt, out):
+    cmd = [binary, "-split", split, "-seed", str(seed), "-n", str(n), "-lengths", ",".join(map(str, lengths)),
+           "-tasks", "all", "-chars-per-token", f"{cpt:.4f}", "-out", out]
+    return subprocess.Popen(cmd)
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def train_tokenizer(texts, vocab):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab, min_frequency=2, special_tokens=[EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    assert tok.token_to_id(EOS) == EOS_ID, tok.token_to_id(EOS)
+    return tok
+
+
+def tokenize_rows(tok, rows, max_len):
+    """Returns [(prompt_ids int32, answer_ids+EOS int32, row)] and the number of rows dropped for length."""
+    out, dropped = [], 0
+    for s in range(0, len(rows), 4096):
+        chunk = rows[s:s + 4096]
+        P = tok.encode_batch([r["prompt"] for r in chunk], add_special_tokens=False)
+        A = tok.encode_batch([r["answer"] for r in chunk], add_special_tokens=False)
+        for r, p, a in zip(chunk, P, A):
+            pi = np.asarray(p.ids, dtype=np.int32)
+            ai = np.asarray(a.ids + [EOS_ID], dtype=np.int32)
+            if len(pi) + len(ai) > max_len:
+                dropped += 1
+                continue
+            out.append((pi, ai, r))
+    return out, dropped
+
+
+def make_batch(items, idxs, device):
+    seqs = [np.concatenate([items[i][0], items[i][1]]) for i in idxs]
+    T = max(len(s) for s in seqs) - 1
+    B = len(seqs)
+    inp = np.full((B, T), EOS_ID, dtype=np.int64)
+    tgt = np.full((B, T), -100, dtype=np.int64)
+    ans = np.zeros((B, T), dtype=bool)
+    for b, (i, s) in enumerate(zip(idxs, seqs)):
+        n = len(s) - 1
+        inp[b, :n] = s[:-1]
+        tgt[b, :n] = s[1:]
+        ans[b, len(items[i][0]) - 1:n] = True  # targets that are answer tokens or the final EOS
+    f = lambda x: torch.from_numpy(x).pin_memory().to(device, non_blocking=True)
+    return f(inp), f(tgt), f(ans)
+
+
+def losses(model, inp, tgt, ans):
+    logits = model(input_ids=inp, use_cache=False).logits.float()
+    V = logits.shape[-1]
+    ce = F.cross_entropy(logits.view(-1, V), tgt.view(-1), ignore_index=-100, reduction="none").view(tgt.shape)
+    valid = tgt != -100
+    lm = valid & ~ans
+    ans_loss = (ce * ans).sum() / ans.sum().clamp(min=1)
+    lm_loss = (ce * lm).sum() / lm.sum().clamp(min=1)
+    pred = logits.argmax(-1)
+    row_ok = ((pred == tgt) | ~ans).all(dim=1)  # teacher-forced exact match of the whole answer + EOS
+    return ans_loss, lm_loss, row_ok
+
+
+def copy_batch(rng, vocab, batch_tokens, device):
+    """Induction warm-up batch: random tokens, then a repeat of their last n; loss on the repeat only.
+    Without it the model never discovered retrieval in 11k steps (first run, see README)."""
+    n = int(rng.integers(16, 257))
+    noise = int(rng.integers(0, 257))
+    B = max(1, batch_tokens // (noise + 2 * n))
+    toks = rng.integers(1, vocab, size=(B, noise + n)).astype(np.int32)
+    items = [(toks[b], toks[b, noise:]) for b in range(B)]
+    return make_batch(items, list(range(B)), device)
+
+
+def lr_at(f, peak, warm=0.03, floor=0.1):
+    if f < warm:
+        return peak * f / warm
+    p = min(1.0, (f - warm) / (1 - warm))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def max_len_at(f, c=1.0):
+    """Length curriculum: the longest target length allowed at training progress f (c scales the phases)."""
+    f = f / c if c > 0 else 1.0
+    if f < 0.08:
+        return 512
+    if f < 0.2:
+        return 1024
+    if f < 0.35:
+        return 2048
+    return 1 << 30
+
+
+def config_dict(a, vocab):
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": None,
+        "eos_token_id": EOS_ID,
+        "pad_token_id": EOS_ID,
+        "dtype": "bfloat16",
+        "head_dim": a.head_dim,
+        "hidden_act": "silu",
+        "hidden_size": a.hidden,
+        "initializer_range": 0.02,
+        "intermediate_size": a.intermediate,
+        "max_position_embeddings": a.max_pos,
+        "mlp_bias": False,
+        "model_type": "llama",
+        "num_attention_heads": a.heads,
+        "num_hidden_layers": a.layers,
+        "num_key_value_heads": a.kv_heads,
+        "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": None,
+        "rope_theta": a.rope_theta,
+        "tie_word_embeddings": True,
+        "use_cache": True,
+        "vocab_size": vocab,
+    }
+
+
+def save_checkpoint(model, cfg, tok, out):
+    from safetensors.torch import save_file
+    os.makedirs(out, exist_ok=True)
+    sd = {k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in model.state_dict().items()
+          if k != "lm_head.weight"}  # tied to model.embed_tokens.weight
+    save_file(sd, os.path.join(out, "model.safetensors.tmp"), metadata={"format": "pt"})
+    os.replace(os.path.join(out, "model.safetensors.tmp"), os.path.join(out, "model.safetensors"))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    with open(os.path.join(out, "generation_config.json"), "w") as f:
+        json.dump({"eos_token_id": EOS_ID, "pad_token_id": EOS_ID, "do_sample": False}, f, indent=2)
+    tok.save(os.path.join(out, "tokenizer.json"))
+
+
+def score(answers, output):
+    """eval/synthetic.Score: recall of the expected values, matched case-insensitively, not glued to [A-Za-z0-9]."""
+    low = output.lower()
+    found = [a for a in answers if re.search(r"(?<![0-9a-z])" + re.escape(a.lower()) + r"(?![0-9a-z])", low)]
+    return len(found) / len(answers), len(found) == len(answers)
+
+
+@torch.no_grad()
+def tf_eval(model, groups, device, limit=8):
+    """Teacher-forced exact match per (task, length) on up to `limit` held-out items each."""
+    model.eval()
+    res = {}
+    for key, items in groups.items():
+        items = items[:limit]
+        inp, tgt, ans = make_batch(items, list(range(len(items))), device)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            _, _, ok = losses(model, inp, tgt, ans)
+        res[key] = ok.float().mean().item()
+    model.train()
+    return res
+
+
+@torch.no_grad()
+def check_reload(model, ckdir, groups, device):
+    """Reloads the saved checkpoint with stock transformers and compares its logits with the trained model's."""
+    from transformers import LlamaForCausalLM
+    ref = LlamaForCausalLM.from_pretrained(ckdir).float().to(device).eval()
+    items = next(iter(groups.values()))[:2]
+    inp, _, _ = make_batch(items, [0, 1], device)
+    model.eval()
+    a = model(input_ids=inp, use_cache=False).logits.float()
+    b = ref(input_ids=inp, use_cache=False).logits.float()
+    model.train()
+    rel = ((a - b).abs().max() / a.abs().max()).item()
+    agree = (a.argmax(-1) == b.argmax(-1)).float().mean().item()
+    log(f"reload check: max rel logit diff {rel:.4f} (fp32 trained vs bf16 saved), argmax agreement {agree:.4f}")
+
+
+@torch.no_grad()
+def greedy_eval(ckdir, tok, groups, device, batch=32, deadline=None):
+    from transformers import LlamaForCausalLM
+    model, info = LlamaForCausalLM.from_pretrained(ckdir, output_loading_info=True)
+    missing = [k for k in info.get("missing_keys", []) if k != "lm_head.weight"]
+    if missing or info.get("unexpected_keys"):
+        log("LOAD PROBLEM", info)
+    model = model.float().to(device).eval()
+    results = []
+    for (task, length), items in groups.items():
+        max_new = max(len(it[1]) for it in items) + 8
+        for s in range(0, len(items), batch):
+            if deadline and time.time() > deadline:
+                log("greedy eval: deadline reached, stopping early")
+                return results
+            chunk = items[s:s + batch]
+            L = max(len(it[0]) for it in chunk)
+            ids = torch.full((len(chunk), L), EOS_ID, dtype=torch.long)
+            mask = torch.zeros((len(chunk), L), dtype=torch.long)
+            for i, it in enumerate(chunk):
+                ids[i, L - len(it[0]):] = torch.from_numpy(it[0].astype(np.int64))
+                mask[i, L - len(it[0]):] = 1
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
+                                 do_sample=False, eos_token_id=EOS_ID, pad_token_id=EOS_ID)
+            for i, it in enumerate(chunk):
+                new = out[i, L:].tolist()
+                if EOS_ID in new:
+                    new = new[:new.index(EOS_ID)]
+                text = tok.decode(new, skip_special_tokens=False).split("\n")[0]
+                sc, ok = score(it[2]["answers"], text)
+                results.append({"id": it[2]["id"], "task": task, "length": length, "prompt_tokens": int(len(it[0])),
+                                "output": text, "expected": it[2]["answer"], "score": sc, "correct": ok})
+    return results
+
+
+def summarize(results):
+    by = {}
+    for r in results:
+        by.setdefault((r["task"], r["length"]), []).append(r)
+    lines, tot = [], []
+    for (t, l), rs in sorted(by.items()):
+        acc = sum(r["correct"] for r in rs) / len(rs)
+        sc = sum(r["score"] for r in rs) / len(rs)
+        toks = sum(r["prompt_tokens"] for r in rs) / len(rs)
+        lines.append(f"  {t:16s} len {l:5d} (~{toks:6.0f} tok)  n={len(rs):3d}  acc {acc:.3f}  score {sc:.3f}")
+        tot += rs
+    if tot:
+        lines.append(f"  ALL n={len(tot)} acc {sum(r['correct'] for r in tot) / len(tot):.3f} "
+                     f"score {sum(r['score'] for r in tot) / len(tot):.3f}")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--synthgen", default="bin/synthgen")
+    ap.add_argument("--out", default=os.environ.get("OUT", "out"))
+    ap.add_argument("--work", default="/tmp/snaptrain")
+    ap.add_argument("--seed", type=int, default=1, help="data seed (train split) and torch seed")
+    ap.add_argument("--eval-seed", type=int, default=1, help="seed of the held-out eval split")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplies TRAIN_N")
+    ap.add_argument("--train-seconds", type=float, default=420)
+    ap.add_argument("--ckpt-seconds", type=float, default=60)
+    ap.add_argument("--eval-n", type=int, default=20)
+    ap.add_argument("--eval-lengths", default="512,1024,2048,3968")
+    ap.add_argument("--eval-seconds", type=float, default=90)
+    ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--intermediate", type=int, default=768)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--head-dim", type=int, default=32)
+    ap.add_argument("--rope-theta", type=float, default=10000.0)
+    ap.add_argument("--max-pos", type=int, default=4096)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--batch-tokens", type=int, default=65536)
+    ap.add_argument("--lm-weight", type=float, default=0.1)
+    ap.add_argument("--copy-early", type=float, default=0.5, help="share of copy steps while progress < 0.3")
+    ap.add_argument("--copy-late", type=float, default=0.2, help="share of copy steps afterwards")
+    ap.add_argument("--init-from", default="", help="continue from this checkpoint (its tokenizer and weights)")
+    ap.add_argument("--curriculum", type=float, default=1.0, help="scales the curriculum phases (0: no curriculum)")
+    a = ap.parse_args()
+
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    device = "cuda"
+    os.makedirs(a.work, exist_ok=True)
+    os.makedirs(a.out, exist_ok=True)
+    ckdir = os.path.join(a.out, "snaptiny")
+    log("torch", torch.__version__, torch.cuda.get_device_name(0))
+
+    # 1. tokenizer from a small train-split sample (seed+1000 so it is not the training data itself).
+    p = synthgen(a.synthgen, "train", a.seed + 1000, 40, [256, 1024, 3968], 4.0, f"{a.work}/tok.jsonl")
+    assert p.wait() == 0
+    sample = read_jsonl(f"{a.work}/tok.jsonl")
+    if a.init_from:
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(os.path.join(a.init_from, "tokenizer.json"))
+        log("tokenizer and weights from", a.init_from)
+    else:
+        tok = train_tokenizer((r["prompt"] + r["answer"] for r in sample), a.vocab)
+    nchars = sum(len(r["prompt"]) for r in sample)
+    ntoks = sum(len(e.ids) for e in tok.encode_batch([r["prompt"] for r in sample], add_special_tokens=False))
+    cpt = nchars / ntoks
+    log(f"tokenizer: vocab {tok.get_vocab_size()}, {cpt:.3f} bytes/token on {len(sample)} prompts")
+    for r in sample[:1] + sample[-1:]:
+        enc = tok.encode(r["answer"], add_special_tokens=False)
+        log("answer", repr(r["answer"]), "->", enc.tokens)
+
+    # 2. data
+    procs = []
+    for L, n in TRAIN_N.items():
+        procs.append(synthgen(a.synthgen, "train", a.seed, max(1, int(n * a.scale)), [L], cpt, f"{a.work}/train_{L}.jsonl"))
+    eval_lengths = [int(x) for x in a.eval_lengths.split(",")]
+    procs.append(synthgen(a.synthgen, "eval", a.eval_seed, a.eval_n, eval_lengths, cpt, f"{a.work}/eval.jsonl"))
+    for p in procs:
+        assert p.wait() == 0
+    log("data generated")
+    buckets = {}
+    for L in TRAIN_N:
+        items, dropped = tokenize_rows(tok, read_jsonl(f"{a.work}/train_{L}.jsonl"), a.max_pos)
+        lens = np.array([len(i[0]) for i in items])
+        buckets[L] = items
+        log(f"bucket {L}: {len(items)} rows (dropped {dropped}), prompt tokens mean {lens.mean():.0f} max {lens.max()}")
+    ntrain = sum(len(i[0]) + len(i[1]) for b in buckets.values() for i in b)
+    log(f"train tokens: {ntrain / 1e6:.1f}M")
+    eitems, edropped = tokenize_rows(tok, read_jsonl(f"{a.work}/eval.jsonl"), a.max_pos)
+    groups = {}
+    for it in eitems:
+        groups.setdefault((it[2]["task"], it[2]["length"]), []).append(it)
+    log(f"held-out: {len(eitems)} items (dropped {edropped} over {a.max_pos} tokens)")
+
+    # 3. model
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = config_dict(a, tok.get_vocab_size())
+    hf_cfg = LlamaConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "dtype")})
+    if a.init_from:
+        model = LlamaForCausalLM.from_pretrained(a.init_from).float().to(device)
+        assert model.config.hidden_size == a.hidden and model.config.num_hidden_layers == a.layers, "shape mismatch"
+    else:
+        model = LlamaForCausalLM(hf_cfg).to(device)
+    log("attention:", getattr(model.config, "_attn_implementation", "?"), "rope_theta:",
+        getattr(model.config, "rope_theta", None), getattr(model.config, "rope_parameters", None))
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr(), "embeddings not tied"
+    nparams = sum(p.numel() for p in model.parameters())
+    log(f"model: {nparams / 1e6:.2f}M parameters (tied embeddings)", json.dumps(cfg))
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
+    maxlens = {L: max(len(i[0]) + len(i[1]) for i in b) for L, b in buckets.items()}
+    save_checkpoint(model, cfg, tok, ckdir)
+
+    step, seen, t_start = 0, 0, time.time()
+    last_ck, last_log = t_start, t_start
+    acc_ans = acc_lm = 0.0
+    acc_n = 0
+    acc_copy, acc_cn = 0.0, 0
+    model.train()
+    while True:
+        f = (time.time() - t_start) / a.train_seconds
+        if f >= 1:
+            break
+        if rng.random() < (a.copy_early if f < 0.3 else a.copy_late):
+            inp, tgt, ans = copy_batch(rng, tok.get_vocab_size(), a.batch_tokens, device)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(f, a.lr)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                copy_loss, _, _ = losses(model, inp, tgt, ans)
+            opt.zero_grad(set_to_none=True)
+            copy_loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            seen += inp.numel()
+            if step % 5 == 0:
+                acc_copy += copy_loss.item()
+                acc_cn += 1
+            continue
+        allowed = [L for L in buckets if L <= max_len_at(f, a.curriculum) and buckets[L]]
+        L = allowed[rng.integers(len(allowed))]
+        items = buckets[L]
+        B = max(1, a.batch_tokens // maxlens[L])
+        idxs = rng.integers(0, len(items), size=B).tolist()
+        inp, tgt, ans = make_batch(items, idxs, device)
+        lr = lr_at(f, a.lr)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            ans_loss, lm_loss, _ = losses(model, inp, tgt, ans)
+            loss = ans_loss + a.lm_weight * lm_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        seen += inp.numel()
+        if step % 5 == 0:
+            acc_ans += ans_loss.item()
+            acc_lm += lm_loss.item()
+            acc_n += 1
+        now = time.time()
+        if now - last_log > 15:
+            log(f"step {step} f {f:.3f} lr {lr:.2e} len<= {max(allowed)} ans_loss {acc_ans / max(acc_n, 1):.4f} "
+                f"lm_loss {acc_lm / max(acc_n, 1):.4f} copy_loss {acc_copy / max(acc_cn, 1):.4f} gnorm {gn.item():.2f} tok/s {seen / (now - t_start) / 1e6:.2f}M")
+            acc_ans = acc_lm = 0.0
+            acc_n = 0
+            acc_copy, acc_cn = 0.0, 0
+            last_log = now
+        if now - last_ck > a.ckpt_seconds:
+            save_checkpoint(model, cfg, tok, ckdir)
+            tf = tf_eval(model, groups, device)
+            log(f"checkpoint at step {step}; teacher-forced EM:",
+                " ".join(f"{t}/{l}={v:.2f}" for (t, l), v in sorted(tf.items())))
+            last_ck = time.time()
+    train_time = time.time() - t_start
+    save_checkpoint(model, cfg, tok, ckdir)
+    log(f"training done: {step} steps, {seen / 1e6:.0f}M tokens, {train_time:.0f}s")
+    tf = tf_eval(model, groups, device, limit=10 ** 9)
+    log("final teacher-forced exact match (all held-out items):")
+    for (t, l), v in sorted(tf.items()):
+        print(f"  {t:16s} len {l:5d}  tf_em {v:.3f}", flush=True)
+    check_reload(model, ckdir, groups, device)
+
+    # 4. greedy eval from the saved checkpoint with stock transformers
+    results = greedy_eval(ckdir, tok, groups, device, deadline=time.time() + a.eval_seconds)
+    log("held-out greedy accuracy (float32, full attention, stock transformers):")
+    print(summarize(results), flush=True)
+    with open(os.path.join(a.out, "eval.json"), "w") as fo:
+        json.dump({"train_seconds": train_time, "steps": step, "tokens": seen, "params": nparams, "config": cfg,
+                   "bytes_per_token": cpt, "teacher_forced": {f"{t}/{l}": v for (t, l), v in tf.items()},
+                   "results": results}, fo, indent=1)
+    for r in results[:3] + [r for r in results if not r["correct"]][:12]:
+        log("sample", r["id"], repr(r["output"]), "expected", repr(r["expected"]))
+    log("done")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
