@@ -34,6 +34,20 @@ func (m *matmulJob) run(lo, hi, worker int) {
 	for j0 := lo; j0 < hi; j0 += rowBlock {
 		nb := min(rowBlock, hi-j0)
 		src := m.w.W[j0*cols : (j0+nb)*cols]
+		if m.rows == 1 && j0+2*rowBlock <= hi {
+			src = m.w.W[j0*cols : (j0+2*rowBlock)*cols]
+			// One input row: eight weight rows at a time straight from bf16 (no float32 copy).
+			a := dot1x8bf(m.x[:cols], src, cols)
+			y := m.y[j0 : j0+8]
+			copy(y, a[:])
+			if m.bias != nil {
+				for jj := range y {
+					y[jj] += m.bias[j0+jj]
+				}
+			}
+			j0 += rowBlock // the loop adds the other rowBlock
+			continue
+		}
 		if m.rows == 1 && nb == rowBlock {
 			// One input row: read the bf16 weights directly (no float32 copy).
 			a := dot1x4bf(m.x[:cols], src[:cols], src[cols:2*cols], src[2*cols:3*cols], src[3*cols:4*cols])
@@ -120,6 +134,25 @@ func dot1x4bf(x []float32, w0, w1, w2, w3 []uint16) (out [4]float32) {
 		s3 += v * math.Float32frombits(uint32(w3[k])<<16)
 	}
 	return [4]float32{s0, s1, s2, s3}
+}
+
+// dot1x8bf is eight sequential dot products of x with the consecutive bf16 rows of w (row length cols).
+func dot1x8bf(x []float32, w []uint16, cols int) (out [8]float32) {
+	n := len(x)
+	w0, w1, w2, w3 := w[:n], w[cols:cols+n], w[2*cols:2*cols+n], w[3*cols:3*cols+n]
+	w4, w5, w6, w7 := w[4*cols:4*cols+n], w[5*cols:5*cols+n], w[6*cols:6*cols+n], w[7*cols:7*cols+n]
+	var s0, s1, s2, s3, s4, s5, s6, s7 float32
+	for k, v := range x {
+		s0 += v * math.Float32frombits(uint32(w0[k])<<16)
+		s1 += v * math.Float32frombits(uint32(w1[k])<<16)
+		s2 += v * math.Float32frombits(uint32(w2[k])<<16)
+		s3 += v * math.Float32frombits(uint32(w3[k])<<16)
+		s4 += v * math.Float32frombits(uint32(w4[k])<<16)
+		s5 += v * math.Float32frombits(uint32(w5[k])<<16)
+		s6 += v * math.Float32frombits(uint32(w6[k])<<16)
+		s7 += v * math.Float32frombits(uint32(w7[k])<<16)
+	}
+	return [8]float32{s0, s1, s2, s3, s4, s5, s6, s7}
 }
 
 func dot2x4(x0, x1, w0, w1, w2, w3 []float32) (a, b [4]float32) {
