@@ -26,6 +26,7 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
 	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/hub"
 )
 
 func init() {
@@ -34,13 +35,22 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return Open(cfg.Model, opts)
+		dir, err := Resolve(ctx, hub.NewFromEnv(), cfg.Model)
+		if err != nil {
+			return nil, err
+		}
+		if dir != cfg.Model {
+			opts.Name = cfg.Model
+		}
+		return Open(dir, opts)
 	})
 }
 
 // Options configure the backend.
 type Options struct {
 	Engine engine.Options
+	// Name names the model in Identity (default: the directory's base name).
+	Name string
 	// ChatStyle overrides the chat template style detected from tokenizer_config.json (see tokenizer.Styles).
 	ChatStyle string
 }
@@ -110,7 +120,11 @@ func Open(dir string, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := build(os.DirFS(dir), ".", filepath.Base(filepath.Clean(dir)), dir, ck, opts)
+	name := opts.Name
+	if name == "" {
+		name = filepath.Base(filepath.Clean(dir))
+	}
+	b, err := build(os.DirFS(dir), ".", name, dir, ck, opts)
 	if err != nil {
 		ck.Close()
 		return nil, err
