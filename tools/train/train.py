@@ -108,18 +108,20 @@ def losses(model, inp, tgt, ans):
     return ans_loss, lm_loss, row_ok
 
 
-def copy_batch(rng, vocab, batch_tokens, device):
+def copy_batch(rng, vocab, batch_tokens, device, copy_vocab=0):
     """Induction warm-up batch: random tokens, then a repeat of their last n; loss on the repeat only.
     Without it the model never discovered retrieval in 11k steps (first run, see README)."""
     n = int(rng.integers(16, 257))
     noise = int(rng.integers(0, 257))
     B = max(1, batch_tokens // (noise + 2 * n))
-    toks = rng.integers(1, vocab, size=(B, noise + n)).astype(np.int32)
+    hi = min(vocab, copy_vocab) if copy_vocab > 1 else vocab
+    toks = rng.integers(1, hi, size=(B, noise + n)).astype(np.int32)
     items = [(toks[b], toks[b, noise:]) for b in range(B)]
     return make_batch(items, list(range(B)), device)
 
 
 def lr_at(f, peak, warm=0.03, floor=0.1):
+    """Time-based schedule: linear warm-up over the first `warm` of the run, then cosine down to floor*peak."""
     if f < warm:
         return peak * f / warm
     p = min(1.0, (f - warm) / (1 - warm))
@@ -299,6 +301,9 @@ def main():
     ap.add_argument("--lm-weight", type=float, default=0.1)
     ap.add_argument("--copy-early", type=float, default=0.5, help="share of copy steps while progress < 0.3")
     ap.add_argument("--copy-late", type=float, default=0.2, help="share of copy steps afterwards")
+    ap.add_argument("--copy-vocab", type=int, default=0, help="draw copy-task tokens from ids below this (0: all)")
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--warmup", type=float, default=0.03, help="warm-up share of the training time")
     ap.add_argument("--init-from", default="", help="continue from this checkpoint (its tokenizer and weights)")
     ap.add_argument("--curriculum", type=float, default=1.0, help="scales the curriculum phases (0: no curriculum)")
     a = ap.parse_args()
@@ -369,7 +374,7 @@ def main():
     log(f"model: {nparams / 1e6:.2f}M parameters (tied embeddings)", json.dumps(cfg))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
     maxlens = {L: max(len(i[0]) + len(i[1]) for i in b) for L, b in buckets.items()}
     save_checkpoint(model, cfg, tok, ckdir)
@@ -385,9 +390,9 @@ def main():
         if f >= 1:
             break
         if rng.random() < (a.copy_early if f < 0.3 else a.copy_late):
-            inp, tgt, ans = copy_batch(rng, tok.get_vocab_size(), a.batch_tokens, device)
+            inp, tgt, ans = copy_batch(rng, tok.get_vocab_size(), a.batch_tokens, device, a.copy_vocab)
             for g in opt.param_groups:
-                g["lr"] = lr_at(f, a.lr)
+                g["lr"] = lr_at(f, a.lr, a.warmup)
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 copy_loss, _, _ = losses(model, inp, tgt, ans)
             opt.zero_grad(set_to_none=True)
@@ -406,7 +411,7 @@ def main():
         B = max(1, a.batch_tokens // maxlens[L])
         idxs = rng.integers(0, len(items), size=B).tolist()
         inp, tgt, ans = make_batch(items, idxs, device)
-        lr = lr_at(f, a.lr)
+        lr = lr_at(f, a.lr, a.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16):
