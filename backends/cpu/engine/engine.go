@@ -165,8 +165,9 @@ func (e *Engine) Check(job Job) (compress.Plan, error) {
 			return compress.Plan{}, fmt.Errorf("engine: prompt token %d (index %d) outside the vocabulary of %d", t, i, c.Vocab)
 		}
 	}
-	// The last sampled token is never fed back, so MaxNew-1 positions need slots.
-	plan, err := job.Policy.Plan(L, max(job.MaxNew-1, 0))
+	// Capacity as the spec counts it (prompt + max new for full and snapkv); the last sampled token is never
+	// fed back, so its slot stays unused.
+	plan, err := job.Policy.Plan(L, job.MaxNew)
 	if err != nil {
 		return compress.Plan{}, err
 	}

@@ -102,6 +102,9 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{` + baseLlama + `,"rope_parameters":{"rope_type":"llama3","rope_theta":5e5}}`))
 	f.Add([]byte(`{"model_type":"qwen2","hidden_size":64,"intermediate_size":1,"num_hidden_layers":1,"num_attention_heads":3,"vocab_size":1,"max_position_embeddings":1,"eos_token_id":[1]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if g, err := ParseGenerationConfig("fuzz", b); err == nil && g.EOS == nil && len(b) == 0 {
+			t.Fatal("empty generation config accepted")
+		}
 		c, err := ParseConfig("fuzz", b)
 		if err != nil {
 			return

@@ -89,7 +89,7 @@ func parseIndex(name string, b []byte) ([]string, map[string]string, error) {
 	seen := map[string]bool{}
 	var shards []string
 	for t, s := range ix.WeightMap {
-		if s == "" || path.Base(s) != s {
+		if s == "" || s == "." || s == ".." || path.Base(s) != s {
 			return nil, nil, fmt.Errorf("%s: tensor %q maps to bad shard name %q", name, t, s)
 		}
 		if !seen[s] {

@@ -176,3 +176,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseIndex(f *testing.F) {
+	f.Add([]byte(`{"weight_map":{"x":"m-1.safetensors","y":"m-2.safetensors"}}`))
+	f.Add([]byte(`{"weight_map":{"x":"../evil"}}`))
+	f.Add([]byte(`{"weight_map":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		shards, wm, err := parseIndex("index", b)
+		if err != nil {
+			return
+		}
+		for _, s := range shards {
+			if s == "" || strings.ContainsAny(s, "/") {
+				t.Fatalf("bad shard %q accepted", s)
+			}
+		}
+		if len(wm) == 0 {
+			t.Fatal("empty weight_map accepted")
+		}
+	})
+}
