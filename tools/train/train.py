@@ -120,6 +120,63 @@ def copy_batch(rng, vocab, batch_tokens, device, copy_vocab=0):
     return make_batch(items, list(range(B)), device)
 
 
+KEY_RE = re.compile(r"special magic numbers? for ([a-z]+-[a-z]+) ")
+DENSE_PREFIX = ("Some special magic numbers are hidden in the following text. Memorize them. "
+                "You will be asked about them at the end.\n\n")
+
+
+def dense_keys(buckets, per_bucket=3000):
+    """The needle keys of the training rows (adjective-noun pairs), for dense recall batches."""
+    keys = set()
+    for items in buckets.values():
+        for it in items[:per_bucket]:
+            keys.update(KEY_RE.findall(it[2]["prompt"]))
+    return sorted(keys)
+
+
+def dense_batch(rng, tok, keys, batch_tokens, device):
+    """Dense associative recall (MQAR-like) in the suite's own wording: k needles back to back, then q questions,
+    each followed by its answer and EOS; the loss covers every answer. Each sequence carries ~8q answer tokens
+    instead of the ~8 of a suite item."""
+    k = int(rng.integers(4, 33))
+    q = int(rng.integers(2, k + 1))
+    est = 30 + 16 * k + 45 * q  # tokens, generous
+    B = max(1, batch_tokens // est)
+    pieces, flags, owners = [], [], []
+    for b in range(B):
+        ks = [keys[i] for i in rng.choice(len(keys), size=k, replace=False)]
+        vs = [str(100000 + int(v)) for v in rng.choice(900000, size=k, replace=False)]
+        needles = " ".join(f"The special magic number for {kk} is {vv}." for kk, vv in zip(ks, vs))
+        seq = [(DENSE_PREFIX + needles, False)]
+        for j in rng.choice(k, size=q, replace=False):
+            seq.append((f"\n\nWhat is the special magic number for {ks[j]} mentioned in the text above? "
+                        f"Answer: The special magic number for {ks[j]} is", False))
+            seq.append((" " + vs[j], True))
+        for text, is_ans in seq:
+            pieces.append(text)
+            flags.append(is_ans)
+            owners.append(b)
+    enc = tok.encode_batch(pieces, add_special_tokens=False)
+    ids = [[] for _ in range(B)]
+    marks = [[] for _ in range(B)]
+    for e, is_ans, b in zip(enc, flags, owners):
+        toks = e.ids + ([EOS_ID] if is_ans else [])
+        ids[b].extend(toks)
+        marks[b].extend([is_ans] * len(toks))
+    T = max(len(x) for x in ids) - 1
+    inp = np.full((B, T), EOS_ID, dtype=np.int64)
+    tgt = np.full((B, T), -100, dtype=np.int64)
+    ans = np.zeros((B, T), dtype=bool)
+    for b in range(B):
+        n = len(ids[b]) - 1
+        arr = np.asarray(ids[b], dtype=np.int64)
+        inp[b, :n] = arr[:-1]
+        tgt[b, :n] = arr[1:]
+        ans[b, :n] = np.asarray(marks[b][1:], dtype=bool)  # position j predicts token j+1
+    f = lambda x: torch.from_numpy(x).pin_memory().to(device, non_blocking=True)
+    return f(inp), f(tgt), f(ans)
+
+
 def lr_at(f, peak, warm=0.03, floor=0.1):
     """Time-based schedule: linear warm-up over the first `warm` of the run, then cosine down to floor*peak."""
     if f < warm:
@@ -301,6 +358,8 @@ def main():
     ap.add_argument("--lm-weight", type=float, default=0.1)
     ap.add_argument("--copy-early", type=float, default=0.5, help="share of copy steps while progress < 0.3")
     ap.add_argument("--copy-late", type=float, default=0.2, help="share of copy steps afterwards")
+    ap.add_argument("--dense-early", type=float, default=0.0, help="share of dense-recall steps while progress < 0.3")
+    ap.add_argument("--dense-late", type=float, default=0.0, help="share of dense-recall steps afterwards")
     ap.add_argument("--copy-vocab", type=int, default=0, help="draw copy-task tokens from ids below this (0: all)")
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--warmup", type=float, default=0.03, help="warm-up share of the training time")
@@ -384,6 +443,10 @@ def main():
     acc_ans = acc_lm = 0.0
     acc_n = 0
     acc_copy, acc_cn = 0.0, 0
+    acc_dense, acc_dn = 0.0, 0
+    keys = dense_keys(buckets) if max(a.dense_early, a.dense_late) > 0 else []
+    if keys:
+        log(f"dense recall: {len(keys)} keys")
     model.train()
     while True:
         f = (time.time() - t_start) / a.train_seconds
@@ -404,6 +467,23 @@ def main():
             if step % 5 == 0:
                 acc_copy += copy_loss.item()
                 acc_cn += 1
+            continue
+        if rng.random() < (a.dense_early if f < 0.3 else a.dense_late):
+            inp, tgt, ans = dense_batch(rng, tok, keys, a.batch_tokens, device)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(f, a.lr, a.warmup)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                d_ans, d_lm, _ = losses(model, inp, tgt, ans)
+                d_loss = d_ans + a.lm_weight * d_lm
+            opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            seen += inp.numel()
+            if step % 5 == 0:
+                acc_dense += d_ans.item()
+                acc_dn += 1
             continue
         allowed = [L for L in buckets if L <= max_len_at(f, a.curriculum) and buckets[L]]
         L = allowed[rng.integers(len(allowed))]
@@ -430,10 +510,12 @@ def main():
         now = time.time()
         if now - last_log > 15:
             log(f"step {step} f {f:.3f} lr {lr:.2e} len<= {max(allowed)} ans_loss {acc_ans / max(acc_n, 1):.4f} "
-                f"lm_loss {acc_lm / max(acc_n, 1):.4f} copy_loss {acc_copy / max(acc_cn, 1):.4f} gnorm {gn.item():.2f} tok/s {seen / (now - t_start) / 1e6:.2f}M")
+                f"lm_loss {acc_lm / max(acc_n, 1):.4f} copy_loss {acc_copy / max(acc_cn, 1):.4f} "
+                f"dense_ans_loss {acc_dense / max(acc_dn, 1):.4f} gnorm {gn.item():.2f} tok/s {seen / (now - t_start) / 1e6:.2f}M")
             acc_ans = acc_lm = 0.0
             acc_n = 0
             acc_copy, acc_cn = 0.0, 0
+            acc_dense, acc_dn = 0.0, 0
             last_log = now
         if now - last_ck > a.ckpt_seconds:
             save_checkpoint(model, cfg, tok, ckdir)
