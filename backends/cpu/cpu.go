@@ -1,7 +1,8 @@
 // Package cpu is snapeval's pure-Go reference backend: it loads a Hugging Face llama or qwen2
 // checkpoint (config.json, model.safetensors[.index.json], tokenizer.json, generation_config.json,
-// tokenizer_config.json) from a directory or an fs.FS and generates with continuous batching under
-// any cache policy of package compress. It registers itself as "cpu".
+// tokenizer_config.json) from a directory, a Hub repository or an fs.FS and generates with continuous
+// batching under any cache policy of package compress. It registers itself as "cpu"; an empty model
+// reference (or "snaptiny") opens the checkpoint embedded in package models.
 package cpu
 
 import (
@@ -27,6 +28,7 @@ import (
 	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/hub"
+	"github.com/snapeval/snapeval/models"
 )
 
 func init() {
@@ -34,6 +36,11 @@ func init() {
 		opts, err := ParseOptions(cfg.Options)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Model == "" || cfg.Model == models.Name {
+			if _, err := os.Stat(cfg.Model); cfg.Model == "" || err != nil {
+				return OpenFS(models.SnapTiny, ".", models.Name, opts)
+			}
 		}
 		dir, err := Resolve(ctx, hub.NewFromEnv(), cfg.Model)
 		if err != nil {

@@ -2,21 +2,27 @@ package cpu_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu"
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/models"
 )
 
-// TestShippedModel loads the embedded checkpoint through OpenFS and generates under full and a compressed policy.
+// TestShippedModel opens the embedded checkpoint as the default model (through OpenFS) and generates under full and a compressed policy.
 func TestShippedModel(t *testing.T) {
-	b, err := cpu.OpenFS(models.SnapTiny, ".", models.Name, cpu.Options{})
+	bk, err := backends.Open(context.Background(), "cpu", backends.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer bk.Close()
+	b := bk.(*cpu.Backend)
+	if !strings.HasPrefix(b.Identity(), "cpu:"+models.Name+"@") {
+		t.Errorf("default model identity %q", b.Identity())
+	}
 	t.Logf("%s %+v", b.Identity(), b.Shape())
 	for _, pol := range []string{"full", "snapstream:budget=64"} {
 		start := time.Now()
