@@ -65,15 +65,16 @@ type scheduler struct {
 	tasks    []*prefillTask // in flight, admission order
 	lru      *prefixLRU
 	segs     []model.Segment
-	owners   []*prefillTask // task of each prefill segment in segs (nil for decode segments)
-	decoders []*sequence    // sequence of each decode segment in segs (nil for prefill segments)
-	scratch  compress.Scratch
+	owners   []*prefillTask     // task of each prefill segment in segs (nil for decode segments)
+	decoders []*sequence        // sequence of each decode segment in segs (nil for prefill segments)
+	scratch  []compress.Scratch // per worker
 	finished []*sequence
 }
 
 func newScheduler(m *model.Model, opts Options) *scheduler {
 	pool := model.NewPool(opts.Threads)
-	s := &scheduler{m: m, opts: opts, pool: pool, ws: model.NewWorkspace(pool), lru: newPrefixLRU(opts.PrefixCacheBytes)}
+	s := &scheduler{m: m, opts: opts, pool: pool, ws: model.NewWorkspace(pool), lru: newPrefixLRU(opts.PrefixCacheBytes),
+		scratch: make([]compress.Scratch, pool.Workers())}
 	for i := 0; i < opts.Slots; i++ {
 		s.free = append(s.free, &slotMem{})
 	}
@@ -208,12 +209,18 @@ func (s *scheduler) finishPrefill(q *sequence) {
 	if q.req.job.WantKept {
 		q.res.Kept = make([][][]int, c.Layers)
 	}
+	topKs := make([][][]int, c.Layers)
+	if plan.NeedScores {
+		// SnapKV scores of all layers in parallel, one Scratch per worker.
+		s.pool.For(c.Layers, func(lo, hi, worker int) {
+			for l := lo; l < hi; l++ {
+				queries := t.seq.Q[l][(t.qRows-w)*nQ*d:]
+				topKs[l] = compress.SelectTopK(plan, queries, t.seq.K[l][:L*nKV*d], nQ, nKV, d, &s.scratch[worker])
+			}
+		})
+	}
 	for l := 0; l < c.Layers; l++ {
-		var queries []float32
-		if plan.NeedScores {
-			queries = t.seq.Q[l][(t.qRows-w)*nQ*d:]
-		}
-		topK := compress.SelectTopK(plan, queries, t.seq.K[l][:L*nKV*d], nQ, nKV, d, &s.scratch)
+		topK := topKs[l]
 		if q.req.job.WantKept {
 			q.res.Kept[l] = make([][]int, nKV)
 		}

@@ -94,3 +94,13 @@ func (p *Pool) parallel(j job, n, align int) {
 	first.j.run(first.lo, first.hi, 0)
 	p.wg.Wait()
 }
+
+// funcJob adapts a function to job.
+type funcJob func(lo, hi, worker int)
+
+func (f funcJob) run(lo, hi, worker int) { f(lo, hi, worker) }
+
+// For runs fn over [0, n) split into at most Workers() contiguous ranges, one per worker (worker is the
+// worker's index, for per-worker scratch). It returns when every range is done. Unlike the kernels'
+// internal calls it may allocate (the closure).
+func (p *Pool) For(n int, fn func(lo, hi, worker int)) { p.parallel(funcJob(fn), n, 1) }
