@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/snapeval/snapeval/backends/cpu/safetensors"
@@ -133,5 +134,31 @@ func TestFixtureLogitsAndFullGreedy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoadErrorsNameTheTensor(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "models", "qwen2-tied")
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig("config.json", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	bad := cfg
+	bad.Intermediate++
+	if _, err := Load(bad, ck); err == nil || !strings.Contains(err.Error(), "mlp.gate_proj.weight") || !strings.Contains(err.Error(), "shape") {
+		t.Errorf("shape mismatch: err = %v", err)
+	}
+	delete(ck.Tensors, "model.layers.1.self_attn.k_proj.bias")
+	if _, err := Load(cfg, ck); err == nil || !strings.Contains(err.Error(), `"model.layers.1.self_attn.k_proj.bias" not found`) {
+		t.Errorf("missing tensor: err = %v", err)
 	}
 }

@@ -20,6 +20,8 @@ const SingleFile = "model.safetensors"
 
 // Checkpoint is the set of tensors of one model, possibly spread over several shards.
 type Checkpoint struct {
+	// Source names where the checkpoint was read from (a directory or file), for errors.
+	Source  string
 	Tensors map[string]*Tensor
 	// where names the file each tensor came from (for errors).
 	where  map[string]string
@@ -30,7 +32,7 @@ type Checkpoint struct {
 func (c *Checkpoint) Get(name string) (*Tensor, error) {
 	t, ok := c.Tensors[name]
 	if !ok {
-		return nil, fmt.Errorf("checkpoint: tensor %q not found", name)
+		return nil, fmt.Errorf("checkpoint %s: tensor %q not found", c.Source, name)
 	}
 	return t, nil
 }
@@ -69,8 +71,8 @@ func (c *Checkpoint) add(f *File) error {
 	return nil
 }
 
-func newCheckpoint() *Checkpoint {
-	return &Checkpoint{Tensors: map[string]*Tensor{}, where: map[string]string{}}
+func newCheckpoint(source string) *Checkpoint {
+	return &Checkpoint{Source: source, Tensors: map[string]*Tensor{}, where: map[string]string{}}
 }
 
 // index is model.safetensors.index.json.
@@ -117,7 +119,7 @@ func checkIndex(c *Checkpoint, name string, wm map[string]string) error {
 // OpenDir memory-maps the checkpoint in directory dir: model.safetensors.index.json and its shards
 // when present, else model.safetensors.
 func OpenDir(dir string) (*Checkpoint, error) {
-	c := newCheckpoint()
+	c := newCheckpoint(dir)
 	ixPath := path.Join(dir, IndexFile)
 	if b, err := os.ReadFile(ixPath); err == nil {
 		shards, wm, err := parseIndex(ixPath, b)
@@ -173,7 +175,7 @@ func (c *Checkpoint) mapFile(name string) error {
 // OpenFS reads the checkpoint in directory dir of fsys into memory (for go:embed models, an embed.FS
 // read is a copy-free view only through fs.ReadFile, which copies; the data is held once).
 func OpenFS(fsys fs.FS, dir string) (*Checkpoint, error) {
-	c := newCheckpoint()
+	c := newCheckpoint(dir)
 	ixPath := path.Join(dir, IndexFile)
 	if b, err := fs.ReadFile(fsys, ixPath); err == nil {
 		shards, wm, err := parseIndex(ixPath, b)
@@ -216,6 +218,6 @@ func FromBytes(name string, b []byte) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newCheckpoint()
+	c := newCheckpoint(name)
 	return c, c.add(f)
 }

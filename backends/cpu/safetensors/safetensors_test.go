@@ -117,7 +117,7 @@ func TestShardedDirAndFS(t *testing.T) {
 	if y, err := c.Get("y"); err != nil || y.Float32()[0] != 2 {
 		t.Fatalf("y = %v, %v", y, err)
 	}
-	if _, err := c.Get("z"); err == nil || !strings.Contains(err.Error(), `"z"`) {
+	if _, err := c.Get("z"); err == nil || !strings.Contains(err.Error(), `"z"`) || !strings.Contains(err.Error(), dir) {
 		t.Errorf("missing tensor error = %v", err)
 	}
 	fsys := fstest.MapFS{
