@@ -322,8 +322,10 @@ func (s *scheduler) step() {
 		// A bug, not bad input (jobs are checked before admission): fail every job in the step.
 		for _, q := range s.active {
 			q.req.out <- reply{err: fmt.Errorf("engine: forward: %w", err)}
-			q.fin, q.req = true, nil
+			s.release(q)
 		}
+		clear(s.active)
+		clear(s.tasks)
 		s.active, s.tasks = s.active[:0], s.tasks[:0]
 		return
 	}
