@@ -114,3 +114,47 @@ func TestRunResumeRefusesOtherRun(t *testing.T) {
 		t.Fatalf("reusing the directory for another run: %v\n%s", err, out)
 	}
 }
+
+// TestDefaultRunStructure runs the embedded default configuration (shipped model, built-in suite, the default
+// policy matrix) at reduced size and checks the report's structure, not its numbers.
+func TestDefaultRunStructure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	dir := filepath.Join(t.TempDir(), "default")
+	cmd := cli(t, "run", "--bench-opt", "n=1", "--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single,vt", "--quiet", "--out", dir)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("default run: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "run directory: "+dir) {
+		t.Errorf("stdout does not name the run directory:\n%s", out)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range append([]string{"full"}, defaultRunConfig().Policies...) {
+		if !strings.Contains(string(md), "| `"+p+"` |") {
+			t.Errorf("report.md has no row for policy %s", p)
+		}
+	}
+	for _, want := range []string{"## ruler", "### by task", "### by length", "McNemar"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	for _, f := range []string{"records.parquet", "records.jsonl", "manifest.json", "report.csv", "report.svg", "report.png"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s missing or empty: %v", f, err)
+		}
+	}
+	var m struct {
+		Backend    string          `json:"backend_identity"`
+		ModelShape json.RawMessage `json:"model_shape"`
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err := json.Unmarshal(data, &m); err != nil || !strings.Contains(m.Backend, "snaptiny") || len(m.ModelShape) == 0 {
+		t.Errorf("manifest backend %q shape %s: %v", m.Backend, m.ModelShape, err)
+	}
+}
