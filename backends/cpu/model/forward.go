@@ -49,7 +49,6 @@ type Workspace struct {
 	rowSeg, rowPos, rowSlot       []int
 	logitRows                     []float32
 	lastRows                      []int
-	mbuf                          [][]float32
 	sbuf                          [][]float32
 	mm                            matmulJob
 	aj                            attnJob
@@ -57,7 +56,7 @@ type Workspace struct {
 
 // NewWorkspace returns a workspace that runs kernels on pool.
 func NewWorkspace(pool *Pool) *Workspace {
-	return &Workspace{pool: pool, mbuf: make([][]float32, pool.Workers()), sbuf: make([][]float32, pool.Workers())}
+	return &Workspace{pool: pool, sbuf: make([][]float32, pool.Workers())}
 }
 
 func grow(b []float32, n int) []float32 {
@@ -75,11 +74,8 @@ func growInt(b []int, n int) []int {
 }
 
 func (w *Workspace) matmul(y []float32, ldy int, x []float32, rows int, mat *Mat, bias []float32) {
-	for i := range w.mbuf {
-		w.mbuf[i] = grow(w.mbuf[i], rowBlock*mat.Cols)
-	}
-	w.mm = matmulJob{w: mat, bias: bias, x: x[:rows*mat.Cols], y: y, rows: rows, ldy: ldy, buf: w.mbuf}
-	w.pool.parallel(&w.mm, mat.Rows, rowBlock)
+	w.mm = matmulJob{w: mat, bias: bias, x: x[:rows*mat.Cols], y: y, rows: rows, ldy: ldy}
+	w.pool.parallel(&w.mm, mat.Rows, 8)
 	w.mm = matmulJob{}
 }
 
@@ -181,7 +177,7 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 			u := ws.gu[r*2*I+I : (r+1)*2*I]
 			a := ws.act[r*I : (r+1)*I]
 			for k := range a {
-				a[k] = g[k] / (1 + float32(math.Exp(float64(-g[k])))) * u[k]
+				a[k] = silu(g[k]) * u[k]
 			}
 		}
 		ws.matmul(ws.tmp, H, ws.act, R, &L.Down, nil)
@@ -271,86 +267,46 @@ func (a *attnJob) run(lo, hi, worker int) {
 	g := nQ / nKV
 	qkvDim := (nQ + 2*nKV) * d
 	scale := float32(1 / math.Sqrt(float64(d)))
+	st := nKV * d
 	ws := a.ws
 	for u := lo; u < hi; u++ {
 		r, kvh := u/nKV, u%nKV
 		seq := a.segs[ws.rowSeg[r]].Seq
 		p := ws.rowPos[r]
-		K, V := seq.K[a.l], seq.V[a.l]
+		K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
 		n := seq.Cap
 		if seq.Live == nil {
 			n = p + 1
 		}
 		sc := ws.sbuf[worker][:g*n]
 		q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
-		s := 0
-		live := seq.Live
-		// Four keys at a time where all four are visible (four independent accumulation chains, each in
-		// dot1's order, so scores do not depend on the blocking); the rest one by one below.
-		for ; s+3 < n; s += 4 {
-			if live != nil && !(visible(live[s], p) && visible(live[s+1], p) && visible(live[s+2], p) && visible(live[s+3], p)) {
-				for t := s; t < s+4; t++ {
-					a.score1(sc, q, K, live, t, n, p, kvh, scale)
-				}
-				continue
-			}
-			{
-				b := (s*nKV + kvh) * d
-				st := nKV * d
-				k0, k1, k2, k3 := K[b:b+d], K[b+st:b+st+d], K[b+2*st:b+2*st+d], K[b+3*st:b+3*st+d]
-				for h := 0; h < g; h++ {
-					a := dot1x4(q[h*d:(h+1)*d], k0, k1, k2, k3)
-					row := sc[h*n+s : h*n+s+4]
-					row[0], row[1], row[2], row[3] = a[0]*scale, a[1]*scale, a[2]*scale, a[3]*scale
-				}
-			}
+		for h := 0; h < g; h++ {
+			dots(q[h*d:(h+1)*d], K, st, n, scale, sc[h*n:(h+1)*n])
 		}
-		for ; s < n; s++ {
-			a.score1(sc, q, K, live, s, n, p, kvh, scale)
+		if live := seq.Live; live != nil {
+			live = live[:n]
+			for s, lp := range live {
+				if !visible(lp, p) {
+					for h := 0; h < g; h++ {
+						sc[h*n+s] = float32(math.Inf(-1))
+					}
+				}
+			}
 		}
 		out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
-		for i := range out {
-			out[i] = 0
-		}
+		clear(out)
 		for h := 0; h < g; h++ {
 			row := sc[h*n : (h+1)*n]
 			mx := row[0]
 			for _, v := range row {
 				mx = max(mx, v)
 			}
-			var sum float32
-			for s, v := range row {
-				e := expf(v - mx)
-				row[s] = e
-				sum += e
-			}
-			inv := 1 / sum
+			inv := 1 / expSub(row, mx)
 			o := out[h*d : (h+1)*d]
-			st := nKV * d
-			s := 0
-			// Four values at a time: one pass over o per four slots.
-			for ; s+3 < n; s += 4 {
-				p0, p1, p2, p3 := row[s]*inv, row[s+1]*inv, row[s+2]*inv, row[s+3]*inv
-				if p0 == 0 && p1 == 0 && p2 == 0 && p3 == 0 {
-					continue
-				}
-				b := (s*nKV + kvh) * d
-				v0, v1, v2, v3 := V[b:b+d], V[b+st:b+st+d], V[b+2*st:b+2*st+d], V[b+3*st:b+3*st+d]
-				v0, v1, v2, v3 = v0[:len(o)], v1[:len(o)], v2[:len(o)], v3[:len(o)]
-				for i := range o {
-					o[i] += p0*v0[i] + p1*v1[i] + p2*v2[i] + p3*v3[i]
-				}
-			}
-			for ; s < n; s++ {
-				pr := row[s] * inv
-				if pr == 0 {
-					continue
-				}
-				vv := V[(s*nKV+kvh)*d : (s*nKV+kvh+1)*d]
-				vv = vv[:len(o)]
-				for i := range o {
-					o[i] += pr * vv[i]
-				}
+			// Unnormalised weights (invisible slots have weight 0), normalised once at the end.
+			wsum(o, row, V, st, n)
+			for i := range o {
+				o[i] *= inv
 			}
 		}
 	}
@@ -358,20 +314,3 @@ func (a *attnJob) run(lo, hi, worker int) {
 
 // visible reports whether a slot holding absolute position lp is seen by a query at position p.
 func visible(lp int32, p int) bool { return lp >= 0 && int(lp) <= p }
-
-// score1 writes the scaled scores of slot s for every query head of the group (-Inf when not visible).
-func (a *attnJob) score1(sc, q, K []float32, live []int32, s, n, p, kvh int, scale float32) {
-	c := &a.m.Cfg
-	d, nKV := c.HeadDim, c.KVHeads
-	g := c.Heads / nKV
-	if live != nil && !visible(live[s], p) {
-		for h := 0; h < g; h++ {
-			sc[h*n+s] = float32(math.Inf(-1))
-		}
-		return
-	}
-	k := K[(s*nKV+kvh)*d : (s*nKV+kvh+1)*d]
-	for h := 0; h < g; h++ {
-		sc[h*n+s] = dot1(q[h*d:(h+1)*d], k) * scale
-	}
-}

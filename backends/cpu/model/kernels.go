@@ -13,171 +13,287 @@ type Mat struct {
 // bf16 converts a bfloat16 bit pattern to float32.
 func bf16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
-// rowBlock is the number of weight rows converted to float32 at a time.
-const rowBlock = 4
+// SIMD reports whether the AVX2/FMA assembly kernels are in use (false: the portable Go kernels).
+func SIMD() bool { return simdOn }
+
+// SetSIMD switches between the assembly kernels (on, where the CPU has AVX2 and FMA) and the portable Go
+// kernels, and returns the previous setting. It must not be called while a Forward runs. The environment
+// variable SNAPEVAL_CPU_GENERIC=1 makes the portable kernels the default.
+func SetSIMD(on bool) (prev bool) {
+	prev = simdOn
+	simdOn = on && haveSIMD
+	return prev
+}
+
+// The kernels below share one accumulation order per dot product: eight lanes (lane l sums the terms
+// k = l, l+8, ... of the first k8 = len &^ 7 terms in ascending k), reduced as ((l0+l4)+(l1+l5)) +
+// ((l2+l6)+(l3+l7)), then the k8.. tail added one term at a time. A result therefore does not depend on
+// how many rows share a call. The assembly kernels fuse multiply and add (FMA), the Go ones do not (unless
+// the compiler fuses them, as with GOAMD64=v3), so the two paths differ in the last bits only.
+
+func red8(a0, a1, a2, a3, a4, a5, a6, a7 float32) float32 {
+	return ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))
+}
+
+// dotBF8 is the 8-lane dot product of x[:k8] with bf16 weights w[:k8] (k8 a multiple of 8).
+func dotBF8(x []float32, w []uint16, k8 int) float32 {
+	var a0, a1, a2, a3, a4, a5, a6, a7 float32
+	x, w = x[:k8], w[:k8]
+	for k := 0; k+8 <= k8; k += 8 {
+		xs, ws := x[k:k+8:k+8], w[k:k+8:k+8]
+		a0 += xs[0] * bf16(ws[0])
+		a1 += xs[1] * bf16(ws[1])
+		a2 += xs[2] * bf16(ws[2])
+		a3 += xs[3] * bf16(ws[3])
+		a4 += xs[4] * bf16(ws[4])
+		a5 += xs[5] * bf16(ws[5])
+		a6 += xs[6] * bf16(ws[6])
+		a7 += xs[7] * bf16(ws[7])
+	}
+	return red8(a0, a1, a2, a3, a4, a5, a6, a7)
+}
+
+func gemvGo(x []float32, w []uint16, ldw, k8, rows int, y []float32) {
+	for j := 0; j < rows; j++ {
+		y[j] = dotBF8(x, w[j*ldw:], k8)
+	}
+}
+
+func gemm4x3Go(x []float32, ldx int, w []uint16, ldw, k8 int, y []float32, ldy int) {
+	for r := 0; r < 4; r++ {
+		for j := 0; j < 3; j++ {
+			y[r*ldy+j] = dotBF8(x[r*ldx:], w[j*ldw:], k8)
+		}
+	}
+}
+
+func dotsGo(q, k []float32, stride, n, d8 int, scale float32, out []float32) {
+	q = q[:d8]
+	for s := 0; s < n; s++ {
+		ks := k[s*stride : s*stride+d8]
+		var a0, a1, a2, a3, a4, a5, a6, a7 float32
+		for i := 0; i+8 <= d8; i += 8 {
+			qs, kk := q[i:i+8:i+8], ks[i:i+8:i+8]
+			a0 += qs[0] * kk[0]
+			a1 += qs[1] * kk[1]
+			a2 += qs[2] * kk[2]
+			a3 += qs[3] * kk[3]
+			a4 += qs[4] * kk[4]
+			a5 += qs[5] * kk[5]
+			a6 += qs[6] * kk[6]
+			a7 += qs[7] * kk[7]
+		}
+		out[s] = red8(a0*scale, a1*scale, a2*scale, a3*scale, a4*scale, a5*scale, a6*scale, a7*scale)
+	}
+}
+
+func wsumGo(out, p, v []float32, stride, n, d8 int) {
+	out = out[:d8]
+	for s := 0; s < n; s++ {
+		ps := p[s]
+		vs := v[s*stride : s*stride+d8]
+		for i := range out {
+			out[i] += ps * vs[i]
+		}
+	}
+}
+
+func expSubGo(row []float32, mx float32) float32 {
+	var a [8]float32
+	for i := 0; i+8 <= len(row); i += 8 {
+		r := row[i : i+8 : i+8]
+		for l := range r {
+			e := expf(r[l] - mx)
+			r[l] = e
+			a[l] += e
+		}
+	}
+	return red8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+}
+
+// gemv computes y[j] = x . w[j*ldw:][:cols] for j < rows (bf16 weights, cols = len(x)).
+func gemv(x []float32, w []uint16, ldw, rows int, y []float32) {
+	if rows <= 0 {
+		return
+	}
+	cols := len(x)
+	k8 := cols &^ 7
+	_ = w[(rows-1)*ldw+cols-1]
+	_ = y[rows-1]
+	if k8 > 0 {
+		if simdOn {
+			gemvBF16(&x[0], &w[0], ldw, k8, rows, &y[0])
+		} else {
+			gemvGo(x, w, ldw, k8, rows, y[:rows])
+		}
+	} else {
+		clear(y[:rows])
+	}
+	if k8 < cols {
+		for j := 0; j < rows; j++ {
+			s := y[j]
+			wr := w[j*ldw : j*ldw+cols]
+			for k := k8; k < cols; k++ {
+				s += x[k] * bf16(wr[k])
+			}
+			y[j] = s
+		}
+	}
+}
+
+// gemm4x3 computes the 4x3 block y[r*ldy+j] = x[r*ldx:][:k8] . w[j*ldw:][:k8] (tails are the caller's).
+func gemm4x3(x []float32, ldx int, w []uint16, ldw, k8 int, y []float32, ldy int) {
+	_ = x[3*ldx+k8-1]
+	_ = w[2*ldw+k8-1]
+	_ = y[3*ldy+2]
+	if simdOn {
+		gemm4x3BF16(&x[0], ldx, &w[0], ldw, k8, &y[0], ldy)
+	} else {
+		gemm4x3Go(x, ldx, w, ldw, k8, y, ldy)
+	}
+}
+
+// dots writes out[s] = (q . k[s*stride:][:len(q)]) * scale for s < n.
+func dots(q, k []float32, stride, n int, scale float32, out []float32) {
+	if n <= 0 {
+		return
+	}
+	d := len(q)
+	d8 := d &^ 7
+	_ = k[(n-1)*stride+d-1]
+	_ = out[n-1]
+	if d8 > 0 {
+		if simdOn {
+			dotsF32(&q[0], &k[0], stride, n, d8, scale, &out[0])
+		} else {
+			dotsGo(q, k, stride, n, d8, scale, out)
+		}
+	} else {
+		clear(out[:n])
+	}
+	if d8 < d {
+		for s := 0; s < n; s++ {
+			ks := k[s*stride : s*stride+d]
+			t := out[s]
+			for i := d8; i < d; i++ {
+				t += q[i] * ks[i] * scale
+			}
+			out[s] = t
+		}
+	}
+}
+
+// wsum adds sum over s < n of p[s] * v[s*stride:][:len(out)] to out, slots in order.
+func wsum(out, p, v []float32, stride, n int) {
+	if n <= 0 {
+		return
+	}
+	d := len(out)
+	d8 := d &^ 7
+	_ = v[(n-1)*stride+d-1]
+	_ = p[n-1]
+	if d8 > 0 {
+		if simdOn {
+			wsumF32(&out[0], &p[0], &v[0], stride, n, d8)
+		} else {
+			wsumGo(out, p, v, stride, n, d8)
+		}
+	}
+	for i := d8; i < d; i++ {
+		t := out[i]
+		for s := 0; s < n; s++ {
+			t += p[s] * v[s*stride+i]
+		}
+		out[i] = t
+	}
+}
+
+// expSub replaces row[i] by expf(row[i]-mx) and returns their sum.
+func expSub(row []float32, mx float32) float32 {
+	n8 := len(row) &^ 7
+	var sum float32
+	if n8 > 0 {
+		if simdOn {
+			sum = expSubF32(&row[0], n8, mx)
+		} else {
+			sum = expSubGo(row[:n8], mx)
+		}
+	}
+	for i := n8; i < len(row); i++ {
+		e := expf(row[i] - mx)
+		row[i] = e
+		sum += e
+	}
+	return sum
+}
+
+// jBlock is the number of weight rows a worker runs through all input rows at a time (a multiple of 3,
+// 48 x 576 bf16 = 55 KB, so that the block stays in L2 while the input rows stream past).
+const jBlock = 48
 
 // matmulJob computes Y[r][j] = sum_k X[r][k]*W[j][k] (+ bias[j]) for output rows j in a worker's range.
-// Each dot product is accumulated sequentially in k order into its own accumulator, so a row's result
-// does not depend on how many rows share the call or how the work is split.
+// Every dot product follows the shared order above, so a row's result does not depend on how many rows
+// share the call or how the work is split.
 type matmulJob struct {
 	w    *Mat
 	bias []float32
 	x, y []float32
 	rows int // number of input rows
 	ldy  int // row stride of y
-	buf  [][]float32
 }
 
 func (m *matmulJob) run(lo, hi, worker int) {
 	cols := m.w.Cols
-	wf := m.buf[worker][:rowBlock*cols]
-	for j0 := lo; j0 < hi; j0 += rowBlock {
-		nb := min(rowBlock, hi-j0)
-		src := m.w.W[j0*cols : (j0+nb)*cols]
-		if m.rows == 1 && j0+2*rowBlock <= hi {
-			src = m.w.W[j0*cols : (j0+2*rowBlock)*cols]
-			// One input row: eight weight rows at a time straight from bf16 (no float32 copy).
-			a := dot1x8bf(m.x[:cols], src, cols)
-			y := m.y[j0 : j0+8]
-			copy(y, a[:])
-			if m.bias != nil {
-				for jj := range y {
-					y[jj] += m.bias[j0+jj]
-				}
-			}
-			j0 += rowBlock // the loop adds the other rowBlock
-			continue
+	k8 := cols &^ 7
+	W := m.w.W
+	if m.rows == 1 || k8 == 0 {
+		for r := 0; r < m.rows; r++ {
+			gemv(m.x[r*cols:(r+1)*cols], W[lo*cols:], cols, hi-lo, m.y[r*m.ldy+lo:r*m.ldy+hi])
 		}
-		if m.rows == 1 && nb == rowBlock {
-			// One input row: read the bf16 weights directly (no float32 copy).
-			a := dot1x4bf(m.x[:cols], src[:cols], src[cols:2*cols], src[2*cols:3*cols], src[3*cols:4*cols])
-			y := m.y[j0 : j0+4]
-			copy(y, a[:])
-			if m.bias != nil {
-				for jj := range y {
-					y[jj] += m.bias[j0+jj]
-				}
-			}
-			continue
-		}
-		for i, h := range src {
-			wf[i] = bf16(h)
-		}
-		if nb == rowBlock {
-			w0, w1, w2, w3 := wf[:cols], wf[cols:2*cols], wf[2*cols:3*cols], wf[3*cols:4*cols]
+	} else {
+		for j0 := lo; j0 < hi; j0 += jBlock {
+			j1 := min(j0+jBlock, hi)
+			n3 := j0 + (j1-j0)/3*3
 			r := 0
-			for ; r+1 < m.rows; r += 2 {
-				x0 := m.x[r*cols : (r+1)*cols]
-				x1 := m.x[(r+1)*cols : (r+2)*cols]
-				a, b := dot2x4(x0, x1, w0, w1, w2, w3)
-				y0 := m.y[r*m.ldy+j0 : r*m.ldy+j0+4]
-				y1 := m.y[(r+1)*m.ldy+j0 : (r+1)*m.ldy+j0+4]
-				copy(y0, a[:])
-				copy(y1, b[:])
+			for ; r+4 <= m.rows; r += 4 {
+				for j := j0; j < n3; j += 3 {
+					gemm4x3(m.x[r*cols:], cols, W[j*cols:], cols, k8, m.y[r*m.ldy+j:], m.ldy)
+				}
+				if k8 < cols {
+					for rr := r; rr < r+4; rr++ {
+						for j := j0; j < n3; j++ {
+							s := m.y[rr*m.ldy+j]
+							xr, wr := m.x[rr*cols:(rr+1)*cols], W[j*cols:(j+1)*cols]
+							for k := k8; k < cols; k++ {
+								s += xr[k] * bf16(wr[k])
+							}
+							m.y[rr*m.ldy+j] = s
+						}
+					}
+				}
+				for rr := r; rr < r+4 && n3 < j1; rr++ {
+					gemv(m.x[rr*cols:(rr+1)*cols], W[n3*cols:], cols, j1-n3, m.y[rr*m.ldy+n3:rr*m.ldy+j1])
+				}
 			}
 			for ; r < m.rows; r++ {
-				x0 := m.x[r*cols : (r+1)*cols]
-				a := dot1x4(x0, w0, w1, w2, w3)
-				copy(m.y[r*m.ldy+j0:r*m.ldy+j0+4], a[:])
-			}
-		} else {
-			for jj := 0; jj < nb; jj++ {
-				wr := wf[jj*cols : (jj+1)*cols]
-				for r := 0; r < m.rows; r++ {
-					m.y[r*m.ldy+j0+jj] = dot1(m.x[r*cols:(r+1)*cols], wr)
-				}
-			}
-		}
-		if m.bias != nil {
-			for r := 0; r < m.rows; r++ {
-				y := m.y[r*m.ldy+j0 : r*m.ldy+j0+nb]
-				for jj := range y {
-					y[jj] += m.bias[j0+jj]
-				}
+				gemv(m.x[r*cols:(r+1)*cols], W[j0*cols:], cols, j1-j0, m.y[r*m.ldy+j0:r*m.ldy+j1])
 			}
 		}
 	}
-}
-
-// dot1 is a sequential dot product (the reference order every kernel reproduces).
-func dot1(x, w []float32) float32 {
-	w = w[:len(x)]
-	var s float32
-	for k, v := range x {
-		s += v * w[k]
+	if m.bias != nil {
+		for r := 0; r < m.rows; r++ {
+			y := m.y[r*m.ldy+lo : r*m.ldy+hi]
+			for jj := range y {
+				y[jj] += m.bias[lo+jj]
+			}
+		}
 	}
-	return s
-}
-
-func dot1x4(x, w0, w1, w2, w3 []float32) (out [4]float32) {
-	n := len(x)
-	w0, w1, w2, w3 = w0[:n], w1[:n], w2[:n], w3[:n]
-	var s0, s1, s2, s3 float32
-	for k, v := range x {
-		s0 += v * w0[k]
-		s1 += v * w1[k]
-		s2 += v * w2[k]
-		s3 += v * w3[k]
-	}
-	return [4]float32{s0, s1, s2, s3}
-}
-
-// dot1x4bf is dot1x4 over bf16 weights, with the same arithmetic (bf16 to float32 is exact).
-func dot1x4bf(x []float32, w0, w1, w2, w3 []uint16) (out [4]float32) {
-	n := len(x)
-	w0, w1, w2, w3 = w0[:n], w1[:n], w2[:n], w3[:n]
-	var s0, s1, s2, s3 float32
-	for k, v := range x {
-		s0 += v * math.Float32frombits(uint32(w0[k])<<16)
-		s1 += v * math.Float32frombits(uint32(w1[k])<<16)
-		s2 += v * math.Float32frombits(uint32(w2[k])<<16)
-		s3 += v * math.Float32frombits(uint32(w3[k])<<16)
-	}
-	return [4]float32{s0, s1, s2, s3}
-}
-
-// dot1x8bf is eight sequential dot products of x with the consecutive bf16 rows of w (row length cols).
-func dot1x8bf(x []float32, w []uint16, cols int) (out [8]float32) {
-	n := len(x)
-	w0, w1, w2, w3 := w[:n], w[cols:cols+n], w[2*cols:2*cols+n], w[3*cols:3*cols+n]
-	w4, w5, w6, w7 := w[4*cols:4*cols+n], w[5*cols:5*cols+n], w[6*cols:6*cols+n], w[7*cols:7*cols+n]
-	var s0, s1, s2, s3, s4, s5, s6, s7 float32
-	for k, v := range x {
-		s0 += v * math.Float32frombits(uint32(w0[k])<<16)
-		s1 += v * math.Float32frombits(uint32(w1[k])<<16)
-		s2 += v * math.Float32frombits(uint32(w2[k])<<16)
-		s3 += v * math.Float32frombits(uint32(w3[k])<<16)
-		s4 += v * math.Float32frombits(uint32(w4[k])<<16)
-		s5 += v * math.Float32frombits(uint32(w5[k])<<16)
-		s6 += v * math.Float32frombits(uint32(w6[k])<<16)
-		s7 += v * math.Float32frombits(uint32(w7[k])<<16)
-	}
-	return [8]float32{s0, s1, s2, s3, s4, s5, s6, s7}
-}
-
-func dot2x4(x0, x1, w0, w1, w2, w3 []float32) (a, b [4]float32) {
-	n := len(x0)
-	x1, w0, w1, w2, w3 = x1[:n], w0[:n], w1[:n], w2[:n], w3[:n]
-	var s0, s1, s2, s3, t0, t1, t2, t3 float32
-	for k := 0; k < n; k++ {
-		u, v := x0[k], x1[k]
-		c0, c1, c2, c3 := w0[k], w1[k], w2[k], w3[k]
-		s0 += u * c0
-		s1 += u * c1
-		s2 += u * c2
-		s3 += u * c3
-		t0 += v * c0
-		t1 += v * c1
-		t2 += v * c2
-		t3 += v * c3
-	}
-	return [4]float32{s0, s1, s2, s3}, [4]float32{t0, t1, t2, t3}
 }
 
 // expf is exp for float32 arguments <= 0 (softmax after max subtraction): range reduction to
 // x = n*ln2 + r, |r| <= ln2/2, and a degree-7 Taylor polynomial; relative error below 2e-7.
 func expf(x float32) float32 {
-	if x < -87 {
+	if !(x >= -87) { // also NaN and -Inf
 		return 0
 	}
 	const log2e = 1.4426950408889634
@@ -194,4 +310,13 @@ func expf(x float32) float32 {
 	p = p*r + 1
 	p = p*r + 1
 	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// silu is x * sigmoid(x), with expf of -|x| so that the argument is never positive.
+func silu(x float32) float32 {
+	if x >= 0 {
+		return x / (1 + expf(-x))
+	}
+	e := expf(x)
+	return x * e / (1 + e)
 }

@@ -27,11 +27,13 @@ func randVec(n int) []float32 {
 
 // TestMatmulMatchesReference checks every row/column/bias/tail combination against a float64 reference
 // and that each output row is bit-identical whatever the number of rows in the call.
-func TestMatmulMatchesReference(t *testing.T) {
+func TestMatmulMatchesReference(t *testing.T) { bothPaths(t, testMatmulMatchesReference) }
+
+func testMatmulMatchesReference(t *testing.T) {
 	pool := NewPool(3)
 	defer pool.Close()
 	ws := NewWorkspace(pool)
-	for _, tc := range []struct{ rows, out, in int }{{1, 7, 5}, {2, 8, 16}, {3, 13, 33}, {5, 64, 64}, {8, 9, 100}} {
+	for _, tc := range []struct{ rows, out, in int }{{1, 7, 5}, {2, 8, 16}, {3, 13, 33}, {5, 64, 64}, {8, 9, 100}, {9, 101, 64}, {4, 50, 576}} {
 		t.Run(fmt.Sprintf("%dx%dx%d", tc.rows, tc.out, tc.in), func(t *testing.T) {
 			m := randMat(tc.out, tc.in)
 			x := randVec(tc.rows * tc.in)

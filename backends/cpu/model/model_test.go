@@ -93,7 +93,9 @@ func prefillLogits(t testing.TB, m *Model, ws *Workspace, ids []int, chunk int) 
 	return logits, seq
 }
 
-func TestFixtureLogitsAndFullGreedy(t *testing.T) {
+func TestFixtureLogitsAndFullGreedy(t *testing.T) { bothPaths(t, testFixtureLogitsAndFullGreedy) }
+
+func testFixtureLogitsAndFullGreedy(t *testing.T) {
 	pool := NewPool(0)
 	defer pool.Close()
 	for _, name := range fixtures {

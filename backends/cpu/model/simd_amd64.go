@@ -1,0 +1,44 @@
+//go:build !purego
+
+package model
+
+import (
+	"math"
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
+
+// haveSIMD reports whether this CPU runs the AVX2/FMA kernels of simd_amd64.s.
+var haveSIMD = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// simdOn selects the assembly kernels; SNAPEVAL_CPU_GENERIC=1 (or SetSIMD(false)) forces the portable Go ones.
+var simdOn = haveSIMD && os.Getenv("SNAPEVAL_CPU_GENERIC") == ""
+
+// expTab holds the constants of expSubF32, one 8-lane vector each (the layout is fixed by the assembly).
+var expTab [12][8]float32
+
+func init() {
+	vals := []float32{-87, 1.4426950408889634, 0.5, 0.693145751953125, 1.428606765330187e-06,
+		1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1, math.Float32frombits(127)}
+	for i, v := range vals {
+		for l := range expTab[i] {
+			expTab[i][l] = v
+		}
+	}
+}
+
+//go:noescape
+func gemvBF16(x *float32, w *uint16, ldw, k8, rows int, y *float32)
+
+//go:noescape
+func gemm4x3BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int)
+
+//go:noescape
+func dotsF32(q, k *float32, stride, n, d8 int, scale float32, out *float32)
+
+//go:noescape
+func wsumF32(out, p, v *float32, stride, n, d8 int)
+
+//go:noescape
+func expSubF32(row *float32, n8 int, mx float32) float32

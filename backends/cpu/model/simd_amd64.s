@@ -1,0 +1,365 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Every dot product below is accumulated in one 8-lane register (lane l sums k = l, l+8, l+16, ... with
+// fused multiply-add, k ascending) and reduced as ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)). All kernels share
+// this order, so a result does not depend on which kernel (how many rows) computed it.
+
+// RED reduces the 8 lanes of Y register acc (low half xacc) and stores the float32 at dst.
+#define RED(acc, xacc, dst) \
+	VEXTRACTF128 $1, acc, X15 \
+	VADDPS       X15, xacc, xacc \
+	VHADDPS      xacc, xacc, xacc \
+	VHADDPS      xacc, xacc, xacc \
+	VMOVSS       xacc, dst
+
+// BF loads 8 bf16 values at mem and widens them to float32 in Y register y.
+#define BF(mem, y) \
+	VPMOVZXWD mem, y \
+	VPSLLD    $16, y, y
+
+// func gemvBF16(x *float32, w *uint16, ldw, k8, rows int, y *float32)
+// y[j] = dot(x[:k8], w[j*ldw:][:k8]) for j < rows (bf16 weights).
+TEXT ·gemvBF16(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), BX
+	SHLQ $1, BX
+	MOVQ k8+24(FP), CX
+	MOVQ rows+32(FP), DX
+	MOVQ y+40(FP), R8
+
+gv4:
+	CMPQ DX, $4
+	JLT  gv1
+	MOVQ DI, R10
+	LEAQ (DI)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ AX, AX
+
+gv4k:
+	CMPQ AX, CX
+	JGE  gv4r
+	VMOVUPS (SI)(AX*4), Y8
+	BF((R10)(AX*2), Y4)
+	BF((R11)(AX*2), Y5)
+	BF((R12)(AX*2), Y6)
+	BF((R13)(AX*2), Y7)
+	VFMADD231PS Y8, Y4, Y0
+	VFMADD231PS Y8, Y5, Y1
+	VFMADD231PS Y8, Y6, Y2
+	VFMADD231PS Y8, Y7, Y3
+	ADDQ $8, AX
+	JMP  gv4k
+
+gv4r:
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	RED(Y3, X3, 12(R8))
+	LEAQ (R13)(BX*1), DI
+	ADDQ $16, R8
+	SUBQ $4, DX
+	JMP  gv4
+
+gv1:
+	TESTQ DX, DX
+	JLE   gvdone
+	VXORPS Y0, Y0, Y0
+	XORQ   AX, AX
+
+gv1k:
+	CMPQ AX, CX
+	JGE  gv1r
+	BF((DI)(AX*2), Y4)
+	VFMADD231PS (SI)(AX*4), Y4, Y0
+	ADDQ $8, AX
+	JMP  gv1k
+
+gv1r:
+	RED(Y0, X0, 0(R8))
+	ADDQ BX, DI
+	ADDQ $4, R8
+	DECQ DX
+	JMP  gv1
+
+gvdone:
+	VZEROUPPER
+	RET
+
+// func gemm4x3BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int)
+// y[r*ldy+j] = dot(x[r*ldx:][:k8], w[j*ldw:][:k8]) for r < 4, j < 3.
+TEXT ·gemm4x3BF16(SB), NOSPLIT, $0-56
+	MOVQ x+0(FP), R10
+	MOVQ ldx+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	MOVQ w+16(FP), DI
+	MOVQ ldw+24(FP), BX
+	SHLQ $1, BX
+	LEAQ (DI)(BX*1), R14
+	LEAQ (R14)(BX*1), R9
+	MOVQ k8+32(FP), CX
+	MOVQ y+40(FP), R8
+	MOVQ ldy+48(FP), DX
+	SHLQ $2, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   AX, AX
+
+gmk:
+	CMPQ AX, CX
+	JGE  gmr
+	BF((DI)(AX*2), Y12)
+	BF((R14)(AX*2), Y13)
+	BF((R9)(AX*2), Y14)
+	VMOVUPS     (R10)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VMOVUPS     (R11)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VMOVUPS     (R12)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS     (R13)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y9
+	VFMADD231PS Y15, Y13, Y10
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ        $8, AX
+	JMP         gmk
+
+gmr:
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	ADDQ DX, R8
+	RED(Y3, X3, 0(R8))
+	RED(Y4, X4, 4(R8))
+	RED(Y5, X5, 8(R8))
+	ADDQ DX, R8
+	RED(Y6, X6, 0(R8))
+	RED(Y7, X7, 4(R8))
+	RED(Y8, X8, 8(R8))
+	ADDQ DX, R8
+	RED(Y9, X9, 0(R8))
+	RED(Y10, X10, 4(R8))
+	RED(Y11, X11, 8(R8))
+	VZEROUPPER
+	RET
+
+// func dotsF32(q, k *float32, stride, n, d8 int, scale float32, out *float32)
+// out[s] = dot(q[:d8], k[s*stride:][:d8]) * scale for s < n.
+TEXT ·dotsF32(SB), NOSPLIT, $0-56
+	MOVQ         q+0(FP), SI
+	MOVQ         k+8(FP), DI
+	MOVQ         stride+16(FP), BX
+	SHLQ         $2, BX
+	MOVQ         n+24(FP), DX
+	MOVQ         d8+32(FP), CX
+	VBROADCASTSS scale+40(FP), Y14
+	MOVQ         out+48(FP), R8
+
+ds4:
+	CMPQ DX, $4
+	JLT  ds1
+	MOVQ DI, R10
+	LEAQ (DI)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   AX, AX
+
+ds4k:
+	CMPQ        AX, CX
+	JGE         ds4r
+	VMOVUPS     (SI)(AX*4), Y8
+	VFMADD231PS (R10)(AX*4), Y8, Y0
+	VFMADD231PS (R11)(AX*4), Y8, Y1
+	VFMADD231PS (R12)(AX*4), Y8, Y2
+	VFMADD231PS (R13)(AX*4), Y8, Y3
+	ADDQ        $8, AX
+	JMP         ds4k
+
+ds4r:
+	VMULPS Y14, Y0, Y0
+	VMULPS Y14, Y1, Y1
+	VMULPS Y14, Y2, Y2
+	VMULPS Y14, Y3, Y3
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	RED(Y3, X3, 12(R8))
+	LEAQ (R13)(BX*1), DI
+	ADDQ $16, R8
+	SUBQ $4, DX
+	JMP  ds4
+
+ds1:
+	TESTQ DX, DX
+	JLE   dsdone
+	VXORPS Y0, Y0, Y0
+	XORQ   AX, AX
+
+ds1k:
+	CMPQ        AX, CX
+	JGE         ds1r
+	VMOVUPS     (SI)(AX*4), Y8
+	VFMADD231PS (DI)(AX*4), Y8, Y0
+	ADDQ        $8, AX
+	JMP         ds1k
+
+ds1r:
+	VMULPS Y14, Y0, Y0
+	RED(Y0, X0, 0(R8))
+	ADDQ BX, DI
+	ADDQ $4, R8
+	DECQ DX
+	JMP  ds1
+
+dsdone:
+	VZEROUPPER
+	RET
+
+// func wsumF32(out, p, v *float32, stride, n, d8 int)
+// out[i] += sum over s < n (in order) of p[s]*v[s*stride+i], for i < d8.
+TEXT ·wsumF32(SB), NOSPLIT, $0-48
+	MOVQ out+0(FP), R8
+	MOVQ p+8(FP), SI
+	MOVQ v+16(FP), DI
+	MOVQ stride+24(FP), BX
+	SHLQ $2, BX
+	MOVQ n+32(FP), DX
+	MOVQ d8+40(FP), CX
+
+ws32:
+	CMPQ    CX, $32
+	JLT     ws8
+	VMOVUPS 0(R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	MOVQ    DI, R10
+	XORQ    AX, AX
+
+ws32s:
+	CMPQ         AX, DX
+	JGE          ws32e
+	VBROADCASTSS (SI)(AX*4), Y8
+	VFMADD231PS  0(R10), Y8, Y0
+	VFMADD231PS  32(R10), Y8, Y1
+	VFMADD231PS  64(R10), Y8, Y2
+	VFMADD231PS  96(R10), Y8, Y3
+	ADDQ         BX, R10
+	INCQ         AX
+	JMP          ws32s
+
+ws32e:
+	VMOVUPS Y0, 0(R8)
+	VMOVUPS Y1, 32(R8)
+	VMOVUPS Y2, 64(R8)
+	VMOVUPS Y3, 96(R8)
+	ADDQ    $128, R8
+	ADDQ    $128, DI
+	SUBQ    $32, CX
+	JMP     ws32
+
+ws8:
+	CMPQ    CX, $8
+	JLT     wsdone
+	VMOVUPS 0(R8), Y0
+	MOVQ    DI, R10
+	XORQ    AX, AX
+
+ws8s:
+	CMPQ         AX, DX
+	JGE          ws8e
+	VBROADCASTSS (SI)(AX*4), Y8
+	VFMADD231PS  0(R10), Y8, Y0
+	ADDQ         BX, R10
+	INCQ         AX
+	JMP          ws8s
+
+ws8e:
+	VMOVUPS Y0, 0(R8)
+	ADDQ    $32, R8
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JMP     ws8
+
+wsdone:
+	VZEROUPPER
+	RET
+
+// func expSubF32(row *float32, n8 int, mx float32) float32
+// row[i] = expf(row[i]-mx) (0 below -87) for i < n8; returns the sum of the new values (8 lanes, RED order).
+// Constants come from expTab (see simd_amd64.go), one 8-lane vector per entry.
+TEXT ·expSubF32(SB), NOSPLIT, $0-28
+	MOVQ         row+0(FP), SI
+	MOVQ         n8+8(FP), CX
+	VBROADCASTSS mx+16(FP), Y6
+	VXORPS       Y5, Y5, Y5
+	XORQ         AX, AX
+
+exk:
+	CMPQ        AX, CX
+	JGE         exr
+	VMOVUPS     (SI)(AX*4), Y0
+	VSUBPS      Y6, Y0, Y0
+	VCMPPS      $13, ·expTab+0(SB), Y0, Y9   // x >= -87
+	VMULPS      ·expTab+32(SB), Y0, Y1        // x*log2e
+	VADDPS      ·expTab+64(SB), Y1, Y1        // + 0.5
+	VROUNDPS    $9, Y1, Y1                    // floor
+	VMOVAPS     Y0, Y2
+	VFNMADD231PS ·expTab+96(SB), Y1, Y2       // r = x - n*ln2hi
+	VFNMADD231PS ·expTab+128(SB), Y1, Y2      // r -= n*ln2lo
+	VMOVUPS     ·expTab+160(SB), Y3           // 1/5040
+	VFMADD213PS ·expTab+192(SB), Y2, Y3       // p = p*r + 1/720
+	VFMADD213PS ·expTab+224(SB), Y2, Y3       // 1/120
+	VFMADD213PS ·expTab+256(SB), Y2, Y3       // 1/24
+	VFMADD213PS ·expTab+288(SB), Y2, Y3       // 1/6
+	VFMADD213PS ·expTab+64(SB), Y2, Y3        // 0.5
+	VFMADD213PS ·expTab+320(SB), Y2, Y3       // 1
+	VFMADD213PS ·expTab+320(SB), Y2, Y3       // 1
+	VCVTPS2DQ   Y1, Y4
+	VPADDD      ·expTab+352(SB), Y4, Y4       // + 127
+	VPSLLD      $23, Y4, Y4
+	VMULPS      Y4, Y3, Y3
+	VANDPS      Y9, Y3, Y3
+	VMOVUPS     Y3, (SI)(AX*4)
+	VADDPS      Y3, Y5, Y5
+	ADDQ        $8, AX
+	JMP         exk
+
+exr:
+	VEXTRACTF128 $1, Y5, X15
+	VADDPS       X15, X5, X5
+	VHADDPS      X5, X5, X5
+	VHADDPS      X5, X5, X5
+	VMOVSS       X5, ret+24(FP)
+	VZEROUPPER
+	RET

@@ -1,0 +1,45 @@
+//go:build !amd64 || purego
+
+package model
+
+import "unsafe"
+
+// haveSIMD is false: this build has no assembly kernels, the portable Go ones always run.
+var haveSIMD = false
+
+var simdOn = false
+
+// The functions below stand in for the assembly kernels of simd_amd64.s so that the dispatch code
+// compiles everywhere; they are never called while simdOn is false, and compute what the Go kernels do.
+
+func gemvBF16(x *float32, w *uint16, ldw, k8, rows int, y *float32) {
+	n := 0
+	if rows > 0 {
+		n = (rows-1)*ldw + k8
+	}
+	gemvGo(unsafe.Slice(x, k8), unsafe.Slice(w, n), ldw, k8, rows, unsafe.Slice(y, rows))
+}
+
+func gemm4x3BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int) {
+	gemm4x3Go(unsafe.Slice(x, 3*ldx+k8), ldx, unsafe.Slice(w, 2*ldw+k8), ldw, k8, unsafe.Slice(y, 3*ldy+3), ldy)
+}
+
+func dotsF32(q, k *float32, stride, n, d8 int, scale float32, out *float32) {
+	m := 0
+	if n > 0 {
+		m = (n-1)*stride + d8
+	}
+	dotsGo(unsafe.Slice(q, d8), unsafe.Slice(k, m), stride, n, d8, scale, unsafe.Slice(out, n))
+}
+
+func wsumF32(out, p, v *float32, stride, n, d8 int) {
+	m := 0
+	if n > 0 {
+		m = (n-1)*stride + d8
+	}
+	wsumGo(unsafe.Slice(out, d8), unsafe.Slice(p, n), unsafe.Slice(v, m), stride, n, d8)
+}
+
+func expSubF32(row *float32, n8 int, mx float32) float32 {
+	return expSubGo(unsafe.Slice(row, n8), mx)
+}
