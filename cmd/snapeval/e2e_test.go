@@ -158,3 +158,30 @@ func TestDefaultRunStructure(t *testing.T) {
 		t.Errorf("manifest backend %q shape %s: %v", m.Backend, m.ModelShape, err)
 	}
 }
+
+// TestOfficialBenchmarksEndToEnd runs LongBench-v2 and AIME24 (small data sets in the real upstream schemas)
+// through the runner on the CPU backend, full versus two SnapStream budgets, and checks the official breakdowns.
+func TestOfficialBenchmarksEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	dir := filepath.Join(t.TempDir(), "official")
+	out, err := cli(t, "run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--backend-opt", "chat_style=chatml",
+		"--bench", "longbench-v2,aime24", "--data", "longbench-v2=testdata/longbench_small.json",
+		"--data", "aime24=testdata/aime_small.jsonl", "--samples", "2", "--max-new", "8",
+		"--policy", "snapstream:budget=64", "--policy", "snapstream:budget=128", "--quiet", "--out", dir).Output()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	md := string(out)
+	for _, want := range []string{"## longbench-v2", "### by difficulty", "### by length", "## aime24", "pass@2",
+		"`snapstream:budget=64`", "`snapstream:budget=128`"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "records.jsonl"))
+	if n := strings.Count(string(data), "\n"); n != (6+3)*3*2 {
+		t.Errorf("%d records, want (6+3 items) x 3 policies x 2 samples = 54", n)
+	}
+}
