@@ -31,9 +31,9 @@ func WriteJSONL(w io.Writer, cfg Config) (int, error) {
 		length, index int
 	}
 	var jobs []job
-	for _, t := range cfg.Tasks {
-		for _, l := range cfg.Lengths {
-			for i := range cfg.N {
+	for i := range cfg.N { // the order of Generate
+		for _, t := range cfg.Tasks {
+			for _, l := range cfg.Lengths {
 				jobs = append(jobs, job{t, l, i})
 			}
 		}

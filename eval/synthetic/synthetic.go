@@ -182,15 +182,17 @@ func GenerateOne(cfg Config, task string, length, index int) (Sample, error) {
 	return s, nil
 }
 
-// Generate generates every item of cfg, ordered by task, then length, then index.
+// Generate generates every item of cfg, ordered by index, then task, then length.
 func Generate(cfg Config) ([]Sample, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	out := make([]Sample, 0, len(cfg.Tasks)*len(cfg.Lengths)*cfg.N)
-	for _, t := range cfg.Tasks {
-		for _, l := range cfg.Lengths {
-			for i := range cfg.N {
+	// Index-major order: the first items cover every task and length, so `snapeval run --limit N` takes a
+	// balanced subset of the suite.
+	for i := range cfg.N {
+		for _, t := range cfg.Tasks {
+			for _, l := range cfg.Lengths {
 				s, err := GenerateOne(cfg, t, l, i)
 				if err != nil {
 					return nil, err
