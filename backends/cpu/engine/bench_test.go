@@ -158,41 +158,6 @@ func BenchmarkPrefill(b *testing.B) {
 	}
 }
 
-// decodeScheduler prepares a scheduler with n sequences under spec whose caches are filled (synthetic
-// K/V, every slot live) as after a prefill of ctxLen tokens, ready to decode.
-func decodeScheduler(b *testing.B, m *model.Model, n, ctxLen int, spec string) *scheduler {
-	s := newScheduler(m, Options{Slots: n, PrefixCacheBytes: -1}.withDefaults())
-	pol := compress.MustParse(spec)
-	for i := 0; i < n; i++ {
-		j := Job{Prompt: prompt(ctxLen, i), Policy: pol, MaxNew: 1 << 20}
-		plan, err := pol.Plan(ctxLen, decodeRoom)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r := &request{ctx: context.Background(), job: j, plan: plan, out: make(chan reply, 1)}
-		q := &sequence{req: r, mem: s.free[len(s.free)-1], smp: nil}
-		s.free = s.free[:len(s.free)-1]
-		s.bindMem(q)
-		var topK []int
-		for p := plan.Lo; p < plan.Lo+plan.ValidTopK; p++ {
-			topK = append(topK, p)
-		}
-		q.slots.Prefill(topK)
-		for l := range q.kv.K {
-			for k := range q.kv.K[l] {
-				q.kv.K[l][k] = float32((k*31+l)%17-8) * 0.05
-				q.kv.V[l][k] = float32((k*17+l)%13-6) * 0.05
-			}
-		}
-		q.kv.Live = q.slots.Pos
-		q.pos, q.next = ctxLen, 1
-		q.res.Tokens = make([]int, 0, decodeRoom)
-		q.smp = greedySampler()
-		s.active = append(s.active, q)
-	}
-	return s
-}
-
 // decodeRoom is the number of decode steps a benchmark sequence has room for.
 const decodeRoom = 256
 
@@ -204,19 +169,31 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// steps runs b.N decode steps (at most decodeRoom) and reports wall and CPU time per step.
-func steps(b *testing.B, s *scheduler) {
+// steps runs b.N decode steps (at most decodeRoom) of y and reports wall and CPU time per step.
+func steps(b *testing.B, y *Synthetic) {
 	if b.N > decodeRoom-2 {
 		b.N = decodeRoom - 2
 	}
-	s.step()
+	if err := y.Step(); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	c0 := cpuTime()
 	for i := 0; i < b.N; i++ {
-		s.step()
+		if err := y.Step(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}
+
+func synthetic(b *testing.B, m *model.Model, n, ctxLen int, spec string) *Synthetic {
+	y, err := NewSynthetic(m, Options{}, n, ctxLen, decodeRoom, compress.MustParse(spec))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return y
 }
 
 // BenchmarkDecode reports decode tokens/s with 1 and 8 concurrent sequences at 512 tokens of context.
@@ -224,9 +201,9 @@ func BenchmarkDecode(b *testing.B) {
 	m := randomSmol(b)
 	for _, n := range []int{1, 8} {
 		b.Run(fmt.Sprintf("seqs=%d/ctx=512", n), func(b *testing.B) {
-			s := decodeScheduler(b, m, n, 512, "full")
-			defer s.pool.Close()
-			steps(b, s)
+			y := synthetic(b, m, n, 512, "full")
+			defer y.Close()
+			steps(b, y)
 			sec := b.Elapsed().Seconds()
 			b.ReportMetric(float64(b.N*n)/sec, "tok/s")
 			b.ReportMetric(float64(m.WeightBytes())*float64(b.N)/sec/1e9, "weightGB/s")
@@ -241,9 +218,9 @@ func BenchmarkDecodeStep(b *testing.B) {
 	for _, ctx := range []int{1024, 16384} {
 		for _, spec := range []string{"full", "snapstream:budget=1024"} {
 			b.Run(fmt.Sprintf("ctx=%d/%s", ctx, spec), func(b *testing.B) {
-				s := decodeScheduler(b, m, 1, ctx, spec)
-				defer s.pool.Close()
-				steps(b, s)
+				y := synthetic(b, m, 1, ctx, spec)
+				defer y.Close()
+				steps(b, y)
 			})
 		}
 	}

@@ -3,6 +3,7 @@ package model
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // job is a unit of parallel work over the index range [lo, hi).
@@ -10,9 +11,9 @@ type job interface {
 	run(lo, hi, worker int)
 }
 
+// span wakes a worker with its index.
 type span struct {
-	j          job
-	lo, hi, id int
+	id int
 }
 
 // Pool is a fixed set of worker goroutines that split a range of work; it allocates nothing per call.
@@ -22,6 +23,7 @@ type Pool struct {
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	once sync.Once
+	cur  pieces
 }
 
 // NewPool starts a pool of n workers (n <= 0 means GOMAXPROCS). The caller's goroutine is worker 0.
@@ -35,7 +37,7 @@ func NewPool(n int) *Pool {
 		p.work = append(p.work, ch)
 		go func() {
 			for s := range ch {
-				s.j.run(s.lo, s.hi, s.id)
+				p.cur.drain(s.id)
 				p.wg.Done()
 			}
 		}()
@@ -55,8 +57,9 @@ func (p *Pool) Close() {
 	})
 }
 
-// parallel runs j over [0,n) split into at most Workers() contiguous chunks whose boundaries are
-// multiples of align (the last chunk takes the rest). Calls are serialised.
+// parallel runs j over [0,n) in chunks whose boundaries are multiples of align (the last chunk takes the
+// rest). Workers take chunks from a shared counter (about four per worker), so a worker slowed down by
+// other load on the machine leaves its share to the others. Calls are serialised.
 func (p *Pool) parallel(j job, n, align int) {
 	if n <= 0 {
 		return
@@ -75,24 +78,39 @@ func (p *Pool) parallel(j job, n, align int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	chunks := min(units, 4*w)
+	p.cur = pieces{j: j, n: n, align: align, units: units, chunks: int64(chunks)}
+	p.cur.next.Store(0)
 	p.wg.Add(w - 1)
-	lo := 0
-	var first span
-	for i := 0; i < w; i++ {
-		hi := (units * (i + 1) / w) * align
-		if hi > n || i == w-1 {
-			hi = n
-		}
-		s := span{j, lo, hi, i}
-		if i == 0 {
-			first = s
-		} else {
-			p.work[i-1] <- s
-		}
-		lo = hi
+	for i := 1; i < w; i++ {
+		p.work[i-1] <- span{id: i}
 	}
-	first.j.run(first.lo, first.hi, 0)
+	p.cur.drain(0)
 	p.wg.Wait()
+	p.cur.j = nil
+}
+
+// pieces is the work of one parallel call, handed out chunk by chunk.
+type pieces struct {
+	j               job
+	n, align, units int
+	chunks          int64
+	next            atomic.Int64
+}
+
+func (c *pieces) drain(worker int) {
+	for {
+		i := c.next.Add(1) - 1
+		if i >= c.chunks {
+			return
+		}
+		lo := int(int64(c.units)*i/c.chunks) * c.align
+		hi := int(int64(c.units)*(i+1)/c.chunks) * c.align
+		if hi > c.n || i == c.chunks-1 {
+			hi = c.n
+		}
+		c.j.run(lo, hi, worker)
+	}
 }
 
 // funcJob adapts a function to job.
