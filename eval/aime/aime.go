@@ -162,29 +162,7 @@ func (b *Bench) Files() []string {
 
 // Items implements eval.Benchmark (tok is unused).
 func (b *Bench) Items(ctx context.Context, _ eval.Tokenizer) ([]eval.Item, error) {
-	var items []eval.Item
-	seen := map[string]bool{}
-	for _, f := range b.Files() {
-		err := datasets.ReadFile(f, "", func(_ int, raw []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			it, err := b.ParseRow(raw)
-			if err != nil {
-				return err
-			}
-			if seen[it.ID] {
-				return fmt.Errorf("duplicate id %q", it.ID)
-			}
-			seen[it.ID] = true
-			items = append(items, it)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return items, nil
+	return datasets.ReadItems(ctx, b.Files(), b.ParseRow)
 }
 
 // ParseRow implements eval.RowParser.

@@ -233,7 +233,7 @@ func TestMaxwellParquetLayout(t *testing.T) {
 		t.Fatalf("h4: %v %+v", err, items2)
 	}
 	both, _ := New(eval.BenchOptions{Files: []string{mp, hp}})
-	if _, err := both.Items(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "duplicate id") {
+	if _, err := both.Items(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "duplicate item id") {
 		t.Fatalf("two copies together: err = %v", err)
 	}
 }

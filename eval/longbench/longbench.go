@@ -269,29 +269,7 @@ func (b *Bench) Files() []string {
 // Items implements eval.Benchmark. The whole file is streamed; each context is rendered into its prompt,
 // truncated with tok when tok is non-nil, and dropped.
 func (b *Bench) Items(ctx context.Context, tok eval.Tokenizer) ([]eval.Item, error) {
-	var items []eval.Item
-	seen := map[string]bool{}
-	for _, f := range b.Files() {
-		err := datasets.ReadFile(f, "", func(_ int, raw []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			it, err := b.item(raw, tok)
-			if err != nil {
-				return err
-			}
-			if seen[it.ID] {
-				return fmt.Errorf("duplicate _id %q", it.ID)
-			}
-			seen[it.ID] = true
-			items = append(items, it)
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return items, nil
+	return datasets.ReadItems(ctx, b.Files(), func(raw []byte) (eval.Item, error) { return b.item(raw, tok) })
 }
 
 // ParseRow implements eval.RowParser (no tokenizer: the prompt is not truncated).

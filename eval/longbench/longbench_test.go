@@ -298,7 +298,7 @@ func TestDuplicateIDRejected(t *testing.T) {
 	first := bytes.SplitN(raw, []byte("\n"), 2)[0]
 	os.WriteFile(filepath.Join(dir, "d.jsonl"), append(append(first, '\n'), first...), 0o644)
 	b, _ := New(eval.BenchOptions{Files: []string{filepath.Join(dir, "d.jsonl")}})
-	if _, err := b.Items(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "line 2: duplicate _id") {
+	if _, err := b.Items(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "line 2: duplicate item id") {
 		t.Fatalf("err = %v", err)
 	}
 }

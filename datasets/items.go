@@ -1,0 +1,36 @@
+package datasets
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/snapeval/snapeval/eval"
+)
+
+// ReadItems streams the rows of files (format from each extension) through parse and returns the items in file
+// order. A repeated item id is an error naming the file and row, and so is any parse error.
+func ReadItems(ctx context.Context, files []string, parse func(raw []byte) (eval.Item, error)) ([]eval.Item, error) {
+	var items []eval.Item
+	seen := map[string]bool{}
+	for _, f := range files {
+		err := ReadFile(f, "", func(_ int, raw []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			it, err := parse(raw)
+			if err != nil {
+				return err
+			}
+			if seen[it.ID] {
+				return fmt.Errorf("duplicate item id %q", it.ID)
+			}
+			seen[it.ID] = true
+			items = append(items, it)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
