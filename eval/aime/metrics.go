@@ -151,20 +151,7 @@ type PolicyMetrics struct {
 
 // MetricsByPolicy computes pass@1 and cons@k for every policy in records, "full" first, then by name.
 func MetricsByPolicy(records []eval.Record, k int) []PolicyMetrics {
-	seen := map[string]bool{}
-	var pols []string
-	for _, r := range records {
-		if (r.Bench == "" || r.Bench == Name) && !seen[r.Policy] {
-			seen[r.Policy] = true
-			pols = append(pols, r.Policy)
-		}
-	}
-	sort.Slice(pols, func(i, j int) bool {
-		if (pols[i] == "full") != (pols[j] == "full") {
-			return pols[i] == "full"
-		}
-		return pols[i] < pols[j]
-	})
+	pols := eval.PoliciesOf(records, Name)
 	out := make([]PolicyMetrics, len(pols))
 	for i, p := range pols {
 		out[i] = PolicyMetrics{Policy: p, K: k, Pass1: PassAtKRecords(records, p, 1), ConsK: ConsAtK(records, p, k)}

@@ -2,7 +2,6 @@ package longbench
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/snapeval/snapeval/eval"
@@ -92,20 +91,7 @@ func Summarize(records []eval.Record, policy string, compensated bool) Summary {
 
 // SummarizeByPolicy summarizes each policy found in records, sorted with "full" first.
 func SummarizeByPolicy(records []eval.Record, compensated bool) []Summary {
-	seen := map[string]bool{}
-	var pols []string
-	for _, r := range records {
-		if (r.Bench == "" || r.Bench == Name) && !seen[r.Policy] {
-			seen[r.Policy] = true
-			pols = append(pols, r.Policy)
-		}
-	}
-	sort.Slice(pols, func(i, j int) bool {
-		if (pols[i] == "full") != (pols[j] == "full") {
-			return pols[i] == "full"
-		}
-		return pols[i] < pols[j]
-	})
+	pols := eval.PoliciesOf(records, Name)
 	out := make([]Summary, len(pols))
 	for i, p := range pols {
 		out[i] = Summarize(records, p, compensated)
