@@ -101,7 +101,18 @@ func runAll(t testing.TB, e *Engine, jobs []Job) []Result {
 	return res
 }
 
+// TestConformance runs the fixtures on the assembly kernels (where the CPU has them) and on the portable
+// Go kernels: kept lists and greedy tokens must be exact on both.
 func TestConformance(t *testing.T) {
+	prev := model.SIMD()
+	defer model.SetSIMD(prev)
+	for _, simd := range []bool{true, false} {
+		model.SetSIMD(simd)
+		t.Run(fmt.Sprintf("simd=%v", model.SIMD()), testConformance)
+	}
+}
+
+func testConformance(t *testing.T) {
 	for _, name := range fixtures {
 		m, ref := loadFixture(t, name)
 		for _, slots := range []int{1, 3, 8} {

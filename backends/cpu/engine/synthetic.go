@@ -21,6 +21,7 @@ type Synthetic struct {
 	kv    int64
 	room  int
 	steps int
+	live  int
 }
 
 // NewSynthetic prepares n sequences of context ctxLen under policy, each with room decode steps.
@@ -59,6 +60,12 @@ func NewSynthetic(m *model.Model, opts Options, n, ctxLen, room int, policy comp
 			}
 		}
 		q.kv.Live = q.slots.Pos
+		y.live = 0
+		for _, p := range q.slots.Pos {
+			if p >= 0 {
+				y.live++
+			}
+		}
 		q.pos, q.next = ctxLen, 1
 		q.res.Tokens = make([]int, 0, room+1)
 		s.active = append(s.active, q)
@@ -89,16 +96,9 @@ func (y *Synthetic) Plan() compress.Plan { return y.plan }
 // KVBytes is the cache memory of one sequence (float32 K and V of every slot of the plan).
 func (y *Synthetic) KVBytes() int64 { return y.kv }
 
-// LiveSlots is the number of slots a decode step attends to (the plan's live slots after prefill).
-func (y *Synthetic) LiveSlots() int {
-	n := 0
-	for _, p := range y.s.active[0].slots.Pos {
-		if p >= 0 {
-			n++
-		}
-	}
-	return n
-}
+// LiveSlots is the number of live slots of each sequence as built (before any decode step): what the
+// first decode step attends to, besides the token it writes.
+func (y *Synthetic) LiveSlots() int { return y.live }
 
 // Close stops the workers.
 func (y *Synthetic) Close() { y.s.pool.Close() }

@@ -1,0 +1,389 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/snapeval/snapeval/backends/cpu/engine"
+	"github.com/snapeval/snapeval/backends/cpu/model"
+	"github.com/snapeval/snapeval/compress"
+)
+
+// Options configure Run. Zero values take the defaults.
+type Options struct {
+	Threads int  // kernel workers (default GOMAXPROCS)
+	Batch   int  // sequences of the batched prefill and decode measurements (default 4)
+	Quick   bool // smaller sizes and fewer repetitions, for a fast check (Sizes says which)
+	// Budget is the snapstream budget of the context sweep (default 1024).
+	Budget int
+	// KVBudgetBytes is Table 5's KV-memory budget (default: two full-cache sequences of the Table 5 prompt).
+	KVBudgetBytes int64
+	// BandwidthMiB is the buffer size of the bandwidth measurement (default 256).
+	BandwidthMiB int
+	// Log, when set, receives one line per measurement as it starts.
+	Log io.Writer
+}
+
+// Sizes records the problem sizes a run used.
+type Sizes struct {
+	PrefillPrompt    int   `json:"prefill_prompt"`
+	DecodeContext    int   `json:"decode_context"`
+	Contexts         []int `json:"contexts"`
+	FullContexts     []int `json:"full_contexts"`
+	Table5Prompt     int   `json:"table5_prompt"`
+	Table5Budget     int   `json:"table5_budget"`
+	Table5MaxNew     int   `json:"table5_max_new"`
+	SelectionPrompts []int `json:"selection_prompts"`
+	PrefillChunk     int   `json:"prefill_chunk"`
+	DecodeSteps      int   `json:"decode_steps"`
+	RealPrefillLimit int   `json:"real_prefill_limit"`
+}
+
+// StepRow is one decode-step measurement of the context sweep.
+type StepRow struct {
+	Policy    string  `json:"policy"`
+	Context   int     `json:"context"`
+	LiveSlots int     `json:"live_slots"`
+	KVBytes   int64   `json:"kv_bytes"`
+	StepMs    float64 `json:"step_ms"`
+}
+
+// Table5 is the fixed-KV-budget batch experiment.
+type Table5 struct {
+	KVBudgetBytes int64   `json:"kv_budget_bytes"`
+	Prompt        int     `json:"prompt"`
+	Policy        string  `json:"policy"`
+	FullSeqBytes  int64   `json:"full_seq_bytes"`
+	SnapSeqBytes  int64   `json:"snap_seq_bytes"`
+	FullBatch     int     `json:"full_batch"`
+	SnapBatch     int     `json:"snap_batch"`
+	FullStepMs    float64 `json:"full_step_ms"`
+	SnapStepMs    float64 `json:"snap_step_ms"`
+	FullTokS      float64 `json:"full_tok_s"`
+	SnapTokS      float64 `json:"snap_tok_s"`
+	Ratio         float64 `json:"ratio"`
+}
+
+// SelRow is SnapKV selection cost against prefill time at one prompt length.
+type SelRow struct {
+	Prompt    int     `json:"prompt"`
+	PrefillMs float64 `json:"prefill_ms"`
+	// PrefillMethod is "measured" (a whole chunked prefill was timed) or "chunks" (three chunks at the
+	// start, middle and end were timed and the affine cost per chunk start integrated over all chunks).
+	PrefillMethod string  `json:"prefill_method"`
+	SelectMs      float64 `json:"select_ms"`
+	Share         float64 `json:"share"`
+}
+
+// Result is everything a run measured.
+type Result struct {
+	Model            string  `json:"model"`
+	WeightBytes      int64   `json:"weight_bytes"`
+	Threads          int     `json:"threads"`
+	CPUs             int     `json:"cpus"`
+	SIMD             bool    `json:"simd"`
+	GOAMD64          string  `json:"goamd64"`
+	LoadBefore       string  `json:"load_before"`
+	LoadAfter        string  `json:"load_after"`
+	Quick            bool    `json:"quick"`
+	Sizes            Sizes   `json:"sizes"`
+	BandwidthGBs     float64 `json:"bandwidth_gbs"`
+	PrefillTokS      float64 `json:"prefill_tok_s"`
+	PrefillBatchTokS float64 `json:"prefill_batch_tok_s"`
+	DecodeTokS       float64 `json:"decode_tok_s"`
+	DecodeStepMs     float64 `json:"decode_step_ms"`
+	DecodeBatchTokS  float64 `json:"decode_batch_tok_s"`
+	Batch            int     `json:"batch"`
+	// DecodeBytesPerStep is what one single-sequence decode step reads: weights plus the live K/V.
+	DecodeBytesPerStep      int64     `json:"decode_bytes_per_step"`
+	DecodeBandwidthFraction float64   `json:"decode_bandwidth_fraction"`
+	Steps                   []StepRow `json:"steps"`
+	FlatRatio32k1k          float64   `json:"flat_ratio_32k_1k"`
+	FullRatio32k1k          float64   `json:"full_ratio_32k_1k"`
+	Table5                  Table5    `json:"table5"`
+	Table5ThroughputRatio   float64   `json:"table5_throughput_ratio"`
+	Selection               []SelRow  `json:"selection"`
+	SelectionShare8k        float64   `json:"selection_share_8k"`
+	SelectionShare32k       float64   `json:"selection_share_32k"`
+	// PrefillCheck compares the chunk-sampled prefill estimate with a measured prefill of the same length.
+	PrefillCheck struct {
+		Prompt      int     `json:"prompt"`
+		MeasuredMs  float64 `json:"measured_ms"`
+		EstimatedMs float64 `json:"estimated_ms"`
+	} `json:"prefill_check"`
+}
+
+func (o Options) withDefaults() Options {
+	if o.Threads <= 0 {
+		o.Threads = runtime.GOMAXPROCS(0)
+	}
+	if o.Batch <= 0 {
+		o.Batch = 4
+	}
+	if o.Budget <= 0 {
+		o.Budget = 1024
+	}
+	if o.BandwidthMiB <= 0 {
+		o.BandwidthMiB = 256
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return o
+}
+
+func sizes(quick bool) Sizes {
+	if quick {
+		return Sizes{PrefillPrompt: 128, DecodeContext: 512, Contexts: []int{1024, 4096, 16384, 32768}, FullContexts: []int{1024, 4096},
+			Table5Prompt: 1024, Table5Budget: 256, Table5MaxNew: 64, SelectionPrompts: []int{2048, 4096}, PrefillChunk: 256,
+			DecodeSteps: 3, RealPrefillLimit: 2048}
+	}
+	return Sizes{PrefillPrompt: 512, DecodeContext: 512, Contexts: []int{1024, 4096, 16384, 32768}, FullContexts: []int{1024, 4096, 16384, 32768},
+		Table5Prompt: 4096, Table5Budget: 1024, Table5MaxNew: 128, SelectionPrompts: []int{8192, 32768}, PrefillChunk: 256,
+		DecodeSteps: 8, RealPrefillLimit: 8192}
+}
+
+// Run measures m (described by name) on this machine.
+func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, error) {
+	o = o.withDefaults()
+	sz := sizes(o.Quick)
+	c := &m.Cfg
+	r := &Result{Model: name, WeightBytes: m.WeightBytes(), Threads: o.Threads, CPUs: runtime.NumCPU(), SIMD: model.SIMD(),
+		GOAMD64: goamd64(), LoadBefore: loadavg(), Quick: o.Quick, Sizes: sz, Batch: o.Batch}
+	logf := func(format string, a ...any) { fmt.Fprintf(o.Log, format+"\n", a...) }
+
+	logf("memory bandwidth (%d threads, %d MiB)", o.Threads, o.BandwidthMiB)
+	r.BandwidthGBs = Bandwidth(o.BandwidthMiB, o.Threads, 5)
+
+	// Prefill through the engine (chunked full causal prefill, then the first token).
+	eopts := engine.Options{Threads: o.Threads, PrefixCacheBytes: -1, PrefillChunk: sz.PrefillChunk}
+	for _, b := range []int{1, o.Batch} {
+		logf("prefill: %d x %d tokens", b, sz.PrefillPrompt)
+		eopts.Slots = b
+		e := engine.New(m, eopts)
+		if _, err := e.Generate(ctx, engine.Job{Prompt: prompt(c.Vocab, 32, 99), Policy: compress.MustParse("full"), MaxNew: 1}); err != nil {
+			e.Close()
+			return nil, err
+		}
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		errs := make([]error, b)
+		for i := 0; i < b; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = e.Generate(ctx, engine.Job{Prompt: prompt(c.Vocab, sz.PrefillPrompt, i), Policy: compress.MustParse("full"), MaxNew: 1})
+			}()
+		}
+		wg.Wait()
+		sec := time.Since(t0).Seconds()
+		e.Close()
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+		tps := float64(b*sz.PrefillPrompt) / sec
+		if b == 1 {
+			r.PrefillTokS = tps
+		} else {
+			r.PrefillBatchTokS = tps
+		}
+	}
+
+	// Decode at a short context, one sequence and a batch.
+	full := compress.MustParse("full")
+	for _, b := range []int{1, o.Batch} {
+		logf("decode: %d sequence(s) at %d context", b, sz.DecodeContext)
+		ms, y, err := stepTime(m, o, b, sz.DecodeContext, full, sz.DecodeSteps*2)
+		if err != nil {
+			return nil, err
+		}
+		if b == 1 {
+			r.DecodeStepMs = ms
+			r.DecodeTokS = 1000 / ms
+			kv := int64(y.LiveSlots()) * int64(c.Layers*c.KVHeads*c.HeadDim) * 2 * engine.ElemBytes
+			r.DecodeBytesPerStep = r.WeightBytes + kv
+			r.DecodeBandwidthFraction = float64(r.DecodeBytesPerStep) / (ms / 1000) / 1e9 / r.BandwidthGBs
+		} else {
+			r.DecodeBatchTokS = float64(b) * 1000 / ms
+		}
+	}
+
+	// Claims 1 and 2: decode step time and KV bytes against context.
+	snapSpec := fmt.Sprintf("snapstream:budget=%d", o.Budget)
+	for _, spec := range []string{"full", snapSpec} {
+		ctxs := sz.Contexts
+		if spec == "full" {
+			ctxs = sz.FullContexts
+		}
+		for _, n := range ctxs {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			logf("decode step: %s at %d context", spec, n)
+			ms, y, err := stepTime(m, o, 1, n, compress.MustParse(spec), sz.DecodeSteps)
+			if err != nil {
+				return nil, err
+			}
+			r.Steps = append(r.Steps, StepRow{Policy: spec, Context: n, LiveSlots: y.LiveSlots(), KVBytes: y.KVBytes(), StepMs: ms})
+		}
+	}
+	r.FlatRatio32k1k = stepRatio(r.Steps, snapSpec, 32768, 1024)
+	r.FullRatio32k1k = stepRatio(r.Steps, "full", 32768, 1024)
+
+	// Claim 3: Table 5 at our scale.
+	if err := table5(ctx, m, o, sz, r); err != nil {
+		return nil, err
+	}
+
+	// Claim 4: SnapKV selection against prefill.
+	if err := selection(ctx, m, o, sz, r, logf); err != nil {
+		return nil, err
+	}
+	r.LoadAfter = loadavg()
+	return r, nil
+}
+
+func stepRatio(rows []StepRow, policy string, a, b int) float64 {
+	var ta, tb float64
+	for _, s := range rows {
+		if s.Policy == policy && s.Context == a {
+			ta = s.StepMs
+		}
+		if s.Policy == policy && s.Context == b {
+			tb = s.StepMs
+		}
+	}
+	if ta == 0 || tb == 0 {
+		return 0
+	}
+	return ta / tb
+}
+
+// stepTime builds n synthetic sequences at context ctxLen and returns the median decode step time (ms)
+// over steps steps after one warm-up step.
+func stepTime(m *model.Model, o Options, n, ctxLen int, pol compress.Policy, steps int) (float64, *engine.Synthetic, error) {
+	y, err := engine.NewSynthetic(m, engine.Options{Threads: o.Threads}, n, ctxLen, steps+1, pol)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer y.Close()
+	if err := y.Step(); err != nil {
+		return 0, nil, err
+	}
+	ts := make([]float64, steps)
+	for i := range ts {
+		t0 := time.Now()
+		if err := y.Step(); err != nil {
+			return 0, nil, err
+		}
+		ts[i] = float64(time.Since(t0).Microseconds()) / 1000
+	}
+	return median(ts), y, nil
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func table5(ctx context.Context, m *model.Model, o Options, sz Sizes, r *Result) error {
+	c := &m.Cfg
+	P, G := sz.Table5Prompt, sz.Table5MaxNew
+	full := compress.MustParse("full")
+	snapSpec := fmt.Sprintf("snapstream:budget=%d", sz.Table5Budget)
+	snap := compress.MustParse(snapSpec)
+	kv := func(p compress.Policy) (int64, error) {
+		pl, err := p.Plan(P, G)
+		if err != nil {
+			return 0, err
+		}
+		return compress.KVBytes(pl.Capacity, c.Layers, c.KVHeads, c.HeadDim, engine.ElemBytes), nil
+	}
+	fb, err := kv(full)
+	if err != nil {
+		return err
+	}
+	sb, err := kv(snap)
+	if err != nil {
+		return err
+	}
+	budget := o.KVBudgetBytes
+	if budget <= 0 {
+		budget = 2 * fb
+	}
+	t := Table5{KVBudgetBytes: budget, Prompt: P, Policy: snapSpec, FullSeqBytes: fb, SnapSeqBytes: sb,
+		FullBatch: int(budget / fb), SnapBatch: int(budget / sb)}
+	if t.FullBatch == 0 {
+		return fmt.Errorf("bench: KV budget %d bytes holds no full-cache sequence of %d tokens (%d bytes)", budget, P, fb)
+	}
+	steps := sz.DecodeSteps
+	fmt.Fprintf(o.Log, "table 5: %d full sequences vs %d %s sequences at %d-token prompts\n", t.FullBatch, t.SnapBatch, snapSpec, P)
+	if t.FullStepMs, _, err = stepTime(m, o, t.FullBatch, P, full, steps); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if t.SnapStepMs, _, err = stepTime(m, o, t.SnapBatch, P, snap, steps); err != nil {
+		return err
+	}
+	t.FullTokS = float64(t.FullBatch) * 1000 / t.FullStepMs
+	t.SnapTokS = float64(t.SnapBatch) * 1000 / t.SnapStepMs
+	t.Ratio = t.SnapTokS / t.FullTokS
+	r.Table5, r.Table5ThroughputRatio = t, t.Ratio
+	return nil
+}
+
+// prompt is a deterministic token sequence.
+func prompt(vocab, n, salt int) []int {
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = (i*7919 + salt*104729 + 13) % vocab
+	}
+	return ids
+}
+
+func goamd64() string {
+	if v := os.Getenv("GOAMD64"); v != "" {
+		return v
+	}
+	if info, ok := buildSetting("GOAMD64"); ok {
+		return info
+	}
+	return "v1"
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		if out, err := exec.Command("uptime").Output(); err == nil {
+			return strings.TrimSpace(string(out))
+		}
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return strings.TrimSpace(string(b))
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func round(x float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(x*p) / p
+}

@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRandomModelUnknownShape(t *testing.T) {
+	if _, err := RandomModel("nope"); err == nil || !strings.Contains(err.Error(), "smollm2-135m") {
+		t.Errorf("err = %v, want an error listing the known shapes", err)
+	}
+}
+
+func TestBandwidthAndSum(t *testing.T) {
+	x := make([]float32, 1000)
+	for i := range x {
+		x[i] = 1
+	}
+	if s := sum(x); s != 1000 {
+		t.Errorf("sum = %v, want 1000", s)
+	}
+	if gbs := Bandwidth(8, 2, 1); !(gbs > 0) {
+		t.Errorf("bandwidth %v", gbs)
+	}
+}
+
+// TestRunQuickOnFixture runs the whole quick bench on the small llama fixture and checks that every
+// reported number is there and consistent.
+func TestRunQuickOnFixture(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bench run skipped in -short mode")
+	}
+	m, err := LoadDir(filepath.Join("..", "testdata", "models", "llama-gqa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), m, "llama-gqa", Options{Quick: true, Threads: 2, Batch: 2, Budget: 64, BandwidthMiB: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PrefillTokS <= 0 || r.DecodeTokS <= 0 || r.DecodeBatchTokS <= 0 || r.BandwidthGBs <= 0 || r.DecodeBandwidthFraction <= 0 {
+		t.Errorf("missing throughput numbers: %+v", r)
+	}
+	if r.FlatRatio32k1k <= 0 || r.Table5ThroughputRatio <= 0 {
+		t.Errorf("flat ratio %v, table 5 ratio %v", r.FlatRatio32k1k, r.Table5ThroughputRatio)
+	}
+	if r.Table5.SnapBatch < 3*r.Table5.FullBatch {
+		t.Errorf("table 5 batches: full %d, snapstream %d (4x compression)", r.Table5.FullBatch, r.Table5.SnapBatch)
+	}
+	for _, s := range r.Steps {
+		if s.Policy != "full" && s.LiveSlots > 64 {
+			t.Errorf("%s at %d: %d live slots, budget 64", s.Policy, s.Context, s.LiveSlots)
+		}
+	}
+	// The fixture has 4096 positions: the 2048-token selection prompt runs, the 4096 one is skipped.
+	if len(r.Selection) != 1 || r.Selection[0].Prompt != 2048 || r.Selection[0].Share <= 0 || r.PrefillCheck.MeasuredMs <= 0 {
+		t.Errorf("selection rows %+v, check %+v", r.Selection, r.PrefillCheck)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"prefill_tok_s", "decode_tok_s", "bandwidth_gbs", "decode_bandwidth_fraction", "flat_ratio_32k_1k",
+		"table5_throughput_ratio", "selection_share_8k", "selection_share_32k"} {
+		if !bytes.Contains(b, []byte(`"`+k+`"`)) {
+			t.Errorf("JSON lacks %s", k)
+		}
+	}
+	var tab bytes.Buffer
+	if err := r.WriteTable(&tab); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"memory bandwidth", "table 5", "step ratio 32k/1k", "selection"} {
+		if !strings.Contains(tab.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, tab.String())
+		}
+	}
+	t.Log("\n" + tab.String())
+}
