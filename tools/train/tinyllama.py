@@ -129,7 +129,8 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(c.hidden_size, self.nkv * self.hd, bias=False)
         self.o_proj = nn.Linear(self.nh * self.hd, c.hidden_size, bias=False)
 
-    def forward(self, x, cos, sin, return_probs=False):
+    def forward(self, x, cos, sin, return_probs=False, mask=None):
+        """mask: None (causal) or a bool [B,1,T,T] allowed-mask (causal and padding already combined)."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.nh, self.hd).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
@@ -143,11 +144,15 @@ class Attention(nn.Module):
             v = v.repeat_interleave(rep, dim=1)
         probs = None
         if HAS_SDPA and not return_probs:
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            if mask is None:
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:
             att = (q @ k.transpose(-1, -2)).float() / math.sqrt(self.hd)
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-            att = att.masked_fill(mask, float("-inf"))
+            if mask is None:
+                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            att = att.masked_fill(~mask, float("-inf"))
             probs = att.softmax(-1)
             o = probs.to(v.dtype) @ v
         o = o.transpose(1, 2).reshape(B, T, self.nh * self.hd)
@@ -173,8 +178,8 @@ class Layer(nn.Module):
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.mlp = MLP(c)
 
-    def forward(self, x, cos, sin, return_probs=False):
-        a, p = self.self_attn(self.input_layernorm(x), cos, sin, return_probs)
+    def forward(self, x, cos, sin, return_probs=False, mask=None):
+        a, p = self.self_attn(self.input_layernorm(x), cos, sin, return_probs, mask)
         x = x + a
         x = x + self.mlp(self.post_attention_layernorm(x))
         return x, p
@@ -210,14 +215,28 @@ class TinyLlama(nn.Module):
     def lm_weight(self):
         return self.model.embed_tokens.weight
 
-    def forward(self, ids, return_probs=False):
+    def forward(self, ids, return_probs=False, pad_left=None):
+        """ids [B,T] -> logits [B,T,V] (float32 unless autocast). pad_left: optional LongTensor [B] of left-padding
+        lengths; then row b's real tokens sit at positions 0.. from column pad_left[b] on, and the padding is never
+        attended (like HF generate with a left-padded attention_mask)."""
         c = self.config
-        T = ids.shape[1]
-        cos, sin = rope_cos_sin(c.head_dim, c.rope_theta, T, ids.device)
+        B, T = ids.shape
+        mask = None
+        if pad_left is None:
+            cos, sin = rope_cos_sin(c.head_dim, c.rope_theta, T, ids.device)
+        else:
+            pos = (torch.arange(T, device=ids.device)[None, :] - pad_left[:, None]).clamp(min=0)  # [B,T]
+            cos, sin = rope_cos_sin(c.head_dim, c.rope_theta, T, ids.device)  # rows 0..T-1 cover every pos
+            cos, sin = cos[pos][:, None], sin[pos][:, None]  # [B,1,T,hd]
+            col = torch.arange(T, device=ids.device)
+            causal = col[None, :] <= col[:, None]  # [T(query), T(key)]
+            valid = col[None, :] >= pad_left[:, None]  # [B, T(key)]
+            mask = causal[None, None] & valid[:, None, None, :]
+            mask = mask | torch.eye(T, dtype=torch.bool, device=ids.device)[None, None]  # pad rows: no NaN
         x = self.model.embed_tokens(ids)
         probs = []
         for layer in self.model.layers:
-            x, p = layer(x, cos, sin, return_probs)
+            x, p = layer(x, cos, sin, return_probs, mask)
             probs.append(p)
         x = self.model.norm(x)
         logits = F.linear(x, self.lm_weight)
@@ -337,6 +356,9 @@ def _selftest():
         assert not torch.allclose(a[:, 7:], b[:, 7:]), "later positions ignore their tokens"
         l1, p1 = m(ids, return_probs=True)
         assert torch.allclose(a, l1, atol=1e-4), "SDPA and explicit attention differ"
+        padded = torch.cat([torch.full((2, 3), 7), ids], dim=1)
+        lp = m(padded, pad_left=torch.tensor([3, 3]))
+        assert torch.allclose(lp[:, 3:], a, atol=1e-4), "left padding changes the logits"
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         save_checkpoint(m, d)
@@ -346,7 +368,7 @@ def _selftest():
     with torch.no_grad():
         rel = ((m2(ids) - a).abs().max() / a.abs().max()).item()
     assert rel < 2e-2, rel
-    print("tinyllama selftest ok: causal, SDPA==explicit, bf16 round trip rel", f"{rel:.4f}", "tensors", len(names))
+    print("tinyllama selftest ok: causal, SDPA==explicit, left padding, bf16 round trip rel", f"{rel:.4f}", "tensors", len(names))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ Everything happens in one run on one GPU (see README.md for the exact command):
      target lengths are close to real token counts, and tokenize them;
   3. train LlamaForCausalLM (bf16 autocast, SDPA attention, AdamW, time-based cosine schedule, loss on the answer
      tokens plus a small LM loss on the prompt, a length curriculum), saving a complete checkpoint periodically;
-  4. reload the checkpoint with stock transformers in float32 and greedy-decode the held-out items (full attention),
+  4. reload the checkpoint with tinyllama in float32 (left padding masked) and greedy-decode the held-out items (full attention),
      grading as eval/synthetic.Score does; print accuracy per task and length and write eval.json.
 """
 import argparse
@@ -23,6 +23,9 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tinyllama as tl  # noqa: E402  (our own Llama: no dependency on transformers' model code)
 
 T0 = time.time()
 EOS = "<|endoftext|>"
@@ -79,6 +82,20 @@ def tokenize_rows(tok, rows, max_len):
     return out, dropped
 
 
+def to_device(x, device):
+    t = torch.from_numpy(x)
+    if str(device).startswith("cuda"):
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def logits_of(model, inp):
+    """Logits [B,T,V] of our own TinyLlama (tinyllama.py) or of a transformers LlamaForCausalLM."""
+    if hasattr(model, "hf_state_dict"):
+        return model(inp)
+    return model(input_ids=inp, use_cache=False).logits
+
+
 def make_batch(items, idxs, device):
     seqs = [np.concatenate([items[i][0], items[i][1]]) for i in idxs]
     T = max(len(s) for s in seqs) - 1
@@ -91,12 +108,11 @@ def make_batch(items, idxs, device):
         inp[b, :n] = s[:-1]
         tgt[b, :n] = s[1:]
         ans[b, len(items[i][0]) - 1:n] = True  # targets that are answer tokens or the final EOS
-    f = lambda x: torch.from_numpy(x).pin_memory().to(device, non_blocking=True)
-    return f(inp), f(tgt), f(ans)
+    return to_device(inp, device), to_device(tgt, device), to_device(ans, device)
 
 
 def losses(model, inp, tgt, ans):
-    logits = model(input_ids=inp, use_cache=False).logits.float()
+    logits = logits_of(model, inp).float()
     V = logits.shape[-1]
     ce = F.cross_entropy(logits.view(-1, V), tgt.view(-1), ignore_index=-100, reduction="none").view(tgt.shape)
     valid = tgt != -100
@@ -173,8 +189,52 @@ def dense_batch(rng, tok, keys, batch_tokens, device):
         inp[b, :n] = arr[:-1]
         tgt[b, :n] = arr[1:]
         ans[b, :n] = np.asarray(marks[b][1:], dtype=bool)  # position j predicts token j+1
-    f = lambda x: torch.from_numpy(x).pin_memory().to(device, non_blocking=True)
-    return f(inp), f(tgt), f(ans)
+    return to_device(inp, device), to_device(tgt, device), to_device(ans, device)
+
+
+def autocast(device):
+    """bf16 autocast on CUDA; a no-op elsewhere (CPU smoke runs)."""
+    if str(device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    import contextlib
+    return contextlib.nullcontext()
+
+
+def copy_phase(model, opt, rng, vocab, device, a):
+    """Pure induction warm-up before the main mix: copy batches with SHORT spans, a small alphabet and small batches
+    (many optimiser steps), constant lr after a short warm-up, until the running copy loss is below
+    --copy-phase-target or --copy-phase-seconds pass. On a CPU the plateau before induction forms grew with the span
+    length (README, "Diagnosis"), and it is counted in steps, so small batches get there sooner. Prints one line
+    'COPY PHASE RESULT: formed|NOT formed ...' that gpu_session.sh reads."""
+    t0 = time.time()
+    uni = math.log(max(2, min(vocab, a.copy_phase_vocab) - 1))
+    step, run, last = 0, None, t0
+    model.train()
+    while time.time() - t0 < a.copy_phase_seconds:
+        f = (time.time() - t0) / a.copy_phase_seconds
+        for g in opt.param_groups:
+            g["lr"] = a.lr * min(1.0, f / 0.05)
+        inp, tgt, ans = copy_batch(rng, vocab, a.copy_phase_batch_tokens, device, a.copy_phase_vocab,
+                                   a.copy_phase_max_n, a.copy_phase_max_noise)
+        with autocast(device):
+            loss, _, _ = losses(model, inp, tgt, ans)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 10 == 0:
+            v = loss.item()
+            run = v if run is None else 0.9 * run + 0.1 * v
+            if time.time() - last > 5:
+                log(f"copy phase step {step} loss {run:.3f} (uniform {uni:.3f})")
+                last = time.time()
+            if run < a.copy_phase_target:
+                break
+    ok = run is not None and run < a.copy_phase_target
+    log(f"COPY PHASE RESULT: {'formed' if ok else 'NOT formed'} loss {run if run is not None else float('nan'):.3f} "
+        f"uniform {uni:.3f} steps {step} seconds {time.time() - t0:.0f}")
+    return ok
 
 
 def lr_at(f, peak, warm=0.03, floor=0.1):
@@ -228,12 +288,11 @@ def config_dict(a, vocab):
 
 
 def save_checkpoint(model, cfg, tok, out):
-    from safetensors.torch import save_file
+    """bf16 safetensors with the LlamaForCausalLM tensor names (either implementation), config.json, tokenizer."""
     os.makedirs(out, exist_ok=True)
     sd = {k: v.detach().to(torch.bfloat16).contiguous().cpu() for k, v in model.state_dict().items()
-          if k != "lm_head.weight"}  # tied to model.embed_tokens.weight
-    save_file(sd, os.path.join(out, "model.safetensors.tmp"), metadata={"format": "pt"})
-    os.replace(os.path.join(out, "model.safetensors.tmp"), os.path.join(out, "model.safetensors"))
+          if k != "lm_head.weight" and not k.endswith("inv_freq")}  # lm_head tied to model.embed_tokens.weight
+    tl.save_safetensors(sd, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
     with open(os.path.join(out, "generation_config.json"), "w") as f:
@@ -256,7 +315,7 @@ def tf_eval(model, groups, device, limit=8):
     for key, items in groups.items():
         items = items[:limit]
         inp, tgt, ans = make_batch(items, list(range(len(items))), device)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with autocast(device):
             _, _, ok = losses(model, inp, tgt, ans)
         res[key] = ok.float().mean().item()
     model.train()
@@ -265,28 +324,31 @@ def tf_eval(model, groups, device, limit=8):
 
 @torch.no_grad()
 def check_reload(model, ckdir, groups, device):
-    """Reloads the saved checkpoint with stock transformers and compares its logits with the trained model's."""
-    from transformers import LlamaForCausalLM
-    ref = LlamaForCausalLM.from_pretrained(ckdir).float().to(device).eval()
+    """Reloads the saved checkpoint with tinyllama (and with stock transformers when it is installed) and compares
+    its logits with the trained model's."""
     items = next(iter(groups.values()))[:2]
     inp, _, _ = make_batch(items, [0, 1], device)
     model.eval()
-    a = model(input_ids=inp, use_cache=False).logits.float()
-    b = ref(input_ids=inp, use_cache=False).logits.float()
+    a = logits_of(model, inp).float()
     model.train()
-    rel = ((a - b).abs().max() / a.abs().max()).item()
-    agree = (a.argmax(-1) == b.argmax(-1)).float().mean().item()
-    log(f"reload check: max rel logit diff {rel:.4f} (fp32 trained vs bf16 saved), argmax agreement {agree:.4f}")
+    refs = [("tinyllama", tl.load_checkpoint(ckdir).to(device).eval())]
+    try:
+        from transformers import LlamaForCausalLM
+        refs.append(("transformers", LlamaForCausalLM.from_pretrained(ckdir).float().to(device).eval()))
+    except ImportError:
+        pass
+    for name, ref in refs:
+        b = logits_of(ref, inp).float()
+        rel = ((a - b).abs().max() / a.abs().max()).item()
+        agree = (a.argmax(-1) == b.argmax(-1)).float().mean().item()
+        log(f"reload check ({name}): max rel logit diff {rel:.4f} (trained vs bf16 saved), argmax agreement {agree:.4f}")
 
 
 @torch.no_grad()
 def greedy_eval(ckdir, tok, groups, device, batch=32, deadline=None):
-    from transformers import LlamaForCausalLM
-    model, info = LlamaForCausalLM.from_pretrained(ckdir, output_loading_info=True)
-    missing = [k for k in info.get("missing_keys", []) if k != "lm_head.weight"]
-    if missing or info.get("unexpected_keys"):
-        log("LOAD PROBLEM", info)
-    model = model.float().to(device).eval()
+    """Greedy decoding of the held-out items from the saved checkpoint (float32, full attention, tinyllama with
+    left padding masked out), graded like eval/synthetic.Score."""
+    model = tl.load_checkpoint(ckdir).to(device).eval()
     results = []
     for (task, length), items in groups.items():
         max_new = max(len(it[1]) for it in items) + 8
@@ -297,14 +359,20 @@ def greedy_eval(ckdir, tok, groups, device, batch=32, deadline=None):
             chunk = items[s:s + batch]
             L = max(len(it[0]) for it in chunk)
             ids = torch.full((len(chunk), L), EOS_ID, dtype=torch.long)
-            mask = torch.zeros((len(chunk), L), dtype=torch.long)
+            pad = torch.tensor([L - len(it[0]) for it in chunk], dtype=torch.long)
             for i, it in enumerate(chunk):
                 ids[i, L - len(it[0]):] = torch.from_numpy(it[0].astype(np.int64))
-                mask[i, L - len(it[0]):] = 1
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new,
-                                 do_sample=False, eos_token_id=EOS_ID, pad_token_id=EOS_ID)
+            ids, pad = ids.to(device), pad.to(device)
+            done = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+            for _ in range(max_new):
+                nxt = model(ids, pad_left=pad)[:, -1].float().argmax(-1)
+                nxt = torch.where(done, torch.full_like(nxt, EOS_ID), nxt)
+                ids = torch.cat([ids, nxt[:, None]], dim=1)
+                done |= nxt == EOS_ID
+                if bool(done.all()):
+                    break
             for i, it in enumerate(chunk):
-                new = out[i, L:].tolist()
+                new = ids[i, L:].tolist()
                 if EOS_ID in new:
                     new = new[:new.index(EOS_ID)]
                 text = tok.decode(new, skip_special_tokens=False).split("\n")[0]
@@ -363,9 +431,18 @@ def main():
     ap.add_argument("--copy-vocab", type=int, default=0, help="draw copy-task tokens from ids below this (0: all)")
     ap.add_argument("--copy-max-n", type=int, default=256, help="longest repeated span of a copy item")
     ap.add_argument("--copy-max-noise", type=int, default=256, help="longest random prefix of a copy item")
+    ap.add_argument("--copy-phase-seconds", type=float, default=0,
+                    help="pure copy warm-up before the main mix (not counted in --train-seconds); 0: none")
+    ap.add_argument("--copy-phase-vocab", type=int, default=32, help="copy alphabet of the warm-up")
+    ap.add_argument("--copy-phase-max-n", type=int, default=32, help="longest repeated span of the warm-up")
+    ap.add_argument("--copy-phase-max-noise", type=int, default=16, help="longest random prefix of the warm-up")
+    ap.add_argument("--copy-phase-batch-tokens", type=int, default=8192)
+    ap.add_argument("--copy-phase-target", type=float, default=0.5, help="stop the warm-up below this copy loss")
     ap.add_argument("--max-train-len", type=int, default=0, help="drop train buckets longer than this (0: keep all)")
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--warmup", type=float, default=0.03, help="warm-up share of the training time")
+    ap.add_argument("--impl", choices=["own", "hf"], default="own",
+                    help="own: tinyllama.py (default); hf: transformers LlamaForCausalLM built from the config")
     ap.add_argument("--init-from", default="", help="continue from this checkpoint (its tokenizer and weights)")
     ap.add_argument("--curriculum", type=float, default=1.0, help="scales the curriculum phases (0: no curriculum)")
     a = ap.parse_args()
@@ -373,11 +450,11 @@ def main():
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     torch.backends.cuda.matmul.allow_tf32 = True
-    device = "cuda"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     os.makedirs(a.work, exist_ok=True)
     os.makedirs(a.out, exist_ok=True)
     ckdir = os.path.join(a.out, "snaptiny")
-    log("torch", torch.__version__, torch.cuda.get_device_name(0))
+    log("torch", torch.__version__, torch.cuda.get_device_name(0) if device == "cuda" else "cpu", "impl", a.impl)
 
     # 1. tokenizer from a small train-split sample (seed+1000 so it is not the training data itself).
     p = synthgen(a.synthgen, "train", a.seed + 1000, 40, [256, 1024, 3968], 4.0, f"{a.work}/tok.jsonl")
@@ -424,26 +501,35 @@ def main():
     log(f"held-out: {len(eitems)} items (dropped {edropped} over {a.max_pos} tokens)")
 
     # 3. model
-    from transformers import LlamaConfig, LlamaForCausalLM
     cfg = config_dict(a, tok.get_vocab_size())
-    hf_cfg = LlamaConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "dtype")})
-    if a.init_from:
-        model = LlamaForCausalLM.from_pretrained(a.init_from).float().to(device)
+    if a.impl == "own":
+        if a.init_from:
+            model = tl.load_checkpoint(a.init_from).to(device)
+        else:
+            model = tl.TinyLlama(tl.Config(**cfg)).to(device)
         assert model.config.hidden_size == a.hidden and model.config.num_hidden_layers == a.layers, "shape mismatch"
     else:
-        model = LlamaForCausalLM(hf_cfg).to(device)
-    log("attention:", getattr(model.config, "_attn_implementation", "?"), "rope_theta:",
-        getattr(model.config, "rope_theta", None), getattr(model.config, "rope_parameters", None))
-    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr(), "embeddings not tied"
+        from transformers import LlamaConfig, LlamaForCausalLM
+        hf_cfg = LlamaConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "dtype")})
+        if a.init_from:
+            model = LlamaForCausalLM.from_pretrained(a.init_from).float().to(device)
+            assert model.config.hidden_size == a.hidden and model.config.num_hidden_layers == a.layers, "shape mismatch"
+        else:
+            model = LlamaForCausalLM(hf_cfg).to(device)
+        log("attention:", getattr(model.config, "_attn_implementation", "?"), "rope_theta:",
+            getattr(model.config, "rope_theta", None), getattr(model.config, "rope_parameters", None))
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr(), "embeddings not tied"
     nparams = sum(p.numel() for p in model.parameters())
     log(f"model: {nparams / 1e6:.2f}M parameters (tied embeddings)", json.dumps(cfg))
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
+                            lr=a.lr, betas=(0.9, 0.95), eps=1e-8, **({"fused": True} if device == "cuda" else {}))
     maxlens = {L: max(len(i[0]) + len(i[1]) for i in b) for L, b in buckets.items()}
     save_checkpoint(model, cfg, tok, ckdir)
 
+    if a.copy_phase_seconds > 0:
+        copy_phase(model, opt, rng, tok.get_vocab_size(), device, a)
     step, seen, t_start = 0, 0, time.time()
     last_ck, last_log = t_start, t_start
     acc_ans = acc_lm = 0.0
@@ -463,7 +549,7 @@ def main():
                                        a.copy_max_n, a.copy_max_noise)
             for g in opt.param_groups:
                 g["lr"] = lr_at(f, a.lr, a.warmup)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with autocast(device):
                 copy_loss, _, _ = losses(model, inp, tgt, ans)
             opt.zero_grad(set_to_none=True)
             copy_loss.backward()
@@ -484,7 +570,7 @@ def main():
                 continue
             for g in opt.param_groups:
                 g["lr"] = lr_at(f, a.lr, a.warmup)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with autocast(device):
                 d_ans, d_lm, _ = losses(model, inp, tgt, ans)
                 d_loss = d_ans + a.lm_weight * d_lm
             opt.zero_grad(set_to_none=True)
@@ -506,7 +592,7 @@ def main():
         lr = lr_at(f, a.lr, a.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with autocast(device):
             ans_loss, lm_loss, _ = losses(model, inp, tgt, ans)
             loss = ans_loss + a.lm_weight * lm_loss
         opt.zero_grad(set_to_none=True)
@@ -544,9 +630,9 @@ def main():
         print(f"  {t:16s} len {l:5d}  tf_em {v:.3f}", flush=True)
     check_reload(model, ckdir, groups, device)
 
-    # 4. greedy eval from the saved checkpoint with stock transformers
+    # 4. greedy eval from the saved checkpoint (tinyllama, float32)
     results = greedy_eval(ckdir, tok, groups, device, deadline=time.time() + a.eval_seconds)
-    log("held-out greedy accuracy (float32, full attention, stock transformers):")
+    log("held-out greedy accuracy (float32, full attention, tinyllama reload):")
     print(summarize(results), flush=True)
     with open(os.path.join(a.out, "eval.json"), "w") as fo:
         json.dump({"train_seconds": train_time, "steps": step, "tokens": seen, "params": nparams, "config": cfg,
