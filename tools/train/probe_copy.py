@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tinyllama as tl  # noqa: E402
-from train import copy_batch, losses, lr_at  # noqa: E402
+from train import autocast, copy_batch, losses, lr_at  # noqa: E402
 
 
 def main():
@@ -50,8 +50,12 @@ def main():
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1, help="more than 1 thrashes on a shared 2-core box")
     ap.add_argument("--max-seconds", type=float, default=280)
+    ap.add_argument("--target", type=float, default=0.5,
+                    help="PROBE formed when the mean copy loss of the last log interval is below this; exit 3 if not")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
     c = tl.Config(vocab_size=a.vocab, hidden_size=a.hidden, intermediate_size=a.intermediate or 3 * a.hidden,
@@ -66,15 +70,18 @@ def main():
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, a.beta2), eps=1e-8)
-    print(f"params {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k; uniform loss "
+    model.to(device)
+    print(f"device {device}; params {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k; uniform loss "
           f"ln({a.copy_vocab - 1}) = {math.log(a.copy_vocab - 1):.3f}; args {vars(a)}", flush=True)
-    t0, acc, n, first_below = time.time(), 0.0, 0, None
+    t0, acc, n, first_below, last_mean = time.time(), 0.0, 0, None, float("inf")
     for step in range(1, a.steps + 1):
         lr = lr_at((step - 1) / a.steps, a.lr, a.warmup, a.lr_floor)
         for g in opt.param_groups:
             g["lr"] = lr
-        inp, tgt, ans = copy_batch(rng, a.vocab, a.batch_tokens, "cpu", a.copy_vocab, a.copy_max_n, a.copy_max_noise)
-        loss, _, _ = losses(model, inp, tgt, ans)
+        inp, tgt, ans = copy_batch(rng, a.vocab, a.batch_tokens, device, a.copy_vocab, a.copy_max_n,
+                                   a.copy_max_noise)
+        with autocast(device):
+            loss, _, _ = losses(model, inp, tgt, ans)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip if a.clip > 0 else 1e9)
@@ -86,12 +93,18 @@ def main():
         if step % a.log_every == 0 or step == a.steps:
             print(f"step {step:5d} lr {lr:.2e} copy_loss {acc / n:.3f} gnorm {gn.item():.2f} "
                   f"{time.time() - t0:.0f}s", flush=True)
+            last_mean = acc / n
             acc, n = 0.0, 0
         if time.time() - t0 > a.max_seconds:
             print("time limit", flush=True)
             break
-    print(f"RESULT first step with copy loss < half of uniform: {first_below}", flush=True)
+    if n:
+        last_mean = acc / n
+    ok = last_mean < a.target
+    print(f"RESULT first step with copy loss < half of uniform: {first_below}; final mean copy loss {last_mean:.3f}; "
+          f"PROBE {'formed' if ok else 'NOT formed'}", flush=True)
+    return 0 if ok else 3
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
