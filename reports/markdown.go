@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -179,7 +180,12 @@ func mib(n Num) string {
 	if !n.OK() || n == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.1f", float64(n)/(1<<20))
+	v := float64(n) / (1 << 20)
+	if v < 10 {
+		// Small models: keep three significant digits instead of printing 0.0.
+		return strconv.FormatFloat(v, 'g', 3, 64)
+	}
+	return fmt.Sprintf("%.1f", v)
 }
 
 // clean maps values that round to zero onto +0, so that "-0.0" never appears.
