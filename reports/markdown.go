@@ -181,11 +181,14 @@ func mib(n Num) string {
 		return "–"
 	}
 	v := float64(n) / (1 << 20)
-	if v < 10 {
-		// Small models: keep three significant digits instead of printing 0.0.
-		return strconv.FormatFloat(v, 'g', 3, 64)
+	switch {
+	case v >= 1:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 0.1:
+		return fmt.Sprintf("%.2f", v)
+	default: // small models: never print 0.0 for a cache that holds something
+		return fmt.Sprintf("%.2g", v)
 	}
-	return fmt.Sprintf("%.1f", v)
 }
 
 // clean maps values that round to zero onto +0, so that "-0.0" never appears.
