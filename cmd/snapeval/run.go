@@ -178,9 +178,6 @@ func resolveConfig(o *runOptions) (eval.RunConfig, map[string]backends.Endpoint,
 	if cfg.Data, err = mergeKV(cfg.Data, o.Data, "--data"); err != nil {
 		return cfg, nil, err
 	}
-	if cfg.Backend != "cpu" && !set("bench") && o.ConfigFile == "" && len(cfg.Benches) == 0 {
-		return cfg, nil, usageErrorf("--bench is required with --backend %s", cfg.Backend)
-	}
 	if len(cfg.Benches) == 0 {
 		return cfg, nil, usageErrorf("no benchmark chosen (--bench)")
 	}
