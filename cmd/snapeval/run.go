@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -355,7 +356,9 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 		out = filepath.Join("runs", "run-"+time.Now().UTC().Format("20060102-150405"))
 	}
 	runID := eval.RunID(cfg)
-	man := eval.Manifest{RunID: runID, Version: version, Revision: gitRevision(), Config: cfg, Backend: be.Identity(),
+	mcfg := cfg
+	mcfg.BaseURL = redactURL(cfg.BaseURL)
+	man := eval.Manifest{RunID: runID, Version: version, Revision: gitRevision(), Config: mcfg, Backend: be.Identity(),
 		Datasets: datasets, Shard: shard.String()}
 	if s, ok := be.(interface{ Shape() eval.ModelShape }); ok {
 		shape := s.Shape()
@@ -430,6 +433,24 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 			errCount, len(tasks), out)}
 	}
 	return nil
+}
+
+// redactURL drops credentials and the query from a URL before it is written anywhere (the manifest).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if s == "" {
+			return ""
+		}
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	return u.String()
 }
 
 // benchOptions builds a benchmark's options: the shared --bench-opt values and its --data file or directory.

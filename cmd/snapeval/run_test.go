@@ -62,3 +62,17 @@ func TestResolveConfigErrors(t *testing.T) {
 		t.Error("unknown YAML key accepted")
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                 "",
+		"https://api.example.com/v1":       "https://api.example.com/v1",
+		"https://u:sk-secret@host/v1":      "https://REDACTED@host/v1",
+		"http://host/v1?api_key=sk-secret": "http://host/v1?REDACTED",
+		"http://host/v1?api_key=sk-s#frag": "http://host/v1?REDACTED#frag",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
