@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // job is a unit of parallel work over the index range [lo, hi).
@@ -11,36 +12,52 @@ type job interface {
 	run(lo, hi, worker int)
 }
 
-// span wakes a worker with its index.
-type span struct {
-	id int
-}
+// spinFor is how long an idle worker polls for the next job before it parks. A decode step makes a few
+// hundred calls a few tens of microseconds apart, so the workers stay awake through a step and park
+// between steps.
+const spinFor = 200 * time.Microsecond
 
 // Pool is a fixed set of worker goroutines that split a range of work; it allocates nothing per call.
+//
+// A call publishes its job under a new generation number. Idle workers poll for it for spinFor before
+// they park on a channel (a parked worker is woken by the call). A worker joins the job only while the
+// job is still open; the caller drains chunks itself, then closes the job and waits only for the
+// workers that joined and still run a chunk, never for a worker the operating system has not
+// scheduled yet (that worker finds the job closed and skips it).
 type Pool struct {
 	n    int
-	work []chan span
-	wg   sync.WaitGroup
 	mu   sync.Mutex
 	once sync.Once
 	cur  pieces
+	// state is gen<<32 | closed<<31 | active: the current job's generation, whether it still takes
+	// workers, and how many workers run it.
+	state atomic.Uint64
+	stop  atomic.Bool
+	ws    []poolWorker
 }
+
+// poolWorker is a worker's parking place.
+type poolWorker struct {
+	parked atomic.Bool
+	wake   chan struct{}
+	_      [48]byte // keep workers' flags on separate cache lines
+}
+
+const (
+	stClosed = 1 << 31
+	stActive = stClosed - 1
+)
 
 // NewPool starts a pool of n workers (n <= 0 means GOMAXPROCS). The caller's goroutine is worker 0.
 func NewPool(n int) *Pool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	p := &Pool{n: n}
+	p := &Pool{n: n, ws: make([]poolWorker, n)}
+	p.state.Store(stClosed)
 	for i := 1; i < n; i++ {
-		ch := make(chan span, 1)
-		p.work = append(p.work, ch)
-		go func() {
-			for s := range ch {
-				p.cur.drain(s.id)
-				p.wg.Done()
-			}
-		}()
+		p.ws[i].wake = make(chan struct{}, 1)
+		go p.loop(i)
 	}
 	return p
 }
@@ -51,10 +68,73 @@ func (p *Pool) Workers() int { return p.n }
 // Close stops the workers.
 func (p *Pool) Close() {
 	p.once.Do(func() {
-		for _, ch := range p.work {
-			close(ch)
+		p.stop.Store(true)
+		for i := 1; i < p.n; i++ {
+			p.ws[i].parked.Store(false)
+			select {
+			case p.ws[i].wake <- struct{}{}:
+			default:
+			}
 		}
 	})
+}
+
+// loop is worker id's life: wait for a new generation, join it if it is still open, drain chunks.
+func (p *Pool) loop(id int) {
+	w := &p.ws[id]
+	seen := p.state.Load() >> 32
+	for {
+		s := p.waitNew(w, seen)
+		if p.stop.Load() {
+			return
+		}
+		seen = s >> 32
+		if p.tryJoin(s) {
+			p.cur.drain(id)
+			p.state.Add(^uint64(0)) // active--
+		}
+	}
+}
+
+// waitNew returns the state once its generation differs from seen: polling first, then parked.
+func (p *Pool) waitNew(w *poolWorker, seen uint64) uint64 {
+	for {
+		start := time.Now()
+		for i := 0; ; i++ {
+			if s := p.state.Load(); s>>32 != seen || p.stop.Load() {
+				return s
+			}
+			if i&63 == 63 {
+				if time.Since(start) > spinFor {
+					break
+				}
+				runtime.Gosched()
+			}
+		}
+		w.parked.Store(true)
+		if s := p.state.Load(); s>>32 != seen || p.stop.Load() {
+			if !w.parked.CompareAndSwap(true, false) {
+				<-w.wake // a caller saw us parked and sent a wake-up: consume it
+			}
+			return s
+		}
+		<-w.wake
+	}
+}
+
+// tryJoin adds the worker to the job of state s if that job is still the current one and open.
+func (p *Pool) tryJoin(s uint64) bool {
+	for s&stClosed == 0 {
+		if p.state.CompareAndSwap(s, s+1) {
+			return true
+		}
+		n := p.state.Load()
+		if n>>32 != s>>32 {
+			return false
+		}
+		s = n
+	}
+	return false
 }
 
 // parallel runs j over [0,n) in chunks whose boundaries are multiples of align (the last chunk takes the
@@ -81,12 +161,24 @@ func (p *Pool) parallel(j job, n, align int) {
 	chunks := min(units, 4*w)
 	p.cur = pieces{j: j, n: n, align: align, units: units, chunks: int64(chunks)}
 	p.cur.next.Store(0)
-	p.wg.Add(w - 1)
+	gen := p.state.Load()>>32 + 1
+	p.state.Store(gen << 32) // open, no worker yet
 	for i := 1; i < w; i++ {
-		p.work[i-1] <- span{id: i}
+		if p.ws[i].parked.CompareAndSwap(true, false) {
+			p.ws[i].wake <- struct{}{}
+		}
 	}
 	p.cur.drain(0)
-	p.wg.Wait()
+	// Close the job, then wait for the workers that joined to finish their last chunk.
+	s := p.state.Load()
+	for !p.state.CompareAndSwap(s, s|stClosed) {
+		s = p.state.Load()
+	}
+	for i := 0; p.state.Load()&stActive != 0; i++ {
+		if i&63 == 63 {
+			runtime.Gosched()
+		}
+	}
 	p.cur.j = nil
 }
 
@@ -118,7 +210,7 @@ type funcJob func(lo, hi, worker int)
 
 func (f funcJob) run(lo, hi, worker int) { f(lo, hi, worker) }
 
-// For runs fn over [0, n) split into at most Workers() contiguous ranges, one per worker (worker is the
-// worker's index, for per-worker scratch). It returns when every range is done. Unlike the kernels'
+// For runs fn over [0, n) in chunks shared out among the workers (worker is the index of the worker
+// running a chunk, for per-worker scratch). It returns when every chunk is done. Unlike the kernels'
 // internal calls it may allocate (the closure).
 func (p *Pool) For(n int, fn func(lo, hi, worker int)) { p.parallel(funcJob(fn), n, 1) }
