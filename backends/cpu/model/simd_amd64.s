@@ -20,7 +20,7 @@
 	VPSLLD    $16, y, y
 
 // func gemvBF16(x *float32, w *uint16, ldw, k8, rows int, y *float32)
-// y[j] = dot(x[:k8], w[j*ldw:][:k8]) for j < rows (bf16 weights).
+// y[j] = dot(x[:k8], w[j*ldw:][:k8]) for j < rows (bf16 weights); k8 > 0.
 TEXT ·gemvBF16(SB), NOSPLIT, $0-48
 	MOVQ x+0(FP), SI
 	MOVQ w+8(FP), DI
@@ -29,6 +29,67 @@ TEXT ·gemvBF16(SB), NOSPLIT, $0-48
 	MOVQ k8+24(FP), CX
 	MOVQ rows+32(FP), DX
 	MOVQ y+40(FP), R8
+	LEAQ (BX)(BX*2), R9  // 3 rows
+	LEAQ (BX)(BX*4), R10 // 5 rows
+	LEAQ (R9)(BX*4), R11 // 7 rows
+
+// Eight rows at a time: eight independent FMA chains keep both FMA pipes busy (four chains wait on
+// the FMA latency), one pass over x for eight weight rows.
+gv8:
+	CMPQ DX, $8
+	JLT  gv4
+	MOVQ DI, R12
+	MOVQ SI, R13
+	MOVQ CX, R14
+	LEAQ (DI)(BX*8), AX // prefetch the weight rows two blocks ahead
+	LEAQ (AX)(BX*8), AX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+gv8k:
+	PREFETCHT0  (AX)
+	PREFETCHT0  64(AX)
+	ADDQ        $128, AX
+	VMOVUPS     (R13), Y8
+	BF((R12), Y9)
+	VFMADD231PS Y8, Y9, Y0
+	BF((R12)(BX*1), Y10)
+	VFMADD231PS Y8, Y10, Y1
+	BF((R12)(BX*2), Y11)
+	VFMADD231PS Y8, Y11, Y2
+	BF((R12)(R9*1), Y12)
+	VFMADD231PS Y8, Y12, Y3
+	BF((R12)(BX*4), Y13)
+	VFMADD231PS Y8, Y13, Y4
+	BF((R12)(R10*1), Y14)
+	VFMADD231PS Y8, Y14, Y5
+	BF((R12)(R9*2), Y9)
+	VFMADD231PS Y8, Y9, Y6
+	BF((R12)(R11*1), Y10)
+	VFMADD231PS Y8, Y10, Y7
+	ADDQ        $32, R13
+	ADDQ        $16, R12
+	SUBQ        $8, R14
+	JNZ         gv8k
+
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	RED(Y3, X3, 12(R8))
+	RED(Y4, X4, 16(R8))
+	RED(Y5, X5, 20(R8))
+	RED(Y6, X6, 24(R8))
+	RED(Y7, X7, 28(R8))
+	LEAQ (DI)(BX*8), DI
+	ADDQ $32, R8
+	SUBQ $8, DX
+	JMP  gv8
 
 gv4:
 	CMPQ DX, $4
