@@ -52,6 +52,7 @@ type Workspace struct {
 	sbuf                          [][]float32
 	mm                            matmulJob
 	aj                            attnJob
+	units                         []attnUnit
 }
 
 // NewWorkspace returns a workspace that runs kernels on pool.
@@ -239,13 +240,31 @@ func rope(x, cos, sin []float32) {
 	}
 }
 
-// attnJob computes attention for (row, kv head) units.
+// Attention tiles: a dense causal (prefill) segment is attended in tiles of qTile consecutive queries
+// of one KV head over key tiles of kTile keys, aligned to absolute positions, with an online softmax
+// (running max and sum, the output rescaled when the max grows). Each key tile is read once per query
+// tile instead of once per query. A query's result depends only on its position and the cache (the
+// key tiles are fixed by absolute position), not on how the prompt is chunked or batched.
+const (
+	qTile = 16
+	kTile = 64
+)
+
+// attnUnit is a unit of attention work: rows [r0, r0+nr) of one segment and one KV head.
+type attnUnit struct {
+	r0, nr, kvh int32
+}
+
+// attnJob computes attention for its units.
 type attnJob struct {
 	m    *Model
 	l    int
 	segs []Segment
 	ws   *Workspace
 }
+
+// flashOff, set by tests, makes dense segments take the per-query path (the reference of the tiles).
+var flashOff bool
 
 func (w *Workspace) attention(m *Model, l int, segs []Segment, R int) {
 	maxCap := 0
@@ -254,14 +273,46 @@ func (w *Workspace) attention(m *Model, l int, segs []Segment, R int) {
 	}
 	g := m.Cfg.Heads / m.Cfg.KVHeads
 	for i := range w.sbuf {
-		w.sbuf[i] = grow(w.sbuf[i], g*maxCap)
+		w.sbuf[i] = grow(w.sbuf[i], max(g*maxCap, qTile*g*(kTile+2)))
+	}
+	nKV := m.Cfg.KVHeads
+	w.units = w.units[:0]
+	for r := 0; r < R; {
+		seg := &segs[w.rowSeg[r]]
+		n := len(seg.Tokens)
+		tile := 1
+		if seg.Seq.Live == nil && !flashOff {
+			tile = qTile
+		}
+		// Rows of a segment are consecutive: r is its first row.
+		for t := 0; t < n; t += tile {
+			nr := min(tile, n-t)
+			for h := 0; h < nKV; h++ {
+				w.units = append(w.units, attnUnit{r0: int32(r + t), nr: int32(nr), kvh: int32(h)})
+			}
+		}
+		r += n
 	}
 	w.aj = attnJob{m: m, l: l, segs: segs, ws: w}
-	w.pool.parallel(&w.aj, R*m.Cfg.KVHeads, 1)
+	w.pool.parallel(&w.aj, len(w.units), 1)
 	w.aj = attnJob{}
 }
 
 func (a *attnJob) run(lo, hi, worker int) {
+	for _, u := range a.ws.units[lo:hi] {
+		if a.segs[a.ws.rowSeg[u.r0]].Seq.Live == nil && !flashOff {
+			a.tiled(int(u.r0), int(u.nr), int(u.kvh), worker)
+			continue
+		}
+		for r := u.r0; r < u.r0+u.nr; r++ {
+			a.row(int(r), int(u.kvh), worker)
+		}
+	}
+}
+
+// tiled attends rows [r0, r0+nr) (consecutive positions of one dense causal segment) for KV head kvh,
+// key tile by key tile with an online softmax.
+func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 	c := &a.m.Cfg
 	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
 	g := nQ / nKV
@@ -269,45 +320,114 @@ func (a *attnJob) run(lo, hi, worker int) {
 	scale := float32(1 / math.Sqrt(float64(d)))
 	st := nKV * d
 	ws := a.ws
-	for u := lo; u < hi; u++ {
-		r, kvh := u/nKV, u%nKV
-		seq := a.segs[ws.rowSeg[r]].Seq
-		p := ws.rowPos[r]
-		K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
-		n := seq.Cap
-		if seq.Live == nil {
-			n = p + 1
-		}
-		sc := ws.sbuf[worker][:g*n]
-		q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
-		for h := 0; h < g; h++ {
-			dots(q[h*d:(h+1)*d], K, st, n, scale, sc[h*n:(h+1)*n])
-		}
-		if live := seq.Live; live != nil {
-			live = live[:n]
-			for s, lp := range live {
-				if !visible(lp, p) {
-					for h := 0; h < g; h++ {
-						sc[h*n+s] = float32(math.Inf(-1))
+	seq := a.segs[ws.rowSeg[r0]].Seq
+	K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
+	buf := ws.sbuf[worker]
+	sc := buf[:kTile]
+	mx := buf[kTile : kTile+nr*g]         // running max per (row, head)
+	sum := buf[kTile+nr*g : kTile+2*nr*g] // running sum of weights per (row, head)
+	for i := range mx {
+		mx[i] = float32(math.Inf(-1))
+		sum[i] = 0
+	}
+	for i := 0; i < nr; i++ {
+		r := r0 + i
+		clear(ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d])
+	}
+	pLast := ws.rowPos[r0+nr-1]
+	for k0 := 0; k0 <= pLast; k0 += kTile {
+		for i := 0; i < nr; i++ {
+			r := r0 + i
+			p := ws.rowPos[r]
+			if p < k0 {
+				continue
+			}
+			n := min(kTile, p+1-k0)
+			q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
+			out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
+			for h := 0; h < g; h++ {
+				row := sc[:n]
+				dots(q[h*d:(h+1)*d], K[k0*st:], st, n, scale, row)
+				m := row[0]
+				for _, v := range row {
+					m = max(m, v)
+				}
+				j := i*g + h
+				o := out[h*d : (h+1)*d]
+				if m > mx[j] {
+					if sum[j] != 0 {
+						f := expf(mx[j] - m)
+						sum[j] *= f
+						for t := range o {
+							o[t] *= f
+						}
 					}
+					mx[j] = m
+				}
+				sum[j] += expSub(row, mx[j])
+				wsum(o, row, V[k0*st:], st, n)
+			}
+		}
+	}
+	for i := 0; i < nr; i++ {
+		r := r0 + i
+		out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
+		for h := 0; h < g; h++ {
+			inv := 1 / sum[i*g+h]
+			o := out[h*d : (h+1)*d]
+			for t := range o {
+				o[t] *= inv
+			}
+		}
+	}
+}
+
+// row attends one query row r for KV head kvh over its whole visible cache (two passes: scores, then
+// softmax and value sums).
+func (a *attnJob) row(r, kvh, worker int) {
+	c := &a.m.Cfg
+	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
+	g := nQ / nKV
+	qkvDim := (nQ + 2*nKV) * d
+	scale := float32(1 / math.Sqrt(float64(d)))
+	st := nKV * d
+	ws := a.ws
+	seq := a.segs[ws.rowSeg[r]].Seq
+	p := ws.rowPos[r]
+	K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
+	n := seq.Cap
+	if seq.Live == nil {
+		n = p + 1
+	}
+	sc := ws.sbuf[worker][:g*n]
+	q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
+	for h := 0; h < g; h++ {
+		dots(q[h*d:(h+1)*d], K, st, n, scale, sc[h*n:(h+1)*n])
+	}
+	if live := seq.Live; live != nil {
+		live = live[:n]
+		for s, lp := range live {
+			if !visible(lp, p) {
+				for h := 0; h < g; h++ {
+					sc[h*n+s] = float32(math.Inf(-1))
 				}
 			}
 		}
-		out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
-		clear(out)
-		for h := 0; h < g; h++ {
-			row := sc[h*n : (h+1)*n]
-			mx := row[0]
-			for _, v := range row {
-				mx = max(mx, v)
-			}
-			inv := 1 / expSub(row, mx)
-			o := out[h*d : (h+1)*d]
-			// Unnormalised weights (invisible slots have weight 0), normalised once at the end.
-			wsum(o, row, V, st, n)
-			for i := range o {
-				o[i] *= inv
-			}
+	}
+	out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
+	clear(out)
+	for h := 0; h < g; h++ {
+		row := sc[h*n : (h+1)*n]
+		mx := row[0]
+		for _, v := range row {
+			mx = max(mx, v)
+		}
+		inv := 1 / expSub(row, mx)
+		o := out[h*d : (h+1)*d]
+		// Unnormalised weights (invisible slots have weight 0), normalised once at the end.
+		wsum(o, row, V, st, n)
+		for i := range o {
+			o[i] *= inv
 		}
 	}
 }
