@@ -19,7 +19,7 @@ type Record struct {
 	PromptHash string `json:"prompt_hash" parquet:"prompt_hash"`
 	Output     string `json:"output" parquet:"output"`
 	// FirstOutput is the first pass's output when the benchmark asks twice (see Chained); Output is the second.
-	FirstOutput string `json:"first_output,omitempty" parquet:"first_output"`
+	FirstOutput string `json:"first_output" parquet:"first_output"`
 	Extracted   string `json:"extracted" parquet:"extracted"`
 	Correct     bool   `json:"correct" parquet:"correct"`
 	// Score in [0,1] (partial credit for RULER multi-value tasks; 1/0 elsewhere).

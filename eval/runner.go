@@ -29,7 +29,8 @@ type Task struct {
 // Key returns the key of the record this task produces.
 func (t Task) Key() Key { return Key{t.Bench.Name(), t.Item.ID, t.Policy, t.Sample} }
 
-// SampleSeed derives the seed of one sample from the run seed, the benchmark, the item and the sample index.
+// SampleSeed derives the seed of one sample from the run seed, the benchmark, the item and the sample index;
+// it always fits a signed 64-bit integer.
 // The policy is deliberately not an input: the same sample under every policy uses the same seed, so that
 // samples are paired across policies.
 func SampleSeed(runSeed uint64, bench, itemID string, sample int) uint64 {
@@ -38,7 +39,8 @@ func SampleSeed(runSeed uint64, bench, itemID string, sample int) uint64 {
 	h.Write([]byte{0})
 	h.Write([]byte(itemID))
 	x := runSeed ^ h.Sum64() ^ (uint64(sample)+1)*0x9E3779B97F4A7C15
-	return splitmix64(x)
+	// 63 bits: OpenAI-compatible servers read the seed as a signed 64-bit integer.
+	return splitmix64(x) >> 1
 }
 
 func splitmix64(x uint64) uint64 {
