@@ -280,7 +280,7 @@ func (r *Remote) pick(policy string) (*deployment, error) {
 		known = append(known, s)
 	}
 	sort.Strings(known)
-	return nil, fmt.Errorf("%s: policy %q has no endpoint (deployments serve %v; map policies to deployments with policy_endpoints, or set option policy=SPEC)",
+	return nil, fmt.Errorf("%s: policy %q has no endpoint (deployments serve %v; map policies to deployments under endpoints: in the --config YAML, set --backend-opt policy=SPEC to declare what the server runs, or --backend-opt forward_policy=true for a snapeval serve server)",
 		r.flavor.Name, policy, known)
 }
 
