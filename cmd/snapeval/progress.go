@@ -43,7 +43,6 @@ func newProgress(w io.Writer, total, every int, quiet bool) *progress {
 			progressbar.OptionSetElapsedTime(true),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionEnableColorCodes(os.Getenv("NO_COLOR") == ""),
-			progressbar.OptionClearOnFinish(),
 			progressbar.OptionThrottle(100*time.Millisecond),
 		)
 	}

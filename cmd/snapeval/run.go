@@ -94,13 +94,13 @@ Exit codes: 0 complete, 2 usage error, 3 incomplete (error records left, or the 
 	f.IntVar(&o.MaxNew, "max-new", 0, "max new tokens (default: the benchmark's official value)")
 	f.IntVar(&o.Concurrency, "concurrency", 8, "requests in flight on the backend")
 	f.IntVar(&o.GradeConcurrency, "grade-concurrency", 0, "graders running at once (default: number of CPUs)")
-	f.StringVar(&o.Shard, "shard", "", "run only shard i/n of the items (e.g. $JOB_COMPLETION_INDEX/8); merge with `snapeval report DIR...`")
+	f.StringVar(&o.Shard, "shard", "", "run only shard i/n of the items (e.g. $JOB_COMPLETION_INDEX/8); merge the shards with: snapeval report DIR...")
 	f.StringVar(&o.Out, "out", "", "run directory (default: a fresh runs/run-YYYYMMDD-HHMMSS); an existing run directory is resumed")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "no progress output")
 	f.IntVar(&o.LogEvery, "log-every", 25, "when stderr is not a terminal, log one progress line every N records")
 	f.DurationVar(&o.RequestTimeout, "request-timeout", 0, "deadline of one request (0: none)")
 	f.BoolVar(&o.KeepErrors, "keep-errors", false, "on resume, keep error records instead of retrying them")
-	f.StringArrayVar(&o.BenchOpts, "bench-opt", nil, "benchmark option key=value (repeatable), e.g. lengths=1024,2048")
+	f.StringArrayVar(&o.BenchOpts, "bench-opt", nil, "benchmark option key=value, or BENCH.key=value for one benchmark of several (repeatable), e.g. lengths=1024,2048")
 	f.StringArrayVar(&o.BackendOpts, "backend-opt", nil, "backend option key=value (repeatable), e.g. slots=8")
 	f.StringArrayVar(&o.Data, "data", nil, "BENCH=PATH: read a benchmark from a local file or directory instead of its locked dataset (repeatable)")
 	f.BoolVar(&o.NoReport, "no-report", false, "do not write the report when the run ends")
@@ -313,6 +313,9 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 		}
 		b, err := eval.OpenBenchmark(name, bo)
 		if err != nil {
+			if len(cfg.Benches) > 1 {
+				return usageErrorf("%v (with several benchmarks, give an option to one of them as %s.KEY=VALUE)", err, name)
+			}
 			return usageErrorf("%v", err)
 		}
 		if c, ok := b.(io.Closer); ok {
@@ -353,7 +356,7 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 
 	out := o.Out
 	if out == "" {
-		out = filepath.Join("runs", "run-"+time.Now().UTC().Format("20060102-150405"))
+		out = freshRunDir(filepath.Join("runs", "run-"+time.Now().UTC().Format("20060102-150405")))
 	}
 	runID := eval.RunID(cfg)
 	mcfg := cfg
@@ -435,6 +438,36 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 	return nil
 }
 
+// freshRunDir returns base, or base-2, base-3, ... : the first that does not exist yet.
+func freshRunDir(base string) string {
+	dir := base
+	for i := 2; ; i++ {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return dir
+		}
+		dir = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
+// optionsFor selects a benchmark's options: keys written NAME.key go to benchmark NAME only; plain keys go to
+// every benchmark of the run.
+func optionsFor(opts map[string]string, name string) map[string]string {
+	if len(opts) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range opts {
+		if b, key, ok := strings.Cut(k, "."); ok {
+			if b == name {
+				out[key] = v
+			}
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // redactURL drops credentials and the query from a URL before it is written anywhere (the manifest).
 func redactURL(s string) string {
 	u, err := url.Parse(s)
@@ -455,7 +488,7 @@ func redactURL(s string) string {
 
 // benchOptions builds a benchmark's options: the shared --bench-opt values and its --data file or directory.
 func benchOptions(cfg eval.RunConfig, name string) (eval.BenchOptions, error) {
-	bo := eval.BenchOptions{Seed: cfg.Seed, Options: cfg.BenchOpts}
+	bo := eval.BenchOptions{Seed: cfg.Seed, Options: optionsFor(cfg.BenchOpts, name)}
 	if p, ok := cfg.Data[name]; ok {
 		fi, err := os.Stat(p)
 		if err != nil {

@@ -28,7 +28,7 @@ func init() {
 	f.Int("n", 100, "items per task and length")
 	f.String("lengths", "1024", "comma list of prompt lengths in tokens (1k = 1024)")
 	f.String("tasks", "all", "comma list of tasks ("+fmt.Sprint(synthetic.Tasks)+") or all")
-	f.String("split", synthetic.SplitTrain, "split: train (for training) or eval (the items `snapeval run` uses)")
+	f.String("split", synthetic.SplitTrain, "split: train (for training) or eval (the items snapeval run uses)")
 	f.String("out", "-", "output file (- for stdout)")
 	f.String("tokenizer", "", "tokenizer.json that measures prompt lengths (default: a bytes-per-token estimate)")
 	f.Float64("chars-per-token", synthetic.DefaultCharsPerToken, "bytes per token when no --tokenizer is given")
