@@ -79,3 +79,71 @@ func BenchmarkPrefillAttention(b *testing.B) {
 		})
 	}
 }
+
+// TestBlockKernelsMatchSingle checks that dots4x3 and wsum2 give the bits of dots and wsum, on both
+// paths, for head sizes with and without an 8-element tail.
+func TestBlockKernelsMatchSingle(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		for _, d := range []int{5, 16, 37, 64, 72} {
+			st := d + 3
+			q := randVec(4 * (d + 1))
+			k := randVec(3 * st)
+			for i := range k {
+				k[i] *= 0.7
+			}
+			got := make([]float32, 4*5)
+			dots4x3(q, d+1, k, st, d, 0.3, got, 5)
+			for i := 0; i < 4; i++ {
+				want := make([]float32, 3)
+				dots(q[i*(d+1):i*(d+1)+d], k, st, 3, 0.3, want)
+				for s := range want {
+					if got[i*5+s] != want[s] {
+						t.Fatalf("d=%d: dots4x3[%d][%d] = %v, dots %v", d, i, s, got[i*5+s], want[s])
+					}
+				}
+			}
+			const n = 11
+			v := randVec(n * st)
+			p0, p1 := randVec(n), randVec(2 * n)[n:]
+			a0, a1 := randVec(d), randVec(2 * d)[d:]
+			b0, b1 := append([]float32(nil), a0...), append([]float32(nil), a1...)
+			wsum2(a0, a1, p0, p1, v, st, n)
+			wsum(b0, p0, v, st, n)
+			wsum(b1, p1, v, st, n)
+			for i := range a0 {
+				if a0[i] != b0[i] || a1[i] != b1[i] {
+					t.Fatalf("d=%d: wsum2[%d] = %v, %v; wsum %v, %v", d, i, a0[i], a1[i], b0[i], b1[i])
+				}
+			}
+		}
+	})
+}
+
+// TestRowMaxAndSiluMul checks rowMax and siluMul, on both paths, against scalar references.
+func TestRowMaxAndSiluMul(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		for _, n := range []int{1, 7, 8, 9, 64, 131} {
+			x := randVec(n)
+			for i := range x {
+				x[i] = x[i]*9 - float32(i%5)
+			}
+			x[(n*5)/7] = 40
+			want := x[0]
+			for _, v := range x {
+				want = max(want, v)
+			}
+			if got := rowMax(x); got != want {
+				t.Fatalf("n=%d: rowMax = %v, want %v", n, got, want)
+			}
+			u := randVec(n)
+			a := make([]float32, n)
+			siluMul(x, u, a)
+			for i := range a {
+				ref := float64(x[i]) / (1 + math.Exp(-float64(x[i]))) * float64(u[i])
+				if !close32(a[i], float32(ref), 1e-6) {
+					t.Fatalf("n=%d: siluMul[%d] (x=%v) = %v, want %v", n, i, x[i], a[i], ref)
+				}
+			}
+		}
+	})
+}

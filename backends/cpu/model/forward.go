@@ -176,10 +176,7 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 		for r := 0; r < R; r++ {
 			g := ws.gu[r*2*I : r*2*I+I]
 			u := ws.gu[r*2*I+I : (r+1)*2*I]
-			a := ws.act[r*I : (r+1)*I]
-			for k := range a {
-				a[k] = silu(g[k]) * u[k]
-			}
+			siluMul(g, u, ws.act[r*I:(r+1)*I])
 		}
 		ws.matmul(ws.tmp, H, ws.act, R, &L.Down, nil)
 		add(ws.x[:R*H], ws.tmp[:R*H])
@@ -247,7 +244,7 @@ func rope(x, cos, sin []float32) {
 // key tiles are fixed by absolute position), not on how the prompt is chunked or batched.
 const (
 	qTile = 16
-	kTile = 64
+	kTile = 128
 )
 
 // attnUnit is a unit of attention work: rows [r0, r0+nr) of one segment and one KV head.
@@ -273,7 +270,7 @@ func (w *Workspace) attention(m *Model, l int, segs []Segment, R int) {
 	}
 	g := m.Cfg.Heads / m.Cfg.KVHeads
 	for i := range w.sbuf {
-		w.sbuf[i] = grow(w.sbuf[i], max(g*maxCap, qTile*g*(kTile+2)))
+		w.sbuf[i] = grow(w.sbuf[i], max(g*maxCap, qTile*g*(kTile+m.Cfg.HeadDim+2)))
 	}
 	nKV := m.Cfg.KVHeads
 	w.units = w.units[:0]
@@ -311,7 +308,9 @@ func (a *attnJob) run(lo, hi, worker int) {
 }
 
 // tiled attends rows [r0, r0+nr) (consecutive positions of one dense causal segment) for KV head kvh,
-// key tile by key tile with an online softmax.
+// key tile by key tile with an online softmax. The scores of a key tile come four queries by three keys
+// at a time (dots4x3) and the value sums two queries at a time (wsum2); both give the bits of dots and
+// wsum, so a query's result does not depend on which queries share its tile.
 func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 	c := &a.m.Cfg
 	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
@@ -322,62 +321,80 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 	ws := a.ws
 	seq := a.segs[ws.rowSeg[r0]].Seq
 	K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
+	J := nr * g // query vectors j = i*g + h
 	buf := ws.sbuf[worker]
-	sc := buf[:kTile]
-	mx := buf[kTile : kTile+nr*g]         // running max per (row, head)
-	sum := buf[kTile+nr*g : kTile+2*nr*g] // running sum of weights per (row, head)
-	for i := range mx {
-		mx[i] = float32(math.Inf(-1))
-		sum[i] = 0
+	S := buf[:J*kTile]                        // scores of the current key tile, kTile per query
+	Q := buf[J*kTile : J*(kTile+d)]           // the tile's queries, contiguous
+	mx := buf[J*(kTile+d) : J*(kTile+d+1)]    // running max per query
+	sum := buf[J*(kTile+d+1) : J*(kTile+d+2)] // running sum of weights per query
+	out := func(j int) []float32 {
+		o := (r0+j/g)*nQ*d + (kvh*g+j%g)*d
+		return ws.att[o : o+d]
 	}
-	for i := 0; i < nr; i++ {
-		r := r0 + i
-		clear(ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d])
+	for j := 0; j < J; j++ {
+		mx[j] = float32(math.Inf(-1))
+		sum[j] = 0
+		clear(out(j))
+		q := (r0+j/g)*qkvDim + (kvh*g+j%g)*d
+		copy(Q[j*d:(j+1)*d], ws.qkv[q:q+d])
 	}
 	pLast := ws.rowPos[r0+nr-1]
+	i0 := 0
 	for k0 := 0; k0 <= pLast; k0 += kTile {
-		for i := 0; i < nr; i++ {
-			r := r0 + i
-			p := ws.rowPos[r]
-			if p < k0 {
-				continue
+		for ws.rowPos[r0+i0] < k0 {
+			i0++
+		}
+		nAll := min(kTile, pLast+1-k0)
+		Kt, Vt := K[k0*st:], V[k0*st:]
+		j := i0 * g
+		for ; j+4 <= J; j += 4 {
+			s := 0
+			for ; s+3 <= nAll; s += 3 {
+				dots4x3(Q[j*d:], d, Kt[s*st:], st, d, scale, S[j*kTile+s:], kTile)
 			}
-			n := min(kTile, p+1-k0)
-			q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
-			out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
-			for h := 0; h < g; h++ {
-				row := sc[:n]
-				dots(q[h*d:(h+1)*d], K[k0*st:], st, n, scale, row)
-				m := row[0]
-				for _, v := range row {
-					m = max(m, v)
+			if s < nAll {
+				for jj := j; jj < j+4; jj++ {
+					dots(Q[jj*d:(jj+1)*d], Kt[s*st:], st, nAll-s, scale, S[jj*kTile+s:jj*kTile+nAll])
 				}
-				j := i*g + h
-				o := out[h*d : (h+1)*d]
-				if m > mx[j] {
-					if sum[j] != 0 {
-						f := expf(mx[j] - m)
-						sum[j] *= f
-						for t := range o {
-							o[t] *= f
-						}
-					}
-					mx[j] = m
-				}
-				sum[j] += expSub(row, mx[j])
-				wsum(o, row, V[k0*st:], st, n)
 			}
 		}
-	}
-	for i := 0; i < nr; i++ {
-		r := r0 + i
-		out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
-		for h := 0; h < g; h++ {
-			inv := 1 / sum[i*g+h]
-			o := out[h*d : (h+1)*d]
-			for t := range o {
-				o[t] *= inv
+		for ; j < J; j++ {
+			dots(Q[j*d:(j+1)*d], Kt, st, nAll, scale, S[j*kTile:j*kTile+nAll])
+		}
+		// Softmax update of each query over its visible keys of the tile.
+		for j := i0 * g; j < J; j++ {
+			n := min(kTile, ws.rowPos[r0+j/g]+1-k0)
+			row := S[j*kTile : j*kTile+n]
+			m := rowMax(row)
+			if m > mx[j] {
+				if sum[j] != 0 {
+					f := expf(mx[j] - m)
+					sum[j] *= f
+					o := out(j)
+					for t := range o {
+						o[t] *= f
+					}
+				}
+				mx[j] = m
 			}
+			sum[j] += expSub(row, mx[j])
+		}
+		for j := i0 * g; j < J; {
+			n := min(kTile, ws.rowPos[r0+j/g]+1-k0)
+			if j+1 < J && min(kTile, ws.rowPos[r0+(j+1)/g]+1-k0) == n {
+				wsum2(out(j), out(j+1), S[j*kTile:j*kTile+n], S[(j+1)*kTile:(j+1)*kTile+n], Vt, st, n)
+				j += 2
+				continue
+			}
+			wsum(out(j), S[j*kTile:j*kTile+n], Vt, st, n)
+			j++
+		}
+	}
+	for j := 0; j < J; j++ {
+		inv := 1 / sum[j]
+		o := out(j)
+		for t := range o {
+			o[t] *= inv
 		}
 	}
 }

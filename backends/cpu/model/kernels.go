@@ -111,6 +111,17 @@ func expSubGo(row []float32, mx float32) float32 {
 	return red8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
 }
 
+func dots4x3Go(q []float32, ldq int, k []float32, ldk, d8 int, scale float32, out []float32, ldo int) {
+	for i := 0; i < 4; i++ {
+		dotsGo(q[i*ldq:], k, ldk, 3, d8, scale, out[i*ldo:])
+	}
+}
+
+func wsum2Go(out0, out1, p0, p1, v []float32, stride, n, d8 int) {
+	wsumGo(out0, p0, v, stride, n, d8)
+	wsumGo(out1, p1, v, stride, n, d8)
+}
+
 // gemv computes y[j] = x . w[j*ldw:][:cols] for j < rows (bf16 weights, cols = len(x)).
 func gemv(x []float32, w []uint16, ldw, rows int, y []float32) {
 	if rows <= 0 {
@@ -206,6 +217,107 @@ func wsum(out, p, v []float32, stride, n int) {
 		}
 		out[i] = t
 	}
+}
+
+// dots4x3 writes out[i*ldo+s] = (q[i*ldq:][:d] . k[s*ldk:][:d]) * scale for i < 4 and s < 3: the
+// results of dots for four queries and three keys, bit for bit, with the keys loaded once.
+func dots4x3(q []float32, ldq int, k []float32, ldk, d int, scale float32, out []float32, ldo int) {
+	d8 := d &^ 7
+	_ = q[3*ldq+d-1]
+	_ = k[2*ldk+d-1]
+	_ = out[3*ldo+2]
+	if d8 > 0 {
+		if simdOn {
+			dots4x3F32(&q[0], ldq, &k[0], ldk, d8, scale, &out[0], ldo)
+		} else {
+			dots4x3Go(q, ldq, k, ldk, d8, scale, out, ldo)
+		}
+	} else {
+		for i := 0; i < 4; i++ {
+			clear(out[i*ldo : i*ldo+3])
+		}
+	}
+	if d8 < d {
+		for i := 0; i < 4; i++ {
+			for s := 0; s < 3; s++ {
+				qs, ks := q[i*ldq:i*ldq+d], k[s*ldk:s*ldk+d]
+				t := out[i*ldo+s]
+				for j := d8; j < d; j++ {
+					t += qs[j] * ks[j] * scale
+				}
+				out[i*ldo+s] = t
+			}
+		}
+	}
+}
+
+// wsum2 is wsum for two outputs over the same values (bit for bit), reading each value row once.
+func wsum2(out0, out1, p0, p1, v []float32, stride, n int) {
+	if n <= 0 {
+		return
+	}
+	d := len(out0)
+	d8 := d &^ 7
+	_ = out1[d-1]
+	_ = v[(n-1)*stride+d-1]
+	_ = p0[n-1]
+	_ = p1[n-1]
+	if d8 > 0 {
+		if simdOn {
+			wsum2F32(&out0[0], &out1[0], &p0[0], &p1[0], &v[0], stride, n, d8)
+		} else {
+			wsum2Go(out0, out1, p0, p1, v, stride, n, d8)
+		}
+	}
+	for i := d8; i < d; i++ {
+		t0, t1 := out0[i], out1[i]
+		for s := 0; s < n; s++ {
+			t0 += p0[s] * v[s*stride+i]
+			t1 += p1[s] * v[s*stride+i]
+		}
+		out0[i], out1[i] = t0, t1
+	}
+}
+
+func maxGo(row []float32) float32 {
+	m := row[0]
+	for _, v := range row {
+		m = max(m, v)
+	}
+	return m
+}
+
+func siluMulGo(g, u, a []float32) {
+	u, a = u[:len(g)], a[:len(g)]
+	for k, x := range g {
+		a[k] = silu(x) * u[k]
+	}
+}
+
+// rowMax is the largest of row (len(row) > 0, finite values).
+func rowMax(row []float32) float32 {
+	n8 := len(row) &^ 7
+	if n8 == 0 || !simdOn {
+		return maxGo(row)
+	}
+	m := maxF32(&row[0], n8)
+	for _, v := range row[n8:] {
+		m = max(m, v)
+	}
+	return m
+}
+
+// siluMul writes a[k] = silu(g[k]) * u[k] (the SwiGLU activation).
+func siluMul(g, u, a []float32) {
+	n := len(g)
+	u, a = u[:n], a[:n]
+	n8 := n &^ 7
+	if n8 > 0 && simdOn {
+		siluMulF32(&g[0], &u[0], &a[0], n8)
+	} else {
+		n8 = 0
+	}
+	siluMulGo(g[n8:], u[n8:], a[n8:])
 }
 
 // expSub replaces row[i] by expf(row[i]-mx) and returns their sum.

@@ -16,11 +16,11 @@ var haveSIMD = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 var simdOn = haveSIMD && os.Getenv("SNAPEVAL_CPU_GENERIC") == ""
 
 // expTab holds the constants of expSubF32, one 8-lane vector each (the layout is fixed by the assembly).
-var expTab [12][8]float32
+var expTab [13][8]float32
 
 func init() {
 	vals := []float32{-87, 1.4426950408889634, 0.5, 0.693145751953125, 1.428606765330187e-06,
-		1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1, math.Float32frombits(127)}
+		1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1, math.Float32frombits(127), float32(math.Copysign(0, -1))}
 	for i, v := range vals {
 		for l := range expTab[i] {
 			expTab[i][l] = v
@@ -42,3 +42,15 @@ func wsumF32(out, p, v *float32, stride, n, d8 int)
 
 //go:noescape
 func expSubF32(row *float32, n8 int, mx float32) float32
+
+//go:noescape
+func dots4x3F32(q *float32, ldq int, k *float32, ldk, d8 int, scale float32, out *float32, ldo int)
+
+//go:noescape
+func wsum2F32(out0, out1, p0, p1, v *float32, stride, n, d8 int)
+
+//go:noescape
+func maxF32(row *float32, n8 int) float32
+
+//go:noescape
+func siluMulF32(gate, u, a *float32, n8 int)

@@ -424,3 +424,264 @@ exr:
 	VMOVSS       X5, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func dots4x3F32(q *float32, ldq int, k *float32, ldk, d8 int, scale float32, out *float32, ldo int)
+// out[i*ldo+s] = dot(q[i*ldq:][:d8], k[s*ldk:][:d8]) * scale for i < 4, s < 3 (the order of dotsF32).
+TEXT ·dots4x3F32(SB), NOSPLIT, $0-64
+	MOVQ q+0(FP), R10
+	MOVQ ldq+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	MOVQ k+16(FP), DI
+	MOVQ ldk+24(FP), BX
+	SHLQ $2, BX
+	LEAQ (DI)(BX*1), R14
+	LEAQ (R14)(BX*1), R9
+	MOVQ d8+32(FP), CX
+	MOVQ out+48(FP), R8
+	MOVQ ldo+56(FP), DX
+	SHLQ $2, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   AX, AX
+
+dqk:
+	CMPQ        AX, CX
+	JGE         dqr
+	VMOVUPS     (DI)(AX*4), Y12
+	VMOVUPS     (R14)(AX*4), Y13
+	VMOVUPS     (R9)(AX*4), Y14
+	VMOVUPS     (R10)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VMOVUPS     (R11)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VMOVUPS     (R12)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS     (R13)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y9
+	VFMADD231PS Y15, Y13, Y10
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ        $8, AX
+	JMP         dqk
+
+dqr:
+	VBROADCASTSS scale+40(FP), Y12
+	VMULPS Y12, Y0, Y0
+	VMULPS Y12, Y1, Y1
+	VMULPS Y12, Y2, Y2
+	VMULPS Y12, Y3, Y3
+	VMULPS Y12, Y4, Y4
+	VMULPS Y12, Y5, Y5
+	VMULPS Y12, Y6, Y6
+	VMULPS Y12, Y7, Y7
+	VMULPS Y12, Y8, Y8
+	VMULPS Y12, Y9, Y9
+	VMULPS Y12, Y10, Y10
+	VMULPS Y12, Y11, Y11
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	ADDQ DX, R8
+	RED(Y3, X3, 0(R8))
+	RED(Y4, X4, 4(R8))
+	RED(Y5, X5, 8(R8))
+	ADDQ DX, R8
+	RED(Y6, X6, 0(R8))
+	RED(Y7, X7, 4(R8))
+	RED(Y8, X8, 8(R8))
+	ADDQ DX, R8
+	RED(Y9, X9, 0(R8))
+	RED(Y10, X10, 4(R8))
+	RED(Y11, X11, 8(R8))
+	VZEROUPPER
+	RET
+
+// func wsum2F32(out0, out1, p0, p1, v *float32, stride, n, d8 int)
+// outA[i] += sum over s < n (in order) of pA[s]*v[s*stride+i] for i < d8 and A = 0, 1 (the order of wsumF32).
+TEXT ·wsum2F32(SB), NOSPLIT, $0-64
+	MOVQ out0+0(FP), R8
+	MOVQ out1+8(FP), R9
+	MOVQ p0+16(FP), SI
+	MOVQ p1+24(FP), R11
+	MOVQ v+32(FP), DI
+	MOVQ stride+40(FP), BX
+	SHLQ $2, BX
+	MOVQ n+48(FP), DX
+	MOVQ d8+56(FP), CX
+
+w2_32:
+	CMPQ    CX, $32
+	JLT     w2_8
+	VMOVUPS 0(R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 0(R9), Y4
+	VMOVUPS 32(R9), Y5
+	VMOVUPS 64(R9), Y6
+	VMOVUPS 96(R9), Y7
+	MOVQ    DI, R10
+	XORQ    AX, AX
+
+w2_32s:
+	CMPQ         AX, DX
+	JGE          w2_32e
+	VMOVUPS      0(R10), Y8
+	VMOVUPS      32(R10), Y9
+	VMOVUPS      64(R10), Y10
+	VMOVUPS      96(R10), Y11
+	VBROADCASTSS (SI)(AX*4), Y12
+	VBROADCASTSS (R11)(AX*4), Y13
+	VFMADD231PS  Y8, Y12, Y0
+	VFMADD231PS  Y9, Y12, Y1
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VFMADD231PS  Y8, Y13, Y4
+	VFMADD231PS  Y9, Y13, Y5
+	VFMADD231PS  Y10, Y13, Y6
+	VFMADD231PS  Y11, Y13, Y7
+	ADDQ         BX, R10
+	INCQ         AX
+	JMP          w2_32s
+
+w2_32e:
+	VMOVUPS Y0, 0(R8)
+	VMOVUPS Y1, 32(R8)
+	VMOVUPS Y2, 64(R8)
+	VMOVUPS Y3, 96(R8)
+	VMOVUPS Y4, 0(R9)
+	VMOVUPS Y5, 32(R9)
+	VMOVUPS Y6, 64(R9)
+	VMOVUPS Y7, 96(R9)
+	ADDQ    $128, R8
+	ADDQ    $128, R9
+	ADDQ    $128, DI
+	SUBQ    $32, CX
+	JMP     w2_32
+
+w2_8:
+	CMPQ    CX, $8
+	JLT     w2done
+	VMOVUPS 0(R8), Y0
+	VMOVUPS 0(R9), Y4
+	MOVQ    DI, R10
+	XORQ    AX, AX
+
+w2_8s:
+	CMPQ         AX, DX
+	JGE          w2_8e
+	VMOVUPS      0(R10), Y8
+	VBROADCASTSS (SI)(AX*4), Y12
+	VBROADCASTSS (R11)(AX*4), Y13
+	VFMADD231PS  Y8, Y12, Y0
+	VFMADD231PS  Y8, Y13, Y4
+	ADDQ         BX, R10
+	INCQ         AX
+	JMP          w2_8s
+
+w2_8e:
+	VMOVUPS Y0, 0(R8)
+	VMOVUPS Y4, 0(R9)
+	ADDQ    $32, R8
+	ADDQ    $32, R9
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JMP     w2_8
+
+w2done:
+	VZEROUPPER
+	RET
+
+// func maxF32(row *float32, n8 int) float32
+// The largest of row[:n8] (n8 > 0, a multiple of 8; finite values).
+TEXT ·maxF32(SB), NOSPLIT, $0-20
+	MOVQ    row+0(FP), SI
+	MOVQ    n8+8(FP), CX
+	VMOVUPS (SI), Y0
+	MOVQ    $8, AX
+
+mxk:
+	CMPQ   AX, CX
+	JGE    mxr
+	VMAXPS (SI)(AX*4), Y0, Y0
+	ADDQ   $8, AX
+	JMP    mxk
+
+mxr:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4E, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xB1, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSS       X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func siluMulF32(gate, u, a *float32, n8 int)
+// a[i] = silu(gate[i]) * u[i] for i < n8, silu(x) = x/(1+e) (x >= 0) or x*e/(1+e) (x < 0) with e = expf(-|x|),
+// expf as in expSubF32.
+TEXT ·siluMulF32(SB), NOSPLIT, $0-32
+	MOVQ gate+0(FP), SI
+	MOVQ u+8(FP), DI
+	MOVQ a+16(FP), DX
+	MOVQ n8+24(FP), CX
+	XORQ AX, AX
+	VXORPS Y10, Y10, Y10
+
+slk:
+	CMPQ         AX, CX
+	JGE          sldone
+	VMOVUPS      (SI)(AX*4), Y0
+	VORPS        ·expTab+384(SB), Y0, Y1 // y = -|x|
+	VCMPPS       $13, ·expTab+0(SB), Y1, Y9
+	VMULPS       ·expTab+32(SB), Y1, Y2
+	VADDPS       ·expTab+64(SB), Y2, Y2
+	VROUNDPS     $9, Y2, Y2
+	VMOVAPS      Y1, Y4
+	VFNMADD231PS ·expTab+96(SB), Y2, Y4
+	VFNMADD231PS ·expTab+128(SB), Y2, Y4
+	VMOVUPS      ·expTab+160(SB), Y3
+	VFMADD213PS  ·expTab+192(SB), Y4, Y3
+	VFMADD213PS  ·expTab+224(SB), Y4, Y3
+	VFMADD213PS  ·expTab+256(SB), Y4, Y3
+	VFMADD213PS  ·expTab+288(SB), Y4, Y3
+	VFMADD213PS  ·expTab+64(SB), Y4, Y3
+	VFMADD213PS  ·expTab+320(SB), Y4, Y3
+	VFMADD213PS  ·expTab+320(SB), Y4, Y3
+	VCVTPS2DQ    Y2, Y5
+	VPADDD       ·expTab+352(SB), Y5, Y5
+	VPSLLD       $23, Y5, Y5
+	VMULPS       Y5, Y3, Y3
+	VANDPS       Y9, Y3, Y3              // e
+	VMULPS       Y3, Y0, Y6              // x*e
+	VCMPPS       $13, Y10, Y0, Y8        // x >= 0
+	VBLENDVPS    Y8, Y0, Y6, Y6          // x >= 0 ? x : x*e
+	VADDPS       ·expTab+320(SB), Y3, Y7 // 1+e
+	VDIVPS       Y7, Y6, Y6
+	VMULPS       (DI)(AX*4), Y6, Y6
+	VMOVUPS      Y6, (DX)(AX*4)
+	ADDQ         $8, AX
+	JMP          slk
+
+sldone:
+	VZEROUPPER
+	RET

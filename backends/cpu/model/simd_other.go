@@ -43,3 +43,21 @@ func wsumF32(out, p, v *float32, stride, n, d8 int) {
 func expSubF32(row *float32, n8 int, mx float32) float32 {
 	return expSubGo(unsafe.Slice(row, n8), mx)
 }
+
+func dots4x3F32(q *float32, ldq int, k *float32, ldk, d8 int, scale float32, out *float32, ldo int) {
+	dots4x3Go(unsafe.Slice(q, 3*ldq+d8), ldq, unsafe.Slice(k, 2*ldk+d8), ldk, d8, scale, unsafe.Slice(out, 3*ldo+3), ldo)
+}
+
+func wsum2F32(out0, out1, p0, p1, v *float32, stride, n, d8 int) {
+	m := 0
+	if n > 0 {
+		m = (n-1)*stride + d8
+	}
+	wsum2Go(unsafe.Slice(out0, d8), unsafe.Slice(out1, d8), unsafe.Slice(p0, n), unsafe.Slice(p1, n), unsafe.Slice(v, m), stride, n, d8)
+}
+
+func maxF32(row *float32, n8 int) float32 { return maxGo(unsafe.Slice(row, n8)) }
+
+func siluMulF32(g, u, a *float32, n8 int) {
+	siluMulGo(unsafe.Slice(g, n8), unsafe.Slice(u, n8), unsafe.Slice(a, n8))
+}
