@@ -250,6 +250,7 @@ const (
 // attnUnit is a unit of attention work: rows [r0, r0+nr) of one segment and one KV head.
 type attnUnit struct {
 	r0, nr, kvh int32
+	h0, h1      int16 // query heads [h0, h1) of the KV head's group (per-query units only)
 }
 
 // attnJob computes attention for its units.
@@ -281,11 +282,19 @@ func (w *Workspace) attention(m *Model, l int, segs []Segment, R int) {
 		if seg.Seq.Live == nil && !flashOff {
 			tile = qTile
 		}
+		// Few per-query units (a small decode batch) are split by query head so that every worker has
+		// work; each head's result is the same either way.
+		hs := g
+		if tile == 1 && R*nKV < 4*w.pool.Workers() {
+			hs = 1
+		}
 		// Rows of a segment are consecutive: r is its first row.
 		for t := 0; t < n; t += tile {
 			nr := min(tile, n-t)
 			for h := 0; h < nKV; h++ {
-				w.units = append(w.units, attnUnit{r0: int32(r + t), nr: int32(nr), kvh: int32(h)})
+				for h0 := 0; h0 < g; h0 += hs {
+					w.units = append(w.units, attnUnit{r0: int32(r + t), nr: int32(nr), kvh: int32(h), h0: int16(h0), h1: int16(h0 + hs)})
+				}
 			}
 		}
 		r += n
@@ -302,7 +311,7 @@ func (a *attnJob) run(lo, hi, worker int) {
 			continue
 		}
 		for r := u.r0; r < u.r0+u.nr; r++ {
-			a.row(int(r), int(u.kvh), worker)
+			a.row(int(r), int(u.kvh), int(u.h0), int(u.h1), worker)
 		}
 	}
 }
@@ -399,9 +408,9 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 	}
 }
 
-// row attends one query row r for KV head kvh over its whole visible cache (two passes: scores, then
+// row attends one query row r for the query heads [h0, h1) of KV head kvh over its whole visible cache (two passes: scores, then
 // softmax and value sums).
-func (a *attnJob) row(r, kvh, worker int) {
+func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 	c := &a.m.Cfg
 	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
 	g := nQ / nKV
@@ -418,22 +427,22 @@ func (a *attnJob) row(r, kvh, worker int) {
 	}
 	sc := ws.sbuf[worker][:g*n]
 	q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
-	for h := 0; h < g; h++ {
+	for h := h0; h < h1; h++ {
 		dots(q[h*d:(h+1)*d], K, st, n, scale, sc[h*n:(h+1)*n])
 	}
 	if live := seq.Live; live != nil {
 		live = live[:n]
 		for s, lp := range live {
 			if !visible(lp, p) {
-				for h := 0; h < g; h++ {
+				for h := h0; h < h1; h++ {
 					sc[h*n+s] = float32(math.Inf(-1))
 				}
 			}
 		}
 	}
 	out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
-	clear(out)
-	for h := 0; h < g; h++ {
+	clear(out[h0*d : h1*d])
+	for h := h0; h < h1; h++ {
 		row := sc[h*n : (h+1)*n]
 		mx := row[0]
 		for _, v := range row {
