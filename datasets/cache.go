@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	snapeval "github.com/snapeval/snapeval"
 	"io"
 	"os"
 	"path/filepath"
@@ -361,4 +362,18 @@ func copyFile(src, dest string) error {
 		return err
 	}
 	return os.Rename(tmp, dest)
+}
+
+// DefaultLock loads the datasets.lock that FindLock locates, or else the one embedded in the binary. The second
+// result names where it came from.
+func DefaultLock() (*Lock, string, error) {
+	if p, err := FindLock(); err == nil {
+		l, err := LoadLock(p)
+		return l, p, err
+	}
+	l, err := ParseLock(snapeval.DatasetsLock)
+	if err != nil {
+		return nil, "", fmt.Errorf("embedded datasets.lock: %w", err)
+	}
+	return l, "datasets.lock (embedded)", nil
 }

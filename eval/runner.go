@@ -389,8 +389,9 @@ func RunID(cfg RunConfig) string {
 		Seed                    uint64
 		Temperature, TopP       *float64
 		BenchOpts, Data         map[string]string
+		Tokenizer               string
 	}{cfg.Benches, cfg.Policies, cfg.Backend, cfg.Model, cfg.BaseURL, cfg.Samples, cfg.Limit, cfg.MaxNew, cfg.Seed,
-		cfg.Temperature, cfg.TopP, cfg.BenchOpts, cfg.Data}
+		cfg.Temperature, cfg.TopP, cfg.BenchOpts, cfg.Data, cfg.Tokenizer}
 	b, _ := json.Marshal(id)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:6])

@@ -182,6 +182,8 @@ type RunConfig struct {
 	MaxNew      int               `json:"max_new,omitempty" yaml:"max_new"`
 	Concurrency int               `json:"concurrency" yaml:"concurrency"`
 	BenchOpts   map[string]string `json:"bench_options,omitempty" yaml:"bench_options"`
+	// Tokenizer is a tokenizer.json for benchmarks that size prompts in tokens when the backend has none.
+	Tokenizer string `json:"tokenizer,omitempty" yaml:"tokenizer"`
 	// Data maps a benchmark to a local file or directory that replaces its locked dataset.
 	Data        map[string]string `json:"data,omitempty" yaml:"data"`
 	BackendOpts map[string]string `json:"backend_options,omitempty" yaml:"backend_options"`

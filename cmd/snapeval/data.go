@@ -21,14 +21,11 @@ type dataOptions struct {
 }
 
 func (o *dataOptions) lock() (*datasets.Lock, error) {
-	p := o.Lock
-	if p == "" {
-		var err error
-		if p, err = datasets.FindLock(); err != nil {
-			return nil, usageErrorf("%v", err)
-		}
+	if o.Lock == "" {
+		l, _, err := datasets.DefaultLock()
+		return l, err
 	}
-	return datasets.LoadLock(p)
+	return datasets.LoadLock(o.Lock)
 }
 
 func (o *dataOptions) cache() string {

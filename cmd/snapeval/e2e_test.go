@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"github.com/parquet-go/parquet-go"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,5 +196,102 @@ func TestOfficialBenchmarksEndToEnd(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, "records.jsonl"))
 	if n := strings.Count(string(data), "\n"); n != (6+3)*3*2 {
 		t.Errorf("%d records, want (6+3 items) x 3 policies x 2 samples = 54", n)
+	}
+}
+
+// TestRunRefusesCachedDataThatMismatchesTheLock plants a valid but different AIME file in the dataset cache:
+// the run must stop with a usage error before any request, never evaluate other data than the lock pins.
+func TestRunRefusesCachedDataThatMismatchesTheLock(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	cache := t.TempDir()
+	type row struct {
+		ID       string `parquet:"ID"`
+		Problem  string `parquet:"Problem"`
+		Solution string `parquet:"Solution"`
+		Answer   string `parquet:"Answer"`
+	}
+	if err := os.MkdirAll(filepath.Join(cache, "aime24"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := parquet.WriteFile(filepath.Join(cache, "aime24", "aime_2024_problems.parquet"),
+		[]row{{ID: "2024-I-1", Problem: "What is 1+1?", Solution: "", Answer: "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := cli(t, "run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--backend-opt", "chat_style=chatml",
+		"--bench", "aime24", "--max-new", "2", "--samples", "1", "--quiet", "--out", filepath.Join(t.TempDir(), "r"))
+	cmd.Env = append(cmd.Env, "SNAPEVAL_CACHE="+cache)
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(out), "does not match datasets.lock") {
+		t.Fatalf("tampered cache: %v\n%s", err, out)
+	}
+}
+
+// TestRunThroughServeMatchesDirect serves the embedded model with `snapeval serve`, runs the suite through the
+// openai backend against it, and checks every record's output, verdict and prompt size equal the direct CPU run's.
+func TestRunThroughServeMatchesDirect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	srv := cli(t, "serve", "--model", "snaptiny", "--addr", addr)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Signal(os.Interrupt); srv.Wait() }()
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatal("serve did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	common := []string{"--bench-opt", "n=1", "--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single,cwe", "--quiet", "--no-report"}
+	direct := filepath.Join(t.TempDir(), "direct")
+	if out, err := cli(t, append([]string{"run", "--out", direct}, common...)...).CombinedOutput(); err != nil {
+		t.Fatalf("direct: %v\n%s", err, out)
+	}
+	via := filepath.Join(t.TempDir(), "via")
+	if out, err := cli(t, append([]string{"run", "--out", via, "--backend", "openai", "--base-url", "http://" + addr + "/v1",
+		"--model", "snaptiny", "--backend-opt", "forward_policy=true", "--tokenizer", "../../models/snaptiny/tokenizer.json"},
+		common...)...).CombinedOutput(); err != nil {
+		t.Fatalf("through serve: %v\n%s", err, out)
+	}
+	key := func(dir string) map[string]string {
+		m := map[string]string{}
+		data, _ := os.ReadFile(filepath.Join(dir, "records.jsonl"))
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var r struct {
+				ItemID       string `json:"item_id"`
+				Policy       string `json:"policy"`
+				Output       string `json:"output"`
+				Verdict      string `json:"verdict"`
+				ErrorKind    string `json:"error_kind"`
+				PromptTokens int    `json:"prompt_tokens"`
+				Correct      bool   `json:"correct"`
+			}
+			json.Unmarshal([]byte(line), &r)
+			m[r.ItemID+"|"+r.Policy] = fmt.Sprintf("%q %v %s %d %s", r.Output, r.Correct, r.Verdict, r.PromptTokens, r.ErrorKind)
+		}
+		return m
+	}
+	a, b := key(direct), key(via)
+	if len(a) != 12 || len(b) != len(a) {
+		t.Fatalf("%d direct records, %d through serve; want 12 each", len(a), len(b))
+	}
+	for k, v := range a {
+		if b[k] != v {
+			t.Errorf("%s: direct %s, through serve %s", k, v, b[k])
+		}
 	}
 }

@@ -18,8 +18,11 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/snapeval/snapeval/backends"
+	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
 	"github.com/snapeval/snapeval/compress"
+	"github.com/snapeval/snapeval/datasets"
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/hub"
 )
 
 // runOptions are the flags of `snapeval run`.
@@ -47,6 +50,7 @@ type runOptions struct {
 	BenchOpts        []string
 	BackendOpts      []string
 	Data             []string
+	Tokenizer        string
 	NoReport         bool
 
 	// set reports which flags the user gave (flags override the config file).
@@ -103,6 +107,7 @@ Exit codes: 0 complete, 2 usage error, 3 incomplete (error records left, or the 
 	f.StringArrayVar(&o.BenchOpts, "bench-opt", nil, "benchmark option key=value, or BENCH.key=value for one benchmark of several (repeatable), e.g. lengths=1024,2048")
 	f.StringArrayVar(&o.BackendOpts, "backend-opt", nil, "backend option key=value (repeatable), e.g. slots=8")
 	f.StringArrayVar(&o.Data, "data", nil, "BENCH=PATH: read a benchmark from a local file or directory instead of its locked dataset (repeatable)")
+	f.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer.json of the served model, for benchmarks that size or truncate prompts in tokens (remote backends have none of their own)")
 	f.BoolVar(&o.NoReport, "no-report", false, "do not write the report when the run ends")
 	rootCmd.AddCommand(cmd)
 }
@@ -162,6 +167,9 @@ func resolveConfig(o *runOptions) (eval.RunConfig, map[string]backends.Endpoint,
 	if set("top-p") {
 		p := o.TopP
 		cfg.TopP = &p
+	}
+	if set("tokenizer") {
+		cfg.Tokenizer = o.Tokenizer
 	}
 	if set("max-new") {
 		cfg.MaxNew = o.MaxNew
@@ -239,6 +247,9 @@ func mergeConfig(dst *eval.RunConfig, src eval.RunConfig) {
 	if src.Data != nil {
 		dst.Data = src.Data
 	}
+	if src.Tokenizer != "" {
+		dst.Tokenizer = src.Tokenizer
+	}
 }
 
 func mergeKV(base map[string]string, kvs []string, flag string) (map[string]string, error) {
@@ -304,8 +315,16 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 		}
 	}
 
+	tok := be.Tokenizer()
+	if cfg.Tokenizer != "" {
+		t, err := tokenizer.Load(cfg.Tokenizer)
+		if err != nil {
+			return usageErrorf("--tokenizer: %v", err)
+		}
+		tok = t
+	}
 	var loadedB []eval.LoadedBench
-	var datasets []eval.DatasetIdentity
+	var dsIDs []eval.DatasetIdentity
 	for _, name := range cfg.Benches {
 		bo, err := benchOptions(cfg, name)
 		if err != nil {
@@ -321,7 +340,10 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 		if c, ok := b.(io.Closer); ok {
 			defer c.Close()
 		}
-		items, err := b.Items(ctx, be.Tokenizer())
+		items, err := b.Items(ctx, tok)
+		if errors.Is(err, os.ErrNotExist) {
+			return usageErrorf("loading %s: %v (download it with `snapeval data pull %s`, or pass --data %s=PATH)", name, err, name, name)
+		}
 		if err != nil {
 			return fmt.Errorf("loading %s: %w", name, err)
 		}
@@ -329,11 +351,12 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 			items = items[:cfg.Limit]
 		}
 		loadedB = append(loadedB, eval.LoadedBench{Bench: b, Items: items})
-		if di, ok := b.(eval.DatasetIdentifier); ok {
-			datasets = append(datasets, di.Dataset())
-		} else {
-			datasets = append(datasets, eval.DatasetIdentity{Bench: name, Source: "generated", Items: len(items)})
+		_, fromData := cfg.Data[name]
+		id, err := datasetIdentity(name, b, len(items), fromData, stderr)
+		if err != nil {
+			return err
 		}
+		dsIDs = append(dsIDs, id)
 	}
 	ov := eval.Overrides{Temperature: cfg.Temperature, TopP: cfg.TopP, MaxNew: cfg.MaxNew, Samples: cfg.Samples}
 	tasks, err := eval.BuildTasks(loadedB, cfg.Policies, cfg.Seed, shard, ov)
@@ -362,7 +385,7 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 	mcfg := cfg
 	mcfg.BaseURL = redactURL(cfg.BaseURL)
 	man := eval.Manifest{RunID: runID, Version: version, Revision: gitRevision(), Config: mcfg, Backend: be.Identity(),
-		Datasets: datasets, Shard: shard.String()}
+		Datasets: dsIDs, Shard: shard.String()}
 	if s, ok := be.(interface{ Shape() eval.ModelShape }); ok {
 		shape := s.Shape()
 		man.ModelShape = &shape
@@ -436,6 +459,54 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 			errCount, len(tasks), out)}
 	}
 	return nil
+}
+
+// datasetIdentity names the data a benchmark loaded: its files and their sha256 (or "generated"). Files read from
+// the snapeval cache (not given with --data) are checked against datasets.lock first: a mismatch stops the run
+// before any request, so a run never silently uses other data than the lock pins.
+func datasetIdentity(name string, b eval.Benchmark, items int, fromData bool, stderr io.Writer) (eval.DatasetIdentity, error) {
+	id := eval.DatasetIdentity{Bench: name, Items: items}
+	if di, ok := b.(eval.DatasetIdentifier); ok {
+		return di.Dataset(), nil
+	}
+	fb, ok := b.(interface{ Files() []string })
+	if !ok {
+		id.Source = "generated"
+		return id, nil
+	}
+	verified := map[string]datasets.Status{}
+	if !fromData {
+		if lock, _, err := datasets.DefaultLock(); err == nil {
+			if sts, err := datasets.Verify(lock, "", name); err == nil {
+				for _, st := range sts {
+					verified[st.Local] = st
+				}
+			}
+		}
+	}
+	var srcs, sums []string
+	for _, f := range fb.Files() {
+		st, ok := verified[f]
+		switch {
+		case ok && st.State == "mismatch":
+			return id, usageErrorf("%s: %s does not match datasets.lock (%s): run `snapeval data pull %s` again",
+				name, f, st.Detail, name)
+		case ok && st.State == "unpinned":
+			fmt.Fprintf(stderr, "snapeval: warning: %s is not pinned in datasets.lock (sha256 %s recorded in the manifest)\n", f, st.SHA256)
+		}
+		sum := st.SHA256
+		if sum == "" {
+			r, err := hub.HashFile(f)
+			if err != nil {
+				return id, fmt.Errorf("%s: hashing %s: %w", name, f, err)
+			}
+			sum = r.SHA256
+		}
+		srcs = append(srcs, f)
+		sums = append(sums, sum)
+	}
+	id.Source, id.SHA256 = strings.Join(srcs, ","), strings.Join(sums, ",")
+	return id, nil
 }
 
 // freshRunDir returns base, or base-2, base-3, ... : the first that does not exist yet.

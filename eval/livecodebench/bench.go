@@ -117,6 +117,9 @@ func New(opts eval.BenchOptions) (*Bench, error) {
 	return b, nil
 }
 
+// Files returns the files Items reads.
+func (b *Bench) Files() []string { return b.files }
+
 // Name implements eval.Benchmark.
 func (b *Bench) Name() string { return Name }
 
