@@ -444,10 +444,7 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 	clear(out[h0*d : h1*d])
 	for h := h0; h < h1; h++ {
 		row := sc[h*n : (h+1)*n]
-		mx := row[0]
-		for _, v := range row {
-			mx = max(mx, v)
-		}
+		mx := rowMax(row)
 		inv := 1 / expSub(row, mx)
 		o := out[h*d : (h+1)*d]
 		// Unnormalised weights (invisible slots have weight 0), normalised once at the end.

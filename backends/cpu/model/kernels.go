@@ -294,7 +294,7 @@ func siluMulGo(g, u, a []float32) {
 	}
 }
 
-// rowMax is the largest of row (len(row) > 0, finite values).
+// rowMax is the largest of row (len(row) > 0, no NaN; -Inf allowed).
 func rowMax(row []float32) float32 {
 	n8 := len(row) &^ 7
 	if n8 == 0 || !simdOn {

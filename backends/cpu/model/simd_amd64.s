@@ -242,6 +242,61 @@ TEXT ·dotsF32(SB), NOSPLIT, $0-56
 	VBROADCASTSS scale+40(FP), Y14
 	MOVQ         out+48(FP), R8
 
+ds8:
+	CMPQ DX, $8
+	JLT  ds4
+	MOVQ DI, R10
+	LEAQ (DI)(BX*4), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	LEAQ (BX)(BX*2), R9
+	XORQ AX, AX
+
+ds8k:
+	CMPQ        AX, CX
+	JGE         ds8r
+	VMOVUPS     (SI)(AX*4), Y8
+	LEAQ        (R10)(AX*4), R12
+	LEAQ        (R11)(AX*4), R13
+	VFMADD231PS (R12), Y8, Y0
+	VFMADD231PS (R12)(BX*1), Y8, Y1
+	VFMADD231PS (R12)(BX*2), Y8, Y2
+	VFMADD231PS (R12)(R9*1), Y8, Y3
+	VFMADD231PS (R13), Y8, Y4
+	VFMADD231PS (R13)(BX*1), Y8, Y5
+	VFMADD231PS (R13)(BX*2), Y8, Y6
+	VFMADD231PS (R13)(R9*1), Y8, Y7
+	ADDQ        $8, AX
+	JMP         ds8k
+
+ds8r:
+	VMULPS Y14, Y0, Y0
+	VMULPS Y14, Y1, Y1
+	VMULPS Y14, Y2, Y2
+	VMULPS Y14, Y3, Y3
+	VMULPS Y14, Y4, Y4
+	VMULPS Y14, Y5, Y5
+	VMULPS Y14, Y6, Y6
+	VMULPS Y14, Y7, Y7
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	RED(Y3, X3, 12(R8))
+	RED(Y4, X4, 16(R8))
+	RED(Y5, X5, 20(R8))
+	RED(Y6, X6, 24(R8))
+	RED(Y7, X7, 28(R8))
+	LEAQ (R11)(BX*4), DI
+	ADDQ $32, R8
+	SUBQ $8, DX
+	JMP  ds8
+
 ds4:
 	CMPQ DX, $4
 	JLT  ds1
@@ -316,6 +371,52 @@ TEXT ·wsumF32(SB), NOSPLIT, $0-48
 	SHLQ $2, BX
 	MOVQ n+32(FP), DX
 	MOVQ d8+40(FP), CX
+
+// 64 output lanes at a time: eight independent FMA chains per value row (the chain over slots is
+// sequential, so fewer lanes wait on the FMA latency).
+ws64:
+	CMPQ    CX, $64
+	JLT     ws32
+	VMOVUPS 0(R8), Y0
+	VMOVUPS 32(R8), Y1
+	VMOVUPS 64(R8), Y2
+	VMOVUPS 96(R8), Y3
+	VMOVUPS 128(R8), Y4
+	VMOVUPS 160(R8), Y5
+	VMOVUPS 192(R8), Y6
+	VMOVUPS 224(R8), Y7
+	MOVQ    DI, R10
+	XORQ    AX, AX
+
+ws64s:
+	CMPQ         AX, DX
+	JGE          ws64e
+	VBROADCASTSS (SI)(AX*4), Y8
+	VFMADD231PS  0(R10), Y8, Y0
+	VFMADD231PS  32(R10), Y8, Y1
+	VFMADD231PS  64(R10), Y8, Y2
+	VFMADD231PS  96(R10), Y8, Y3
+	VFMADD231PS  128(R10), Y8, Y4
+	VFMADD231PS  160(R10), Y8, Y5
+	VFMADD231PS  192(R10), Y8, Y6
+	VFMADD231PS  224(R10), Y8, Y7
+	ADDQ         BX, R10
+	INCQ         AX
+	JMP          ws64s
+
+ws64e:
+	VMOVUPS Y0, 0(R8)
+	VMOVUPS Y1, 32(R8)
+	VMOVUPS Y2, 64(R8)
+	VMOVUPS Y3, 96(R8)
+	VMOVUPS Y4, 128(R8)
+	VMOVUPS Y5, 160(R8)
+	VMOVUPS Y6, 192(R8)
+	VMOVUPS Y7, 224(R8)
+	ADDQ    $256, R8
+	ADDQ    $256, DI
+	SUBQ    $64, CX
+	JMP     ws64
 
 ws32:
 	CMPQ    CX, $32
@@ -611,7 +712,7 @@ w2done:
 	RET
 
 // func maxF32(row *float32, n8 int) float32
-// The largest of row[:n8] (n8 > 0, a multiple of 8; finite values).
+// The largest of row[:n8] (n8 > 0, a multiple of 8; no NaN).
 TEXT ·maxF32(SB), NOSPLIT, $0-20
 	MOVQ    row+0(FP), SI
 	MOVQ    n8+8(FP), CX
