@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -314,7 +315,18 @@ func LoadRuns(dirs []string) (Manifest, []Record, error) {
 	var merged Manifest
 	byKey := map[Key]Record{}
 	from := map[Key]string{}
+	seenDir := map[string]bool{}
+	shards := map[string]bool{}
+	planned, count := 0, 0
 	for i, dir := range dirs {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return merged, nil, err
+		}
+		if seenDir[abs] {
+			return merged, nil, fmt.Errorf("%s is given twice", dir)
+		}
+		seenDir[abs] = true
 		m, recs, err := LoadRun(dir)
 		if err != nil {
 			return merged, nil, err
@@ -325,6 +337,15 @@ func LoadRuns(dirs []string) (Manifest, []Record, error) {
 			return merged, nil, fmt.Errorf("%s holds run %s but %s holds run %s: only shards of one run can be merged",
 				dir, m.RunID, dirs[0], merged.RunID)
 		}
+		if m.Shard != "" {
+			if shards[m.Shard] {
+				return merged, nil, fmt.Errorf("%s holds shard %s, which another directory already holds", dir, m.Shard)
+			}
+			shards[m.Shard] = true
+			_, n, _ := strings.Cut(m.Shard, "/")
+			count, _ = strconv.Atoi(n)
+		}
+		planned += m.Planned
 		for _, r := range recs {
 			k := r.Key()
 			if prev, ok := byKey[k]; ok && !sameRecord(prev, r) {
@@ -334,8 +355,18 @@ func LoadRuns(dirs []string) (Manifest, []Record, error) {
 			from[k] = dir
 		}
 	}
-	if len(dirs) > 1 {
+	merged.Planned = planned
+	if len(dirs) > 1 && len(shards) > 0 {
+		// Only a full set of shards is the whole run; otherwise say which shards the merge holds.
 		merged.Shard = ""
+		if len(shards) < count {
+			var held []string
+			for s := range shards {
+				held = append(held, s)
+			}
+			sort.Strings(held)
+			merged.Shard = strings.Join(held, ",")
+		}
 	}
 	out := make([]Record, 0, len(byKey))
 	for _, r := range byKey {

@@ -147,6 +147,9 @@ type Manifest struct {
 	Datasets []DatasetIdentity `json:"datasets"`
 	// Shard is "i/n" when this directory holds one shard of a larger run ("" for a whole run).
 	Shard string `json:"shard,omitempty"`
+	// Planned is the number of records this directory's run matrix holds (all shards' when merged); a report or
+	// gate over fewer records is over an incomplete run.
+	Planned int `json:"planned_records"`
 	// ModelShape is the KV-relevant shape of the model when the backend knows it.
 	ModelShape *ModelShape `json:"model_shape,omitempty"`
 }

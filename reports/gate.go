@@ -18,6 +18,8 @@ type GateOptions struct {
 	UseCI bool
 	// AllowErrors lets a gate pass over error records (they are still reported).
 	AllowErrors bool
+	// AllowIncomplete lets a gate pass over an incomplete run or a single shard.
+	AllowIncomplete bool
 }
 
 // GateCheck is the verdict on one (benchmark, policy).
@@ -110,6 +112,14 @@ func Gate(r *Report, opt GateOptions) (GateResult, error) {
 				}
 				if baseErrors > 0 {
 					fail("baseline has %d error records (use --allow-errors to gate anyway)", baseErrors)
+				}
+			}
+			if !opt.AllowIncomplete {
+				if r.Incomplete() {
+					fail("run incomplete: %d of %d planned records (use --allow-incomplete to gate anyway)", r.Present, r.Planned)
+				}
+				if r.Shard != "" {
+					fail("covers shard %s only (pass every shard directory, or --allow-incomplete)", r.Shard)
 				}
 			}
 			if row.Unpaired > 0 && c.Pass {

@@ -20,6 +20,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if r.Shard != "" {
 		p("- **shard %s only**: this report covers one shard of the run; pass every shard directory to merge them\n", mdText(r.Shard))
 	}
+	if r.Incomplete() {
+		p("- **incomplete**: %d of %d planned records are present (the run stopped early or shards are missing): re-run it to resume, or pass every shard\n", r.Present, r.Planned)
+	}
 	if r.Model != "" || r.Backend != "" {
 		p("- model: `%s`, backend: `%s`\n", r.Model, r.Backend)
 	}

@@ -29,7 +29,10 @@ type Report struct {
 	Model   string `json:"model,omitempty"`
 	Backend string `json:"backend,omitempty"`
 	// Shard is the manifest's "i/n" when the records are one shard of a larger run.
-	Shard    string  `json:"shard,omitempty"`
+	Shard string `json:"shard,omitempty"`
+	// Planned is the number of records the run planned (0 when unknown); Present the number in the report.
+	Planned  int     `json:"planned_records,omitempty"`
+	Present  int     `json:"records"`
 	Baseline string  `json:"baseline"`
 	Level    float64 `json:"ci_level"`
 	// Resamples is the bootstrap's B.
@@ -120,7 +123,7 @@ func Build(m eval.Manifest, recs []eval.Record, opt Options) *Report {
 		resamples = stats.DefaultResamples
 	}
 	r := &Report{RunID: m.RunID, Model: m.Config.Model, Backend: m.Backend, Baseline: opt.Baseline, Level: level,
-		Resamples: resamples, Shard: m.Shard}
+		Resamples: resamples, Shard: m.Shard, Planned: m.Planned, Present: len(recs)}
 	if r.Backend == "" {
 		r.Backend = m.Config.Backend
 	}
@@ -416,3 +419,6 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+
+// Incomplete reports whether the run planned more records than the report holds.
+func (r *Report) Incomplete() bool { return r.Planned > 0 && r.Present < r.Planned }

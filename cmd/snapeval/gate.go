@@ -11,13 +11,14 @@ import (
 
 // gateOptions are the flags of `snapeval gate`.
 type gateOptions struct {
-	Dirs        []string
-	MaxDrop     float64
-	Bench       string
-	Policy      string
-	Use         string // point or ci
-	JSON        bool
-	AllowErrors bool
+	Dirs            []string
+	MaxDrop         float64
+	Bench           string
+	Policy          string
+	Use             string // point or ci
+	JSON            bool
+	AllowErrors     bool
+	AllowIncomplete bool
 }
 
 func init() {
@@ -44,6 +45,7 @@ Exit codes: 0 every check passed, 1 the gate failed, 2 usage error (including a 
 	f.StringVar(&o.Use, "use", "point", "what is compared with --max-drop: point (the loss) or ci (upper end of its CI)")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	f.BoolVar(&o.AllowErrors, "allow-errors", false, "do not fail because of error records (they are still reported)")
+	f.BoolVar(&o.AllowIncomplete, "allow-incomplete", false, "do not fail because the run is incomplete or only some shards are given")
 	_ = cmd.MarkFlagRequired("max-drop")
 	rootCmd.AddCommand(cmd)
 }
@@ -58,7 +60,7 @@ func runGate(o *gateOptions, stdout io.Writer) error {
 		return err
 	}
 	g, err := reports.Gate(r, reports.GateOptions{MaxDrop: o.MaxDrop, Bench: o.Bench, Policy: o.Policy,
-		UseCI: o.Use == "ci", AllowErrors: o.AllowErrors})
+		UseCI: o.Use == "ci", AllowErrors: o.AllowErrors, AllowIncomplete: o.AllowIncomplete})
 	if err != nil {
 		return usageErrorf("gate: %v", err)
 	}

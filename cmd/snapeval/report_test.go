@@ -181,3 +181,48 @@ func TestGateCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestGateIncompleteRuns: a run with fewer records than planned, or one shard of several, fails the gate
+// unless --allow-incomplete, and the report says so.
+func TestGateIncompleteRuns(t *testing.T) {
+	recs := testRecords(false)
+	partial, shard := t.TempDir(), t.TempDir()
+	writeTestRun(t, partial, recs[:45])
+	writeTestRun(t, shard, recs)
+	for dir, edit := range map[string]func(*eval.Manifest){
+		partial: func(m *eval.Manifest) { m.Planned = len(recs) },
+		shard:   func(m *eval.Manifest) { m.Planned = len(recs); m.Shard = "0/2" },
+	} {
+		m, err := eval.ReadManifest(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(&m)
+		if err := eval.WriteManifest(dir, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		dir, want string
+	}{{partial, "run incomplete: 45 of 60 planned records"}, {shard, "covers shard 0/2 only"}} {
+		var out bytes.Buffer
+		err := runGate(&gateOptions{Dirs: []string{tc.dir}, MaxDrop: 90, Use: "point"}, &out)
+		if exitCode(err) != exitGateFailed || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("gate over %s: exit %d, output:\n%s", tc.want, exitCode(err), out.String())
+		}
+		out.Reset()
+		if err := runGate(&gateOptions{Dirs: []string{tc.dir}, MaxDrop: 90, Use: "point", AllowIncomplete: true}, &out); err != nil {
+			t.Errorf("--allow-incomplete: %v\n%s", err, out.String())
+		}
+	}
+	var md bytes.Buffer
+	if err := runReport(&reportOptions{Dirs: []string{partial}, Format: "md", Out: t.TempDir()}, &md, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "**incomplete**: 45 of 60 planned records") {
+		t.Errorf("report does not flag the incomplete run:\n%s", md.String()[:400])
+	}
+	if err := runReport(&reportOptions{Dirs: []string{shard, shard}, Format: "md", Out: t.TempDir()}, &md, &bytes.Buffer{}); err == nil {
+		t.Error("the same directory given twice was merged")
+	}
+}

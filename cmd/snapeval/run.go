@@ -385,7 +385,7 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 	mcfg := cfg
 	mcfg.BaseURL = redactURL(cfg.BaseURL)
 	man := eval.Manifest{RunID: runID, Version: version, Revision: gitRevision(), Config: mcfg, Backend: be.Identity(),
-		Datasets: dsIDs, Shard: shard.String()}
+		Datasets: dsIDs, Shard: shard.String(), Planned: len(tasks)}
 	if s, ok := be.(interface{ Shape() eval.ModelShape }); ok {
 		shape := s.Shape()
 		man.ModelShape = &shape
