@@ -3,6 +3,7 @@ package livecodebench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -332,11 +333,20 @@ func TestOptions(t *testing.T) {
 			t.Errorf("options %v accepted", o)
 		}
 	}
+	// Missing data is Items' error (grading rows that carry their tests needs no dataset).
 	t.Setenv("SNAPEVAL_CACHE", t.TempDir())
-	if _, err := New(eval.BenchOptions{}); err == nil || !strings.Contains(err.Error(), "snapeval data pull livecodebench") {
+	itemsErr := func(o eval.BenchOptions) error {
+		b, err := New(o)
+		if err != nil {
+			return fmt.Errorf("New: %w", err)
+		}
+		_, err = b.Items(context.Background(), nil)
+		return err
+	}
+	if err := itemsErr(eval.BenchOptions{}); err == nil || !strings.Contains(err.Error(), "snapeval data pull livecodebench") {
 		t.Errorf("no data in the cache: %v", err)
 	}
-	if _, err := New(eval.BenchOptions{Files: files, Options: map[string]string{"release": "release_v1"}}); err == nil ||
+	if err := itemsErr(eval.BenchOptions{Files: files, Options: map[string]string{"release": "release_v1"}}); err == nil ||
 		!strings.Contains(err.Error(), "test.jsonl") {
 		t.Errorf("missing release file: %v", err)
 	}
