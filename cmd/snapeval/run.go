@@ -364,6 +364,16 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 		return err
 	}
 
+	// A local model without a chat template cannot answer chat benchmarks: say so now, not as error records.
+	if cs, ok := be.(interface{ ChatStyle() string }); ok && cs.ChatStyle() == "" {
+		for _, t := range tasks {
+			if len(t.Request.Messages) > 0 {
+				return usageErrorf("benchmark %s sends chat messages but the model has no recognised chat template: "+
+					"set --backend-opt chat_style=STYLE (one of %s)", t.Bench.Name(), strings.Join(tokenizer.Styles(), ", "))
+			}
+		}
+	}
+
 	// A remote server that cannot produce the run's max new tokens fails the run at once, not request by request.
 	if pf, ok := be.(interface {
 		Preflight(ctx context.Context, maxPrompt, maxNew int) error
