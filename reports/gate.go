@@ -82,7 +82,8 @@ func Gate(r *Report, opt GateOptions) (GateResult, error) {
 				continue
 			}
 			policySeen = true
-			c := GateCheck{Bench: b.Name, Policy: row.Policy, Loss: -row.Delta, LossHigh: -row.Lo, Paired: row.Paired,
+			// 0 - x rather than -x: a zero delta must print as 0, never -0.
+			c := GateCheck{Bench: b.Name, Policy: row.Policy, Loss: 0 - row.Delta, LossHigh: 0 - row.Lo, Paired: row.Paired,
 				P: row.P, Errors: row.Errors, Pass: true}
 			c.Gated = c.Loss
 			if opt.UseCI {

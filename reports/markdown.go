@@ -23,8 +23,11 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if r.Incomplete() {
 		p("- **incomplete**: %d of %d planned records are present (the run stopped early or shards are missing): re-run it to resume, or pass every shard\n", r.Present, r.Planned)
 	}
-	if r.Model != "" || r.Backend != "" {
+	switch {
+	case r.Model != "":
 		p("- model: `%s`, backend: `%s`\n", r.Model, r.Backend)
+	case r.Backend != "":
+		p("- backend: `%s`\n", r.Backend)
 	}
 	p("- baseline: `%s`; Δ = policy minus baseline on the items graded under both (paired), in percentage points\n", r.Baseline)
 	p("- CI: %g%% paired bootstrap over items (B = %d, fixed seed); p: exact two-sided McNemar test over (item, sample) pairs\n",
