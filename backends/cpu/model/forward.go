@@ -283,9 +283,11 @@ func (w *Workspace) attention(m *Model, l int, segs []Segment, R int) {
 			tile = qTile
 		}
 		// Few per-query units (a small decode batch) are split by query head so that every worker has
-		// work; each head's result is the same either way.
+		// work, as long as a KV head's keys and values stay in cache for the heads' re-reads (at most
+		// 1 MiB; a long cache is memory bound, re-reading it would cost more than the idle worker).
+		// Each head's result is the same either way.
 		hs := g
-		if tile == 1 && R*nKV < 4*w.pool.Workers() {
+		if tile == 1 && R*nKV < 4*w.pool.Workers() && 2*seg.Seq.Cap*m.Cfg.HeadDim*4 <= 1<<20 {
 			hs = 1
 		}
 		// Rows of a segment are consecutive: r is its first row.
