@@ -142,9 +142,11 @@ type Manifest struct {
 	Version  string `json:"snapeval_version"`
 	Revision string `json:"git_revision"`
 	// Config is the full resolved run configuration.
-	Config   RunConfig         `json:"config"`
-	Backend  string            `json:"backend_identity"`
-	Datasets []DatasetIdentity `json:"datasets"`
+	Config  RunConfig `json:"config"`
+	Backend string    `json:"backend_identity"`
+	// Endpoints maps each policy to the remote deployment that served it ("model at URL", credentials removed).
+	Endpoints map[string]string `json:"endpoints,omitempty"`
+	Datasets  []DatasetIdentity `json:"datasets"`
 	// Shard is "i/n" when this directory holds one shard of a larger run ("" for a whole run).
 	Shard string `json:"shard,omitempty"`
 	// Planned is the number of records this directory's run matrix holds (all shards' when merged); a report or

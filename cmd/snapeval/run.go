@@ -396,6 +396,12 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 	mcfg.BaseURL = redactURL(cfg.BaseURL)
 	man := eval.Manifest{RunID: runID, Version: version, Revision: gitRevision(), Config: mcfg, Backend: be.Identity(),
 		Datasets: dsIDs, Shard: shard.String(), Planned: len(tasks)}
+	for spec, ep := range endpoints {
+		if man.Endpoints == nil {
+			man.Endpoints = map[string]string{}
+		}
+		man.Endpoints[spec] = ep.Model + " at " + redactURL(ep.BaseURL)
+	}
 	if s, ok := be.(interface{ Shape() eval.ModelShape }); ok {
 		shape := s.Shape()
 		man.ModelShape = &shape
