@@ -426,6 +426,11 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 	n := seq.Cap
 	if seq.Live == nil {
 		n = p + 1
+	} else {
+		// Slots past the last visible one (not yet written, or ahead of p) are skipped, not masked.
+		for n > 1 && !visible(seq.Live[n-1], p) {
+			n--
+		}
 	}
 	sc := ws.sbuf[worker][:g*n]
 	q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
