@@ -1,6 +1,7 @@
 package aime
 
 import (
+	"github.com/snapeval/snapeval/stats"
 	"sort"
 
 	"github.com/snapeval/snapeval/eval"
@@ -9,17 +10,11 @@ import (
 // PassAtK is the unbiased estimator of pass@k for one problem with n samples of which c are correct:
 // 1 - C(n-c, k) / C(n, k), computed as a stable product. It is 0 when n < k or n == 0.
 func PassAtK(n, c, k int) float64 {
-	if n <= 0 || k <= 0 || n < k {
-		return 0
+	v, err := stats.PassAtK(n, c, k)
+	if err != nil {
+		return 0 // undefined (k > n, no samples): callers skip such items
 	}
-	if n-c < k {
-		return 1
-	}
-	p := 1.0
-	for i := n - c + 1; i <= n; i++ {
-		p *= 1 - float64(k)/float64(i)
-	}
-	return 1 - p
+	return v
 }
 
 // Metric is a score over problems with the counts behind it.

@@ -1,6 +1,7 @@
 package livecodebench
 
 import (
+	"github.com/snapeval/snapeval/stats"
 	"sort"
 	"strings"
 
@@ -10,17 +11,11 @@ import (
 // PassAtK is the unbiased estimator 1 - C(n-c, k)/C(n, k) of n samples with c correct (the official
 // estimate_pass_at_k). It is 1 when n-c < k and NaN-free for k <= n; k > n gives 0 (undefined: callers skip it).
 func PassAtK(n, c, k int) float64 {
-	if k <= 0 || k > n {
-		return 0
+	v, err := stats.PassAtK(n, c, k)
+	if err != nil {
+		return 0 // undefined (k > n, no samples): callers skip such items
 	}
-	if n-c < k {
-		return 1
-	}
-	prod := 1.0
-	for i := n - c + 1; i <= n; i++ {
-		prod *= 1 - float64(k)/float64(i)
-	}
-	return 1 - prod
+	return v
 }
 
 // Score is pass@k over the problems of a set of records.
