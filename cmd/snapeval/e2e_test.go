@@ -42,7 +42,7 @@ func cli(t *testing.T, args ...string) *exec.Cmd {
 }
 
 var e2eRunArgs = []string{"run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--bench", "ruler",
-	"--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single,niah_multikey", "--bench-opt", "n=8",
+	"--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single,niah_multikey", "--bench-opt", "n=16",
 	"--policy", "snapstream:budget=64", "--policy", "streaming:sinks=4,recent=60", "--max-new", "6",
 	"--concurrency", "3", "--quiet"}
 
