@@ -131,7 +131,9 @@ func resolveConfig(o *runOptions) (eval.RunConfig, map[string]backends.Endpoint,
 		dec := yaml.NewDecoder(strings.NewReader(string(data)))
 		dec.KnownFields(true)
 		if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-			return cfg, nil, usageErrorf("%s: %v", o.ConfigFile, err)
+			msg := strings.ReplaceAll(err.Error(), " in type main.fileConfig", "")
+			return cfg, nil, usageErrorf("%s: %s (known keys: benches, backend, model, base_url, policies, samples, limit, seed, "+
+				"temperature, top_p, max_new, concurrency, bench_options, backend_options, data, tokenizer, endpoints)", o.ConfigFile, msg)
 		}
 		mergeConfig(&cfg, fc.RunConfig)
 		endpoints = fc.Endpoints
