@@ -443,6 +443,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.03, help="warm-up share of the training time")
     ap.add_argument("--impl", choices=["own", "hf"], default="own",
                     help="own: tinyllama.py (default); hf: transformers LlamaForCausalLM built from the config")
+    ap.add_argument("--task-weight", default="", help="repeat train rows of these tasks, e.g. vt=4,cwe=4")
     ap.add_argument("--init-from", default="", help="continue from this checkpoint (its tokenizer and weights)")
     ap.add_argument("--curriculum", type=float, default=1.0, help="scales the curriculum phases (0: no curriculum)")
     a = ap.parse_args()
@@ -489,6 +490,8 @@ def main():
     buckets = {}
     for L in TRAIN_N:
         items, dropped = tokenize_rows(tok, read_jsonl(f"{a.work}/train_{L}.jsonl"), a.max_pos)
+        tw = {k: int(v) for k, v in (x.split("=") for x in a.task_weight.split(","))} if a.task_weight else {}
+        items = [it for it in items for _ in range(tw.get(it[2]["task"], 1))]
         lens = np.array([len(i[0]) for i in items])
         buckets[L] = items
         log(f"bucket {L}: {len(items)} rows (dropped {dropped}), prompt tokens mean {lens.mean():.0f} max {lens.max()}")
