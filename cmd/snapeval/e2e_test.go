@@ -295,3 +295,43 @@ func TestRunThroughServeMatchesDirect(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedModelRetrievesNeedles guards the embedded checkpoint: with the full cache, greedy decoding answers
+// needle items of the default suite (the model scores 100% on the four needle tasks of the default run; a
+// checkpoint that regresses to guessing fails here). Outputs are deterministic (greedy, fixed seeds).
+func TestShippedModelRetrievesNeedles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	dir := filepath.Join(t.TempDir(), "needles")
+	cmd := cli(t, "run", "--bench-opt", "n=3", "--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single,niah_multikey",
+		"--policy", "streaming:sinks=4,recent=60", "--quiet", "--out", dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "records.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r struct {
+			ItemID         string `json:"item_id"`
+			Policy, Output string
+			Correct        bool
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("records.jsonl: %v", err)
+		}
+		if r.Policy != "full" {
+			continue
+		}
+		full++
+		if !r.Correct {
+			t.Errorf("full cache, item %s: wrong answer %q", r.ItemID, r.Output)
+		}
+	}
+	if full != 6 {
+		t.Errorf("%d full-cache records, want 6", full)
+	}
+}
