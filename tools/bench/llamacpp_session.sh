@@ -10,7 +10,10 @@
 #          checkpoint at 2 and 16 threads, one after the other (nothing else runs meanwhile); results in $OUT
 set -u
 MODE=${1:-bench}
-OUT=${OUT:-out}
+# The device returns only a handful of files from $OUT: everything is written under $OUT/work and packed into
+# $OUT/results.tgz at the end.
+FINAL=${OUT:-out}
+OUT=$FINAL/work
 mkdir -p "$OUT"
 ROOT=$(pwd)
 LC=$ROOT/build/llama.cpp
@@ -56,7 +59,9 @@ bench() {
 }
 
 case "$MODE" in
-  build) build ;;
-  bench) bench ;;
+  build) build; rc=$? ;;
+  bench) bench; rc=$? ;;
   *) echo "usage: $0 build|bench"; exit 2 ;;
 esac
+tar -C "$FINAL" -czf "$FINAL/results.tgz" work && rm -rf "$OUT"
+exit $rc
