@@ -2,7 +2,7 @@
 # One GPU call (<= 10 min): a ~60 s induction probe at the production shape, then a <= 8 min training run whose
 # copy warm-up flags depend on the probe. Run from the repo root with bin/synthgen built here first:
 #   CGO_ENABLED=0 go build -o bin/synthgen ./tools/train/synthgen
-#   (device) bash tools/train/gpu_session.sh        # writes $OUT/probe.log, $OUT/train.log, $OUT/snaptiny/, eval.json
+#   (device) bash tools/train/gpu_session.sh        # writes $OUT/probe.log, $OUT/train.log, $OUT/snaptiny.tgz, eval.json
 set -u
 OUT=${OUT:-out}
 mkdir -p "$OUT"
@@ -27,3 +27,6 @@ echo "gpu_session: COPY=[$COPY] MIX=[$MIX]" | tee "$OUT/choice.txt"
 python3 tools/train/train.py --out "$OUT" --impl own $COPY $MIX --train-seconds 270 --scale 0.5 --lr 1e-3 \
   --weight-decay 0.1 --curriculum 1.5 --max-train-len 2048 --dense-early 0.3 --dense-late 0.2 \
   --eval-lengths 512,1024 --eval-n 10 --eval-seconds 40 --ckpt-seconds 60 2>&1 | tee "$OUT/train.log"
+
+# The device returns only a handful of files from $OUT: pack the checkpoint into one file.
+[ -d "$OUT/snaptiny" ] && tar -C "$OUT" -czf "$OUT/snaptiny.tgz" snaptiny && rm -rf "$OUT/snaptiny"
