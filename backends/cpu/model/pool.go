@@ -34,6 +34,9 @@ type Pool struct {
 	state atomic.Uint64
 	stop  atomic.Bool
 	ws    []poolWorker
+	// dispatches counts the calls that ran on more than one worker (each one a publish, join and wait
+	// across the workers); tests read it.
+	dispatches int64
 }
 
 // poolWorker is a worker's parking place.
@@ -158,6 +161,7 @@ func (p *Pool) parallel(j job, n, align int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.dispatches++
 	chunks := min(units, 4*w)
 	p.cur = pieces{j: j, n: n, align: align, units: units, chunks: int64(chunks)}
 	p.cur.next.Store(0)
