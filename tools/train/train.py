@@ -124,14 +124,18 @@ def losses(model, inp, tgt, ans):
     return ans_loss, lm_loss, row_ok
 
 
-def copy_batch(rng, vocab, batch_tokens, device, copy_vocab=0, max_n=256, max_noise=256):
+def copy_batch(rng, vocab, batch_tokens, device, copy_vocab=0, max_n=256, max_noise=256, ids=None):
     """Induction warm-up batch: random tokens, then a repeat of their last n; loss on the repeat only.
-    Without it the model never discovered retrieval in 11k steps (first run, see README)."""
+    Without it the model never discovered retrieval in 11k steps (first run, see README).
+    Tokens are drawn from ids 1..copy_vocab-1 (all ids when copy_vocab <= 1), or from the array ids when given."""
     n = int(rng.integers(min(16, max_n), max_n + 1))
     noise = int(rng.integers(0, max_noise + 1))
     B = max(1, batch_tokens // (noise + 2 * n))
-    hi = min(vocab, copy_vocab) if copy_vocab > 1 else vocab
-    toks = rng.integers(1, hi, size=(B, noise + n)).astype(np.int32)
+    if ids is not None:
+        toks = ids[rng.integers(0, len(ids), size=(B, noise + n))].astype(np.int32)
+    else:
+        hi = min(vocab, copy_vocab) if copy_vocab > 1 else vocab
+        toks = rng.integers(1, hi, size=(B, noise + n)).astype(np.int32)
     items = [(toks[b], toks[b, noise:]) for b in range(B)]
     return make_batch(items, list(range(B)), device)
 
@@ -443,6 +447,9 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.03, help="warm-up share of the training time")
     ap.add_argument("--impl", choices=["own", "hf"], default="own",
                     help="own: tinyllama.py (default); hf: transformers LlamaForCausalLM built from the config")
+    ap.add_argument("--copy-ids", default="", help="token id ranges of the mix's copy steps, e.g. 1-31,33-58 "
+                    "(with the trained tokenizer ids 16-25 are the digits and 33-58 the upper-case letters); "
+                    "overrides --copy-vocab")
     ap.add_argument("--task-weight", default="", help="repeat train rows of these tasks, e.g. vt=4,cwe=4")
     ap.add_argument("--init-from", default="", help="continue from this checkpoint (its tokenizer and weights)")
     ap.add_argument("--curriculum", type=float, default=1.0, help="scales the curriculum phases (0: no curriculum)")
@@ -542,6 +549,12 @@ def main():
     keys = dense_keys(buckets) if max(a.dense_early, a.dense_late) > 0 else []
     if keys:
         log(f"dense recall: {len(keys)} keys")
+    copy_ids = None
+    if a.copy_ids:
+        copy_ids = np.array(sorted({i for r in a.copy_ids.split(",") for i in
+                                    range(int(r.split("-")[0]), int(r.split("-")[-1]) + 1)}), dtype=np.int64)
+        assert copy_ids.min() >= 1 and copy_ids.max() < tok.get_vocab_size(), "--copy-ids out of range"
+        log(f"copy ids: {len(copy_ids)} tokens:", "".join(tok.id_to_token(int(i)) for i in copy_ids))
     model.train()
     while True:
         f = (time.time() - t_start) / a.train_seconds
@@ -549,7 +562,7 @@ def main():
             break
         if rng.random() < (a.copy_early if f < 0.3 else a.copy_late):
             inp, tgt, ans = copy_batch(rng, tok.get_vocab_size(), a.batch_tokens, device, a.copy_vocab,
-                                       a.copy_max_n, a.copy_max_noise)
+                                       a.copy_max_n, a.copy_max_noise, ids=copy_ids)
             for g in opt.param_groups:
                 g["lr"] = lr_at(f, a.lr, a.warmup)
             with autocast(device):
