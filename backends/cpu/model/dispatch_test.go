@@ -48,17 +48,29 @@ func randomModel(t testing.TB, js string) *Model {
 	return m
 }
 
-// TestDispatchCount counts the pool dispatches of one forward step of SmolLM2-135M's layout: a decode
-// step of one sequence, of a batch of eight, and a 64-token prefill chunk.
+// TestDispatchCount counts the pool dispatches of one forward step of SmolLM2-135M's layout (a decode
+// step of one sequence, of a batch of eight, and a 64-token prefill chunk) and, inside them, the waits
+// for every earlier phase (barriers). Before a step became one plan (2d00ceb) it made 151 dispatches of
+// one phase each: 5 per layer and lm_head.
 func TestDispatchCount(t *testing.T) {
 	m := randomModel(t, smolShape)
+	L := int64(m.Cfg.Layers)
 	for _, workers := range []int{2, 16} {
 		pool := NewPool(workers)
 		ws := NewWorkspace(pool)
 		for _, tc := range []struct {
 			name      string
 			seqs, len int
-		}{{"decode 1 seq", 1, 1}, {"decode 8 seqs", 8, 1}, {"prefill 1 x 64", 1, 64}} {
+			barriers  int64
+		}{
+			// Per layer: q|k|v, o_proj, gate|up, down_proj (attention waits only for its heads; the
+			// norms of a single row run on the worker that completes the step before them), lm_head.
+			{"decode 1 seq", 1, 1, 4*L + 1},
+			// Several rows: the MLP norm and the next layer's attention norm are steps of their own (the
+			// first layer's runs with the embedding), and so is the final norm when several rows give logits.
+			{"decode 8 seqs", 8, 1, 6*L + 1},
+			{"prefill 1 x 64", 1, 64, 6 * L},
+		} {
 			segs := make([]Segment, tc.seqs)
 			for i := range segs {
 				seq := m.NewSeq(600)
@@ -72,20 +84,40 @@ func TestDispatchCount(t *testing.T) {
 				}
 				segs[i] = Segment{Seq: seq, Tokens: toks, Pos: pos, Logits: make([]float32, m.Cfg.Vocab)}
 			}
-			before := pool.dispatches
+			d0, b0 := pool.dispatches, pool.barriers
 			if err := m.Forward(ws, segs); err != nil {
 				t.Fatal(err)
 			}
-			n := pool.dispatches - before
-			t.Logf("%d workers, %s: %d pool dispatches (%d layers)", workers, tc.name, n, m.Cfg.Layers)
-			if want := dispatchesPerStep(m.Cfg.Layers); n != want {
-				t.Errorf("%d workers, %s: %d dispatches, want %d", workers, tc.name, n, want)
+			d, b := pool.dispatches-d0, pool.barriers-b0
+			t.Logf("%d workers, %s: %d pool dispatch(es), %d barriers inside (%d layers)", workers, tc.name, d, b, L)
+			if d != 1 || b != tc.barriers {
+				t.Errorf("%d workers, %s: %d dispatches and %d barriers, want 1 and %d", workers, tc.name, d, b, tc.barriers)
 			}
 		}
 		pool.Close()
 	}
 }
 
-// dispatchesPerStep is the expected number of dispatches of a forward step of a model with the given
-// number of layers.
-func dispatchesPerStep(layers int) int64 { return int64(5*layers + 1) }
+// TestForwardNoAllocs checks that a decode step allocates nothing once the workspace has grown: one
+// sequence (norms folded into the steps before them) and three (norms as steps of their own).
+func TestForwardNoAllocs(t *testing.T) {
+	m, _ := loadFixture(t, "llama-gqa")
+	pool := NewPool(2)
+	defer pool.Close()
+	ws := NewWorkspace(pool)
+	for _, n := range []int{1, 3} {
+		segs := make([]Segment, n)
+		for i := range segs {
+			segs[i] = Segment{Seq: m.NewSeq(300), Tokens: []int{5 + i}, Pos: 100 + i, Logits: make([]float32, m.Cfg.Vocab)}
+		}
+		step := func() {
+			if err := m.Forward(ws, segs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		step()
+		if a := testing.AllocsPerRun(50, step); a != 0 {
+			t.Errorf("%d sequence(s): a decode step allocates %.1f times", n, a)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync/atomic"
 )
 
 // Seq is the KV cache of one sequence: for every layer, Cap slots of KVHeads x HeadDim keys (post-RoPE)
@@ -47,12 +49,21 @@ type Workspace struct {
 	x, xn, qkv, att, gu, act, tmp []float32
 	cos, sin                      []float32
 	rowSeg, rowPos, rowSlot       []int
+	rowTok                        []int
 	logitRows                     []float32
 	lastRows                      []int
 	sbuf                          [][]float32
 	mm                            matmulJob
-	aj                            attnJob
 	units                         []attnUnit
+	// The forward step being run (set by Forward for its plan's jobs, cleared after).
+	m    *Model
+	segs []Segment
+	R    int
+	plan []phase
+	jobs []stepJob
+	// ready[h] is the number of layers whose q|k|v head h (rows h*HeadDim.. of the fused matrix) is
+	// computed, rotated and in the cache, for every row of the step.
+	ready []atomic.Int64
 }
 
 // NewWorkspace returns a workspace that runs kernels on pool.
@@ -83,6 +94,12 @@ func (w *Workspace) matmul(y []float32, ldy int, x []float32, rows int, mat *Mat
 // Forward runs the segments through the model: K/V of every token is written to its sequence's cache
 // slot, queries attend causally over their own sequence's cache, and the logits of each segment's last
 // token go to Segment.Logits. Weights are read once per call for all rows of all segments.
+//
+// The whole step is one plan on the pool (one dispatch): per layer, the q|k|v projections by head (each
+// head rotated and written to the cache by the worker that computed it), attention (each unit starts as
+// soon as its heads are done), o_proj with the residual add, gate|up with SiLU * up, down_proj with the
+// residual add; the RMSNorms are folded into the step before them when there is one row, separate
+// steps over the rows otherwise.
 func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	c := &m.Cfg
 	H, d, nQ, nKV := c.Hidden, c.HeadDim, c.Heads, c.KVHeads
@@ -101,6 +118,9 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 		}
 		R += len(s.Tokens)
 	}
+	if R == 0 {
+		return nil
+	}
 	ws.x = grow(ws.x, R*H)
 	ws.xn = grow(ws.xn, R*H)
 	ws.tmp = grow(ws.tmp, R*H)
@@ -113,6 +133,7 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	ws.rowSeg = growInt(ws.rowSeg, R)
 	ws.rowPos = growInt(ws.rowPos, R)
 	ws.rowSlot = growInt(ws.rowSlot, R)
+	ws.rowTok = growInt(ws.rowTok, R)
 	ws.lastRows = ws.lastRows[:0]
 	r := 0
 	for i := range segs {
@@ -129,76 +150,251 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 			if slot < 0 || slot >= s.Seq.Cap {
 				return fmt.Errorf("model: slot %d for position %d outside the cache capacity %d", slot, p, s.Seq.Cap)
 			}
-			ws.rowSeg[r], ws.rowPos[r], ws.rowSlot[r] = i, p, slot
-			e := m.Embed.W[tok*H : (tok+1)*H]
-			x := ws.x[r*H : (r+1)*H]
-			for k, h := range e {
-				x[k] = bf16(h)
-			}
-			for k, f := range m.invFreq {
-				sn, cs := math.Sincos(float64(p) * f)
-				ws.cos[r*d/2+k] = float32(cs)
-				ws.sin[r*d/2+k] = float32(sn)
-			}
+			ws.rowSeg[r], ws.rowPos[r], ws.rowSlot[r], ws.rowTok[r] = i, p, slot, tok
 			r++
 		}
 		if s.Logits != nil {
 			ws.lastRows = append(ws.lastRows, r-1)
 		}
 	}
+	nl := len(ws.lastRows)
+	if nl > 1 {
+		ws.logitRows = grow(ws.logitRows, nl*c.Vocab)
+	}
+	ws.m, ws.segs, ws.R = m, segs, R
+	ws.buildUnits(m, segs, R)
+	if len(ws.ready) < nQ+2*nKV {
+		ws.ready = make([]atomic.Int64, nQ+2*nKV)
+	}
+	for h := range ws.ready {
+		ws.ready[h].Store(0)
+	}
+	ws.buildPlan(R, nl)
+	ws.pool.run(ws.plan)
+	for i := range ws.plan {
+		ws.plan[i] = phase{}
+	}
+	ws.m, ws.segs = nil, nil
+	return nil
+}
+
+// Kinds of step of a forward plan.
+const (
+	stEmbed     = iota // embedding, RoPE angles and the first layer's attention norm, by row
+	stAttnNorm         // attention RMSNorm of layer l, by row
+	stMLPNorm          // MLP RMSNorm of layer l, by row
+	stFinalNorm        // final RMSNorm of the rows that give logits
+	stQKV              // q|k|v projections, RoPE and cache writes, by head
+	stAttn             // attention, by unit
+	stO                // o_proj and the residual add, by output row
+	stGateUp           // gate|up projections and SiLU * up, by intermediate index
+	stDown             // down_proj and the residual add, by output row
+	stLogits           // lm_head, by vocabulary row
+)
+
+// stepJob is one step of a forward plan (kind) for layer l; it runs on the workspace's current step.
+type stepJob struct {
+	ws   *Workspace
+	kind int
+	l    int
+}
+
+// buildPlan lays out the plan of the current step: R rows, nl of which give logits.
+func (ws *Workspace) buildPlan(R, nl int) {
+	m := ws.m
+	c := &m.Cfg
+	L := len(m.Layers)
+	need := 2 + 7*L
+	if cap(ws.jobs) < need {
+		ws.jobs = make([]stepJob, need)
+		ws.plan = make([]phase, 0, need)
+	}
+	ws.jobs = ws.jobs[:need]
+	ws.plan = ws.plan[:0]
+	nj := 0
+	job := func(kind, l int) *stepJob {
+		j := &ws.jobs[nj]
+		nj++
+		*j = stepJob{ws: ws, kind: kind, l: l}
+		return j
+	}
+	add := func(f phase) { ws.plan = append(ws.plan, f) }
+	// norm folds a norm over rows into the last phase when there is one row, or adds it as a phase.
+	norm := func(kind, l, rows int) {
+		if rows == 1 {
+			last := &ws.plan[len(ws.plan)-1]
+			last.final, last.finalN = job(kind, l), 1
+			return
+		}
+		add(phase{j: job(kind, l), n: rows, align: 1, barrier: true})
+	}
+	add(phase{j: job(stEmbed, 0), n: R, align: 1, barrier: true})
+	nh := c.Heads + 2*c.KVHeads
+	for l := 0; l < L; l++ {
+		add(phase{j: job(stQKV, l), n: nh, align: 1, chunks: nh, barrier: true})
+		add(phase{j: job(stAttn, l), n: len(ws.units), align: 1})
+		add(phase{j: job(stO, l), n: c.Hidden, align: 8, barrier: true})
+		norm(stMLPNorm, l, R)
+		add(phase{j: job(stGateUp, l), n: c.Intermediate, align: 8, barrier: true})
+		add(phase{j: job(stDown, l), n: c.Hidden, align: 8, barrier: true})
+		if l+1 < L {
+			norm(stAttnNorm, l+1, R)
+		} else if nl > 0 {
+			norm(stFinalNorm, 0, nl)
+		}
+	}
+	if nl > 0 {
+		add(phase{j: job(stLogits, 0), n: c.Vocab, align: 8, barrier: true})
+	}
+}
+
+func (j *stepJob) run(lo, hi, worker int) {
+	ws := j.ws
+	m := ws.m
+	c := &m.Cfg
+	H, I, R := c.Hidden, c.Intermediate, ws.R
 	eps := float32(c.RMSNormEps)
-	for l := range m.Layers {
-		L := &m.Layers[l]
-		rmsnorm(ws.xn, ws.x, L.AttnNorm, R, H, eps)
-		ws.matmul(ws.qkv, qkvDim, ws.xn, R, &L.QKV, L.QKVBias)
-		for r := 0; r < R; r++ {
-			row := ws.qkv[r*qkvDim : (r+1)*qkvDim]
-			cs, sn := ws.cos[r*d/2:(r+1)*d/2], ws.sin[r*d/2:(r+1)*d/2]
-			for h := 0; h < nQ+nKV; h++ {
-				rope(row[h*d:(h+1)*d], cs, sn)
+	switch j.kind {
+	case stEmbed:
+		d := c.HeadDim
+		for r := lo; r < hi; r++ {
+			e := m.Embed.W[ws.rowTok[r]*H : (ws.rowTok[r]+1)*H]
+			x := ws.x[r*H : (r+1)*H]
+			for k, h := range e {
+				x[k] = bf16(h)
 			}
-			s := &segs[ws.rowSeg[r]]
-			off := ws.rowSlot[r] * nKV * d
-			copy(s.Seq.K[l][off:off+nKV*d], row[nQ*d:(nQ+nKV)*d])
-			copy(s.Seq.V[l][off:off+nKV*d], row[(nQ+nKV)*d:])
-			if s.Seq.Q != nil {
-				if qi := ws.rowPos[r] - s.Seq.QFrom; qi >= 0 && (qi+1)*nQ*d <= len(s.Seq.Q[l]) {
-					copy(s.Seq.Q[l][qi*nQ*d:(qi+1)*nQ*d], row[:nQ*d])
+			p := ws.rowPos[r]
+			for k, f := range m.invFreq {
+				sn, cs := math.Sincos(float64(p) * f)
+				ws.cos[r*d/2+k] = float32(cs)
+				ws.sin[r*d/2+k] = float32(sn)
+			}
+		}
+		rmsnorm(ws.xn[lo*H:], ws.x[lo*H:], m.Layers[0].AttnNorm, hi-lo, H, eps)
+	case stAttnNorm:
+		rmsnorm(ws.xn[lo*H:], ws.x[lo*H:], m.Layers[j.l].AttnNorm, hi-lo, H, eps)
+	case stMLPNorm:
+		rmsnorm(ws.xn[lo*H:], ws.x[lo*H:], m.Layers[j.l].MLPNorm, hi-lo, H, eps)
+	case stFinalNorm:
+		for i := lo; i < hi; i++ {
+			r := ws.lastRows[i]
+			rmsnorm(ws.xn[i*H:], ws.x[r*H:], m.Norm, 1, H, eps)
+		}
+	case stQKV:
+		ws.qkvHeads(j.l, lo, hi)
+	case stAttn:
+		a := attnJob{m: m, l: j.l, segs: ws.segs, ws: ws, wait: true}
+		a.run(lo, hi, worker)
+	case stO:
+		matmulRows(&m.Layers[j.l].O, nil, ws.att, R, ws.tmp, H, lo, hi)
+		for r := 0; r < R; r++ {
+			add(ws.x[r*H+lo:r*H+hi], ws.tmp[r*H+lo:r*H+hi])
+		}
+	case stGateUp:
+		L := &m.Layers[j.l]
+		matmulRows(&L.GateUp, nil, ws.xn, R, ws.gu, 2*I, lo, hi)
+		matmulRows(&L.GateUp, nil, ws.xn, R, ws.gu, 2*I, I+lo, I+hi)
+		for r := 0; r < R; r++ {
+			g := ws.gu[r*2*I:]
+			siluMul(g[lo:hi], g[I+lo:I+hi], ws.act[r*I+lo:r*I+hi])
+		}
+	case stDown:
+		matmulRows(&m.Layers[j.l].Down, nil, ws.act, R, ws.tmp, H, lo, hi)
+		for r := 0; r < R; r++ {
+			add(ws.x[r*H+lo:r*H+hi], ws.tmp[r*H+lo:r*H+hi])
+		}
+	case stLogits:
+		V := c.Vocab
+		nl := len(ws.lastRows)
+		if nl == 1 {
+			for i := range ws.segs {
+				if ws.segs[i].Logits != nil {
+					matmulRows(&m.LMHead, nil, ws.xn, 1, ws.segs[i].Logits, V, lo, hi)
 				}
 			}
+			return
 		}
-		ws.attention(m, l, segs, R)
-		ws.matmul(ws.tmp, H, ws.att, R, &L.O, nil)
-		add(ws.x[:R*H], ws.tmp[:R*H])
-		rmsnorm(ws.xn, ws.x, L.MLPNorm, R, H, eps)
-		I := c.Intermediate
-		ws.matmul(ws.gu, 2*I, ws.xn, R, &L.GateUp, nil)
-		for r := 0; r < R; r++ {
-			g := ws.gu[r*2*I : r*2*I+I]
-			u := ws.gu[r*2*I+I : (r+1)*2*I]
-			siluMul(g, u, ws.act[r*I:(r+1)*I])
-		}
-		ws.matmul(ws.tmp, H, ws.act, R, &L.Down, nil)
-		add(ws.x[:R*H], ws.tmp[:R*H])
-	}
-	nl := len(ws.lastRows)
-	if nl == 0 {
-		return nil
-	}
-	for i, r := range ws.lastRows {
-		copy(ws.tmp[i*H:(i+1)*H], ws.x[r*H:(r+1)*H])
-	}
-	rmsnorm(ws.xn, ws.tmp, m.Norm, nl, H, eps)
-	ws.logitRows = grow(ws.logitRows, nl*c.Vocab)
-	ws.matmul(ws.logitRows, c.Vocab, ws.xn, nl, &m.LMHead, nil)
-	j := 0
-	for i := range segs {
-		if segs[i].Logits != nil {
-			copy(segs[i].Logits, ws.logitRows[j*c.Vocab:(j+1)*c.Vocab])
-			j++
+		matmulRows(&m.LMHead, nil, ws.xn, nl, ws.logitRows, V, lo, hi)
+		k := 0
+		for i := range ws.segs {
+			if ws.segs[i].Logits != nil {
+				copy(ws.segs[i].Logits[lo:hi], ws.logitRows[k*V+lo:k*V+hi])
+				k++
+			}
 		}
 	}
-	return nil
+}
+
+// qkvHead is the q|k|v head computed by unit u of a layer's projections: group by group (the query
+// heads of KV head 0, then its key and value heads, then KV head 1's ...), so that attention of the
+// first groups can start while the later ones are computed.
+func qkvHead(c *Config, u int) int {
+	g := c.Heads / c.KVHeads
+	grp, i := u/(g+2), u%(g+2)
+	switch {
+	case i < g:
+		return grp*g + i
+	case i == g:
+		return c.Heads + grp
+	default:
+		return c.Heads + c.KVHeads + grp
+	}
+}
+
+// qkvHeads computes the q|k|v heads of units [lo, hi) of layer l for every row: projection (and bias),
+// RoPE for query and key heads, key and value heads written to their cache slots, query heads to the
+// capture buffer where a sequence has one; then marks each head ready.
+func (ws *Workspace) qkvHeads(l, lo, hi int) {
+	m := ws.m
+	c := &m.Cfg
+	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
+	qkvDim := (nQ + 2*nKV) * d
+	L := &m.Layers[l]
+	for u := lo; u < hi; u++ {
+		h := qkvHead(c, u)
+		matmulRows(&L.QKV, L.QKVBias, ws.xn, ws.R, ws.qkv, qkvDim, h*d, (h+1)*d)
+		for r := 0; r < ws.R; r++ {
+			v := ws.qkv[r*qkvDim+h*d : r*qkvDim+(h+1)*d]
+			if h < nQ+nKV {
+				rope(v, ws.cos[r*d/2:(r+1)*d/2], ws.sin[r*d/2:(r+1)*d/2])
+			}
+			s := ws.segs[ws.rowSeg[r]].Seq
+			off := ws.rowSlot[r] * nKV * d
+			switch {
+			case h < nQ:
+				if s.Q != nil {
+					if qi := ws.rowPos[r] - s.QFrom; qi >= 0 && (qi+1)*nQ*d <= len(s.Q[l]) {
+						copy(s.Q[l][qi*nQ*d+h*d:qi*nQ*d+(h+1)*d], v)
+					}
+				}
+			case h < nQ+nKV:
+				copy(s.K[l][off+(h-nQ)*d:off+(h-nQ+1)*d], v)
+			default:
+				copy(s.V[l][off+(h-nQ-nKV)*d:off+(h-nQ-nKV+1)*d], v)
+			}
+		}
+		ws.ready[h].Store(int64(l + 1))
+	}
+}
+
+// awaitHeads waits until the query heads [kvh*g+h0, kvh*g+h1) and the key and value heads of KV head
+// kvh of layer l are done.
+func (ws *Workspace) awaitHeads(l, kvh, h0, h1 int) {
+	c := &ws.m.Cfg
+	g := c.Heads / c.KVHeads
+	want := int64(l + 1)
+	wait := func(h int) {
+		for n := 1; ws.ready[h].Load() < want; n++ {
+			if n&63 == 0 {
+				runtime.Gosched()
+			}
+		}
+	}
+	for h := kvh*g + h0; h < kvh*g+h1; h++ {
+		wait(h)
+	}
+	wait(c.Heads + kvh)
+	wait(c.Heads + c.KVHeads + kvh)
 }
 
 func add(x, y []float32) {
@@ -259,12 +455,15 @@ type attnJob struct {
 	l    int
 	segs []Segment
 	ws   *Workspace
+	wait bool // wait for each unit's heads (ws.ready) before attending
 }
 
 // flashOff, set by tests, makes dense segments take the per-query path (the reference of the tiles).
 var flashOff bool
 
-func (w *Workspace) attention(m *Model, l int, segs []Segment, R int) {
+// buildUnits lays out the attention units of a step (the same for every layer) and sizes the
+// workers' score buffers.
+func (w *Workspace) buildUnits(m *Model, segs []Segment, R int) {
 	maxCap := 0
 	for i := range segs {
 		maxCap = max(maxCap, segs[i].Seq.Cap)
@@ -301,13 +500,13 @@ func (w *Workspace) attention(m *Model, l int, segs []Segment, R int) {
 		}
 		r += n
 	}
-	w.aj = attnJob{m: m, l: l, segs: segs, ws: w}
-	w.pool.parallel(&w.aj, len(w.units), 1)
-	w.aj = attnJob{}
 }
 
 func (a *attnJob) run(lo, hi, worker int) {
 	for _, u := range a.ws.units[lo:hi] {
+		if a.wait {
+			a.ws.awaitHeads(a.l, int(u.kvh), int(u.h0), int(u.h1))
+		}
 		if a.segs[a.ws.rowSeg[u.r0]].Seq.Live == nil && !flashOff {
 			a.tiled(int(u.r0), int(u.nr), int(u.kvh), worker)
 			continue

@@ -355,48 +355,54 @@ type matmulJob struct {
 }
 
 func (m *matmulJob) run(lo, hi, worker int) {
-	cols := m.w.Cols
+	matmulRows(m.w, m.bias, m.x, m.rows, m.y, m.ldy, lo, hi)
+}
+
+// matmulRows computes output rows [lo, hi) of y = x W^T (+ bias) for the rows input rows of x (row
+// stride W.Cols) into y (row stride ldy).
+func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi int) {
+	cols := w.Cols
 	k8 := cols &^ 7
-	W := m.w.W
-	if m.rows == 1 || k8 == 0 {
-		for r := 0; r < m.rows; r++ {
-			gemv(m.x[r*cols:(r+1)*cols], W[lo*cols:], cols, hi-lo, m.y[r*m.ldy+lo:r*m.ldy+hi])
+	W := w.W
+	if rows == 1 || k8 == 0 {
+		for r := 0; r < rows; r++ {
+			gemv(x[r*cols:(r+1)*cols], W[lo*cols:], cols, hi-lo, y[r*ldy+lo:r*ldy+hi])
 		}
 	} else {
 		for j0 := lo; j0 < hi; j0 += jBlock {
 			j1 := min(j0+jBlock, hi)
 			n3 := j0 + (j1-j0)/3*3
 			r := 0
-			for ; r+4 <= m.rows; r += 4 {
+			for ; r+4 <= rows; r += 4 {
 				for j := j0; j < n3; j += 3 {
-					gemm4x3(m.x[r*cols:], cols, W[j*cols:], cols, k8, m.y[r*m.ldy+j:], m.ldy)
+					gemm4x3(x[r*cols:], cols, W[j*cols:], cols, k8, y[r*ldy+j:], ldy)
 				}
 				if k8 < cols {
 					for rr := r; rr < r+4; rr++ {
 						for j := j0; j < n3; j++ {
-							s := m.y[rr*m.ldy+j]
-							xr, wr := m.x[rr*cols:(rr+1)*cols], W[j*cols:(j+1)*cols]
+							s := y[rr*ldy+j]
+							xr, wr := x[rr*cols:(rr+1)*cols], W[j*cols:(j+1)*cols]
 							for k := k8; k < cols; k++ {
 								s += xr[k] * bf16(wr[k])
 							}
-							m.y[rr*m.ldy+j] = s
+							y[rr*ldy+j] = s
 						}
 					}
 				}
 				for rr := r; rr < r+4 && n3 < j1; rr++ {
-					gemv(m.x[rr*cols:(rr+1)*cols], W[n3*cols:], cols, j1-n3, m.y[rr*m.ldy+n3:rr*m.ldy+j1])
+					gemv(x[rr*cols:(rr+1)*cols], W[n3*cols:], cols, j1-n3, y[rr*ldy+n3:rr*ldy+j1])
 				}
 			}
-			for ; r < m.rows; r++ {
-				gemv(m.x[r*cols:(r+1)*cols], W[j0*cols:], cols, j1-j0, m.y[r*m.ldy+j0:r*m.ldy+j1])
+			for ; r < rows; r++ {
+				gemv(x[r*cols:(r+1)*cols], W[j0*cols:], cols, j1-j0, y[r*ldy+j0:r*ldy+j1])
 			}
 		}
 	}
-	if m.bias != nil {
-		for r := 0; r < m.rows; r++ {
-			y := m.y[r*m.ldy+lo : r*m.ldy+hi]
-			for jj := range y {
-				y[jj] += m.bias[lo+jj]
+	if bias != nil {
+		for r := 0; r < rows; r++ {
+			yr := y[r*ldy+lo : r*ldy+hi]
+			for jj := range yr {
+				yr[jj] += bias[lo+jj]
 			}
 		}
 	}

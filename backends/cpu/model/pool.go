@@ -34,9 +34,10 @@ type Pool struct {
 	state atomic.Uint64
 	stop  atomic.Bool
 	ws    []poolWorker
+	one   [1]phase
 	// dispatches counts the calls that ran on more than one worker (each one a publish, join and wait
-	// across the workers); tests read it.
-	dispatches int64
+	// across the workers), barriers the waits for every earlier phase inside those calls; tests read them.
+	dispatches, barriers int64
 }
 
 // poolWorker is a worker's parking place.
@@ -140,6 +141,28 @@ func (p *Pool) tryJoin(s uint64) bool {
 	return false
 }
 
+// phase is one step of a plan: a job over [0, n) in chunks whose boundaries are multiples of align
+// (the last chunk takes the rest).
+type phase struct {
+	j      job
+	n      int
+	align  int
+	chunks int // 0: about four per worker
+	// barrier: the phase's chunks start only once every earlier phase is complete (its finaliser
+	// included). A phase without it starts at once and relies on its job to wait for its inputs; it must
+	// follow a barrier phase, whose wait it shares.
+	barrier bool
+	// final, when set, runs as final.run(0, finalN, worker) on the worker that completes the phase's last
+	// chunk, before any later phase starts. Only a barrier phase followed by a barrier phase (or by
+	// nothing) may have one.
+	final  job
+	finalN int
+
+	units        int
+	first, count int64 // the phase's chunks are first .. first+count-1 of the plan
+	need         int64 // completions (chunks and finalisers) of the earlier phases to wait for
+}
+
 // parallel runs j over [0,n) in chunks whose boundaries are multiples of align (the last chunk takes the
 // rest). Workers take chunks from a shared counter (about four per worker), so a worker slowed down by
 // other load on the machine leaves its share to the others. Calls are serialised.
@@ -150,24 +173,86 @@ func (p *Pool) parallel(j job, n, align int) {
 	if align < 1 {
 		align = 1
 	}
-	units := (n + align - 1) / align
-	w := p.n
-	if units < w {
-		w = units
-	}
-	if w <= 1 {
+	if p.n == 1 || n <= align {
 		j.run(0, n, 0)
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.one[0] = phase{j: j, n: n, align: align, barrier: true}
+	p.dispatch(p.one[:], p.layout(p.one[:]))
+	p.one[0] = phase{}
+}
+
+// run executes a plan: the chunks of all its phases, in one dispatch. Chunks are taken in plan order
+// from one shared counter; a chunk of a barrier phase first waits until the chunks and finalisers of
+// every earlier phase are done. No worker waits for a chunk nobody has taken: every chunk it waits for
+// was taken earlier by a worker that runs it. Calls are serialised.
+func (p *Pool) run(ph []phase) {
+	total := p.layout(ph)
+	if p.n == 1 {
+		for k := range ph {
+			f := &ph[k]
+			if f.n > 0 {
+				f.j.run(0, f.n, 0)
+			}
+			if f.final != nil {
+				f.final.run(0, f.finalN, 0)
+			}
+		}
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dispatch(ph, total)
+}
+
+// layout fills in the chunks of each phase and what it waits for, and returns the number of chunks.
+func (p *Pool) layout(ph []phase) (total int64) {
+	var done int64
+	for k := range ph {
+		f := &ph[k]
+		if f.align < 1 {
+			f.align = 1
+		}
+		f.units = max(1, (f.n+f.align-1)/f.align)
+		c := f.chunks
+		if c <= 0 {
+			c = 4 * p.n
+		}
+		f.count = int64(min(f.units, c))
+		f.first = total
+		total += f.count
+		if k == 0 || f.barrier {
+			f.need = done
+		} else {
+			f.need = ph[k-1].need
+		}
+		if f.final != nil && (!f.barrier || k+1 < len(ph) && !ph[k+1].barrier) {
+			panic("model: a finaliser needs barrier phases on both sides")
+		}
+		done += f.count
+		if f.final != nil {
+			done++
+		}
+	}
+	return total
+}
+
+// dispatch runs a laid-out plan on the workers (the caller holds p.mu).
+func (p *Pool) dispatch(ph []phase, total int64) {
 	p.dispatches++
-	chunks := min(units, 4*w)
-	p.cur = pieces{j: j, n: n, align: align, units: units, chunks: int64(chunks)}
+	for k := 1; k < len(ph); k++ {
+		if ph[k].barrier {
+			p.barriers++
+		}
+	}
+	p.cur.ph, p.cur.total = ph, total
 	p.cur.next.Store(0)
+	p.cur.fin.Store(0)
 	gen := p.state.Load()>>32 + 1
 	p.state.Store(gen << 32) // open, no worker yet
-	for i := 1; i < w; i++ {
+	for i := 1; i < p.n && int64(i) < total; i++ {
 		if p.ws[i].parked.CompareAndSwap(true, false) {
 			p.ws[i].wake <- struct{}{}
 		}
@@ -183,29 +268,51 @@ func (p *Pool) parallel(j job, n, align int) {
 			runtime.Gosched()
 		}
 	}
-	p.cur.j = nil
+	p.cur.ph = nil
 }
 
-// pieces is the work of one parallel call, handed out chunk by chunk.
+// pieces is the plan being run, handed out chunk by chunk.
 type pieces struct {
-	j               job
-	n, align, units int
-	chunks          int64
-	next            atomic.Int64
+	ph    []phase
+	total int64
+	_     [64]byte     // keep the two counters off the lines of everything else
+	next  atomic.Int64 // next chunk to take
+	_     [64]byte
+	fin   atomic.Int64 // chunks and finalisers done
+	_     [64]byte
 }
 
 func (c *pieces) drain(worker int) {
+	k := 0
 	for {
 		i := c.next.Add(1) - 1
-		if i >= c.chunks {
+		if i >= c.total {
 			return
 		}
-		lo := int(int64(c.units)*i/c.chunks) * c.align
-		hi := int(int64(c.units)*(i+1)/c.chunks) * c.align
-		if hi > c.n || i == c.chunks-1 {
-			hi = c.n
+		for i >= c.ph[k].first+c.ph[k].count {
+			k++
 		}
-		c.j.run(lo, hi, worker)
+		f := &c.ph[k]
+		if c.fin.Load() < f.need {
+			for n := 1; c.fin.Load() < f.need; n++ {
+				if n&63 == 0 {
+					runtime.Gosched()
+				}
+			}
+		}
+		i -= f.first
+		lo := int(int64(f.units)*i/f.count) * f.align
+		hi := int(int64(f.units)*(i+1)/f.count) * f.align
+		if hi > f.n || i == f.count-1 {
+			hi = f.n
+		}
+		if lo < hi {
+			f.j.run(lo, hi, worker)
+		}
+		if d := c.fin.Add(1); f.final != nil && d == f.need+f.count {
+			f.final.run(0, f.finalN, worker)
+			c.fin.Add(1)
+		}
 	}
 }
 
