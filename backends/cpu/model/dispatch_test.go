@@ -121,3 +121,35 @@ func TestForwardNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// nopJob does no work: BenchmarkPoolSync times the synchronisation alone.
+type nopJob struct{}
+
+func (nopJob) run(lo, hi, worker int) {}
+
+// BenchmarkPoolSync times 151 synchronisations of all workers (a decode step's count before plans) as
+// 151 dispatches and as one plan of 151 barrier phases, each over 64 units of no work.
+func BenchmarkPoolSync(b *testing.B) {
+	pool := NewPool(0)
+	defer pool.Close()
+	const n = 151
+	var j nopJob
+	b.Run("dispatches", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			for k := 0; k < n; k++ {
+				pool.parallel(j, 64, 1)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sync")
+	})
+	b.Run("plan", func(b *testing.B) {
+		ph := make([]phase, n)
+		for i := 0; i < b.N; i++ {
+			for k := range ph {
+				ph[k] = phase{j: j, n: 64, align: 1, barrier: true}
+			}
+			pool.run(ph)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sync")
+	})
+}

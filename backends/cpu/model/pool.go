@@ -282,23 +282,32 @@ type pieces struct {
 	_     [64]byte
 }
 
+// drain runs chunks until none is left. A worker adds its completed chunks of a phase to fin when it
+// moves on to another phase or runs out (one atomic add per worker and phase, not per chunk), always
+// before it waits; the add that completes a phase runs the phase's finaliser.
 func (c *pieces) drain(worker int) {
-	k := 0
+	k, passed := 0, -1 // phase of the chunk taken last; last phase whose wait this worker passed
+	pk, pend := 0, int64(0)
 	for {
 		i := c.next.Add(1) - 1
 		if i >= c.total {
-			return
+			break
 		}
 		for i >= c.ph[k].first+c.ph[k].count {
 			k++
 		}
+		if pend > 0 && k != pk {
+			c.complete(pk, pend, worker)
+			pend = 0
+		}
 		f := &c.ph[k]
-		if c.fin.Load() < f.need {
+		if k > passed {
 			for n := 1; c.fin.Load() < f.need; n++ {
 				if n&63 == 0 {
 					runtime.Gosched()
 				}
 			}
+			passed = k
 		}
 		i -= f.first
 		lo := int(int64(f.units)*i/f.count) * f.align
@@ -309,10 +318,20 @@ func (c *pieces) drain(worker int) {
 		if lo < hi {
 			f.j.run(lo, hi, worker)
 		}
-		if d := c.fin.Add(1); f.final != nil && d == f.need+f.count {
-			f.final.run(0, f.finalN, worker)
-			c.fin.Add(1)
-		}
+		pk = k
+		pend++
+	}
+	if pend > 0 {
+		c.complete(pk, pend, worker)
+	}
+}
+
+// complete adds n completed chunks of phase k to fin and runs the phase's finaliser if they were its last.
+func (c *pieces) complete(k int, n int64, worker int) {
+	f := &c.ph[k]
+	if d := c.fin.Add(n); f.final != nil && d == f.need+f.count {
+		f.final.run(0, f.finalN, worker)
+		c.fin.Add(1)
 	}
 }
 
