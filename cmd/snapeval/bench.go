@@ -29,7 +29,15 @@ snapstream, KV bytes per sequence, the paper's Table 5 (largest batch under a fi
 without SnapStream, decode throughput of each) and SnapKV selection time as a share of prefill (8k, 32k).
 Long-context decode caches are filled directly (no 32k prefill is run); prefills longer than 8k are
 integrated from three timed chunks (the run checks that estimate against a measured 8k prefill).
-The model is a checkpoint directory (--model) or a named shape with random bf16 weights (--shape).`,
+The model is a checkpoint directory (--model) or a named shape with random bf16 weights (--shape).
+
+Peers of llama.cpp's llama-bench: prefill_tok_s (one 512-token prompt) is pp512, and tg128_tok_s is
+tg128 (one sequence, 128 tokens decoded one at a time from an empty cache, mean of 3 runs; 2 with
+--quick). decode_tok_s is a decode step at 512 tokens of context, not tg128.
+
+--quick uses smaller sizes (the output lists them): a 128-token prefill (so prefill_tok_s is pp128) and
+selection at 2k and 4k prompts, reported as selection_share_2k / selection_share_4k; the JSON keys of
+sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k in a full one) are null.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dir != "" && cmd.Flags().Changed("shape") {

@@ -46,6 +46,9 @@ type Sizes struct {
 	PrefillChunk     int   `json:"prefill_chunk"`
 	DecodeSteps      int   `json:"decode_steps"`
 	RealPrefillLimit int   `json:"real_prefill_limit"`
+	// TGTokens and TGReps are the tg measurement's tokens (128, as llama-bench's tg128) and timed runs.
+	TGTokens int `json:"tg_tokens"`
+	TGReps   int `json:"tg_reps"`
 }
 
 // StepRow is one decode-step measurement of the context sweep.
@@ -86,23 +89,27 @@ type SelRow struct {
 
 // Result is everything a run measured.
 type Result struct {
-	Model            string  `json:"model"`
-	WeightBytes      int64   `json:"weight_bytes"`
-	Threads          int     `json:"threads"`
-	CPUs             int     `json:"cpus"`
-	SIMD             bool    `json:"simd"`
-	GOAMD64          string  `json:"goamd64"`
-	LoadBefore       string  `json:"load_before"`
-	LoadAfter        string  `json:"load_after"`
-	Quick            bool    `json:"quick"`
-	Sizes            Sizes   `json:"sizes"`
-	BandwidthGBs     float64 `json:"bandwidth_gbs"`
+	Model        string  `json:"model"`
+	WeightBytes  int64   `json:"weight_bytes"`
+	Threads      int     `json:"threads"`
+	CPUs         int     `json:"cpus"`
+	SIMD         bool    `json:"simd"`
+	GOAMD64      string  `json:"goamd64"`
+	LoadBefore   string  `json:"load_before"`
+	LoadAfter    string  `json:"load_after"`
+	Quick        bool    `json:"quick"`
+	Sizes        Sizes   `json:"sizes"`
+	BandwidthGBs float64 `json:"bandwidth_gbs"`
+	// PrefillTokS is one prompt of Sizes.PrefillPrompt tokens: llama-bench's pp512 at full size (512).
 	PrefillTokS      float64 `json:"prefill_tok_s"`
 	PrefillBatchTokS float64 `json:"prefill_batch_tok_s"`
 	DecodeTokS       float64 `json:"decode_tok_s"`
 	DecodeStepMs     float64 `json:"decode_step_ms"`
 	DecodeBatchTokS  float64 `json:"decode_batch_tok_s"`
 	Batch            int     `json:"batch"`
+	// TG128TokS mirrors llama-bench's tg128: one sequence, Sizes.TGTokens tokens decoded one at a time
+	// from an empty cache (positions 0 .. 127), mean tok/s of Sizes.TGReps runs after a warm-up.
+	TG128TokS float64 `json:"tg128_tok_s"`
 	// DecodeBytesPerStep is what one single-sequence decode step reads: weights plus the live K/V.
 	DecodeBytesPerStep      int64     `json:"decode_bytes_per_step"`
 	DecodeBandwidthFraction float64   `json:"decode_bandwidth_fraction"`
@@ -112,8 +119,12 @@ type Result struct {
 	Table5                  Table5    `json:"table5"`
 	Table5ThroughputRatio   float64   `json:"table5_throughput_ratio"`
 	Selection               []SelRow  `json:"selection"`
-	SelectionShare8k        float64   `json:"selection_share_8k"`
-	SelectionShare32k       float64   `json:"selection_share_32k"`
+	// The selection share at each prompt size the bench knows (8k and 32k in a full run, 2k and 4k in a
+	// quick one); null where this run did not measure that size.
+	SelectionShare2k  *float64 `json:"selection_share_2k"`
+	SelectionShare4k  *float64 `json:"selection_share_4k"`
+	SelectionShare8k  *float64 `json:"selection_share_8k"`
+	SelectionShare32k *float64 `json:"selection_share_32k"`
 	// PrefillCheck compares the chunk-sampled prefill estimate with a measured prefill of the same length.
 	PrefillCheck struct {
 		Prompt      int     `json:"prompt"`
@@ -145,11 +156,11 @@ func sizes(quick bool) Sizes {
 	if quick {
 		return Sizes{PrefillPrompt: 128, DecodeContext: 512, Contexts: []int{1024, 4096, 16384, 32768}, FullContexts: []int{1024, 4096},
 			Table5Prompt: 1024, Table5Budget: 256, Table5MaxNew: 64, SelectionPrompts: []int{2048, 4096}, PrefillChunk: 256,
-			DecodeSteps: 3, RealPrefillLimit: 2048}
+			DecodeSteps: 3, RealPrefillLimit: 2048, TGTokens: 128, TGReps: 2}
 	}
 	return Sizes{PrefillPrompt: 512, DecodeContext: 512, Contexts: []int{1024, 4096, 16384, 32768}, FullContexts: []int{1024, 4096, 16384, 32768},
 		Table5Prompt: 4096, Table5Budget: 1024, Table5MaxNew: 128, SelectionPrompts: []int{8192, 32768}, PrefillChunk: 256,
-		DecodeSteps: 8, RealPrefillLimit: 8192}
+		DecodeSteps: 8, RealPrefillLimit: 8192, TGTokens: 128, TGReps: 3}
 }
 
 // Run measures m (described by name) on this machine.
@@ -219,6 +230,14 @@ func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, 
 		}
 	}
 
+	// llama-bench's tg128: decode from an empty cache.
+	logf("tg%d: one sequence, %d tokens decoded one at a time from an empty cache, %d runs", sz.TGTokens, sz.TGTokens, sz.TGReps)
+	tps, err := tg(ctx, m, o, sz.TGTokens, sz.TGReps)
+	if err != nil {
+		return nil, err
+	}
+	r.TG128TokS = tps
+
 	// Claims 1 and 2: decode step time and KV bytes against context.
 	snapSpec := fmt.Sprintf("snapstream:budget=%d", o.Budget)
 	for _, spec := range []string{"full", snapSpec} {
@@ -252,6 +271,37 @@ func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, 
 	}
 	r.LoadAfter = loadavg()
 	return r, nil
+}
+
+// tg is llama-bench's tg<n> on the engine: one sequence, n tokens decoded one at a time from an empty
+// cache. The job's prompt is one token, so the n forward steps are at positions 0 .. n-1 (the first is
+// the prompt's, the others decode steps), each giving the next token's logits; sampling is greedy and no
+// token stops the sequence. Each run is timed whole (admission to the last token); the result is the mean
+// tok/s of reps runs after a short warm-up run, as llama-bench averages its repetitions.
+func tg(ctx context.Context, m *model.Model, o Options, n, reps int) (float64, error) {
+	e := engine.New(m, engine.Options{Threads: o.Threads, Slots: 1, PrefixCacheBytes: -1})
+	defer e.Close()
+	full := compress.MustParse("full")
+	job := func(salt, maxNew int) engine.Job {
+		return engine.Job{Prompt: prompt(m.Cfg.Vocab, 1, salt), Policy: full, MaxNew: maxNew}
+	}
+	if _, err := e.Generate(ctx, job(0, 4)); err != nil {
+		return 0, err
+	}
+	var sum float64
+	for i := 0; i < reps; i++ {
+		t0 := time.Now()
+		res, err := e.Generate(ctx, job(i+1, n))
+		if err != nil {
+			return 0, err
+		}
+		sec := time.Since(t0).Seconds()
+		if len(res.Tokens) != n {
+			return 0, fmt.Errorf("bench: tg%d run generated %d tokens", n, len(res.Tokens))
+		}
+		sum += float64(n) / sec
+	}
+	return sum / float64(reps), nil
 }
 
 func stepRatio(rows []StepRow, policy string, a, b int) float64 {

@@ -42,7 +42,7 @@ func TestRunQuickOnFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.PrefillTokS <= 0 || r.DecodeTokS <= 0 || r.DecodeBatchTokS <= 0 || r.BandwidthGBs <= 0 || r.DecodeBandwidthFraction <= 0 {
+	if r.PrefillTokS <= 0 || r.DecodeTokS <= 0 || r.DecodeBatchTokS <= 0 || r.BandwidthGBs <= 0 || r.DecodeBandwidthFraction <= 0 || r.TG128TokS <= 0 {
 		t.Errorf("missing throughput numbers: %+v", r)
 	}
 	if r.FlatRatio32k1k <= 0 || r.Table5ThroughputRatio <= 0 {
@@ -60,21 +60,33 @@ func TestRunQuickOnFixture(t *testing.T) {
 	if len(r.Selection) != 1 || r.Selection[0].Prompt != 2048 || r.Selection[0].Share <= 0 || r.PrefillCheck.MeasuredMs <= 0 {
 		t.Errorf("selection rows %+v, check %+v", r.Selection, r.PrefillCheck)
 	}
+	// Each selection-share key holds the share at the size it names, or null.
+	if r.SelectionShare2k == nil || *r.SelectionShare2k != r.Selection[0].Share || r.SelectionShare4k != nil || r.SelectionShare8k != nil || r.SelectionShare32k != nil {
+		t.Errorf("selection shares 2k %v, 4k %v, 8k %v, 32k %v; want only 2k", r.SelectionShare2k, r.SelectionShare4k, r.SelectionShare8k, r.SelectionShare32k)
+	}
+	if r.Sizes.TGTokens != 128 {
+		t.Errorf("tg tokens %d, want 128", r.Sizes.TGTokens)
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"prefill_tok_s", "decode_tok_s", "bandwidth_gbs", "decode_bandwidth_fraction", "flat_ratio_32k_1k",
-		"table5_throughput_ratio", "selection_share_8k", "selection_share_32k"} {
+	for _, k := range []string{"prefill_tok_s", "decode_tok_s", "tg128_tok_s", "bandwidth_gbs", "decode_bandwidth_fraction", "flat_ratio_32k_1k",
+		"table5_throughput_ratio", "selection_share_2k", "selection_share_4k", "selection_share_8k", "selection_share_32k"} {
 		if !bytes.Contains(b, []byte(`"`+k+`"`)) {
 			t.Errorf("JSON lacks %s", k)
+		}
+	}
+	for _, k := range []string{"selection_share_4k", "selection_share_8k", "selection_share_32k"} {
+		if !bytes.Contains(b, []byte(`"`+k+`":null`)) {
+			t.Errorf("JSON %s is not null (not measured in this run)", k)
 		}
 	}
 	var tab bytes.Buffer
 	if err := r.WriteTable(&tab); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"memory bandwidth", "table 5", "step ratio 32k/1k", "selection"} {
+	for _, s := range []string{"memory bandwidth", "table 5", "step ratio 32k/1k", "selection", "tg128", "llama-bench pp128"} {
 		if !strings.Contains(tab.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, tab.String())
 		}

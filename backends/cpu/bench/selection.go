@@ -67,9 +67,18 @@ func selection(ctx context.Context, m *model.Model, o Options, sz Sizes, r *Resu
 			r.Selection = append(r.Selection, row)
 		}
 	}
-	if len(r.Selection) > 0 {
-		r.SelectionShare8k = r.Selection[0].Share
-		r.SelectionShare32k = r.Selection[len(r.Selection)-1].Share
+	for _, row := range r.Selection {
+		share := row.Share
+		switch row.Prompt {
+		case 2048:
+			r.SelectionShare2k = &share
+		case 4096:
+			r.SelectionShare4k = &share
+		case 8192:
+			r.SelectionShare8k = &share
+		case 32768:
+			r.SelectionShare32k = &share
+		}
 	}
 	return nil
 }

@@ -18,7 +18,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 			r.Sizes.PrefillPrompt, r.Sizes.DecodeContext, r.Sizes.Contexts, r.Sizes.FullContexts, r.Sizes.Table5Prompt, r.Sizes.SelectionPrompts)
 	}
 	p("memory bandwidth\t%.1f GB/s", r.BandwidthGBs)
-	p("prefill\t%.1f tok/s (1 x %d)\t%.1f tok/s (%d x %d)", r.PrefillTokS, r.Sizes.PrefillPrompt, r.PrefillBatchTokS, r.Batch, r.Sizes.PrefillPrompt)
+	p("prefill\t%.1f tok/s (1 x %d: llama-bench pp%d)\t%.1f tok/s (%d x %d)", r.PrefillTokS, r.Sizes.PrefillPrompt, r.Sizes.PrefillPrompt, r.PrefillBatchTokS, r.Batch, r.Sizes.PrefillPrompt)
+	p("tg%d\t%.1f tok/s (1 seq, %d tokens decoded one at a time from an empty cache, mean of %d runs: llama-bench tg%d)",
+		r.Sizes.TGTokens, r.TG128TokS, r.Sizes.TGTokens, r.Sizes.TGReps, r.Sizes.TGTokens)
 	p("decode\t%.1f tok/s (1 seq, %d ctx, %.1f ms/step)\t%.1f tok/s (%d seqs)", r.DecodeTokS, r.Sizes.DecodeContext, r.DecodeStepMs, r.DecodeBatchTokS, r.Batch)
 	p("decode vs bandwidth\t%s per step = %.1f GB/s = %.0f%% of the measured %.1f GB/s",
 		mb(r.DecodeBytesPerStep), float64(r.DecodeBytesPerStep)/r.DecodeStepMs/1e6, 100*r.DecodeBandwidthFraction, r.BandwidthGBs)
