@@ -53,6 +53,7 @@ type Workspace struct {
 	logitRows                     []float32
 	lastRows                      []int
 	sbuf                          [][]float32
+	pbuf                          [][]float32 // per worker: weight panels widened to float32 (matmulRows)
 	mm                            matmulJob
 	units                         []attnUnit
 	// The forward step being run (set by Forward for its plan's jobs, cleared after).
@@ -68,7 +69,8 @@ type Workspace struct {
 
 // NewWorkspace returns a workspace that runs kernels on pool.
 func NewWorkspace(pool *Pool) *Workspace {
-	return &Workspace{pool: pool, sbuf: make([][]float32, pool.Workers())}
+	n := pool.Workers()
+	return &Workspace{pool: pool, sbuf: make([][]float32, n), pbuf: make([][]float32, n)}
 }
 
 func grow(b []float32, n int) []float32 {
@@ -86,9 +88,19 @@ func growInt(b []int, n int) []int {
 }
 
 func (w *Workspace) matmul(y []float32, ldy int, x []float32, rows int, mat *Mat, bias []float32) {
-	w.mm = matmulJob{w: mat, bias: bias, x: x[:rows*mat.Cols], y: y, rows: rows, ldy: ldy}
+	if rows >= panelRows {
+		w.growPanels(mat.Cols)
+	}
+	w.mm = matmulJob{w: mat, bias: bias, x: x[:rows*mat.Cols], y: y, rows: rows, ldy: ldy, panels: w.pbuf}
 	w.pool.parallel(&w.mm, mat.Rows, 8)
 	w.mm = matmulJob{}
+}
+
+// growPanels makes every worker's panel large enough for matrices of cols columns.
+func (w *Workspace) growPanels(cols int) {
+	for i := range w.pbuf {
+		w.pbuf[i] = grow(w.pbuf[i], max(len(w.pbuf[i]), panelLen(cols)))
+	}
 }
 
 // Forward runs the segments through the model: K/V of every token is written to its sequence's cache
@@ -160,6 +172,9 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	nl := len(ws.lastRows)
 	if nl > 1 {
 		ws.logitRows = grow(ws.logitRows, nl*c.Vocab)
+	}
+	if R >= panelRows {
+		ws.growPanels(max(H, c.Intermediate, nQ*d))
 	}
 	ws.m, ws.segs, ws.R = m, segs, R
 	ws.buildUnits(m, segs, R)
@@ -281,25 +296,25 @@ func (j *stepJob) run(lo, hi, worker int) {
 			rmsnorm(ws.xn[i*H:], ws.x[r*H:], m.Norm, 1, H, eps)
 		}
 	case stQKV:
-		ws.qkvHeads(j.l, lo, hi)
+		ws.qkvHeads(j.l, lo, hi, worker)
 	case stAttn:
 		a := attnJob{m: m, l: j.l, segs: ws.segs, ws: ws, wait: true}
 		a.run(lo, hi, worker)
 	case stO:
-		matmulRows(&m.Layers[j.l].O, nil, ws.att, R, ws.tmp, H, lo, hi)
+		matmulRows(&m.Layers[j.l].O, nil, ws.att, R, ws.tmp, H, lo, hi, ws.pbuf[worker])
 		for r := 0; r < R; r++ {
 			add(ws.x[r*H+lo:r*H+hi], ws.tmp[r*H+lo:r*H+hi])
 		}
 	case stGateUp:
 		L := &m.Layers[j.l]
-		matmulRows(&L.GateUp, nil, ws.xn, R, ws.gu, 2*I, lo, hi)
-		matmulRows(&L.GateUp, nil, ws.xn, R, ws.gu, 2*I, I+lo, I+hi)
+		matmulRows(&L.GateUp, nil, ws.xn, R, ws.gu, 2*I, lo, hi, ws.pbuf[worker])
+		matmulRows(&L.GateUp, nil, ws.xn, R, ws.gu, 2*I, I+lo, I+hi, ws.pbuf[worker])
 		for r := 0; r < R; r++ {
 			g := ws.gu[r*2*I:]
 			siluMul(g[lo:hi], g[I+lo:I+hi], ws.act[r*I+lo:r*I+hi])
 		}
 	case stDown:
-		matmulRows(&m.Layers[j.l].Down, nil, ws.act, R, ws.tmp, H, lo, hi)
+		matmulRows(&m.Layers[j.l].Down, nil, ws.act, R, ws.tmp, H, lo, hi, ws.pbuf[worker])
 		for r := 0; r < R; r++ {
 			add(ws.x[r*H+lo:r*H+hi], ws.tmp[r*H+lo:r*H+hi])
 		}
@@ -309,12 +324,12 @@ func (j *stepJob) run(lo, hi, worker int) {
 		if nl == 1 {
 			for i := range ws.segs {
 				if ws.segs[i].Logits != nil {
-					matmulRows(&m.LMHead, nil, ws.xn, 1, ws.segs[i].Logits, V, lo, hi)
+					matmulRows(&m.LMHead, nil, ws.xn, 1, ws.segs[i].Logits, V, lo, hi, ws.pbuf[worker])
 				}
 			}
 			return
 		}
-		matmulRows(&m.LMHead, nil, ws.xn, nl, ws.logitRows, V, lo, hi)
+		matmulRows(&m.LMHead, nil, ws.xn, nl, ws.logitRows, V, lo, hi, ws.pbuf[worker])
 		k := 0
 		for i := range ws.segs {
 			if ws.segs[i].Logits != nil {
@@ -344,7 +359,7 @@ func qkvHead(c *Config, u int) int {
 // qkvHeads computes the q|k|v heads of units [lo, hi) of layer l for every row: projection (and bias),
 // RoPE for query and key heads, key and value heads written to their cache slots, query heads to the
 // capture buffer where a sequence has one; then marks each head ready.
-func (ws *Workspace) qkvHeads(l, lo, hi int) {
+func (ws *Workspace) qkvHeads(l, lo, hi, worker int) {
 	m := ws.m
 	c := &m.Cfg
 	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
@@ -352,7 +367,7 @@ func (ws *Workspace) qkvHeads(l, lo, hi int) {
 	L := &m.Layers[l]
 	for u := lo; u < hi; u++ {
 		h := qkvHead(c, u)
-		matmulRows(&L.QKV, L.QKVBias, ws.xn, ws.R, ws.qkv, qkvDim, h*d, (h+1)*d)
+		matmulRows(&L.QKV, L.QKVBias, ws.xn, ws.R, ws.qkv, qkvDim, h*d, (h+1)*d, ws.pbuf[worker])
 		for r := 0; r < ws.R; r++ {
 			v := ws.qkv[r*qkvDim+h*d : r*qkvDim+(h+1)*d]
 			if h < nQ+nKV {

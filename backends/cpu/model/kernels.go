@@ -343,27 +343,98 @@ func expSub(row []float32, mx float32) float32 {
 // 48 x 576 bf16 = 55 KB, so that the block stays in L2 while the input rows stream past).
 const jBlock = 48
 
+// panelRows is the number of input rows from which matmulRows (assembly path) widens each block of
+// weight rows to float32 once, into the worker's panel, instead of in every 4x3 tile: the widening costs
+// about one tile's worth of work per 3 weight rows, the tiles then run without it (gemm4x3F32).
+const panelRows = 16
+
+// panelLen is the length of the panel buffer that matmulRows needs for matrices of cols columns.
+func panelLen(cols int) int { return jBlock * (cols &^ 7) }
+
+// packBF16x3Go is packBF16x3 in Go: dst[24*s+8*j+l] = bf16(w[j*ldw+8*s+l]) for j < 3, 8*s+l < k8.
+func packBF16x3Go(dst []float32, w []uint16, ldw, k8 int) {
+	dst = dst[:3*k8]
+	for j := 0; j < 3; j++ {
+		wr := w[j*ldw : j*ldw+k8]
+		for k := 0; k < k8; k += 8 {
+			d, ws := dst[3*k+8*j:3*k+8*j+8:3*k+8*j+8], wr[k:k+8:k+8]
+			for l := range d {
+				d[l] = bf16(ws[l])
+			}
+		}
+	}
+}
+
+// gemm4x3F32Go is gemm4x3F32 in Go (the same sums as gemm4x3Go, from a packed panel).
+func gemm4x3F32Go(x []float32, ldx int, p []float32, k8 int, y []float32, ldy int) {
+	p = p[:3*k8]
+	for r := 0; r < 4; r++ {
+		xr := x[r*ldx : r*ldx+k8]
+		for j := 0; j < 3; j++ {
+			var a [8]float32
+			for k := 0; k < k8; k += 8 {
+				xs, ps := xr[k:k+8:k+8], p[3*k+8*j:3*k+8*j+8:3*k+8*j+8]
+				for l := range a {
+					a[l] += xs[l] * ps[l]
+				}
+			}
+			y[r*ldy+j] = red8(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+		}
+	}
+}
+
+// pack3 widens weight rows w[j*ldw:][:k8], j < 3, into p (packBF16x3's layout).
+func pack3(p []float32, w []uint16, ldw, k8 int) {
+	_ = p[3*k8-1]
+	_ = w[2*ldw+k8-1]
+	if simdOn {
+		packBF16x3(&p[0], &w[0], ldw, k8)
+	} else {
+		packBF16x3Go(p, w, ldw, k8)
+	}
+}
+
+// gemm4x3P is gemm4x3 with the three weight rows taken from a panel packed by pack3 (bit-identical).
+func gemm4x3P(x []float32, ldx int, p []float32, k8 int, y []float32, ldy int) {
+	_ = x[3*ldx+k8-1]
+	_ = p[3*k8-1]
+	_ = y[3*ldy+2]
+	if simdOn {
+		gemm4x3F32(&x[0], ldx, &p[0], k8, &y[0], ldy)
+	} else {
+		gemm4x3F32Go(x, ldx, p, k8, y, ldy)
+	}
+}
+
 // matmulJob computes Y[r][j] = sum_k X[r][k]*W[j][k] (+ bias[j]) for output rows j in a worker's range.
 // Every dot product follows the shared order above, so a row's result does not depend on how many rows
 // share the call or how the work is split.
 type matmulJob struct {
-	w    *Mat
-	bias []float32
-	x, y []float32
-	rows int // number of input rows
-	ldy  int // row stride of y
+	w      *Mat
+	bias   []float32
+	x, y   []float32
+	rows   int // number of input rows
+	ldy    int // row stride of y
+	panels [][]float32
 }
 
 func (m *matmulJob) run(lo, hi, worker int) {
-	matmulRows(m.w, m.bias, m.x, m.rows, m.y, m.ldy, lo, hi)
+	var panel []float32
+	if worker < len(m.panels) {
+		panel = m.panels[worker]
+	}
+	matmulRows(m.w, m.bias, m.x, m.rows, m.y, m.ldy, lo, hi, panel)
 }
 
 // matmulRows computes output rows [lo, hi) of y = x W^T (+ bias) for the rows input rows of x (row
-// stride W.Cols) into y (row stride ldy).
-func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi int) {
+// stride W.Cols) into y (row stride ldy). panel, when it has room for panelLen(W.Cols) values and the
+// assembly kernels are on, is the calling worker's scratch for weight rows widened to float32 (used when
+// rows >= panelRows); the results are the same with or without it.
+func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi int, panel []float32) {
 	cols := w.Cols
 	k8 := cols &^ 7
 	W := w.W
+	usePanel := simdOn && rows >= panelRows && k8 > 0 && len(panel) >= panelLen(cols)
 	if rows == 1 || k8 == 0 {
 		for r := 0; r < rows; r++ {
 			gemv(x[r*cols:(r+1)*cols], W[lo*cols:], cols, hi-lo, y[r*ldy+lo:r*ldy+hi])
@@ -372,10 +443,21 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 		for j0 := lo; j0 < hi; j0 += jBlock {
 			j1 := min(j0+jBlock, hi)
 			n3 := j0 + (j1-j0)/3*3
+			if usePanel {
+				for j := j0; j < n3; j += 3 {
+					pack3(panel[(j-j0)*k8:], W[j*cols:], cols, k8)
+				}
+			}
 			r := 0
 			for ; r+4 <= rows; r += 4 {
-				for j := j0; j < n3; j += 3 {
-					gemm4x3(x[r*cols:], cols, W[j*cols:], cols, k8, y[r*ldy+j:], ldy)
+				if usePanel {
+					for j := j0; j < n3; j += 3 {
+						gemm4x3P(x[r*cols:], cols, panel[(j-j0)*k8:], k8, y[r*ldy+j:], ldy)
+					}
+				} else {
+					for j := j0; j < n3; j += 3 {
+						gemm4x3(x[r*cols:], cols, W[j*cols:], cols, k8, y[r*ldy+j:], ldy)
+					}
 				}
 				if k8 < cols {
 					for rr := r; rr < r+4; rr++ {

@@ -33,7 +33,7 @@ func testMatmulMatchesReference(t *testing.T) {
 	pool := NewPool(3)
 	defer pool.Close()
 	ws := NewWorkspace(pool)
-	for _, tc := range []struct{ rows, out, in int }{{1, 7, 5}, {2, 8, 16}, {3, 13, 33}, {5, 64, 64}, {8, 9, 100}, {9, 101, 64}, {4, 50, 576}} {
+	for _, tc := range []struct{ rows, out, in int }{{1, 7, 5}, {2, 8, 16}, {3, 13, 33}, {5, 64, 64}, {8, 9, 100}, {9, 101, 64}, {4, 50, 576}, {16, 50, 576}, {19, 101, 37}, {21, 49, 1536}, {17, 5, 100}} {
 		t.Run(fmt.Sprintf("%dx%dx%d", tc.rows, tc.out, tc.in), func(t *testing.T) {
 			m := randMat(tc.out, tc.in)
 			x := randVec(tc.rows * tc.in)
@@ -62,6 +62,48 @@ func testMatmulMatchesReference(t *testing.T) {
 	}
 }
 
+// TestPanelKernelsMatchGemv checks, on both paths, that the 4x3 tile from a float32 panel (pack3,
+// gemm4x3P) gives the bits of gemm4x3 on the bf16 rows and of gemv, and that matmulRows gives the same
+// bits with and without a panel, for odd strides, ranges, tails and row counts.
+func TestPanelKernelsMatchGemv(t *testing.T) {
+	bothPaths(t, func(t *testing.T) {
+		for _, k8 := range []int{8, 16, 72, 576, 1536} {
+			ldw, ldx, ldy := k8+5, k8+3, 7
+			m := randMat(3, ldw)
+			x := randVec(4 * ldx)
+			p := make([]float32, 3*k8)
+			pack3(p, m.W, ldw, k8)
+			got := make([]float32, 4*ldy)
+			gemm4x3P(x, ldx, p, k8, got, ldy)
+			blk := make([]float32, 4*ldy)
+			gemm4x3(x, ldx, m.W, ldw, k8, blk, ldy)
+			for r := 0; r < 4; r++ {
+				want := make([]float32, 3)
+				gemv(x[r*ldx:r*ldx+k8], m.W, ldw, 3, want)
+				for j := range want {
+					if g := got[r*ldy+j]; g != want[j] || g != blk[r*ldy+j] {
+						t.Fatalf("k8=%d: gemm4x3P[%d][%d] = %v, gemm4x3 %v, gemv %v", k8, r, j, g, blk[r*ldy+j], want[j])
+					}
+				}
+			}
+		}
+		for _, tc := range []struct{ rows, out, in, lo, hi int }{{16, 50, 576, 0, 50}, {23, 101, 37, 5, 100}, {17, 98, 1536, 1, 98}, {32, 7, 64, 2, 7}} {
+			m := randMat(tc.out, tc.in)
+			x := randVec(tc.rows * tc.in)
+			bias := randVec(tc.out)
+			a := make([]float32, tc.rows*tc.out)
+			b := make([]float32, tc.rows*tc.out)
+			matmulRows(&m, bias, x, tc.rows, a, tc.out, tc.lo, tc.hi, nil)
+			matmulRows(&m, bias, x, tc.rows, b, tc.out, tc.lo, tc.hi, make([]float32, panelLen(tc.in)))
+			for i := range a {
+				if a[i] != b[i] {
+					t.Fatalf("%+v: y[%d] = %v with a panel, %v without", tc, i, b[i], a[i])
+				}
+			}
+		}
+	})
+}
+
 func TestExpf(t *testing.T) {
 	for x := float32(-87); x <= 0; x += 0.01 {
 		got, want := float64(expf(x)), math.Exp(float64(x))
@@ -76,7 +118,7 @@ func BenchmarkMatmul(b *testing.B) {
 	defer pool.Close()
 	ws := NewWorkspace(pool)
 	m := randMat(1536*2, 576)
-	for _, rows := range []int{1, 8, 64} {
+	for _, rows := range []int{1, 8, 16, 64, 256} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
 			x := randVec(rows * 576)
 			y := make([]float32, rows*m.Rows)

@@ -35,6 +35,12 @@ func gemvBF16(x *float32, w *uint16, ldw, k8, rows int, y *float32)
 func gemm4x3BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int)
 
 //go:noescape
+func packBF16x3(dst *float32, w *uint16, ldw, k8 int)
+
+//go:noescape
+func gemm4x3F32(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int)
+
+//go:noescape
 func dotsF32(q, k *float32, stride, n, d8 int, scale float32, out *float32)
 
 //go:noescape

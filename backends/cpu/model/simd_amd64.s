@@ -230,6 +230,106 @@ gmr:
 	VZEROUPPER
 	RET
 
+// func packBF16x3(dst *float32, w *uint16, ldw, k8 int)
+// Widens three bf16 weight rows w[j*ldw:][:k8] (j < 3) to float32 and interleaves them by 8 lanes:
+// dst[24*s+8*j+l] = w[j*ldw+8*s+l]; k8 > 0. The layout gemm4x3F32 reads as one stream.
+TEXT ·packBF16x3(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ ldw+16(FP), BX
+	SHLQ $1, BX
+	MOVQ k8+24(FP), CX
+	LEAQ (SI)(BX*1), R9
+	LEAQ (R9)(BX*1), R10
+	XORQ AX, AX
+
+pk:
+	BF((SI)(AX*2), Y0)
+	BF((R9)(AX*2), Y1)
+	BF((R10)(AX*2), Y2)
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	ADDQ    $96, DI
+	ADDQ    $8, AX
+	CMPQ    AX, CX
+	JLT     pk
+	VZEROUPPER
+	RET
+
+// func gemm4x3F32(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int)
+// y[r*ldy+j] = dot(x[r*ldx:][:k8], row j of the panel p) for r < 4, j < 3, where p holds three weight
+// rows already widened to float32 and interleaved by packBF16x3; k8 > 0. Same FMAs in the same order as
+// gemm4x3BF16 (the widening is exact), so the results are bit-identical; only the conversion is gone.
+TEXT ·gemm4x3F32(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), R10
+	MOVQ ldx+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	MOVQ p+16(FP), DI
+	MOVQ k8+24(FP), CX
+	MOVQ y+32(FP), R8
+	MOVQ ldy+40(FP), DX
+	SHLQ $2, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   AX, AX
+
+gfk:
+	VMOVUPS     (DI), Y12
+	VMOVUPS     32(DI), Y13
+	VMOVUPS     64(DI), Y14
+	VMOVUPS     (R10)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VMOVUPS     (R11)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VMOVUPS     (R12)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS     (R13)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y9
+	VFMADD231PS Y15, Y13, Y10
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ        $96, DI
+	ADDQ        $8, AX
+	CMPQ        AX, CX
+	JLT         gfk
+
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	ADDQ DX, R8
+	RED(Y3, X3, 0(R8))
+	RED(Y4, X4, 4(R8))
+	RED(Y5, X5, 8(R8))
+	ADDQ DX, R8
+	RED(Y6, X6, 0(R8))
+	RED(Y7, X7, 4(R8))
+	RED(Y8, X8, 8(R8))
+	ADDQ DX, R8
+	RED(Y9, X9, 0(R8))
+	RED(Y10, X10, 4(R8))
+	RED(Y11, X11, 8(R8))
+	VZEROUPPER
+	RET
+
 // func dotsF32(q, k *float32, stride, n, d8 int, scale float32, out *float32)
 // out[s] = dot(q[:d8], k[s*stride:][:d8]) * scale for s < n.
 TEXT ·dotsF32(SB), NOSPLIT, $0-56
