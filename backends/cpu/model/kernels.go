@@ -351,13 +351,14 @@ const panelRows = 16
 // panelLen is the length of the panel buffer that matmulRows needs for matrices of cols columns.
 func panelLen(cols int) int { return jBlock * (cols &^ 7) }
 
-// packBF16x3Go is packBF16x3 in Go: dst[24*s+8*j+l] = bf16(w[j*ldw+8*s+l]) for j < 3, 8*s+l < k8.
-func packBF16x3Go(dst []float32, w []uint16, ldw, k8 int) {
-	dst = dst[:3*k8]
-	for j := 0; j < 3; j++ {
+// packBF16Go is packBF16 in Go: dst[(s*n+j)*8+l] = bf16(w[j*ldw+8*s+l]) for j < n, 8*s+l < k8.
+func packBF16Go(dst []float32, w []uint16, ldw, k8, n int) {
+	dst = dst[:n*k8]
+	for j := 0; j < n; j++ {
 		wr := w[j*ldw : j*ldw+k8]
 		for k := 0; k < k8; k += 8 {
-			d, ws := dst[3*k+8*j:3*k+8*j+8:3*k+8*j+8], wr[k:k+8:k+8]
+			o := n*k + 8*j
+			d, ws := dst[o:o+8:o+8], wr[k:k+8:k+8]
 			for l := range d {
 				d[l] = bf16(ws[l])
 			}
@@ -365,15 +366,17 @@ func packBF16x3Go(dst []float32, w []uint16, ldw, k8 int) {
 	}
 }
 
-// gemm4x3F32Go is gemm4x3F32 in Go (the same sums as gemm4x3Go, from a packed panel).
-func gemm4x3F32Go(x []float32, ldx int, p []float32, k8 int, y []float32, ldy int) {
-	p = p[:3*k8]
+// gemmPGo is gemm4x3F32 (n = 3) and gemm4x6F32Z (n = 6) in Go: the 4 x n block of dot products of x's
+// rows with the n weight rows of a panel packed by packBF16Go, in the shared order (the sums of gemm4x3Go).
+func gemmPGo(x []float32, ldx int, p []float32, n, k8 int, y []float32, ldy int) {
+	p = p[:n*k8]
 	for r := 0; r < 4; r++ {
 		xr := x[r*ldx : r*ldx+k8]
-		for j := 0; j < 3; j++ {
+		for j := 0; j < n; j++ {
 			var a [8]float32
 			for k := 0; k < k8; k += 8 {
-				xs, ps := xr[k:k+8:k+8], p[3*k+8*j:3*k+8*j+8:3*k+8*j+8]
+				o := n*k + 8*j
+				xs, ps := xr[k:k+8:k+8], p[o:o+8:o+8]
 				for l := range a {
 					a[l] += xs[l] * ps[l]
 				}
@@ -383,18 +386,18 @@ func gemm4x3F32Go(x []float32, ldx int, p []float32, k8 int, y []float32, ldy in
 	}
 }
 
-// pack3 widens weight rows w[j*ldw:][:k8], j < 3, into p (packBF16x3's layout).
-func pack3(p []float32, w []uint16, ldw, k8 int) {
-	_ = p[3*k8-1]
-	_ = w[2*ldw+k8-1]
+// packRows widens weight rows w[j*ldw:][:k8], j < n, into p (packBF16's layout).
+func packRows(p []float32, w []uint16, ldw, k8, n int) {
+	_ = p[n*k8-1]
+	_ = w[(n-1)*ldw+k8-1]
 	if simdOn {
-		packBF16x3(&p[0], &w[0], ldw, k8)
+		packBF16(&p[0], &w[0], ldw, k8, n)
 	} else {
-		packBF16x3Go(p, w, ldw, k8)
+		packBF16Go(p, w, ldw, k8, n)
 	}
 }
 
-// gemm4x3P is gemm4x3 with the three weight rows taken from a panel packed by pack3 (bit-identical).
+// gemm4x3P is gemm4x3 with the three weight rows taken from a panel packed by packRows (bit-identical).
 func gemm4x3P(x []float32, ldx int, p []float32, k8 int, y []float32, ldy int) {
 	_ = x[3*ldx+k8-1]
 	_ = p[3*k8-1]
@@ -402,7 +405,20 @@ func gemm4x3P(x []float32, ldx int, p []float32, k8 int, y []float32, ldy int) {
 	if simdOn {
 		gemm4x3F32(&x[0], ldx, &p[0], k8, &y[0], ldy)
 	} else {
-		gemm4x3F32Go(x, ldx, p, k8, y, ldy)
+		gemmPGo(x, ldx, p, 3, k8, y, ldy)
+	}
+}
+
+// gemm4x6P is the 4x6 block of six weight rows packed by packRows (n = 6), bit-identical to two
+// gemm4x3P; AVX-512 where simd512 is on.
+func gemm4x6P(x []float32, ldx int, p []float32, k8 int, y []float32, ldy int) {
+	_ = x[3*ldx+k8-1]
+	_ = p[6*k8-1]
+	_ = y[3*ldy+5]
+	if simdOn && simd512 {
+		gemm4x6F32Z(&x[0], ldx, &p[0], k8, &y[0], ldy)
+	} else {
+		gemmPGo(x, ldx, p, 6, k8, y, ldy)
 	}
 }
 
@@ -443,15 +459,25 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 		for j0 := lo; j0 < hi; j0 += jBlock {
 			j1 := min(j0+jBlock, hi)
 			n3 := j0 + (j1-j0)/3*3
+			n6 := j0 // [j0, n6) in tiles of 6 rows (AVX-512), [n6, n3) of 3
+			if usePanel && simd512 {
+				n6 = j0 + (j1-j0)/6*6
+			}
 			if usePanel {
-				for j := j0; j < n3; j += 3 {
-					pack3(panel[(j-j0)*k8:], W[j*cols:], cols, k8)
+				for j := j0; j < n6; j += 6 {
+					packRows(panel[(j-j0)*k8:], W[j*cols:], cols, k8, 6)
+				}
+				for j := n6; j < n3; j += 3 {
+					packRows(panel[(j-j0)*k8:], W[j*cols:], cols, k8, 3)
 				}
 			}
 			r := 0
 			for ; r+4 <= rows; r += 4 {
 				if usePanel {
-					for j := j0; j < n3; j += 3 {
+					for j := j0; j < n6; j += 6 {
+						gemm4x6P(x[r*cols:], cols, panel[(j-j0)*k8:], k8, y[r*ldy+j:], ldy)
+					}
+					for j := n6; j < n3; j += 3 {
 						gemm4x3P(x[r*cols:], cols, panel[(j-j0)*k8:], k8, y[r*ldy+j:], ldy)
 					}
 				} else {

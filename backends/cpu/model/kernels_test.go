@@ -72,7 +72,7 @@ func TestPanelKernelsMatchGemv(t *testing.T) {
 			m := randMat(3, ldw)
 			x := randVec(4 * ldx)
 			p := make([]float32, 3*k8)
-			pack3(p, m.W, ldw, k8)
+			packRows(p, m.W, ldw, k8, 3)
 			got := make([]float32, 4*ldy)
 			gemm4x3P(x, ldx, p, k8, got, ldy)
 			blk := make([]float32, 4*ldy)
@@ -87,7 +87,27 @@ func TestPanelKernelsMatchGemv(t *testing.T) {
 				}
 			}
 		}
-		for _, tc := range []struct{ rows, out, in, lo, hi int }{{16, 50, 576, 0, 50}, {23, 101, 37, 5, 100}, {17, 98, 1536, 1, 98}, {32, 7, 64, 2, 7}} {
+		if !simdOn || simd512 { // the 4x6 tile runs only on those paths
+			for _, k8 := range []int{8, 72, 576, 1536} {
+				ldw, ldx, ldy := k8+5, k8+3, 9
+				m := randMat(6, ldw)
+				x := randVec(4 * ldx)
+				p := make([]float32, 6*k8)
+				packRows(p, m.W, ldw, k8, 6)
+				got := make([]float32, 4*ldy)
+				gemm4x6P(x, ldx, p, k8, got, ldy)
+				for r := 0; r < 4; r++ {
+					want := make([]float32, 6)
+					gemv(x[r*ldx:r*ldx+k8], m.W, ldw, 6, want)
+					for j := range want {
+						if g := got[r*ldy+j]; g != want[j] {
+							t.Fatalf("k8=%d: gemm4x6P[%d][%d] = %v, gemv %v", k8, r, j, g, want[j])
+						}
+					}
+				}
+			}
+		}
+		for _, tc := range []struct{ rows, out, in, lo, hi int }{{16, 50, 576, 0, 50}, {23, 101, 37, 5, 100}, {17, 98, 1536, 1, 98}, {32, 7, 64, 2, 7}, {20, 60, 576, 0, 60}, {16, 101, 100, 3, 101}} {
 			m := randMat(tc.out, tc.in)
 			x := randVec(tc.rows * tc.in)
 			bias := randVec(tc.out)

@@ -12,6 +12,14 @@ import (
 // haveSIMD reports whether this CPU runs the AVX2/FMA kernels of simd_amd64.s.
 var haveSIMD = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+// have512 reports whether this CPU (and OS) runs the AVX-512F kernel gemm4x6F32Z.
+var have512 = haveSIMD && cpu.X86.HasAVX512F
+
+// simd512 selects gemm4x6F32Z for prefill tiles (with simdOn). It is off unless SNAPEVAL_CPU_AVX512=1:
+// the kernel has not yet run on an AVX-512 machine (the development machine has none); the tests run it,
+// against gemv bit for bit, wherever the CPU has AVX-512F.
+var simd512 = have512 && os.Getenv("SNAPEVAL_CPU_AVX512") == "1"
+
 // simdOn selects the assembly kernels; SNAPEVAL_CPU_GENERIC=1 (or SetSIMD(false)) forces the portable Go ones.
 var simdOn = haveSIMD && os.Getenv("SNAPEVAL_CPU_GENERIC") == ""
 
@@ -35,7 +43,10 @@ func gemvBF16(x *float32, w *uint16, ldw, k8, rows int, y *float32)
 func gemm4x3BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int)
 
 //go:noescape
-func packBF16x3(dst *float32, w *uint16, ldw, k8 int)
+func packBF16(dst *float32, w *uint16, ldw, k8, n int)
+
+//go:noescape
+func gemm4x6F32Z(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int)
 
 //go:noescape
 func gemm4x3F32(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int)

@@ -230,30 +230,35 @@ gmr:
 	VZEROUPPER
 	RET
 
-// func packBF16x3(dst *float32, w *uint16, ldw, k8 int)
-// Widens three bf16 weight rows w[j*ldw:][:k8] (j < 3) to float32 and interleaves them by 8 lanes:
-// dst[24*s+8*j+l] = w[j*ldw+8*s+l]; k8 > 0. The layout gemm4x3F32 reads as one stream.
-TEXT ·packBF16x3(SB), NOSPLIT, $0-32
+// func packBF16(dst *float32, w *uint16, ldw, k8, n int)
+// Widens n bf16 weight rows w[j*ldw:][:k8] (j < n) to float32 and interleaves them by 8 lanes:
+// dst[(s*n+j)*8+l] = w[j*ldw+8*s+l]; k8, n > 0. The layout gemm4x3F32 (n = 3) and gemm4x6F32Z (n = 6)
+// read as one stream.
+TEXT ·packBF16(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ w+8(FP), SI
 	MOVQ ldw+16(FP), BX
 	SHLQ $1, BX
 	MOVQ k8+24(FP), CX
-	LEAQ (SI)(BX*1), R9
-	LEAQ (R9)(BX*1), R10
+	MOVQ n+32(FP), DX
+	MOVQ DX, R8
+	SHLQ $5, R8 // bytes per k-step of the panel
+
+pr:
+	MOVQ DI, R9
 	XORQ AX, AX
 
 pk:
 	BF((SI)(AX*2), Y0)
-	BF((R9)(AX*2), Y1)
-	BF((R10)(AX*2), Y2)
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	VMOVUPS Y2, 64(DI)
-	ADDQ    $96, DI
+	VMOVUPS Y0, (R9)
+	ADDQ    R8, R9
 	ADDQ    $8, AX
 	CMPQ    AX, CX
 	JLT     pk
+	ADDQ    BX, SI
+	ADDQ    $32, DI
+	DECQ    DX
+	JNZ     pr
 	VZEROUPPER
 	RET
 
@@ -327,6 +332,104 @@ gfk:
 	RED(Y9, X9, 0(R8))
 	RED(Y10, X10, 4(R8))
 	RED(Y11, X11, 8(R8))
+	VZEROUPPER
+	RET
+
+// func gemm4x6F32Z(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int)
+// AVX-512F: y[r*ldy+j] = dot(x[r*ldx:][:k8], row j of the panel p) for r < 4, j < 6, p packed by
+// packBF16 with n = 6. Each 16-lane accumulator holds two outputs, rows 2q (low 8 lanes) and 2q+1 (high
+// 8 lanes), each lane summing the same FMAs in the same order as the 8-lane kernels, and each half is
+// reduced with RED: the results are bit-identical to gemm4x3F32 and gemvBF16.
+TEXT ·gemm4x6F32Z(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), R10
+	MOVQ ldx+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	MOVQ p+16(FP), DI
+	MOVQ k8+24(FP), CX
+	MOVQ y+32(FP), R8
+	MOVQ ldy+40(FP), DX
+	SHLQ $2, DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	XORQ   AX, AX
+
+gzk:
+	VMOVUPS         (DI), Z12
+	VMOVUPS         64(DI), Z13
+	VMOVUPS         128(DI), Z14
+	VBROADCASTF64X4 (R10)(AX*4), Z15
+	VFMADD231PS     Z15, Z12, Z0
+	VFMADD231PS     Z15, Z13, Z1
+	VFMADD231PS     Z15, Z14, Z2
+	VBROADCASTF64X4 (R11)(AX*4), Z15
+	VFMADD231PS     Z15, Z12, Z3
+	VFMADD231PS     Z15, Z13, Z4
+	VFMADD231PS     Z15, Z14, Z5
+	VBROADCASTF64X4 (R12)(AX*4), Z15
+	VFMADD231PS     Z15, Z12, Z6
+	VFMADD231PS     Z15, Z13, Z7
+	VFMADD231PS     Z15, Z14, Z8
+	VBROADCASTF64X4 (R13)(AX*4), Z15
+	VFMADD231PS     Z15, Z12, Z9
+	VFMADD231PS     Z15, Z13, Z10
+	VFMADD231PS     Z15, Z14, Z11
+	ADDQ            $192, DI
+	ADDQ            $8, AX
+	CMPQ            AX, CX
+	JLT             gzk
+
+	VEXTRACTF64X4 $1, Z0, Y12
+	RED(Y0, X0, 0(R8))
+	RED(Y12, X12, 4(R8))
+	VEXTRACTF64X4 $1, Z1, Y12
+	RED(Y1, X1, 8(R8))
+	RED(Y12, X12, 12(R8))
+	VEXTRACTF64X4 $1, Z2, Y12
+	RED(Y2, X2, 16(R8))
+	RED(Y12, X12, 20(R8))
+	ADDQ DX, R8
+	VEXTRACTF64X4 $1, Z3, Y12
+	RED(Y3, X3, 0(R8))
+	RED(Y12, X12, 4(R8))
+	VEXTRACTF64X4 $1, Z4, Y12
+	RED(Y4, X4, 8(R8))
+	RED(Y12, X12, 12(R8))
+	VEXTRACTF64X4 $1, Z5, Y12
+	RED(Y5, X5, 16(R8))
+	RED(Y12, X12, 20(R8))
+	ADDQ DX, R8
+	VEXTRACTF64X4 $1, Z6, Y12
+	RED(Y6, X6, 0(R8))
+	RED(Y12, X12, 4(R8))
+	VEXTRACTF64X4 $1, Z7, Y12
+	RED(Y7, X7, 8(R8))
+	RED(Y12, X12, 12(R8))
+	VEXTRACTF64X4 $1, Z8, Y12
+	RED(Y8, X8, 16(R8))
+	RED(Y12, X12, 20(R8))
+	ADDQ DX, R8
+	VEXTRACTF64X4 $1, Z9, Y12
+	RED(Y9, X9, 0(R8))
+	RED(Y12, X12, 4(R8))
+	VEXTRACTF64X4 $1, Z10, Y12
+	RED(Y10, X10, 8(R8))
+	RED(Y12, X12, 12(R8))
+	VEXTRACTF64X4 $1, Z11, Y12
+	RED(Y11, X11, 16(R8))
+	RED(Y12, X12, 20(R8))
 	VZEROUPPER
 	RET
 

@@ -24,12 +24,18 @@ func gemm4x3BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy in
 	gemm4x3Go(unsafe.Slice(x, 3*ldx+k8), ldx, unsafe.Slice(w, 2*ldw+k8), ldw, k8, unsafe.Slice(y, 3*ldy+3), ldy)
 }
 
-func packBF16x3(dst *float32, w *uint16, ldw, k8 int) {
-	packBF16x3Go(unsafe.Slice(dst, 3*k8), unsafe.Slice(w, 2*ldw+k8), ldw, k8)
+var have512, simd512 = false, false
+
+func packBF16(dst *float32, w *uint16, ldw, k8, n int) {
+	packBF16Go(unsafe.Slice(dst, n*k8), unsafe.Slice(w, (n-1)*ldw+k8), ldw, k8, n)
 }
 
 func gemm4x3F32(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int) {
-	gemm4x3F32Go(unsafe.Slice(x, 3*ldx+k8), ldx, unsafe.Slice(p, 3*k8), k8, unsafe.Slice(y, 3*ldy+3), ldy)
+	gemmPGo(unsafe.Slice(x, 3*ldx+k8), ldx, unsafe.Slice(p, 3*k8), 3, k8, unsafe.Slice(y, 3*ldy+3), ldy)
+}
+
+func gemm4x6F32Z(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int) {
+	gemmPGo(unsafe.Slice(x, 3*ldx+k8), ldx, unsafe.Slice(p, 6*k8), 6, k8, unsafe.Slice(y, 3*ldy+6), ldy)
 }
 
 func dotsF32(q, k *float32, stride, n, d8 int, scale float32, out *float32) {

@@ -6,17 +6,26 @@ import (
 	"testing"
 )
 
-// bothPaths runs f with the portable kernels and, where the CPU has them, the assembly kernels.
+// bothPaths runs f with the portable kernels and, where the CPU has them, the assembly kernels (with
+// AVX2 prefill tiles, and with the AVX-512 ones where the CPU has AVX-512F).
 func bothPaths(t *testing.T, f func(t *testing.T)) {
-	prev := simdOn
-	defer func() { simdOn = prev }()
-	paths := []bool{false}
+	prev, prev512 := simdOn, simd512
+	defer func() { simdOn, simd512 = prev, prev512 }()
+	type path struct{ simd, z bool }
+	paths := []path{{false, false}}
 	if haveSIMD {
-		paths = append(paths, true)
+		paths = append(paths, path{true, false})
 	}
-	for _, on := range paths {
-		simdOn = on
-		t.Run(fmt.Sprintf("simd=%v", on), f)
+	if have512 {
+		paths = append(paths, path{true, true})
+	}
+	for _, p := range paths {
+		simdOn, simd512 = p.simd, p.z
+		name := fmt.Sprintf("simd=%v", p.simd)
+		if p.z {
+			name += "/avx512"
+		}
+		t.Run(name, f)
 	}
 }
 

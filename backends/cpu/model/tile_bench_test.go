@@ -11,7 +11,7 @@ func BenchmarkTile(b *testing.B) {
 		m := randMat(3, k8)
 		x := randVec(4 * k8)
 		p := make([]float32, 3*k8)
-		pack3(p, m.W, k8, k8)
+		packRows(p, m.W, k8, k8, 3)
 		y := make([]float32, 12)
 		flops := float64(2 * 12 * k8)
 		b.Run(fmt.Sprintf("bf16/k=%d", k8), func(b *testing.B) {
@@ -28,7 +28,7 @@ func BenchmarkTile(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("pack/k=%d", k8), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				pack3(p, m.W, k8, k8)
+				packRows(p, m.W, k8, k8, 3)
 			}
 		})
 	}
