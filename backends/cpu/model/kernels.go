@@ -345,8 +345,12 @@ const jBlock = 48
 
 // panelRows is the number of input rows from which matmulRows (assembly path) widens each block of
 // weight rows to float32 once, into the worker's panel, instead of in every 4x3 tile: the widening costs
-// about one tile's worth of work per 3 weight rows, the tiles then run without it (gemm4x3F32).
-const panelRows = 16
+// about half a tile's time per 3 weight rows, the tiles then run without it (gemm4x3F32). panelMaxCols
+// is the widest matrix it is used for: a tile of a 1536-column matrix from the panel (4 input rows and 3
+// float32 weight rows, 42 KB) no longer fits a 32 KB L1 and was slower than the bf16 tile at every row
+// count. Both measured on the 2-vCPU AMD EPYC (BenchmarkMatmulShapes, BENCH.md). Variables so that
+// benchmarks can compare.
+var panelRows, panelMaxCols = 48, 1024
 
 // panelLen is the length of the panel buffer that matmulRows needs for matrices of cols columns.
 func panelLen(cols int) int { return jBlock * (cols &^ 7) }
@@ -450,7 +454,7 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 	cols := w.Cols
 	k8 := cols &^ 7
 	W := w.W
-	usePanel := simdOn && rows >= panelRows && k8 > 0 && len(panel) >= panelLen(cols)
+	usePanel := simdOn && rows >= panelRows && cols <= panelMaxCols && k8 > 0 && len(panel) >= panelLen(cols)
 	if rows == 1 || k8 == 0 {
 		for r := 0; r < rows; r++ {
 			gemv(x[r*cols:(r+1)*cols], W[lo*cols:], cols, hi-lo, y[r*ldy+lo:r*ldy+hi])

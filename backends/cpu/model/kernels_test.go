@@ -27,7 +27,41 @@ func randVec(n int) []float32 {
 
 // TestMatmulMatchesReference checks every row/column/bias/tail combination against a float64 reference
 // and that each output row is bit-identical whatever the number of rows in the call.
-func TestMatmulMatchesReference(t *testing.T) { bothPaths(t, testMatmulMatchesReference) }
+func TestMatmulMatchesReference(t *testing.T) {
+	bothPaths(t, testMatmulMatchesReference)
+	defer panelAlways()()
+	t.Run("panel", func(t *testing.T) { bothPaths(t, testMatmulMatchesReference) })
+}
+
+// panelAlways makes matmulRows use float32 panels from 4 input rows for any width (the tests' sizes);
+// call the function it returns to restore the thresholds.
+func panelAlways() (restore func()) {
+	r, c := panelRows, panelMaxCols
+	panelRows, panelMaxCols = 4, 1<<30
+	return func() { panelRows, panelMaxCols = r, c }
+}
+
+// TestForwardPanelBits checks that chunked prefills of the fixtures give the same logits, bit for bit,
+// with the float32 panels (from 4 rows on) and without them, on every kernel path.
+func TestForwardPanelBits(t *testing.T) {
+	pool := NewPool(3)
+	defer pool.Close()
+	bothPaths(t, func(t *testing.T) {
+		for _, name := range fixtures {
+			m, ref := loadFixture(t, name)
+			ws := NewWorkspace(pool)
+			want, _ := prefillLogits(t, m, ws, ref.PromptIDs, 13)
+			restore := panelAlways()
+			got, _ := prefillLogits(t, m, ws, ref.PromptIDs, 13)
+			restore()
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%s: logit %d = %v with panels, %v without", name, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
 
 func testMatmulMatchesReference(t *testing.T) {
 	pool := NewPool(3)
@@ -66,6 +100,7 @@ func testMatmulMatchesReference(t *testing.T) {
 // gemm4x3P) gives the bits of gemm4x3 on the bf16 rows and of gemv, and that matmulRows gives the same
 // bits with and without a panel, for odd strides, ranges, tails and row counts.
 func TestPanelKernelsMatchGemv(t *testing.T) {
+	defer panelAlways()()
 	bothPaths(t, func(t *testing.T) {
 		for _, k8 := range []int{8, 16, 72, 576, 1536} {
 			ldw, ldx, ldy := k8+5, k8+3, 7
