@@ -88,7 +88,7 @@ func growInt(b []int, n int) []int {
 }
 
 func (w *Workspace) matmul(y []float32, ldy int, x []float32, rows int, mat *Mat, bias []float32) {
-	if rows >= panelRows && mat.Cols <= panelMaxCols {
+	if rows >= panelRows {
 		w.growPanels(mat.Cols)
 	}
 	w.mm = matmulJob{w: mat, bias: bias, x: x[:rows*mat.Cols], y: y, rows: rows, ldy: ldy, panels: w.pbuf}
@@ -174,7 +174,7 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 		ws.logitRows = grow(ws.logitRows, nl*c.Vocab)
 	}
 	if R >= panelRows {
-		ws.growPanels(min(max(H, c.Intermediate, nQ*d), panelMaxCols))
+		ws.growPanels(max(H, c.Intermediate, nQ*d))
 	}
 	ws.m, ws.segs, ws.R = m, segs, R
 	ws.buildUnits(m, segs, R)

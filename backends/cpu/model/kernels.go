@@ -345,15 +345,16 @@ const jBlock = 48
 
 // panelRows is the number of input rows from which matmulRows (assembly path) widens each block of
 // weight rows to float32 once, into the worker's panel, instead of in every 4x3 tile: the widening costs
-// about half a tile's time per 3 weight rows, the tiles then run without it (gemm4x3F32). panelMaxCols
-// is the widest matrix it is used for: a tile of a 1536-column matrix from the panel (4 input rows and 3
-// float32 weight rows, 42 KB) no longer fits a 32 KB L1 and was slower than the bf16 tile at every row
-// count. Both measured on the 2-vCPU AMD EPYC (BenchmarkMatmulShapes, BENCH.md). Variables so that
-// benchmarks can compare.
-var panelRows, panelMaxCols = 48, 1024
+// about half a tile's time per 3 weight rows, the tiles then run without it (gemm4x3F32). Matrices wider
+// than segCols run in column segments of segLen (gemm4x3F32A, accumulators kept between segments): a
+// whole-width tile of a 1536-column matrix from the panel (4 input rows and 3 float32 weight rows, 42 KB)
+// does not fit a 32 KB L1 and was slower than the bf16 tile. Both measured on the 2-vCPU AMD EPYC
+// (BenchmarkMatmulShapes, BENCH.md). Variables so that tests and benchmarks can change them.
+var panelRows, segCols, segLen = 48, 1024, 512
 
-// panelLen is the length of the panel buffer that matmulRows needs for matrices of cols columns.
-func panelLen(cols int) int { return jBlock * (cols &^ 7) }
+// panelLen is the length of the panel buffer that matmulRows needs for matrices of cols columns: jBlock
+// widened rows and the accumulators of jBlock/3 tiles.
+func panelLen(cols int) int { return jBlock*(cols&^7) + jBlock/3*96 }
 
 // packBF16Go is packBF16 in Go: dst[(s*n+j)*8+l] = bf16(w[j*ldw+8*s+l]) for j < n, 8*s+l < k8.
 func packBF16Go(dst []float32, w []uint16, ldw, k8, n int) {
@@ -413,6 +414,16 @@ func gemm4x3P(x []float32, ldx int, p []float32, k8 int, y []float32, ldy int) {
 	}
 }
 
+// gemm4x3A is gemm4x3F32A (assembly path only) over columns [0, kn) of x and of the panel p, with the
+// accumulators in acc (flags: 1 start from acc, 2 reduce into y).
+func gemm4x3A(x []float32, ldx int, p []float32, kn int, acc []float32, flags int, y []float32, ldy int) {
+	_ = x[3*ldx+kn-1]
+	_ = p[3*kn-1]
+	_ = acc[95]
+	_ = y[3*ldy+2]
+	gemm4x3F32A(&x[0], ldx, &p[0], kn, &acc[0], flags, &y[0], ldy)
+}
+
 // gemm4x6P is the 4x6 block of six weight rows packed by packRows (n = 6), bit-identical to two
 // gemm4x3P; AVX-512 where simd512 is on.
 func gemm4x6P(x []float32, ldx int, p []float32, k8 int, y []float32, ldy int) {
@@ -454,7 +465,8 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 	cols := w.Cols
 	k8 := cols &^ 7
 	W := w.W
-	usePanel := simdOn && rows >= panelRows && cols <= panelMaxCols && k8 > 0 && len(panel) >= panelLen(cols)
+	usePanel := simdOn && rows >= panelRows && k8 > 0 && len(panel) >= panelLen(cols)
+	seg := usePanel && k8 > segCols
 	if rows == 1 || k8 == 0 {
 		for r := 0; r < rows; r++ {
 			gemv(x[r*cols:(r+1)*cols], W[lo*cols:], cols, hi-lo, y[r*ldy+lo:r*ldy+hi])
@@ -464,7 +476,7 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 			j1 := min(j0+jBlock, hi)
 			n3 := j0 + (j1-j0)/3*3
 			n6 := j0 // [j0, n6) in tiles of 6 rows (AVX-512), [n6, n3) of 3
-			if usePanel && simd512 {
+			if usePanel && simd512 && !seg {
 				n6 = j0 + (j1-j0)/6*6
 			}
 			if usePanel {
@@ -477,7 +489,22 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 			}
 			r := 0
 			for ; r+4 <= rows; r += 4 {
-				if usePanel {
+				if seg {
+					acc := panel[jBlock*k8:]
+					for k0 := 0; k0 < k8; k0 += segLen {
+						k1 := min(k0+segLen, k8)
+						flags := 0
+						if k0 > 0 {
+							flags |= 1
+						}
+						if k1 == k8 {
+							flags |= 2
+						}
+						for j := j0; j < n3; j += 3 {
+							gemm4x3A(x[r*cols+k0:], cols, panel[(j-j0)*k8+3*k0:], k1-k0, acc[(j-j0)*32:], flags, y[r*ldy+j:], ldy)
+						}
+					}
+				} else if usePanel {
 					for j := j0; j < n6; j += 6 {
 						gemm4x6P(x[r*cols:], cols, panel[(j-j0)*k8:], k8, y[r*ldy+j:], ldy)
 					}

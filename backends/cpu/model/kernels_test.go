@@ -29,16 +29,19 @@ func randVec(n int) []float32 {
 // and that each output row is bit-identical whatever the number of rows in the call.
 func TestMatmulMatchesReference(t *testing.T) {
 	bothPaths(t, testMatmulMatchesReference)
-	defer panelAlways()()
-	t.Run("panel", func(t *testing.T) { bothPaths(t, testMatmulMatchesReference) })
+	for _, seg := range []int{1 << 30, 16} {
+		restore := panelAlways(seg)
+		t.Run(fmt.Sprintf("panel/seg=%d", seg), func(t *testing.T) { bothPaths(t, testMatmulMatchesReference) })
+		restore()
+	}
 }
 
-// panelAlways makes matmulRows use float32 panels from 4 input rows for any width (the tests' sizes);
-// call the function it returns to restore the thresholds.
-func panelAlways() (restore func()) {
-	r, c := panelRows, panelMaxCols
-	panelRows, panelMaxCols = 4, 1<<30
-	return func() { panelRows, panelMaxCols = r, c }
+// panelAlways makes matmulRows use float32 panels from 4 input rows, in column segments of seg (a
+// multiple of 8) for wider matrices; call the function it returns to restore the thresholds.
+func panelAlways(seg int) (restore func()) {
+	r, c, l := panelRows, segCols, segLen
+	panelRows, segCols, segLen = 4, seg, seg
+	return func() { panelRows, segCols, segLen = r, c, l }
 }
 
 // TestForwardPanelBits checks that chunked prefills of the fixtures give the same logits, bit for bit,
@@ -51,12 +54,14 @@ func TestForwardPanelBits(t *testing.T) {
 			m, ref := loadFixture(t, name)
 			ws := NewWorkspace(pool)
 			want, _ := prefillLogits(t, m, ws, ref.PromptIDs, 13)
-			restore := panelAlways()
-			got, _ := prefillLogits(t, m, ws, ref.PromptIDs, 13)
-			restore()
-			for i := range want {
-				if got[i] != want[i] {
-					t.Fatalf("%s: logit %d = %v with panels, %v without", name, i, got[i], want[i])
+			for _, seg := range []int{1 << 30, 16} {
+				restore := panelAlways(seg)
+				got, _ := prefillLogits(t, m, ws, ref.PromptIDs, 13)
+				restore()
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%s: logit %d = %v with panels (segments of %d), %v without", name, i, got[i], seg, want[i])
+					}
 				}
 			}
 		}
@@ -100,7 +105,14 @@ func testMatmulMatchesReference(t *testing.T) {
 // gemm4x3P) gives the bits of gemm4x3 on the bf16 rows and of gemv, and that matmulRows gives the same
 // bits with and without a panel, for odd strides, ranges, tails and row counts.
 func TestPanelKernelsMatchGemv(t *testing.T) {
-	defer panelAlways()()
+	for _, seg := range []int{1 << 30, 16, 24} {
+		restore := panelAlways(seg)
+		t.Run(fmt.Sprintf("seg=%d", seg), testPanelKernelsMatchGemv)
+		restore()
+	}
+}
+
+func testPanelKernelsMatchGemv(t *testing.T) {
 	bothPaths(t, func(t *testing.T) {
 		for _, k8 := range []int{8, 16, 72, 576, 1536} {
 			ldw, ldx, ldy := k8+5, k8+3, 7

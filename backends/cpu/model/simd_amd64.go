@@ -46,6 +46,9 @@ func gemm4x3BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy in
 func packBF16(dst *float32, w *uint16, ldw, k8, n int)
 
 //go:noescape
+func gemm4x3F32A(x *float32, ldx int, p *float32, k8 int, acc *float32, flags int, y *float32, ldy int)
+
+//go:noescape
 func gemm4x6F32Z(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int)
 
 //go:noescape

@@ -335,6 +335,118 @@ gfk:
 	VZEROUPPER
 	RET
 
+// func gemm4x3F32A(x *float32, ldx int, p *float32, k8 int, acc *float32, flags int, y *float32, ldy int)
+// gemm4x3F32 over one segment of the columns (x and p point at the segment, k8 its length), with the
+// twelve 8-lane accumulators kept in acc (96 float32) between segments: flags&1 starts from acc (else
+// from zero), flags&2 reduces them into y as gemm4x3F32 does (else stores them back to acc). The FMAs
+// and the reduction are those of one gemm4x3F32 call over all the columns, so the results are the same bits.
+TEXT ·gemm4x3F32A(SB), NOSPLIT, $0-64
+	MOVQ x+0(FP), R10
+	MOVQ ldx+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	MOVQ p+16(FP), DI
+	MOVQ k8+24(FP), CX
+	MOVQ acc+32(FP), SI
+	MOVQ flags+40(FP), R9
+	MOVQ y+48(FP), R8
+	MOVQ ldy+56(FP), DX
+	SHLQ $2, DX
+	TESTQ $1, R9
+	JNZ  gaload
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	JMP  gastart
+
+gaload:
+	VMOVUPS 0(SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VMOVUPS 128(SI), Y4
+	VMOVUPS 160(SI), Y5
+	VMOVUPS 192(SI), Y6
+	VMOVUPS 224(SI), Y7
+	VMOVUPS 256(SI), Y8
+	VMOVUPS 288(SI), Y9
+	VMOVUPS 320(SI), Y10
+	VMOVUPS 352(SI), Y11
+
+gastart:
+	XORQ AX, AX
+
+gak:
+	VMOVUPS     (DI), Y12
+	VMOVUPS     32(DI), Y13
+	VMOVUPS     64(DI), Y14
+	VMOVUPS     (R10)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VMOVUPS     (R11)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VMOVUPS     (R12)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS     (R13)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y9
+	VFMADD231PS Y15, Y13, Y10
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ        $96, DI
+	ADDQ        $8, AX
+	CMPQ        AX, CX
+	JLT         gak
+	TESTQ       $2, R9
+	JNZ         gared
+	VMOVUPS Y0, 0(SI)
+	VMOVUPS Y1, 32(SI)
+	VMOVUPS Y2, 64(SI)
+	VMOVUPS Y3, 96(SI)
+	VMOVUPS Y4, 128(SI)
+	VMOVUPS Y5, 160(SI)
+	VMOVUPS Y6, 192(SI)
+	VMOVUPS Y7, 224(SI)
+	VMOVUPS Y8, 256(SI)
+	VMOVUPS Y9, 288(SI)
+	VMOVUPS Y10, 320(SI)
+	VMOVUPS Y11, 352(SI)
+	VZEROUPPER
+	RET
+
+gared:
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	ADDQ DX, R8
+	RED(Y3, X3, 0(R8))
+	RED(Y4, X4, 4(R8))
+	RED(Y5, X5, 8(R8))
+	ADDQ DX, R8
+	RED(Y6, X6, 0(R8))
+	RED(Y7, X7, 4(R8))
+	RED(Y8, X8, 8(R8))
+	ADDQ DX, R8
+	RED(Y9, X9, 0(R8))
+	RED(Y10, X10, 4(R8))
+	RED(Y11, X11, 8(R8))
+	VZEROUPPER
+	RET
+
 // func gemm4x6F32Z(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int)
 // AVX-512F: y[r*ldy+j] = dot(x[r*ldx:][:k8], row j of the panel p) for r < 4, j < 6, p packed by
 // packBF16 with n = 6. Each 16-lane accumulator holds two outputs, rows 2q (low 8 lanes) and 2q+1 (high

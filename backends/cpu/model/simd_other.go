@@ -34,6 +34,10 @@ func gemm4x3F32(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int) {
 	gemmPGo(unsafe.Slice(x, 3*ldx+k8), ldx, unsafe.Slice(p, 3*k8), 3, k8, unsafe.Slice(y, 3*ldy+3), ldy)
 }
 
+func gemm4x3F32A(x *float32, ldx int, p *float32, k8 int, acc *float32, flags int, y *float32, ldy int) {
+	panic("model: gemm4x3F32A without the assembly kernels")
+}
+
 func gemm4x6F32Z(x *float32, ldx int, p *float32, k8 int, y *float32, ldy int) {
 	gemmPGo(unsafe.Slice(x, 3*ldx+k8), ldx, unsafe.Slice(p, 6*k8), 6, k8, unsafe.Slice(y, 3*ldy+6), ldy)
 }

@@ -35,13 +35,14 @@ func BenchmarkTile(b *testing.B) {
 }
 
 // BenchmarkMatmulShapes runs SmolLM2-135M's prefill matmuls (q|k|v, gate|up, o_proj, down_proj) on the pool
-// for a few row counts, with the float32 panels (panel=on) and without (panel=off, the bf16 tiles).
+// for a few row counts: bf16 tiles (no panel), float32 panels over the whole width (panel), and panels
+// in column segments of 512 (seg).
 func BenchmarkMatmulShapes(b *testing.B) {
 	pool := NewPool(0)
 	defer pool.Close()
 	ws := NewWorkspace(pool)
-	prev, prevCols := panelRows, panelMaxCols
-	defer func() { panelRows, panelMaxCols = prev, prevCols }()
+	prev, prevSeg, prevLen := panelRows, segCols, segLen
+	defer func() { panelRows, segCols, segLen = prev, prevSeg, prevLen }()
 	for _, sh := range []struct {
 		name    string
 		out, in int
@@ -50,11 +51,17 @@ func BenchmarkMatmulShapes(b *testing.B) {
 		for _, rows := range []int{16, 32, 64, 128, 256} {
 			x := randVec(rows * sh.in)
 			y := make([]float32, rows*sh.out)
-			for _, on := range []bool{false, true} {
-				b.Run(fmt.Sprintf("%s/rows=%d/panel=%v", sh.name, rows, on), func(b *testing.B) {
-					panelRows, panelMaxCols = 1<<30, 1<<30
-					if on {
-						panelRows = 16
+			for _, mode := range []string{"bf16", "panel", "seg", "seg256", "seg384", "seg768"} {
+				b.Run(fmt.Sprintf("%s/rows=%d/%s", sh.name, rows, mode), func(b *testing.B) {
+					switch mode {
+					case "bf16":
+						panelRows = 1 << 30
+					case "panel":
+						panelRows, segCols = 16, 1<<30
+					default:
+						n := 512
+						fmt.Sscanf(mode, "seg%d", &n)
+						panelRows, segCols, segLen = 16, 512, n
 					}
 					for i := 0; i < b.N; i++ {
 						ws.matmul(y, sh.out, x, rows, &m, nil)
