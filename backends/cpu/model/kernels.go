@@ -460,7 +460,8 @@ func (m *matmulJob) run(lo, hi, worker int) {
 // matmulRows computes output rows [lo, hi) of y = x W^T (+ bias) for the rows input rows of x (row
 // stride W.Cols) into y (row stride ldy). panel, when it has room for panelLen(W.Cols) values and the
 // assembly kernels are on, is the calling worker's scratch for weight rows widened to float32 (used when
-// rows >= panelRows); the results are the same with or without it.
+// rows >= panelRows: 4x3 tiles, 4x6 with AVX-512, column segments beyond segCols); the results are the
+// same bits with or without it, on every path.
 func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi int, panel []float32) {
 	cols := w.Cols
 	k8 := cols &^ 7
