@@ -19,6 +19,7 @@ func init() {
 		threads, batch, bud   int
 		kvMB                  int64
 		asJSON, quick, noSIMD bool
+		peer                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -69,7 +70,7 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
-			opts := bench.Options{Threads: threads, Batch: batch, Quick: quick, Budget: bud, KVBudgetBytes: kvMB << 20, Log: cmd.ErrOrStderr()}
+			opts := bench.Options{Threads: threads, Batch: batch, Quick: quick, Peer: peer, Budget: bud, KVBudgetBytes: kvMB << 20, Log: cmd.ErrOrStderr()}
 			r, err := bench.Run(ctx, m, name, opts)
 			if err != nil {
 				return fmt.Errorf("bench: %w", err)
@@ -90,6 +91,7 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 	f.IntVar(&bud, "budget", 1024, "snapstream budget of the context sweep")
 	f.Int64Var(&kvMB, "kv-budget-mb", 0, "Table 5 KV-memory budget in MiB (default: two full-cache sequences)")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	f.BoolVar(&peer, "peer", false, "only the measurements with a llama-bench peer (bandwidth, prefill pp512, decode, tg128); no claims")
 	f.BoolVar(&quick, "quick", false, "smaller sizes for a fast check (the output lists them)")
 	f.BoolVar(&noSIMD, "generic", false, "use the portable Go kernels instead of the AVX2/FMA assembly")
 	rootCmd.AddCommand(cmd)

@@ -29,6 +29,9 @@ type Options struct {
 	KVBudgetBytes int64
 	// BandwidthMiB is the buffer size of the bandwidth measurement (default 256).
 	BandwidthMiB int
+	// Peer limits the run to the measurements that have a llama-bench peer (bandwidth, prefill, decode,
+	// tg128) and skips SnapStream's claims (context sweep, Table 5, selection), which take minutes.
+	Peer bool
 	// Log, when set, receives one line per measurement as it starts.
 	Log io.Writer
 }
@@ -89,15 +92,17 @@ type SelRow struct {
 
 // Result is everything a run measured.
 type Result struct {
-	Model        string  `json:"model"`
-	WeightBytes  int64   `json:"weight_bytes"`
-	Threads      int     `json:"threads"`
-	CPUs         int     `json:"cpus"`
-	SIMD         bool    `json:"simd"`
-	GOAMD64      string  `json:"goamd64"`
-	LoadBefore   string  `json:"load_before"`
-	LoadAfter    string  `json:"load_after"`
-	Quick        bool    `json:"quick"`
+	Model       string `json:"model"`
+	WeightBytes int64  `json:"weight_bytes"`
+	Threads     int    `json:"threads"`
+	CPUs        int    `json:"cpus"`
+	SIMD        bool   `json:"simd"`
+	GOAMD64     string `json:"goamd64"`
+	LoadBefore  string `json:"load_before"`
+	LoadAfter   string `json:"load_after"`
+	Quick       bool   `json:"quick"`
+	// PeerOnly: only the llama-bench peer measurements ran (Options.Peer); the claim keys are null.
+	PeerOnly     bool    `json:"peer_only"`
 	Sizes        Sizes   `json:"sizes"`
 	BandwidthGBs float64 `json:"bandwidth_gbs"`
 	// PrefillTokS is one prompt of Sizes.PrefillPrompt tokens: llama-bench's pp512 at full size (512).
@@ -114,11 +119,12 @@ type Result struct {
 	DecodeBytesPerStep      int64     `json:"decode_bytes_per_step"`
 	DecodeBandwidthFraction float64   `json:"decode_bandwidth_fraction"`
 	Steps                   []StepRow `json:"steps"`
-	FlatRatio32k1k          float64   `json:"flat_ratio_32k_1k"`
-	FullRatio32k1k          float64   `json:"full_ratio_32k_1k"`
-	Table5                  Table5    `json:"table5"`
-	Table5ThroughputRatio   float64   `json:"table5_throughput_ratio"`
-	Selection               []SelRow  `json:"selection"`
+	// The step-time ratios 32k/1k under snapstream and full; null where a run did not measure both sizes.
+	FlatRatio32k1k        *float64 `json:"flat_ratio_32k_1k"`
+	FullRatio32k1k        *float64 `json:"full_ratio_32k_1k"`
+	Table5                *Table5  `json:"table5"`
+	Table5ThroughputRatio *float64 `json:"table5_throughput_ratio"`
+	Selection             []SelRow `json:"selection"`
 	// The selection share at each prompt size the bench knows (8k and 32k in a full run, 2k and 4k in a
 	// quick one); null where this run did not measure that size.
 	SelectionShare2k  *float64 `json:"selection_share_2k"`
@@ -169,7 +175,7 @@ func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, 
 	sz := sizes(o.Quick)
 	c := &m.Cfg
 	r := &Result{Model: name, WeightBytes: m.WeightBytes(), Threads: o.Threads, CPUs: runtime.NumCPU(), SIMD: model.SIMD(),
-		GOAMD64: goamd64(), LoadBefore: loadavg(), Quick: o.Quick, Sizes: sz, Batch: o.Batch}
+		GOAMD64: goamd64(), LoadBefore: loadavg(), Quick: o.Quick, PeerOnly: o.Peer, Sizes: sz, Batch: o.Batch}
 	logf := func(format string, a ...any) { fmt.Fprintf(o.Log, format+"\n", a...) }
 
 	logf("memory bandwidth (%d threads, %d MiB)", o.Threads, o.BandwidthMiB)
@@ -237,6 +243,10 @@ func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, 
 		return nil, err
 	}
 	r.TG128TokS = tps
+	if o.Peer {
+		r.LoadAfter = loadavg()
+		return r, nil
+	}
 
 	// Claims 1 and 2: decode step time and KV bytes against context.
 	snapSpec := fmt.Sprintf("snapstream:budget=%d", o.Budget)
@@ -257,8 +267,8 @@ func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, 
 			r.Steps = append(r.Steps, StepRow{Policy: spec, Context: n, LiveSlots: y.LiveSlots(), KVBytes: y.KVBytes(), StepMs: ms})
 		}
 	}
-	r.FlatRatio32k1k = stepRatio(r.Steps, snapSpec, 32768, 1024)
-	r.FullRatio32k1k = stepRatio(r.Steps, "full", 32768, 1024)
+	r.FlatRatio32k1k = nonZero(stepRatio(r.Steps, snapSpec, 32768, 1024))
+	r.FullRatio32k1k = nonZero(stepRatio(r.Steps, "full", 32768, 1024))
 
 	// Claim 3: Table 5 at our scale.
 	if err := table5(ctx, m, o, sz, r); err != nil {
@@ -395,7 +405,7 @@ func table5(ctx context.Context, m *model.Model, o Options, sz Sizes, r *Result)
 	t.FullTokS = float64(t.FullBatch) * 1000 / t.FullStepMs
 	t.SnapTokS = float64(t.SnapBatch) * 1000 / t.SnapStepMs
 	t.Ratio = t.SnapTokS / t.FullTokS
-	r.Table5, r.Table5ThroughputRatio = t, t.Ratio
+	r.Table5, r.Table5ThroughputRatio = &t, nonZero(t.Ratio)
 	return nil
 }
 
@@ -436,4 +446,12 @@ func loadavg() string {
 func round(x float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
 	return math.Round(x*p) / p
+}
+
+// nonZero is a pointer to x, or nil when x is 0 (not measured).
+func nonZero(x float64) *float64 {
+	if x == 0 {
+		return nil
+	}
+	return &x
 }

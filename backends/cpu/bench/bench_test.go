@@ -45,8 +45,8 @@ func TestRunQuickOnFixture(t *testing.T) {
 	if r.PrefillTokS <= 0 || r.DecodeTokS <= 0 || r.DecodeBatchTokS <= 0 || r.BandwidthGBs <= 0 || r.DecodeBandwidthFraction <= 0 || r.TG128TokS <= 0 {
 		t.Errorf("missing throughput numbers: %+v", r)
 	}
-	if r.FlatRatio32k1k <= 0 || r.Table5ThroughputRatio <= 0 {
-		t.Errorf("flat ratio %v, table 5 ratio %v", r.FlatRatio32k1k, r.Table5ThroughputRatio)
+	if r.FlatRatio32k1k == nil || *r.FlatRatio32k1k <= 0 || r.Table5ThroughputRatio == nil || *r.Table5ThroughputRatio <= 0 || r.Table5 == nil {
+		t.Fatalf("flat ratio %v, table 5 ratio %v, table 5 %v", r.FlatRatio32k1k, r.Table5ThroughputRatio, r.Table5)
 	}
 	if r.Table5.SnapBatch < 3*r.Table5.FullBatch {
 		t.Errorf("table 5 batches: full %d, snapstream %d (4x compression)", r.Table5.FullBatch, r.Table5.SnapBatch)
@@ -92,4 +92,41 @@ func TestRunQuickOnFixture(t *testing.T) {
 		}
 	}
 	t.Log("\n" + tab.String())
+}
+
+// TestRunPeerOnly: --peer measures only what llama-bench has a peer for, and the claim keys are null, not 0.
+func TestRunPeerOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bench run skipped in -short mode")
+	}
+	m, err := LoadDir(filepath.Join("..", "testdata", "models", "llama-gqa"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), m, "llama-gqa", Options{Quick: true, Peer: true, Threads: 2, Batch: 2, BandwidthMiB: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.PeerOnly || r.PrefillTokS <= 0 || r.TG128TokS <= 0 || r.DecodeTokS <= 0 || r.BandwidthGBs <= 0 {
+		t.Errorf("peer numbers missing: %+v", r)
+	}
+	if r.Steps != nil || r.Table5 != nil || r.FlatRatio32k1k != nil || r.Table5ThroughputRatio != nil || r.Selection != nil {
+		t.Errorf("claims measured in a peer run: %+v", r)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"peer_only":true`, `"table5":null`, `"flat_ratio_32k_1k":null`, `"selection_share_8k":null`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
+	var sb strings.Builder
+	if err := r.WriteTable(&sb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sb.String(), "not measured (--peer") || strings.Contains(sb.String(), "throughput ratio") {
+		t.Errorf("table:\n%s", sb.String())
+	}
 }

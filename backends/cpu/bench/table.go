@@ -24,14 +24,21 @@ func (r *Result) WriteTable(w io.Writer) error {
 	p("decode\t%.1f tok/s (1 seq, %d ctx, %.1f ms/step)\t%.1f tok/s (%d seqs)", r.DecodeTokS, r.Sizes.DecodeContext, r.DecodeStepMs, r.DecodeBatchTokS, r.Batch)
 	p("decode vs bandwidth\t%s per step = %.1f GB/s = %.0f%% of the measured %.1f GB/s",
 		mb(r.DecodeBytesPerStep), float64(r.DecodeBytesPerStep)/r.DecodeStepMs/1e6, 100*r.DecodeBandwidthFraction, r.BandwidthGBs)
+	if r.PeerOnly {
+		p("claims\tnot measured (--peer: only the measurements with a llama-bench peer)")
+		return tw.Flush()
+	}
 	p("")
 	p("policy\tcontext\tlive slots\tKV bytes/seq\tstep ms")
 	for _, s := range r.Steps {
 		p("%s\t%d\t%d\t%s\t%.1f", s.Policy, s.Context, s.LiveSlots, mb(s.KVBytes), s.StepMs)
 	}
-	p("step ratio 32k/1k\tsnapstream %.2fx\tfull %s", r.FlatRatio32k1k, ratioOrNA(r.FullRatio32k1k))
+	p("step ratio 32k/1k\tsnapstream %s\tfull %s", ratioOrNA(r.FlatRatio32k1k), ratioOrNA(r.FullRatio32k1k))
 	p("")
 	t := r.Table5
+	if t == nil {
+		t = &Table5{}
+	}
 	p("table 5\tKV budget %s, %d-token prompts, %s", mb(t.KVBudgetBytes), t.Prompt, t.Policy)
 	p("  full\tbatch %d (%s/seq)\t%.1f ms/step\t%.1f tok/s", t.FullBatch, mb(t.FullSeqBytes), t.FullStepMs, t.FullTokS)
 	p("  snapstream\tbatch %d (%s/seq)\t%.1f ms/step\t%.1f tok/s", t.SnapBatch, mb(t.SnapSeqBytes), t.SnapStepMs, t.SnapTokS)
@@ -47,9 +54,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	return tw.Flush()
 }
 
-func ratioOrNA(x float64) string {
-	if x == 0 {
+func ratioOrNA(x *float64) string {
+	if x == nil {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2fx", x)
+	return fmt.Sprintf("%.2fx", *x)
 }
