@@ -2,12 +2,15 @@
 # llamacpp_session.sh: the llama.cpp side-by-side of issue #9 on the lent machine's CPU, in one or two device calls.
 # Run from the repo root with, built and packed here first (bin/ and build/ are git-ignored; carry both):
 #   CGO_ENABLED=0 go build -ldflags "-s -w" -o bin/snapeval ./cmd/snapeval
+#   CGO_ENABLED=0 go test -c -o bin/model.test ./backends/cpu/model
 #   build/llamacpp.tar.xz: a llama.cpp source snapshot (CPU sources only; see tools/bench/README.md)
 # Modes:
 #   build  untar + cmake (CPU only, native) llama-bench, write the random SmolLM2-135M-shape checkpoint and convert it
 #          to GGUF BF16 and Q8_0 with convert_hf_to_gguf.py (outputs stay in build/, kept while the machine is warm)
-#   bench  build if missing, then llama-bench -p 512 -n 128 -t 2,16 -r 3 (BF16, Q8_0) and snapeval bench on the same
-#          checkpoint at 2 and 16 threads, one after the other (nothing else runs meanwhile); results in $OUT
+#   bench  build if missing, then llama-bench -p 512 -n 128 -t 2,16 -r 3 (BF16, Q8_0), the model package's tests
+#          (bin/model.test, if built) and `snapeval bench --peer` on the same checkpoint at 2 and 16 threads (with
+#          and without the AVX-512 tile when the tests pass there), then the full bench (claims) at FULL_THREADS
+#          (default 16), one after the other (nothing else runs meanwhile); everything packed into $OUT/results.tgz
 set -u
 MODE=${1:-bench}
 # The device returns only a handful of files from $OUT: everything is written under $OUT/work and packed into
@@ -50,10 +53,31 @@ bench() {
     "$LB" -m "$CK/model-$t.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md >"$OUT/llama-$t.json" 2>"$OUT/llama-$t.md"
     cat "$OUT/llama-$t.md" | grep -v "^load\|^llama_\|^print_info\|^ggml" | tail -8
   done
+  # The AVX-512 prefill tile is opt-in until its tests have passed on an AVX-512 CPU: run them here first
+  # (bin/model.test from `go test -c -o bin/model.test ./backends/cpu/model`, run in its package directory).
+  local AVX512=0
+  if [ -x bin/model.test ]; then
+    echo "== backends/cpu/model tests on this CPU"
+    if (cd backends/cpu/model && ../../../bin/model.test -test.count=1 >"$OUT/model-test.log" 2>&1); then
+      echo "PASS"; grep -q avx512f /proc/cpuinfo && AVX512=1
+    else
+      echo "FAIL"; tail -30 "$OUT/model-test.log"
+    fi
+  fi
   for th in 2 16; do
-    echo "== snapeval bench --threads $th (llama-bench shape: prompt 512, 128 decoded tokens)"
+    for a in 0 $AVX512; do
+      echo "== snapeval bench --peer --threads $th SNAPEVAL_CPU_AVX512=$a"
+      SNAPEVAL_CPU_AVX512=$a GOMAXPROCS=$th bin/snapeval bench --peer --model "$CK/hf" --threads $th --json \
+        >"$OUT/snapeval-peer-t$th-avx512_$a.json" 2>"$OUT/snapeval-peer-t$th-avx512_$a.log"
+      grep -E '"(prefill_tok_s|tg128_tok_s|decode_tok_s|bandwidth_gbs)"' "$OUT/snapeval-peer-t$th-avx512_$a.json" | tr -d '\n'; echo
+      [ "$AVX512" = 0 ] && break
+    done
+  done
+  # SnapStream's claims (minutes: 8k and 32k prefills): FULL_THREADS="2 16" for both, "" to skip.
+  for th in ${FULL_THREADS-16}; do
+    echo "== snapeval bench --threads $th (full: claims too)"
     GOMAXPROCS=$th bin/snapeval bench --model "$CK/hf" --threads $th --json >"$OUT/snapeval-t$th.json" 2>"$OUT/snapeval-t$th.log"
-    tail -3 "$OUT/snapeval-t$th.log"
+    tail -2 "$OUT/snapeval-t$th.log"
   done
   cp "$CK/hf/config.json" "$OUT/ckpt-config.json"
 }
