@@ -132,10 +132,10 @@ func BenchmarkMemBandwidth(b *testing.B) {
 
 // BenchmarkPrefill reports prefill tokens/s for one 256-token prompt, one 512-token prompt (llama-bench's
 // pp512; two 256-token chunks), 4 concurrent 64-token prompts and one
-// 2048-token prompt (long enough for attention to matter).
+// 2048-token and one 4096-token prompt (long enough for attention to matter).
 func BenchmarkPrefill(b *testing.B) {
 	m := randomSmol(b)
-	for _, tc := range []struct{ seqs, n int }{{1, 256}, {1, 512}, {4, 64}, {1, 2048}} {
+	for _, tc := range []struct{ seqs, n int }{{1, 256}, {1, 512}, {4, 64}, {1, 2048}, {1, 4096}} {
 		b.Run(fmt.Sprintf("seqs=%d/len=%d", tc.seqs, tc.n), func(b *testing.B) {
 			e := New(m, Options{Slots: tc.seqs, PrefixCacheBytes: -1, PrefillChunk: 256})
 			defer e.Close()

@@ -80,7 +80,7 @@ func BenchmarkPrefillAttention(b *testing.B) {
 	}
 }
 
-// TestBlockKernelsMatchSingle checks that dots4x3 and wsum2 give the bits of dots and wsum, on both
+// TestBlockKernelsMatchSingle checks that dots4x3, dots4xN and wsum2 give the bits of dots and wsum, on both
 // paths, for head sizes with and without an 8-element tail.
 func TestBlockKernelsMatchSingle(t *testing.T) {
 	bothPaths(t, func(t *testing.T) {
@@ -99,6 +99,31 @@ func TestBlockKernelsMatchSingle(t *testing.T) {
 				for s := range want {
 					if got[i*5+s] != want[s] {
 						t.Fatalf("d=%d: dots4x3[%d][%d] = %v, dots %v", d, i, s, got[i*5+s], want[s])
+					}
+				}
+			}
+			// dots4xN over 0 to 7 key triples: the bits of dots, and nothing written past a row but
+			// the one float it may use.
+			for n3 := 0; n3 <= 21; n3 += 3 {
+				ks := randVec((n3 + 1) * st)
+				const ldo = 27
+				got := make([]float32, 4*ldo)
+				for i := range got {
+					got[i] = -7
+				}
+				dots4xN(q, d+1, ks, st, d, n3, 0.3, got, ldo)
+				for i := 0; i < 4; i++ {
+					want := make([]float32, n3+1)
+					dots(q[i*(d+1):i*(d+1)+d], ks, st, n3, 0.3, want)
+					for s := 0; s < n3; s++ {
+						if got[i*ldo+s] != want[s] {
+							t.Fatalf("d=%d n3=%d: dots4xN[%d][%d] = %v, dots %v", d, n3, i, s, got[i*ldo+s], want[s])
+						}
+					}
+					for s := n3 + 1; s < ldo; s++ {
+						if got[i*ldo+s] != -7 {
+							t.Fatalf("d=%d n3=%d: dots4xN wrote [%d][%d]", d, n3, i, s)
+						}
 					}
 				}
 			}

@@ -456,6 +456,7 @@ func rope(x, cos, sin []float32) {
 const (
 	qTile = 16
 	kTile = 128
+	ldS   = kTile + 8 // row stride of a tile's scores: room for the float past a row that dots4xN may write
 )
 
 // attnUnit is a unit of attention work: rows [r0, r0+nr) of one segment and one KV head.
@@ -485,7 +486,7 @@ func (w *Workspace) buildUnits(m *Model, segs []Segment, R int) {
 	}
 	g := m.Cfg.Heads / m.Cfg.KVHeads
 	for i := range w.sbuf {
-		w.sbuf[i] = grow(w.sbuf[i], max(g*maxCap, qTile*g*(kTile+m.Cfg.HeadDim+2)))
+		w.sbuf[i] = grow(w.sbuf[i], max(g*maxCap, qTile*g*(ldS+m.Cfg.HeadDim+2)))
 	}
 	nKV := m.Cfg.KVHeads
 	w.units = w.units[:0]
@@ -548,10 +549,10 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 	K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
 	J := nr * g // query vectors j = i*g + h
 	buf := ws.sbuf[worker]
-	S := buf[:J*kTile]                        // scores of the current key tile, kTile per query
-	Q := buf[J*kTile : J*(kTile+d)]           // the tile's queries, contiguous
-	mx := buf[J*(kTile+d) : J*(kTile+d+1)]    // running max per query
-	sum := buf[J*(kTile+d+1) : J*(kTile+d+2)] // running sum of weights per query
+	S := buf[:J*ldS]                      // scores of the current key tile, row j at j*ldS
+	Q := buf[J*ldS : J*(ldS+d)]           // the tile's queries, contiguous
+	mx := buf[J*(ldS+d) : J*(ldS+d+1)]    // running max per query
+	sum := buf[J*(ldS+d+1) : J*(ldS+d+2)] // running sum of weights per query
 	out := func(j int) []float32 {
 		o := (r0+j/g)*nQ*d + (kvh*g+j%g)*d
 		return ws.att[o : o+d]
@@ -572,24 +573,22 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 		nAll := min(kTile, pLast+1-k0)
 		Kt, Vt := K[k0*st:], V[k0*st:]
 		j := i0 * g
+		n3 := nAll - nAll%3
 		for ; j+4 <= J; j += 4 {
-			s := 0
-			for ; s+3 <= nAll; s += 3 {
-				dots4x3(Q[j*d:], d, Kt[s*st:], st, d, scale, S[j*kTile+s:], kTile)
-			}
-			if s < nAll {
+			dots4xN(Q[j*d:], d, Kt, st, d, n3, scale, S[j*ldS:], ldS)
+			if n3 < nAll {
 				for jj := j; jj < j+4; jj++ {
-					dots(Q[jj*d:(jj+1)*d], Kt[s*st:], st, nAll-s, scale, S[jj*kTile+s:jj*kTile+nAll])
+					dots(Q[jj*d:(jj+1)*d], Kt[n3*st:], st, nAll-n3, scale, S[jj*ldS+n3:jj*ldS+nAll])
 				}
 			}
 		}
 		for ; j < J; j++ {
-			dots(Q[j*d:(j+1)*d], Kt, st, nAll, scale, S[j*kTile:j*kTile+nAll])
+			dots(Q[j*d:(j+1)*d], Kt, st, nAll, scale, S[j*ldS:j*ldS+nAll])
 		}
 		// Softmax update of each query over its visible keys of the tile.
 		for j := i0 * g; j < J; j++ {
 			n := min(kTile, ws.rowPos[r0+j/g]+1-k0)
-			row := S[j*kTile : j*kTile+n]
+			row := S[j*ldS : j*ldS+n]
 			m := rowMax(row)
 			if m > mx[j] {
 				if sum[j] != 0 {
@@ -607,11 +606,11 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 		for j := i0 * g; j < J; {
 			n := min(kTile, ws.rowPos[r0+j/g]+1-k0)
 			if j+1 < J && min(kTile, ws.rowPos[r0+(j+1)/g]+1-k0) == n {
-				wsum2(out(j), out(j+1), S[j*kTile:j*kTile+n], S[(j+1)*kTile:(j+1)*kTile+n], Vt, st, n)
+				wsum2(out(j), out(j+1), S[j*ldS:j*ldS+n], S[(j+1)*ldS:(j+1)*ldS+n], Vt, st, n)
 				j += 2
 				continue
 			}
-			wsum(out(j), S[j*kTile:j*kTile+n], Vt, st, n)
+			wsum(out(j), S[j*ldS:j*ldS+n], Vt, st, n)
 			j++
 		}
 	}

@@ -251,6 +251,27 @@ func dots4x3(q []float32, ldq int, k []float32, ldk, d int, scale float32, out [
 	}
 }
 
+// dots4xN writes the scores of dots4x3 for the key triples t = 0, 3, ..., n3-3 (n3 a multiple of 3):
+// out[i*ldo+t+s] = (q[i*ldq:][:d] . k[(t+s)*ldk:][:d]) * scale for i < 4, bit for bit those of dots. It
+// may also write out[i*ldo+n3] (each row needs room for one more float); the caller ignores it or writes
+// it later. With head sizes that are multiples of 8 the assembly path runs all triples in one call and
+// reduces each triple's 12 sums together.
+func dots4xN(q []float32, ldq int, k []float32, ldk, d, n3 int, scale float32, out []float32, ldo int) {
+	if n3 <= 0 {
+		return
+	}
+	if simdOn && d >= 8 && d&7 == 0 {
+		_ = q[3*ldq+d-1]
+		_ = k[(n3-1)*ldk+d-1]
+		_ = out[3*ldo+n3]
+		dots4xNF32(&q[0], ldq, &k[0], ldk, d, n3, scale, &out[0], ldo)
+		return
+	}
+	for t := 0; t+3 <= n3; t += 3 {
+		dots4x3(q, ldq, k[t*ldk:], ldk, d, scale, out[t:], ldo)
+	}
+}
+
 // wsum2 is wsum for two outputs over the same values (bit for bit), reading each value row once.
 func wsum2(out0, out1, p0, p1, v []float32, stride, n int) {
 	if n <= 0 {

@@ -74,3 +74,6 @@ func maxF32(row *float32, n8 int) float32
 
 //go:noescape
 func siluMulF32(gate, u, a *float32, n8 int)
+
+//go:noescape
+func dots4xNF32(q *float32, ldq int, k *float32, ldk, d8, n3 int, scale float32, out *float32, ldo int)

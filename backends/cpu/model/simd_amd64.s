@@ -1101,3 +1101,111 @@ slk:
 sldone:
 	VZEROUPPER
 	RET
+
+// RED2 scales and reduces six accumulators at once: the scores of two queries (a0, a1, a2 of the first,
+// b0, b1, b2 of the second) for three keys. Each lane gets exactly the operations of VMULPS + RED:
+// x*scale lane by lane, then l+l4 (VPERM2F128 pairs the 128-bit halves), then the two pairwise sums of
+// VHADDPS twice; float addition is commutative, so the result is the bits of RED. a0 ends as
+// (a0, a1, a2, a2 | b0, b1, b2, b2); t0 and t1 are scratch, sc holds the broadcast scale.
+#define RED2(a0, a1, a2, b0, b1, b2, t0, t1, sc) \
+	VMULPS     sc, a0, a0 \
+	VMULPS     sc, a1, a1 \
+	VMULPS     sc, a2, a2 \
+	VMULPS     sc, b0, b0 \
+	VMULPS     sc, b1, b1 \
+	VMULPS     sc, b2, b2 \
+	VPERM2F128 $0x20, b0, a0, t0 \
+	VPERM2F128 $0x31, b0, a0, t1 \
+	VADDPS     t1, t0, a0 \
+	VPERM2F128 $0x20, b1, a1, t0 \
+	VPERM2F128 $0x31, b1, a1, t1 \
+	VADDPS     t1, t0, a1 \
+	VPERM2F128 $0x20, b2, a2, t0 \
+	VPERM2F128 $0x31, b2, a2, t1 \
+	VADDPS     t1, t0, a2 \
+	VHADDPS    a1, a0, a0 \
+	VHADDPS    a2, a2, a2 \
+	VHADDPS    a2, a0, a0
+
+// func dots4xNF32(q *float32, ldq int, k *float32, ldk, d8, n3 int, scale float32, out *float32, ldo int)
+// For t < n3 (a multiple of 3), the scores of dots4x3F32 for keys k[t*ldk:]..k[(t+2)*ldk:]: out[i*ldo+t+s] =
+// dot(q[i*ldq:][:d8], k[(t+s)*ldk:][:d8]) * scale for i < 4, s < 3, the bits of dotsF32. Each key triple also
+// writes one float past its scores, out[i*ldo+t+3], which the caller overwrites or ignores (the row needs
+// room for it). The 12 results of a triple are reduced together (RED2) instead of one RED each.
+TEXT ·dots4xNF32(SB), NOSPLIT, $0-72
+	MOVQ q+0(FP), R10
+	MOVQ ldq+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	MOVQ k+16(FP), DI
+	MOVQ ldk+24(FP), BX
+	SHLQ $2, BX
+	LEAQ (DI)(BX*1), R14
+	LEAQ (R14)(BX*1), R9
+	MOVQ d8+32(FP), CX
+	MOVQ n3+40(FP), SI
+	MOVQ out+56(FP), R8
+	MOVQ ldo+64(FP), DX
+	SHLQ $2, DX
+
+dnt:
+	CMPQ   SI, $3
+	JLT    dndone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   AX, AX
+
+dnk:
+	VMOVUPS     (DI)(AX*4), Y12
+	VMOVUPS     (R14)(AX*4), Y13
+	VMOVUPS     (R9)(AX*4), Y14
+	VMOVUPS     (R10)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VMOVUPS     (R11)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VMOVUPS     (R12)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS     (R13)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y9
+	VFMADD231PS Y15, Y13, Y10
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ        $8, AX
+	CMPQ        AX, CX
+	JLT         dnk
+
+	VBROADCASTSS scale+48(FP), Y12
+	RED2(Y0, Y1, Y2, Y3, Y4, Y5, Y13, Y14, Y12)
+	RED2(Y6, Y7, Y8, Y9, Y10, Y11, Y13, Y14, Y12)
+	VMOVUPS      X0, (R8)
+	VEXTRACTF128 $1, Y0, (R8)(DX*1)
+	LEAQ         (R8)(DX*2), AX
+	VMOVUPS      X6, (AX)
+	VEXTRACTF128 $1, Y6, (AX)(DX*1)
+	ADDQ         $12, R8
+	LEAQ         (R9)(BX*1), DI
+	LEAQ         (DI)(BX*1), R14
+	LEAQ         (R14)(BX*1), R9
+	SUBQ         $3, SI
+	JMP          dnt
+
+dndone:
+	VZEROUPPER
+	RET

@@ -66,6 +66,12 @@ func dots4x3F32(q *float32, ldq int, k *float32, ldk, d8 int, scale float32, out
 	dots4x3Go(unsafe.Slice(q, 3*ldq+d8), ldq, unsafe.Slice(k, 2*ldk+d8), ldk, d8, scale, unsafe.Slice(out, 3*ldo+3), ldo)
 }
 
+func dots4xNF32(q *float32, ldq int, k *float32, ldk, d8, n3 int, scale float32, out *float32, ldo int) {
+	for t := 0; t+3 <= n3; t += 3 {
+		dots4x3F32(q, ldq, (*float32)(unsafe.Add(unsafe.Pointer(k), 4*t*ldk)), ldk, d8, scale, (*float32)(unsafe.Add(unsafe.Pointer(out), 4*t)), ldo)
+	}
+}
+
 func wsum2F32(out0, out1, p0, p1, v *float32, stride, n, d8 int) {
 	m := 0
 	if n > 0 {
