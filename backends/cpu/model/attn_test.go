@@ -80,11 +80,11 @@ func BenchmarkPrefillAttention(b *testing.B) {
 	}
 }
 
-// TestBlockKernelsMatchSingle checks that dots4x3, dots4xN and wsum2 give the bits of dots and wsum, on both
+// TestBlockKernelsMatchSingle checks that dots4x3, dots4xN, wsum2 and wsum4 give the bits of dots and wsum, on both
 // paths, for head sizes with and without an 8-element tail.
 func TestBlockKernelsMatchSingle(t *testing.T) {
 	bothPaths(t, func(t *testing.T) {
-		for _, d := range []int{5, 16, 37, 64, 72} {
+		for _, d := range []int{5, 8, 16, 32, 37, 64, 72} {
 			st := d + 3
 			q := randVec(4 * (d + 1))
 			k := randVec(3 * st)
@@ -138,6 +138,26 @@ func TestBlockKernelsMatchSingle(t *testing.T) {
 			for i := range a0 {
 				if a0[i] != b0[i] || a1[i] != b1[i] {
 					t.Fatalf("d=%d: wsum2[%d] = %v, %v; wsum %v, %v", d, i, a0[i], a1[i], b0[i], b1[i])
+				}
+			}
+			// wsum4 with weight rows 13 apart, outputs at odd offsets.
+			for _, n := range []int{1, 2, 11} {
+				const ldp = 13
+				p := randVec(4 * ldp)
+				o := randVec(4*d + 3)
+				outs := [4][]float32{o[1 : 1+d], o[d+2 : 2*d+2], o[2*d+2 : 3*d+2], o[3*d+3 : 4*d+3]}
+				ref := make([][]float32, 4)
+				for a := range outs {
+					ref[a] = append([]float32(nil), outs[a]...)
+					wsum(ref[a], p[a*ldp:a*ldp+n], v, st, n)
+				}
+				wsum4(outs[0], outs[1], outs[2], outs[3], p, ldp, v, st, n)
+				for a := range outs {
+					for i := range outs[a] {
+						if outs[a][i] != ref[a][i] {
+							t.Fatalf("d=%d n=%d: wsum4 out %d [%d] = %v, wsum %v", d, n, a, i, outs[a][i], ref[a][i])
+						}
+					}
 				}
 			}
 		}

@@ -605,6 +605,12 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 		}
 		for j := i0 * g; j < J; {
 			n := min(kTile, ws.rowPos[r0+j/g]+1-k0)
+			// n grows with j: four (or two) queries of the same n are those whose last one has it.
+			if j+3 < J && min(kTile, ws.rowPos[r0+(j+3)/g]+1-k0) == n {
+				wsum4(out(j), out(j+1), out(j+2), out(j+3), S[j*ldS:], ldS, Vt, st, n)
+				j += 4
+				continue
+			}
 			if j+1 < J && min(kTile, ws.rowPos[r0+(j+1)/g]+1-k0) == n {
 				wsum2(out(j), out(j+1), S[j*ldS:j*ldS+n], S[(j+1)*ldS:(j+1)*ldS+n], Vt, st, n)
 				j += 2

@@ -300,6 +300,26 @@ func wsum2(out0, out1, p0, p1, v []float32, stride, n int) {
 	}
 }
 
+// wsum4 is wsum for four outputs over the same values (bit for bit), with weights p[a*ldp:][:n] for
+// output a, reading each value row once.
+func wsum4(o0, o1, o2, o3, p []float32, ldp int, v []float32, stride, n int) {
+	if n <= 0 {
+		return
+	}
+	d := len(o0)
+	if !simdOn || d < 8 || d&7 != 0 {
+		wsum2(o0, o1, p[:n], p[ldp:ldp+n], v, stride, n)
+		wsum2(o2, o3, p[2*ldp:2*ldp+n], p[3*ldp:3*ldp+n], v, stride, n)
+		return
+	}
+	_ = o1[d-1]
+	_ = o2[d-1]
+	_ = o3[d-1]
+	_ = p[3*ldp+n-1]
+	_ = v[(n-1)*stride+d-1]
+	wsum4F32(&o0[0], &o1[0], &o2[0], &o3[0], &p[0], ldp, &v[0], stride, n, d)
+}
+
 func maxGo(row []float32) float32 {
 	m := row[0]
 	for _, v := range row {

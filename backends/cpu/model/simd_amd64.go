@@ -77,3 +77,6 @@ func siluMulF32(gate, u, a *float32, n8 int)
 
 //go:noescape
 func dots4xNF32(q *float32, ldq int, k *float32, ldk, d8, n3 int, scale float32, out *float32, ldo int)
+
+//go:noescape
+func wsum4F32(o0, o1, o2, o3, p *float32, ldp int, v *float32, stride, n, d8 int)

@@ -1209,3 +1209,189 @@ dnk:
 dndone:
 	VZEROUPPER
 	RET
+
+// W4L and W4S load / store the accumulators of a query (three 8-lane registers a, b, c at lane byte
+// offset R11 of its output, address in R8) for wsum4F32; W4L2 / W4S2 and W4L1 / W4S1 the first two or the first one.
+#define W4L(a, b, c) \
+	VMOVUPS 0(R8)(R11*1), a \
+	VMOVUPS 32(R8)(R11*1), b \
+	VMOVUPS 64(R8)(R11*1), c
+
+#define W4S(a, b, c) \
+	VMOVUPS a, 0(R8)(R11*1) \
+	VMOVUPS b, 32(R8)(R11*1) \
+	VMOVUPS c, 64(R8)(R11*1)
+
+#define W4L2(a, b) \
+	VMOVUPS 0(R8)(R11*1), a \
+	VMOVUPS 32(R8)(R11*1), b
+
+#define W4S2(a, b) \
+	VMOVUPS a, 0(R8)(R11*1) \
+	VMOVUPS b, 32(R8)(R11*1)
+
+#define W4L1(a) \
+	VMOVUPS 0(R8)(R11*1), a
+
+#define W4S1(a) \
+	VMOVUPS a, 0(R8)(R11*1)
+
+// func wsum4F32(o0, o1, o2, o3, p *float32, ldp int, v *float32, stride, n, d8 int)
+// oA[i] += sum over s < n (in order) of p[A*ldp+s]*v[s*stride+i] for i < d8 and A < 4 (the order of wsumF32;
+// n > 0). Lanes go 24 at a time (twelve accumulators, each value row loaded once for four queries), then
+// 16, then 8.
+TEXT ·wsum4F32(SB), NOSPLIT, $0-80
+	MOVQ p+32(FP), SI
+	MOVQ ldp+40(FP), BX
+	SHLQ $2, BX
+	LEAQ (SI)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	LEAQ (R13)(BX*1), R14
+	MOVQ v+48(FP), DI
+	MOVQ stride+56(FP), BX
+	SHLQ $2, BX
+	MOVQ n+64(FP), DX
+	MOVQ d8+72(FP), CX
+	XORQ R11, R11
+
+w4_24:
+	CMPQ CX, $24
+	JLT  w4_16
+	MOVQ o0+0(FP), R8
+	W4L(Y0, Y1, Y2)
+	MOVQ o1+8(FP), R8
+	W4L(Y3, Y4, Y5)
+	MOVQ o2+16(FP), R8
+	W4L(Y6, Y7, Y8)
+	MOVQ o3+24(FP), R8
+	W4L(Y9, Y10, Y11)
+	LEAQ (DI)(R11*1), R10
+	XORQ AX, AX
+
+w4_24s:
+	VMOVUPS      0(R10), Y12
+	VMOVUPS      32(R10), Y13
+	VMOVUPS      64(R10), Y14
+	VBROADCASTSS (SI)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y0
+	VFMADD231PS  Y13, Y15, Y1
+	VFMADD231PS  Y14, Y15, Y2
+	VBROADCASTSS (R12)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y3
+	VFMADD231PS  Y13, Y15, Y4
+	VFMADD231PS  Y14, Y15, Y5
+	VBROADCASTSS (R13)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VFMADD231PS  Y14, Y15, Y8
+	VBROADCASTSS (R14)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y9
+	VFMADD231PS  Y13, Y15, Y10
+	VFMADD231PS  Y14, Y15, Y11
+	ADDQ         BX, R10
+	INCQ         AX
+	CMPQ         AX, DX
+	JLT          w4_24s
+
+	MOVQ o0+0(FP), R8
+	W4S(Y0, Y1, Y2)
+	MOVQ o1+8(FP), R8
+	W4S(Y3, Y4, Y5)
+	MOVQ o2+16(FP), R8
+	W4S(Y6, Y7, Y8)
+	MOVQ o3+24(FP), R8
+	W4S(Y9, Y10, Y11)
+	ADDQ $96, R11
+	SUBQ $24, CX
+	JMP  w4_24
+
+w4_16:
+	CMPQ CX, $16
+	JLT  w4_8
+	MOVQ o0+0(FP), R8
+	W4L2(Y0, Y1)
+	MOVQ o1+8(FP), R8
+	W4L2(Y3, Y4)
+	MOVQ o2+16(FP), R8
+	W4L2(Y6, Y7)
+	MOVQ o3+24(FP), R8
+	W4L2(Y9, Y10)
+	LEAQ (DI)(R11*1), R10
+	XORQ AX, AX
+
+w4_16s:
+	VMOVUPS      0(R10), Y12
+	VMOVUPS      32(R10), Y13
+	VBROADCASTSS (SI)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y0
+	VFMADD231PS  Y13, Y15, Y1
+	VBROADCASTSS (R12)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y3
+	VFMADD231PS  Y13, Y15, Y4
+	VBROADCASTSS (R13)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VFMADD231PS  Y13, Y15, Y7
+	VBROADCASTSS (R14)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y9
+	VFMADD231PS  Y13, Y15, Y10
+	ADDQ         BX, R10
+	INCQ         AX
+	CMPQ         AX, DX
+	JLT          w4_16s
+
+	MOVQ o0+0(FP), R8
+	W4S2(Y0, Y1)
+	MOVQ o1+8(FP), R8
+	W4S2(Y3, Y4)
+	MOVQ o2+16(FP), R8
+	W4S2(Y6, Y7)
+	MOVQ o3+24(FP), R8
+	W4S2(Y9, Y10)
+	ADDQ $64, R11
+	SUBQ $16, CX
+	JMP  w4_16
+
+w4_8:
+	CMPQ CX, $8
+	JLT  w4done
+	MOVQ o0+0(FP), R8
+	W4L1(Y0)
+	MOVQ o1+8(FP), R8
+	W4L1(Y3)
+	MOVQ o2+16(FP), R8
+	W4L1(Y6)
+	MOVQ o3+24(FP), R8
+	W4L1(Y9)
+	LEAQ (DI)(R11*1), R10
+	XORQ AX, AX
+
+w4_8s:
+	VMOVUPS      0(R10), Y12
+	VBROADCASTSS (SI)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y0
+	VBROADCASTSS (R12)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y3
+	VBROADCASTSS (R13)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y6
+	VBROADCASTSS (R14)(AX*4), Y15
+	VFMADD231PS  Y12, Y15, Y9
+	ADDQ         BX, R10
+	INCQ         AX
+	CMPQ         AX, DX
+	JLT          w4_8s
+
+	MOVQ o0+0(FP), R8
+	W4S1(Y0)
+	MOVQ o1+8(FP), R8
+	W4S1(Y3)
+	MOVQ o2+16(FP), R8
+	W4S1(Y6)
+	MOVQ o3+24(FP), R8
+	W4S1(Y9)
+	ADDQ $32, R11
+	SUBQ $8, CX
+	JMP  w4_8
+
+w4done:
+	VZEROUPPER
+	RET

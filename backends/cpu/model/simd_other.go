@@ -72,6 +72,12 @@ func dots4xNF32(q *float32, ldq int, k *float32, ldk, d8, n3 int, scale float32,
 	}
 }
 
+func wsum4F32(o0, o1, o2, o3, p *float32, ldp int, v *float32, stride, n, d8 int) {
+	for a, o := range []*float32{o0, o1, o2, o3} {
+		wsumF32(o, (*float32)(unsafe.Add(unsafe.Pointer(p), 4*a*ldp)), v, stride, n, d8)
+	}
+}
+
 func wsum2F32(out0, out1, p0, p1, v *float32, stride, n, d8 int) {
 	m := 0
 	if n > 0 {
