@@ -166,7 +166,10 @@ func TestSharedAIME24(t *testing.T) {
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("%s absent", p)
 	}
-	b, _ := New(eval.BenchOptions{Files: []string{p}})
+	b, err := New(eval.BenchOptions{Files: []string{p}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	items, err := b.Items(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
