@@ -3,7 +3,8 @@
 # Run from the repo root with, built and packed here first (bin/ and build/ are git-ignored; carry both):
 #   CGO_ENABLED=0 go build -ldflags "-s -w" -o bin/snapeval ./cmd/snapeval
 #   CGO_ENABLED=0 go test -c -o bin/model.test ./backends/cpu/model
-#   build/llamacpp.tar.xz: a llama.cpp source snapshot (CPU sources only; see tools/bench/README.md)
+#   build/llamacpp.tar.xz: a llama.cpp source snapshot (CPU sources only; see tools/bench/README.md), or the
+#   path in LLAMACPP_TAR (for example bin/llamacpp.tar.xz, so that a later call can carry bin/ alone and keep build/)
 # Modes:
 #   build  untar + cmake (CPU only, native) llama-bench, write the random SmolLM2-135M-shape checkpoint and convert it
 #          to GGUF BF16 and Q8_0 with convert_hf_to_gguf.py (outputs stay in build/, kept while the machine is warm)
@@ -28,7 +29,7 @@ build() {
     echo "build: already there"; return 0
   fi
   local t0=$(date +%s)
-  rm -rf "$LC" && mkdir -p "$ROOT/build" && tar -C "$ROOT/build" -xJf "$ROOT/build/llamacpp.tar.xz" || return 1
+  rm -rf "$LC" && mkdir -p "$ROOT/build" && tar -C "$ROOT/build" -xJf "${LLAMACPP_TAR:-$ROOT/build/llamacpp.tar.xz}" || return 1
   cmake -S "$LC" -B "$LC/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_CUDA=OFF >"$OUT/cmake.log" 2>&1 \
     || { tail -40 "$OUT/cmake.log"; return 1; }

@@ -162,7 +162,7 @@ def dense_batch(rng, tok, keys, batch_tokens, device):
     q = int(rng.integers(2, k + 1))
     est = 30 + 16 * k + 45 * q  # tokens, generous
     B = max(1, batch_tokens // est)
-    pieces, flags, owners = [], [], []
+    seqs = []
     for b in range(B):
         ks = [keys[i] for i in rng.choice(len(keys), size=k, replace=False)]
         vs = [str(100000 + int(v)) for v in rng.choice(900000, size=k, replace=False)]
@@ -172,11 +172,28 @@ def dense_batch(rng, tok, keys, batch_tokens, device):
             seq.append((f"\n\nWhat is the special magic number for {ks[j]} mentioned in the text above? "
                         f"Answer: The special magic number for {ks[j]} is", False))
             seq.append((" " + vs[j], True))
+        seqs.append(seq)
+    return encode_sequences(tok, seqs, device)
+
+
+VT_PREFIX = ("Some sentences in the following text store numbers in variables or copy one variable into another. "
+             "Memorize them. You will be asked about them at the end.\n\n")
+
+
+def var_name(rng):
+    return "".join(chr(65 + int(c)) for c in rng.integers(0, 26, size=5))
+
+
+def encode_sequences(tok, seqs, device):
+    """Batch of sequences given as [(text, is_answer)] pieces: answer pieces get EOS appended and carry the loss."""
+    pieces, flags, owners = [], [], []
+    for b, seq in enumerate(seqs):
         for text, is_ans in seq:
             pieces.append(text)
             flags.append(is_ans)
             owners.append(b)
     enc = tok.encode_batch(pieces, add_special_tokens=False)
+    B = len(seqs)
     ids = [[] for _ in range(B)]
     marks = [[] for _ in range(B)]
     for e, is_ans, b in zip(enc, flags, owners):
@@ -194,6 +211,92 @@ def dense_batch(rng, tok, keys, batch_tokens, device):
         tgt[b, :n] = arr[1:]
         ans[b, :n] = np.asarray(marks[b][1:], dtype=bool)  # position j predicts token j+1
     return to_device(inp, device), to_device(tgt, device), to_device(ans, device)
+
+
+def dense_vt_batch(rng, tok, batch_tokens, device):
+    """Dense variable tracking in the suite's wording (eval/synthetic TaskVT): k chains of 2-4 variables
+    ("The number N is stored in VAR A." then "The value of VAR A is copied into VAR B."), each chain in order,
+    chains interleaved at random, no filler; then q questions, each followed by its answer (the chain's variables
+    in order) and EOS. Every answer carries the loss, so a sequence holds ~q x 12 answer tokens instead of ~12."""
+    k = int(rng.integers(2, 9))
+    q = int(rng.integers(1, k + 1))
+    est = 30 + 40 * k + 45 * q  # tokens, generous
+    B = max(1, batch_tokens // est)
+    seqs = []
+    for _ in range(B):
+        nums = [str(100000 + int(v)) for v in rng.choice(900000, size=k, replace=False)]
+        names = set()
+        while len(names) < 4 * k:
+            names.add(var_name(rng))
+        names = list(names)
+        chains = []
+        for c in range(k):
+            m = int(rng.integers(2, 5))
+            vs = names[4 * c:4 * c + m]
+            sent = [f"The number {nums[c]} is stored in VAR {vs[0]}."]
+            sent += [f"The value of VAR {vs[i]} is copied into VAR {vs[i + 1]}." for i in range(m - 1)]
+            chains.append((vs, sent))
+        order = rng.permutation([c for c, (_, sent) in enumerate(chains) for _ in sent])
+        nxt = [0] * k
+        body = []
+        for c in order:
+            body.append(chains[c][1][nxt[c]])
+            nxt[c] += 1
+        seq = [(VT_PREFIX + " ".join(body), False)]
+        for c in rng.choice(k, size=q, replace=False):
+            seq.append((f"\n\nWhich variables hold the number {nums[c]}? "
+                        f"Answer: The variables that hold the number {nums[c]} are", False))
+            seq.append((" " + " ".join(chains[c][0]), True))
+        seqs.append(seq)
+    return encode_sequences(tok, seqs, device)
+
+
+CWE_PREFIX = "Below is a long list of words. A few words appear much more often than all the others.\n\n"
+CWE_QUESTION = "\n\nWhat are the 3 most common words in the list above? Answer: The 3 most common words are"
+CWE_PROBS = (0.12, 0.10, 0.08)  # eval/synthetic cweProbs
+
+
+def cwe_words(buckets, per_bucket=3000):
+    """The word pool of the training cwe rows (nouns and adjectives of eval/synthetic)."""
+    words = set()
+    for items in buckets.values():
+        for it in items[:per_bucket]:
+            r = it[2]
+            if r["task"] == "cwe":
+                words.update(r["prompt"][len(CWE_PREFIX):].split("\n\n")[0].split())
+    return sorted(words)
+
+
+def cwe_batch(rng, tok, pool, batch_tokens, device, boost):
+    """Common-word extraction items like eval/synthetic's genCWE (three planted words, the rest uniform over the
+    pool, answer = the three by count, ties by name, only when the third beats every other word) with the planted
+    shares multiplied by boost (a curriculum: boost > 1 makes the common words stand out more), 40-400 words."""
+    nw = int(rng.integers(40, 401))
+    B = max(1, batch_tokens // (40 + int(nw * 1.6)))
+    probs = np.array(CWE_PROBS) * boost
+    seqs = []
+    while len(seqs) < B:
+        perm = rng.permutation(len(pool))
+        common = [pool[i] for i in perm[:3]]
+        rare = [pool[i] for i in perm[3:]]
+        u = rng.random(nw)
+        words = []
+        for x in u:
+            w = ""
+            for i, p in enumerate(probs):
+                if x < p:
+                    w = common[i]
+                    break
+                x -= p
+            words.append(w or rare[int(rng.integers(len(rare)))])
+        counts = {}
+        for w in words:
+            counts[w] = counts.get(w, 0) + 1
+        top = sorted(common, key=lambda w: (-counts.get(w, 0), w))
+        if counts.get(top[2], 0) <= max([counts.get(w, 0) for w in rare] + [0]):
+            continue
+        seqs.append([(CWE_PREFIX + " ".join(words) + CWE_QUESTION, False), (" " + ", ".join(top), True)])
+    return encode_sequences(tok, seqs, device)
 
 
 def autocast(device):
@@ -450,6 +553,13 @@ def main():
     ap.add_argument("--copy-ids", default="", help="token id ranges of the mix's copy steps, e.g. 1-31,33-58 "
                     "(with the trained tokenizer ids 16-25 are the digits and 33-58 the upper-case letters); "
                     "overrides --copy-vocab")
+    ap.add_argument("--copy-token-re", default="", help="add every token whose text (GPT-2 byte form, Ġ = space) "
+                    "fully matches this regex to the mix's copy ids, e.g. 'Ġ?[A-Z]+' for the tokens of VAR names")
+    ap.add_argument("--dense-vt", type=float, default=0.0, help="share of dense variable-tracking steps")
+    ap.add_argument("--cwe-extra", type=float, default=0.0, help="share of extra common-word steps (cwe_batch)")
+    ap.add_argument("--cwe-boost", type=float, default=2.0,
+                    help="cwe_batch multiplies the planted shares by this at the start, falling linearly to 1 at "
+                    "progress 0.6")
     ap.add_argument("--task-weight", default="", help="repeat train rows of these tasks, e.g. vt=4,cwe=4")
     ap.add_argument("--init-from", default="", help="continue from this checkpoint (its tokenizer and weights)")
     ap.add_argument("--curriculum", type=float, default=1.0, help="scales the curriculum phases (0: no curriculum)")
@@ -550,11 +660,19 @@ def main():
     if keys:
         log(f"dense recall: {len(keys)} keys")
     copy_ids = None
-    if a.copy_ids:
-        copy_ids = np.array(sorted({i for r in a.copy_ids.split(",") for i in
-                                    range(int(r.split("-")[0]), int(r.split("-")[-1]) + 1)}), dtype=np.int64)
+    if a.copy_ids or a.copy_token_re:
+        ids = {i for r in a.copy_ids.split(",") if r for i in range(int(r.split("-")[0]), int(r.split("-")[-1]) + 1)}
+        if a.copy_token_re:
+            rx = re.compile(a.copy_token_re)
+            ids |= {i for t, i in tok.get_vocab().items() if i != EOS_ID and rx.fullmatch(t)}
+        copy_ids = np.array(sorted(ids), dtype=np.int64)
         assert copy_ids.min() >= 1 and copy_ids.max() < tok.get_vocab_size(), "--copy-ids out of range"
-        log(f"copy ids: {len(copy_ids)} tokens:", "".join(tok.id_to_token(int(i)) for i in copy_ids))
+        log(f"copy ids: {len(copy_ids)} tokens:", " ".join(tok.id_to_token(int(i)) for i in copy_ids[:200]))
+    pool = cwe_words(buckets) if a.cwe_extra > 0 else []
+    if pool:
+        log(f"cwe steps: {len(pool)} words")
+    extra = {"dense_vt": 0.0, "cwe": 0.0}
+    extra_n = {"dense_vt": 0, "cwe": 0}
     model.train()
     while True:
         f = (time.time() - t_start) / a.train_seconds
@@ -599,6 +717,31 @@ def main():
                 acc_dense += d_ans.item()
                 acc_dn += 1
             continue
+        kind = None
+        if a.dense_vt > 0 or a.cwe_extra > 0:  # one more draw only when asked, so older commands replay exactly
+            r = rng.random()
+            kind = "dense_vt" if r < a.dense_vt else "cwe" if r < a.dense_vt + a.cwe_extra and pool else None
+        if kind:
+            if kind == "dense_vt":
+                inp, tgt, ans = dense_vt_batch(rng, tok, a.batch_tokens, device)
+            else:
+                boost = 1 + (a.cwe_boost - 1) * max(0.0, 1 - f / 0.6)
+                inp, tgt, ans = cwe_batch(rng, tok, pool, a.batch_tokens, device, boost)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(f, a.lr, a.warmup)
+            with autocast(device):
+                x_ans, x_lm, _ = losses(model, inp, tgt, ans)
+                x_loss = x_ans + a.lm_weight * x_lm
+            opt.zero_grad(set_to_none=True)
+            x_loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            seen += inp.numel()
+            if step % 5 == 0:
+                extra[kind] += x_ans.item()
+                extra_n[kind] += 1
+            continue
         allowed = [L for L in buckets if L <= max_len_at(f, a.curriculum) and buckets[L]]
         L = allowed[rng.integers(len(allowed))]
         items = buckets[L]
@@ -625,7 +768,11 @@ def main():
         if now - last_log > 15:
             log(f"step {step} f {f:.3f} lr {lr:.2e} len<= {max(allowed)} ans_loss {acc_ans / max(acc_n, 1):.4f} "
                 f"lm_loss {acc_lm / max(acc_n, 1):.4f} copy_loss {acc_copy / max(acc_cn, 1):.4f} "
-                f"dense_ans_loss {acc_dense / max(acc_dn, 1):.4f} gnorm {gn.item():.2f} tok/s {seen / (now - t_start) / 1e6:.2f}M")
+                f"dense_ans_loss {acc_dense / max(acc_dn, 1):.4f} "
+                + "".join(f"{k}_ans_loss {extra[k] / extra_n[k]:.4f} " for k in extra if extra_n[k])
+                + f"gnorm {gn.item():.2f} tok/s {seen / (now - t_start) / 1e6:.2f}M")
+            extra = dict.fromkeys(extra, 0.0)
+            extra_n = dict.fromkeys(extra_n, 0)
             acc_ans = acc_lm = 0.0
             acc_n = 0
             acc_copy, acc_cn = 0.0, 0
