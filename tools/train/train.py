@@ -267,6 +267,23 @@ def cwe_words(buckets, per_bucket=3000):
     return sorted(words)
 
 
+def check_templates(buckets):
+    """The extra steps (dense_vt_batch, cwe_batch) spell the suite's templates in Python; the suite itself is defined
+    by eval/synthetic (Go). Fail loudly if the generator's rows no longer use the same wording."""
+    rows = [it[2] for items in buckets.values() for it in items[:2000]]
+    vt = [r for r in rows if r["task"] == "vt"]
+    cwe = [r for r in rows if r["task"] == "cwe"]
+    assert vt and cwe, "no vt or cwe rows to check the templates against"
+    for r in vt[:50]:
+        assert r["prompt"].startswith(VT_PREFIX), "vt prefix changed in eval/synthetic: update train.py"
+        assert "\n\nWhich variables hold the number " in r["prompt"], "vt question changed: update train.py"
+        assert re.search(r"The number \d+ is stored in VAR [A-Z]{5}\.", r["prompt"]), "vt needle changed"
+        assert re.search(r"The value of VAR [A-Z]{5} is copied into VAR [A-Z]{5}\.", r["prompt"]), "vt hop changed"
+    for r in cwe[:50]:
+        assert r["prompt"].startswith(CWE_PREFIX) and r["prompt"].endswith(CWE_QUESTION), "cwe template changed"
+        assert re.fullmatch(r" [a-z]+, [a-z]+, [a-z]+", r["answer"]), "cwe answer format changed"
+
+
 def cwe_batch(rng, tok, pool, batch_tokens, device, boost):
     """Common-word extraction items like eval/synthetic's genCWE (three planted words, the rest uniform over the
     pool, answer = the three by count, ties by name, only when the third beats every other word) with the planted
@@ -668,6 +685,8 @@ def main():
         copy_ids = np.array(sorted(ids), dtype=np.int64)
         assert copy_ids.min() >= 1 and copy_ids.max() < tok.get_vocab_size(), "--copy-ids out of range"
         log(f"copy ids: {len(copy_ids)} tokens:", " ".join(tok.id_to_token(int(i)) for i in copy_ids[:200]))
+    if a.dense_vt > 0 or a.cwe_extra > 0:
+        check_templates(buckets)
     pool = cwe_words(buckets) if a.cwe_extra > 0 else []
     if pool:
         log(f"cwe steps: {len(pool)} words")
