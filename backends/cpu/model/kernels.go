@@ -67,6 +67,14 @@ func gemm4x3Go(x []float32, ldx int, w []uint16, ldw, k8 int, y []float32, ldy i
 	}
 }
 
+func gemmNx4Go(x []float32, ldx int, w []uint16, ldw, k8 int, y []float32, ldy, n int) {
+	for r := 0; r < n; r++ {
+		for j := 0; j < 4; j++ {
+			y[r*ldy+j] = dotBF8(x[r*ldx:], w[j*ldw:], k8)
+		}
+	}
+}
+
 func dotsGo(q, k []float32, stride, n, d8 int, scale float32, out []float32) {
 	q = q[:d8]
 	for s := 0; s < n; s++ {
@@ -161,6 +169,22 @@ func gemm4x3(x []float32, ldx int, w []uint16, ldw, k8 int, y []float32, ldy int
 		gemm4x3BF16(&x[0], ldx, &w[0], ldw, k8, &y[0], ldy)
 	} else {
 		gemm4x3Go(x, ldx, w, ldw, k8, y, ldy)
+	}
+}
+
+// gemmNx4 computes the n x 4 block y[r*ldy+j] = x[r*ldx:][:k8] . w[j*ldw:][:k8], r < n, for n = 2 or 3
+// input rows (tails are the caller's): the small-batch tile, each weight row read once for the n rows.
+func gemmNx4(x []float32, ldx int, w []uint16, ldw, k8 int, y []float32, ldy, n int) {
+	_ = x[(n-1)*ldx+k8-1]
+	_ = w[3*ldw+k8-1]
+	_ = y[(n-1)*ldy+3]
+	if n < 2 || n > 3 {
+		panic("model: gemmNx4 takes 2 or 3 rows")
+	}
+	if simdOn {
+		gemmNx4BF16(&x[0], ldx, &w[0], ldw, k8, &y[0], ldy, n)
+	} else {
+		gemmNx4Go(x, ldx, w, ldw, k8, y, ldy, n)
 	}
 }
 
@@ -573,6 +597,29 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 				for rr := r; rr < r+4 && n3 < j1; rr++ {
 					gemv(x[rr*cols:(rr+1)*cols], W[n3*cols:], cols, j1-n3, y[rr*ldy+n3:rr*ldy+j1])
 				}
+			}
+			// 2 or 3 rows left: n x 4 tiles, each weight row widened once for all of them.
+			if n := rows - r; n >= 2 {
+				n4 := j0 + (j1-j0)/4*4
+				for j := j0; j < n4; j += 4 {
+					gemmNx4(x[r*cols:], cols, W[j*cols:], cols, k8, y[r*ldy+j:], ldy, n)
+				}
+				if k8 < cols {
+					for rr := r; rr < rows; rr++ {
+						for j := j0; j < n4; j++ {
+							s := y[rr*ldy+j]
+							xr, wr := x[rr*cols:(rr+1)*cols], W[j*cols:(j+1)*cols]
+							for k := k8; k < cols; k++ {
+								s += xr[k] * bf16(wr[k])
+							}
+							y[rr*ldy+j] = s
+						}
+					}
+				}
+				for rr := r; rr < rows && n4 < j1; rr++ {
+					gemv(x[rr*cols:(rr+1)*cols], W[n4*cols:], cols, j1-n4, y[rr*ldy+n4:rr*ldy+j1])
+				}
+				r = rows
 			}
 			for ; r < rows; r++ {
 				gemv(x[r*cols:(r+1)*cols], W[j0*cols:], cols, j1-j0, y[r*ldy+j0:r*ldy+j1])

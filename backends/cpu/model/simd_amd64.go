@@ -81,3 +81,6 @@ func dots4xNF32(q *float32, ldq int, k *float32, ldk, d8, n3 int, scale float32,
 
 //go:noescape
 func wsum4F32(o0, o1, o2, o3, p *float32, ldp int, v *float32, stride, n, d8 int)
+
+//go:noescape
+func gemmNx4BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int, n int)

@@ -15,6 +15,9 @@
 	VMOVSS       xacc, dst
 
 // BF loads 8 bf16 values at mem and widens them to float32 in Y register y.
+// PFDIST is how far past the next tile's first weight row the multi-row bf16 kernels prefetch (bytes).
+#define PFDIST 4096
+
 #define BF(mem, y) \
 	VPMOVZXWD mem, y \
 	VPSLLD    $16, y, y
@@ -172,6 +175,8 @@ TEXT ·gemm4x3BF16(SB), NOSPLIT, $0-56
 	MOVQ y+40(FP), R8
 	MOVQ ldy+48(FP), DX
 	SHLQ $2, DX
+	LEAQ (R9)(BX*1), SI // prefetch the weights of the next tiles (rows are contiguous in matmulRows)
+	ADDQ $PFDIST, SI
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -189,6 +194,7 @@ TEXT ·gemm4x3BF16(SB), NOSPLIT, $0-56
 gmk:
 	CMPQ AX, CX
 	JGE  gmr
+	PREFETCHT0 (SI)(AX*8)
 	BF((DI)(AX*2), Y12)
 	BF((R14)(AX*2), Y13)
 	BF((R9)(AX*2), Y14)
@@ -1393,5 +1399,104 @@ w4_8s:
 	JMP  w4_8
 
 w4done:
+	VZEROUPPER
+	RET
+
+// func gemmNx4BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int, n int)
+// y[r*ldy+j] = dot(x[r*ldx:][:k8], w[j*ldw:][:k8]) for r < n, j < 4, n = 2 or 3 (bf16 weights); k8 > 0.
+// The small-batch tile: each weight vector is widened once for the n input rows (8 or 12 FMA chains),
+// and the next tiles' weights are prefetched. Same FMAs in the same order as gemvBF16: same bits.
+TEXT ·gemmNx4BF16(SB), NOSPLIT, $0-64
+	MOVQ x+0(FP), R10
+	MOVQ ldx+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	MOVQ w+16(FP), DI
+	MOVQ ldw+24(FP), BX
+	SHLQ $1, BX
+	LEAQ (DI)(BX*1), R14
+	LEAQ (R14)(BX*1), R9
+	LEAQ (R9)(BX*1), R13
+	MOVQ k8+32(FP), CX
+	MOVQ y+40(FP), R8
+	MOVQ ldy+48(FP), DX
+	SHLQ $2, DX
+	LEAQ (R13)(BX*1), SI
+	ADDQ $PFDIST, SI
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   AX, AX
+	CMPQ   n+56(FP), $3
+	JEQ    g3
+
+g2k:
+	PREFETCHT0 (SI)(AX*8)
+	BF((DI)(AX*2), Y12)
+	BF((R14)(AX*2), Y13)
+	BF((R9)(AX*2), Y14)
+	BF((R13)(AX*2), Y15)
+	VMOVUPS     (R10)(AX*4), Y8
+	VMOVUPS     (R11)(AX*4), Y9
+	VFMADD231PS Y8, Y12, Y0
+	VFMADD231PS Y8, Y13, Y1
+	VFMADD231PS Y8, Y14, Y2
+	VFMADD231PS Y8, Y15, Y3
+	VFMADD231PS Y9, Y12, Y4
+	VFMADD231PS Y9, Y13, Y5
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y9, Y15, Y7
+	ADDQ        $8, AX
+	CMPQ        AX, CX
+	JLT         g2k
+	JMP         gnr
+
+g3:
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+g3k:
+	PREFETCHT0 (SI)(AX*8)
+	BF((DI)(AX*2), Y12)
+	BF((R14)(AX*2), Y13)
+	BF((R9)(AX*2), Y14)
+	BF((R13)(AX*2), Y15)
+	VFMADD231PS (R10)(AX*4), Y12, Y0
+	VFMADD231PS (R10)(AX*4), Y13, Y1
+	VFMADD231PS (R10)(AX*4), Y14, Y2
+	VFMADD231PS (R10)(AX*4), Y15, Y3
+	VFMADD231PS (R11)(AX*4), Y12, Y4
+	VFMADD231PS (R11)(AX*4), Y13, Y5
+	VFMADD231PS (R11)(AX*4), Y14, Y6
+	VFMADD231PS (R11)(AX*4), Y15, Y7
+	VFMADD231PS (R12)(AX*4), Y12, Y8
+	VFMADD231PS (R12)(AX*4), Y13, Y9
+	VFMADD231PS (R12)(AX*4), Y14, Y10
+	VFMADD231PS (R12)(AX*4), Y15, Y11
+	ADDQ        $8, AX
+	CMPQ        AX, CX
+	JLT         g3k
+	RED(Y8, X8, 0(R8)(DX*2))
+	RED(Y9, X9, 4(R8)(DX*2))
+	RED(Y10, X10, 8(R8)(DX*2))
+	RED(Y11, X11, 12(R8)(DX*2))
+
+gnr:
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	RED(Y3, X3, 12(R8))
+	RED(Y4, X4, 0(R8)(DX*1))
+	RED(Y5, X5, 4(R8)(DX*1))
+	RED(Y6, X6, 8(R8)(DX*1))
+	RED(Y7, X7, 12(R8)(DX*1))
 	VZEROUPPER
 	RET

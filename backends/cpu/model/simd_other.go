@@ -91,3 +91,7 @@ func maxF32(row *float32, n8 int) float32 { return maxGo(unsafe.Slice(row, n8)) 
 func siluMulF32(g, u, a *float32, n8 int) {
 	siluMulGo(unsafe.Slice(g, n8), unsafe.Slice(u, n8), unsafe.Slice(a, n8))
 }
+
+func gemmNx4BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int, n int) {
+	gemmNx4Go(unsafe.Slice(x, (n-1)*ldx+k8), ldx, unsafe.Slice(w, 3*ldw+k8), ldw, k8, unsafe.Slice(y, (n-1)*ldy+4), ldy, n)
+}
