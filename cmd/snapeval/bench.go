@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ func init() {
 		kvMB                  int64
 		asJSON, quick, noSIMD bool
 		peer                  bool
+		cpuProfile            string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -70,6 +72,20 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("bench: --cpuprofile: %w", err)
+				}
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					pf.Close()
+					return fmt.Errorf("bench: --cpuprofile: %w", err)
+				}
+				defer func() {
+					pprof.StopCPUProfile()
+					pf.Close()
+				}()
+			}
 			opts := bench.Options{Threads: threads, Batch: batch, Quick: quick, Peer: peer, Budget: bud, KVBudgetBytes: kvMB << 20, Log: cmd.ErrOrStderr()}
 			r, err := bench.Run(ctx, m, name, opts)
 			if err != nil {
@@ -93,6 +109,7 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
 	f.BoolVar(&peer, "peer", false, "only the measurements with a llama-bench peer (bandwidth, prefill pp512, decode, tg128); no claims")
 	f.BoolVar(&quick, "quick", false, "smaller sizes for a fast check (the output lists them)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof BINARY FILE)")
 	f.BoolVar(&noSIMD, "generic", false, "use the portable Go kernels instead of the AVX2/FMA assembly")
 	rootCmd.AddCommand(cmd)
 }
