@@ -83,10 +83,50 @@ bench() {
   cp "$CK/hf/config.json" "$OUT/ckpt-config.json"
 }
 
+# recheck: one shorter call (~6 min) after kernel work: llama-bench BF16 only, snapeval --peer at 2 and 16 threads
+# (the 16-thread one twice, the second with a CPU profile of our binary), BenchmarkDecodeBatch at 16 and 2
+# threads alternating bin/model.test with bin/model-A.test (a baseline build, if present), then the full bench
+# (claims) at 16 threads.
+recheck() {
+  build || { echo "build failed"; return 1; }
+  { lscpu; echo; free -g; echo; uname -a; } >"$OUT/machine.txt" 2>&1
+  grep -E "Model name|^CPU\(s\)" "$OUT/machine.txt"
+  echo "== llama-bench bf16"
+  "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
+    >"$OUT/llama-bf16.json" 2>"$OUT/llama-bf16.md"
+  grep -v "^load\|^llama_\|^print_info\|^ggml" "$OUT/llama-bf16.md" | tail -6
+  for run in t2 t16 t16-prof; do
+    th=${run#t}; th=${th%-prof}; prof=()
+    [ "$run" = t16-prof ] && prof=(--cpuprofile "$OUT/peer-t16.prof")
+    echo "== snapeval bench --peer --threads $th ${prof[*]}"
+    GOMAXPROCS=$th bin/snapeval bench --peer --model "$CK/hf" --threads $th --json "${prof[@]}" \
+      >"$OUT/snapeval-peer-$run.json" 2>"$OUT/snapeval-peer-$run.log"
+    grep -E '"(prefill_tok_s|tg128_tok_s|decode_tok_s|decode_batch_tok_s|bandwidth_gbs)"' "$OUT/snapeval-peer-$run.json" | tr -d '\n'; echo
+  done
+  if [ -x bin/model.test ]; then
+    for cpu in 16 2; do
+      for round in 1 2; do
+        for v in A B; do
+          t=bin/model.test; [ $v = A ] && t=bin/model-A.test
+          [ -x "$t" ] || continue
+          f="$OUT/decodebatch-cpu$cpu-$v-$round.txt"
+          echo "== BenchmarkDecodeBatch $v (round $round) -test.cpu $cpu"
+          (cd backends/cpu/model && "../../../$t" -test.run '^$' -test.bench DecodeBatch -test.cpu $cpu -test.benchtime 1s) >"$f" 2>&1
+          grep "tok/s" "$f" | awk '{print $1, $(NF-1)}' | sed 's/BenchmarkDecodeBatch\///' | tr '\n' ' '; echo
+        done
+      done
+    done
+  fi
+  echo "== snapeval bench --threads 16 (full: claims too)"
+  GOMAXPROCS=16 bin/snapeval bench --model "$CK/hf" --threads 16 --json >"$OUT/snapeval-t16.json" 2>"$OUT/snapeval-t16.log"
+  grep -E '"(table5_throughput_ratio|flat_ratio_32k_1k|selection_share_8k|selection_share_32k|decode_batch_tok_s)"' "$OUT/snapeval-t16.json" | tr -d '\n'; echo
+}
+
 case "$MODE" in
   build) build; rc=$? ;;
   bench) bench; rc=$? ;;
-  *) echo "usage: $0 build|bench"; exit 2 ;;
+  recheck) recheck; rc=$? ;;
+  *) echo "usage: $0 build|bench|recheck"; exit 2 ;;
 esac
 tar -C "$FINAL" -czf "$FINAL/results.tgz" work && rm -rf "$OUT"
 exit $rc
