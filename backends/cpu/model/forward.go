@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sync/atomic"
 )
 
@@ -398,9 +399,10 @@ func (ws *Workspace) awaitHeads(l, kvh, h0, h1 int) {
 	g := c.Heads / c.KVHeads
 	want := int64(l + 1)
 	wait := func(h int) {
-		var sp spin
-		for ws.ready[h].Load() < want {
-			sp.relax()
+		for n := 1; ws.ready[h].Load() < want; n++ {
+			if n&63 == 0 {
+				runtime.Gosched()
+			}
 		}
 	}
 	for h := kvh*g + h0; h < kvh*g+h1; h++ {
@@ -484,7 +486,7 @@ func (w *Workspace) buildUnits(m *Model, segs []Segment, R int) {
 	}
 	g := m.Cfg.Heads / m.Cfg.KVHeads
 	for i := range w.sbuf {
-		w.sbuf[i] = grow(w.sbuf[i], max(g*maxCap, tiledLen(qTile*g, m.Cfg.HeadDim)))
+		w.sbuf[i] = grow(w.sbuf[i], max(g*maxCap, qTile*g*(ldS+m.Cfg.HeadDim+2)))
 	}
 	nKV := m.Cfg.KVHeads
 	w.units = w.units[:0]
@@ -531,10 +533,6 @@ func (a *attnJob) run(lo, hi, worker int) {
 	}
 }
 
-// tiledLen is the scratch that tiled needs for J query vectors of head size d: scores and queries of
-// J rounded up to a multiple of 4 (zero padding queries), running max and sum of J, a padding output.
-func tiledLen(J, d int) int { return (J+3)&^3*(ldS+d) + 2*J + d }
-
 // tiled attends rows [r0, r0+nr) (consecutive positions of one dense causal segment) for KV head kvh,
 // key tile by key tile with an online softmax. The scores of a key tile come four queries by three keys
 // at a time (dots4x3) and the value sums two queries at a time (wsum2); both give the bits of dots and
@@ -550,17 +548,11 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 	seq := a.segs[ws.rowSeg[r0]].Seq
 	K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
 	J := nr * g // query vectors j = i*g + h
-	// Scores run four query vectors at a time (dots4xN) over all Jp = J rounded up to 4 of them: the
-	// padding queries are zero, their scores (zero) and value sums (into pad) are never used. A decode
-	// row (J = g = 3) so reads its KV head's keys once, not once per query head.
-	Jp := (J + 3) &^ 3
 	buf := ws.sbuf[worker]
-	S := buf[:Jp*ldS]                    // scores of the current key tile, row j at j*ldS
-	Q := buf[Jp*ldS : Jp*(ldS+d)]        // the tile's queries, contiguous
-	mx := buf[Jp*(ldS+d) : Jp*(ldS+d)+J] // running max per query
-	sum := buf[Jp*(ldS+d)+J : Jp*(ldS+d)+2*J]
-	pad := buf[Jp*(ldS+d)+2*J : Jp*(ldS+d)+2*J+d]
-	clear(Q[J*d:])
+	S := buf[:J*ldS]                      // scores of the current key tile, row j at j*ldS
+	Q := buf[J*ldS : J*(ldS+d)]           // the tile's queries, contiguous
+	mx := buf[J*(ldS+d) : J*(ldS+d+1)]    // running max per query
+	sum := buf[J*(ldS+d+1) : J*(ldS+d+2)] // running sum of weights per query
 	out := func(j int) []float32 {
 		o := (r0+j/g)*nQ*d + (kvh*g+j%g)*d
 		return ws.att[o : o+d]
@@ -582,7 +574,7 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 		Kt, Vt := K[k0*st:], V[k0*st:]
 		j := i0 * g
 		n3 := nAll - nAll%3
-		for ; j+4 <= Jp; j += 4 {
+		for ; j+4 <= J; j += 4 {
 			dots4xN(Q[j*d:], d, Kt, st, d, n3, scale, S[j*ldS:], ldS)
 			if n3 < nAll {
 				for jj := j; jj < j+4; jj++ {
@@ -617,13 +609,6 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 			if j+3 < J && min(kTile, ws.rowPos[r0+(j+3)/g]+1-k0) == n {
 				wsum4(out(j), out(j+1), out(j+2), out(j+3), S[j*ldS:], ldS, Vt, st, n)
 				j += 4
-				continue
-			}
-			// The last three with a padding fourth (zero weights): one pass over the values.
-			if j+3 == J && J < Jp && min(kTile, ws.rowPos[r0+(j+2)/g]+1-k0) == n {
-				clear(S[J*ldS : J*ldS+n])
-				wsum4(out(j), out(j+1), out(j+2), pad, S[j*ldS:], ldS, Vt, st, n)
-				j += 3
 				continue
 			}
 			if j+1 < J && min(kTile, ws.rowPos[r0+(j+1)/g]+1-k0) == n {
