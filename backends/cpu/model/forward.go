@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"sync/atomic"
 )
 
@@ -399,10 +398,9 @@ func (ws *Workspace) awaitHeads(l, kvh, h0, h1 int) {
 	g := c.Heads / c.KVHeads
 	want := int64(l + 1)
 	wait := func(h int) {
-		for n := 1; ws.ready[h].Load() < want; n++ {
-			if n&63 == 0 {
-				runtime.Gosched()
-			}
+		var sp spin
+		for ws.ready[h].Load() < want {
+			sp.relax()
 		}
 	}
 	for h := kvh*g + h0; h < kvh*g+h1; h++ {
