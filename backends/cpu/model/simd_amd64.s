@@ -44,8 +44,7 @@ gv8:
 	MOVQ DI, R12
 	MOVQ SI, R13
 	MOVQ CX, R14
-	LEAQ (DI)(BX*8), AX // prefetch the weight rows two blocks ahead
-	LEAQ (AX)(BX*8), AX
+	LEAQ (DI)(BX*8), AX // prefetch the next block's weight rows (one block ahead: 2026-12-03, dev box, 2 threads, 6% faster decode than two blocks ahead, 20% faster than none)
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
