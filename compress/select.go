@@ -26,6 +26,11 @@ type Scratch struct {
 	score  []float64 // L: summed probabilities of one head
 	group  []float64 // Hi-Lo: sum over the group's heads of the pooled scores of the candidates
 	idx    []int32   // Hi-Lo: candidate positions being ranked
+
+	// Scores, when set, computes the observation logits instead of gonum's SGEMM:
+	// out[i*ldo+t] = scale * (q_i · k_t) for nq query rows q_i = q[i*ldq:][:d] and n key rows
+	// k_t = k[t*ldk:][:d], in float32. The CPU engine sets it to its FMA kernels (model.Scores).
+	Scores func(q []float32, ldq, nq int, k []float32, ldk, d, n int, scale float32, out []float32, ldo int)
 }
 
 func grow[T any](b []T, n int) []T {
@@ -113,6 +118,10 @@ func headScores(s *Scratch, keys []float32, L, w, numKVHeads, g, headDim int) {
 	// Tiles of at most rowBlock x keyBlock keep gonum on its serial path (no goroutines, no allocation).
 	for t0 := 0; t0 < L; t0 += keyBlock {
 		nb := min(keyBlock, L-t0)
+		if s.Scores != nil {
+			s.Scores(s.q, headDim, w, keys[t0*stride+g*headDim:], stride, headDim, nb, scale, s.logits[t0:], L)
+			continue
+		}
 		B := blas32.General{Rows: nb, Cols: headDim, Stride: stride, Data: keys[t0*stride+g*headDim:]}
 		for r0 := 0; r0 < w; r0 += rowBlock {
 			nr := min(rowBlock, w-r0)

@@ -60,31 +60,54 @@ func TestSelectionConformance(t *testing.T) {
 	if len(cases) != 8 {
 		t.Fatalf("selection.json has %d cases, want 8", len(cases))
 	}
-	var s Scratch // shared on purpose: stale scratch must not leak between cases
-	for n, c := range cases {
-		t.Run(fmt.Sprintf("case%d_L%d_S%d_R%d_K%d_W%d_k%d", n, c.PromptLen, c.Sinks, c.Recent, c.TopK, c.Window, c.Kernel), func(t *testing.T) {
-			pol := Policy{Method: MethodSnapStream, Sinks: c.Sinks, Recent: c.Recent, TopK: c.TopK,
-				Window: c.Window, Kernel: c.Kernel, Budget: c.Sinks + c.Recent + c.TopK}
-			plan, err := pol.Plan(c.PromptLen, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := len(c.Queries), min(c.Window, c.PromptLen); got != want {
-				t.Fatalf("fixture has %d queries, want %d", got, want)
-			}
-			top := SelectTopK(plan, flatten(c.Queries), flatten(c.Keys), c.Heads, c.KVHeads, c.HeadDim, &s)
-			if len(top) != c.KVHeads {
-				t.Fatalf("got %d KV heads, want %d", len(top), c.KVHeads)
-			}
-			for g := range c.KVHeads {
-				slots := NewSlots(plan)
-				slots.Prefill(top[g])
-				if got := slots.Kept(); !slices.Equal(got, c.Kept[g]) {
-					t.Errorf("kv head %d:\n got %v\nwant %v", g, got, c.Kept[g])
+	for _, sc := range scoreHooks {
+		var s Scratch // shared on purpose: stale scratch must not leak between cases
+		s.Scores = sc.fn
+		for n, c := range cases {
+			t.Run(fmt.Sprintf("%s/case%d_L%d_S%d_R%d_K%d_W%d_k%d", sc.name, n, c.PromptLen, c.Sinks, c.Recent, c.TopK, c.Window, c.Kernel), func(t *testing.T) {
+				pol := Policy{Method: MethodSnapStream, Sinks: c.Sinks, Recent: c.Recent, TopK: c.TopK,
+					Window: c.Window, Kernel: c.Kernel, Budget: c.Sinks + c.Recent + c.TopK}
+				plan, err := pol.Plan(c.PromptLen, 0)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				if got, want := len(c.Queries), min(c.Window, c.PromptLen); got != want {
+					t.Fatalf("fixture has %d queries, want %d", got, want)
+				}
+				top := SelectTopK(plan, flatten(c.Queries), flatten(c.Keys), c.Heads, c.KVHeads, c.HeadDim, &s)
+				if len(top) != c.KVHeads {
+					t.Fatalf("got %d KV heads, want %d", len(top), c.KVHeads)
+				}
+				for g := range c.KVHeads {
+					slots := NewSlots(plan)
+					slots.Prefill(top[g])
+					if got := slots.Kept(); !slices.Equal(got, c.Kept[g]) {
+						t.Errorf("kv head %d:\n got %v\nwant %v", g, got, c.Kept[g])
+					}
+				}
+			})
+		}
 	}
+}
+
+// scoreHooks are the two ways SelectTopK computes its logits: gonum's SGEMM (Scores unset) and a
+// Scratch.Scores function (here a plain loop, k ascending: another float32 summation order than gonum's).
+var scoreHooks = []struct {
+	name string
+	fn   func(q []float32, ldq, nq int, k []float32, ldk, d, n int, scale float32, out []float32, ldo int)
+}{
+	{"gonum", nil},
+	{"hook", func(q []float32, ldq, nq int, k []float32, ldk, d, n int, scale float32, out []float32, ldo int) {
+		for i := range nq {
+			for t := range n {
+				var sum float32
+				for j := range d {
+					sum += q[i*ldq+j] * k[t*ldk+j]
+				}
+				out[i*ldo+t] = scale * sum
+			}
+		}
+	}},
 }
 
 // TestSelectionRejectsRecentZeroWithDecode: the fixture's recent=0 case is prefill-only.
@@ -154,8 +177,14 @@ func refSelect(L, w, S, R, K, k int, q func(i, h, d int) float64, key func(t, d 
 // TestSelectTopKMatchesReference compares SelectTopK with refSelect over random shapes, lengths and
 // policies, including GQA groups, windows longer than the prompt and kernels wider than the prompt.
 func TestSelectTopKMatchesReference(t *testing.T) {
+	for _, sc := range scoreHooks {
+		t.Run(sc.name, func(t *testing.T) { testSelectTopKMatchesReference(t, sc.fn) })
+	}
+}
+
+func testSelectTopKMatchesReference(t *testing.T, scores func(q []float32, ldq, nq int, k []float32, ldk, d, n int, scale float32, out []float32, ldo int)) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	var s Scratch
+	s := Scratch{Scores: scores}
 	checked := 0
 	for iter := range 300 {
 		kv := 1 + rng.IntN(3)

@@ -185,6 +185,9 @@ func selectTime(m *model.Model, pool *model.Pool, seq *model.Seq, P, budget int)
 		}
 	}
 	scratch := make([]compress.Scratch, pool.Workers())
+	for i := range scratch {
+		scratch[i].Scores = model.Scores // as the engine does
+	}
 	ts := make([]float64, 3)
 	for i := range ts {
 		t0 := time.Now()

@@ -75,6 +75,9 @@ func newScheduler(m *model.Model, opts Options) *scheduler {
 	pool := model.NewPool(opts.Threads)
 	s := &scheduler{m: m, opts: opts, pool: pool, ws: model.NewWorkspace(pool), lru: newPrefixLRU(opts.PrefixCacheBytes),
 		scratch: make([]compress.Scratch, pool.Workers())}
+	for i := range s.scratch {
+		s.scratch[i].Scores = model.Scores // SnapKV's observation logits on the engine's FMA kernels
+	}
 	for i := 0; i < opts.Slots; i++ {
 		s.free = append(s.free, &slotMem{})
 	}

@@ -666,3 +666,28 @@ func silu(x float32) float32 {
 	e := expf(x)
 	return x * e / (1 + e)
 }
+
+// Scores fills out[i*ldo+t] = scale * (q_i · k_t) for the nq query rows q_i = q[i*ldq:][:d] and the n key
+// rows k_t = k[t*ldk:][:d], with the engine's float32 FMA kernels (four queries over a run of keys per
+// call). It serves SnapKV's selection scores (compress.Scratch.Scores); each result has the bits of dots.
+func Scores(q []float32, ldq, nq int, k []float32, ldk, d, n int, scale float32, out []float32, ldo int) {
+	if nq <= 0 || n <= 0 {
+		return
+	}
+	// dots4xN may write one float past its last key triple; keep that float inside the row (the tail
+	// below overwrites it) by leaving at least one key to the tail.
+	n3 := n - n%3
+	if n3 == n {
+		n3 -= 3
+	}
+	i := 0
+	for ; i+4 <= nq; i += 4 {
+		dots4xN(q[i*ldq:], ldq, k, ldk, d, n3, scale, out[i*ldo:], ldo)
+		for ii := i; ii < i+4 && n3 < n; ii++ {
+			dots(q[ii*ldq:ii*ldq+d], k[n3*ldk:], ldk, n-n3, scale, out[ii*ldo+n3:ii*ldo+n])
+		}
+	}
+	for ; i < nq; i++ {
+		dots(q[i*ldq:i*ldq+d], k, ldk, n, scale, out[i*ldo:i*ldo+n])
+	}
+}
