@@ -582,18 +582,7 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 						gemm4x3(x[r*cols:], cols, W[j*cols:], cols, k8, y[r*ldy+j:], ldy)
 					}
 				}
-				if k8 < cols {
-					for rr := r; rr < r+4; rr++ {
-						for j := j0; j < n3; j++ {
-							s := y[rr*ldy+j]
-							xr, wr := x[rr*cols:(rr+1)*cols], W[j*cols:(j+1)*cols]
-							for k := k8; k < cols; k++ {
-								s += xr[k] * bf16(wr[k])
-							}
-							y[rr*ldy+j] = s
-						}
-					}
-				}
+				addColTail(x, W, cols, k8, r, r+4, j0, n3, y, ldy)
 				for rr := r; rr < r+4 && n3 < j1; rr++ {
 					gemv(x[rr*cols:(rr+1)*cols], W[n3*cols:], cols, j1-n3, y[rr*ldy+n3:rr*ldy+j1])
 				}
@@ -604,18 +593,7 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 				for j := j0; j < n4; j += 4 {
 					gemmNx4(x[r*cols:], cols, W[j*cols:], cols, k8, y[r*ldy+j:], ldy, n)
 				}
-				if k8 < cols {
-					for rr := r; rr < rows; rr++ {
-						for j := j0; j < n4; j++ {
-							s := y[rr*ldy+j]
-							xr, wr := x[rr*cols:(rr+1)*cols], W[j*cols:(j+1)*cols]
-							for k := k8; k < cols; k++ {
-								s += xr[k] * bf16(wr[k])
-							}
-							y[rr*ldy+j] = s
-						}
-					}
-				}
+				addColTail(x, W, cols, k8, r, rows, j0, n4, y, ldy)
 				for rr := r; rr < rows && n4 < j1; rr++ {
 					gemv(x[rr*cols:(rr+1)*cols], W[n4*cols:], cols, j1-n4, y[rr*ldy+n4:rr*ldy+j1])
 				}
@@ -665,6 +643,25 @@ func silu(x float32) float32 {
 	}
 	e := expf(x)
 	return x * e / (1 + e)
+}
+
+// addColTail adds to y[rr*ldy+j] the columns [k8, cols) that the 8-lane tiles leave out, for the activation
+// rows [r0, r1) and the weight rows [j0, j1), in the order gemv uses for them.
+func addColTail(x []float32, W []uint16, cols, k8, r0, r1, j0, j1 int, y []float32, ldy int) {
+	if k8 >= cols {
+		return
+	}
+	for rr := r0; rr < r1; rr++ {
+		xr := x[rr*cols : (rr+1)*cols]
+		for j := j0; j < j1; j++ {
+			s := y[rr*ldy+j]
+			wr := W[j*cols : (j+1)*cols]
+			for k := k8; k < cols; k++ {
+				s += xr[k] * bf16(wr[k])
+			}
+			y[rr*ldy+j] = s
+		}
+	}
 }
 
 // Scores fills out[i*ldo+t] = scale * (q_i · k_t) for the nq query rows q_i = q[i*ldq:][:d] and the n key
