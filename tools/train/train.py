@@ -324,6 +324,20 @@ def autocast(device):
     return contextlib.nullcontext()
 
 
+def train_step(model, opt, inp, tgt, ans, lr, device, lm_weight):
+    """One optimiser step at learning rate lr on the loss over answer tokens, plus lm_weight x the LM loss on the
+    prompt (None: answer loss only). Returns the answer loss, the LM loss and the gradient norm before clipping."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with autocast(device):
+        ans_loss, lm_loss, _ = losses(model, inp, tgt, ans)
+        loss = ans_loss if lm_weight is None else ans_loss + lm_weight * lm_loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return ans_loss, lm_loss, gn
+
 def copy_phase(model, opt, rng, vocab, device, a):
     """Pure induction warm-up before the main mix: copy batches with SHORT spans, a small alphabet and small batches
     (many optimiser steps), constant lr after a short warm-up, until the running copy loss is below
@@ -336,16 +350,9 @@ def copy_phase(model, opt, rng, vocab, device, a):
     model.train()
     while time.time() - t0 < a.copy_phase_seconds:
         f = (time.time() - t0) / a.copy_phase_seconds
-        for g in opt.param_groups:
-            g["lr"] = a.lr * min(1.0, f / 0.05)
         inp, tgt, ans = copy_batch(rng, vocab, a.copy_phase_batch_tokens, device, a.copy_phase_vocab,
                                    a.copy_phase_max_n, a.copy_phase_max_noise)
-        with autocast(device):
-            loss, _, _ = losses(model, inp, tgt, ans)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss, _, _ = train_step(model, opt, inp, tgt, ans, a.lr * min(1.0, f / 0.05), device, None)
         step += 1
         if step % 10 == 0:
             v = loss.item()
@@ -700,14 +707,7 @@ def main():
         if rng.random() < (a.copy_early if f < 0.3 else a.copy_late):
             inp, tgt, ans = copy_batch(rng, tok.get_vocab_size(), a.batch_tokens, device, a.copy_vocab,
                                        a.copy_max_n, a.copy_max_noise, ids=copy_ids)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(f, a.lr, a.warmup)
-            with autocast(device):
-                copy_loss, _, _ = losses(model, inp, tgt, ans)
-            opt.zero_grad(set_to_none=True)
-            copy_loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            copy_loss, _, _ = train_step(model, opt, inp, tgt, ans, lr_at(f, a.lr, a.warmup), device, None)
             step += 1
             seen += inp.numel()
             if step % 5 == 0:
@@ -721,15 +721,7 @@ def main():
                 log("dense recall disabled:", repr(e))
                 keys = []
                 continue
-            for g in opt.param_groups:
-                g["lr"] = lr_at(f, a.lr, a.warmup)
-            with autocast(device):
-                d_ans, d_lm, _ = losses(model, inp, tgt, ans)
-                d_loss = d_ans + a.lm_weight * d_lm
-            opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            d_ans, _, _ = train_step(model, opt, inp, tgt, ans, lr_at(f, a.lr, a.warmup), device, a.lm_weight)
             step += 1
             seen += inp.numel()
             if step % 5 == 0:
@@ -746,15 +738,7 @@ def main():
             else:
                 boost = 1 + (a.cwe_boost - 1) * max(0.0, 1 - f / 0.6)
                 inp, tgt, ans = cwe_batch(rng, tok, pool, a.batch_tokens, device, boost)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(f, a.lr, a.warmup)
-            with autocast(device):
-                x_ans, x_lm, _ = losses(model, inp, tgt, ans)
-                x_loss = x_ans + a.lm_weight * x_lm
-            opt.zero_grad(set_to_none=True)
-            x_loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            x_ans, _, _ = train_step(model, opt, inp, tgt, ans, lr_at(f, a.lr, a.warmup), device, a.lm_weight)
             step += 1
             seen += inp.numel()
             if step % 5 == 0:
@@ -768,15 +752,7 @@ def main():
         idxs = rng.integers(0, len(items), size=B).tolist()
         inp, tgt, ans = make_batch(items, idxs, device)
         lr = lr_at(f, a.lr, a.warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        with autocast(device):
-            ans_loss, lm_loss, _ = losses(model, inp, tgt, ans)
-            loss = ans_loss + a.lm_weight * lm_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        ans_loss, lm_loss, gn = train_step(model, opt, inp, tgt, ans, lr, device, a.lm_weight)
         step += 1
         seen += inp.numel()
         if step % 5 == 0:
