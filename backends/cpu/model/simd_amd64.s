@@ -36,6 +36,22 @@ TEXT ·gemvBF16(SB), NOSPLIT, $0-48
 	LEAQ (BX)(BX*4), R10 // 5 rows
 	LEAQ (R9)(BX*4), R11 // 7 rows
 
+// Prefetch the first block (up to eight rows): the loop below prefetches each next block while it
+// computes the current one, so without this the first block of every call waits on memory.
+	MOVQ  DX, AX
+	CMPQ  AX, $8
+	JLE   gvpf0
+	MOVQ  $8, AX
+gvpf0:
+	IMULQ BX, AX
+	MOVQ  DI, R12
+	ADDQ  DI, AX
+gvpf:
+	PREFETCHT0 (R12)
+	ADDQ       $64, R12
+	CMPQ       R12, AX
+	JLT        gvpf
+
 // Eight rows at a time: eight independent FMA chains keep both FMA pipes busy (four chains wait on
 // the FMA latency), one pass over x for eight weight rows.
 gv8:
