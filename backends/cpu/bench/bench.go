@@ -102,9 +102,13 @@ type Result struct {
 	LoadAfter   string `json:"load_after"`
 	Quick       bool   `json:"quick"`
 	// PeerOnly: only the llama-bench peer measurements ran (Options.Peer); the claim keys are null.
-	PeerOnly     bool    `json:"peer_only"`
-	Sizes        Sizes   `json:"sizes"`
-	BandwidthGBs float64 `json:"bandwidth_gbs"`
+	PeerOnly bool  `json:"peer_only"`
+	Sizes    Sizes `json:"sizes"`
+	// BandwidthGBs is the memory-bandwidth ceiling of the run: the highest of BandwidthSamplesGBs, read tests
+	// taken at the start and right before and after the single-sequence decode measurement, so that a busy
+	// moment of a shared machine during one read test does not flatter DecodeBandwidthFraction.
+	BandwidthGBs        float64   `json:"bandwidth_gbs"`
+	BandwidthSamplesGBs []float64 `json:"bandwidth_samples_gbs"`
 	// PrefillTokS is one prompt of Sizes.PrefillPrompt tokens: llama-bench's pp512 at full size (512).
 	PrefillTokS      float64 `json:"prefill_tok_s"`
 	PrefillBatchTokS float64 `json:"prefill_batch_tok_s"`
@@ -179,7 +183,12 @@ func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, 
 	logf := func(format string, a ...any) { fmt.Fprintf(o.Log, format+"\n", a...) }
 
 	logf("memory bandwidth (%d threads, %d MiB)", o.Threads, o.BandwidthMiB)
-	r.BandwidthGBs = Bandwidth(o.BandwidthMiB, o.Threads, 5)
+	readTest := func() {
+		gbs := Bandwidth(o.BandwidthMiB, o.Threads, 5)
+		r.BandwidthSamplesGBs = append(r.BandwidthSamplesGBs, gbs)
+		r.BandwidthGBs = max(r.BandwidthGBs, gbs)
+	}
+	readTest()
 
 	// Prefill through the engine (chunked full causal prefill, then the first token).
 	eopts := engine.Options{Threads: o.Threads, PrefixCacheBytes: -1, PrefillChunk: sz.PrefillChunk}
@@ -221,11 +230,16 @@ func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, 
 	full := compress.MustParse("full")
 	for _, b := range []int{1, o.Batch} {
 		logf("decode: %d sequence(s) at %d context", b, sz.DecodeContext)
+		if b == 1 {
+			logf("memory bandwidth again, before and after it")
+			readTest()
+		}
 		ms, y, err := stepTime(m, o, b, sz.DecodeContext, full, sz.DecodeSteps*2)
 		if err != nil {
 			return nil, err
 		}
 		if b == 1 {
+			readTest()
 			r.DecodeStepMs = ms
 			r.DecodeTokS = 1000 / ms
 			kv := int64(y.LiveSlots()) * int64(c.Layers*c.KVHeads*c.HeadDim) * 2 * engine.ElemBytes

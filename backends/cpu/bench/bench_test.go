@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,6 +46,14 @@ func TestRunQuickOnFixture(t *testing.T) {
 	}
 	if r.PrefillTokS <= 0 || r.DecodeTokS <= 0 || r.DecodeBatchTokS <= 0 || r.BandwidthGBs <= 0 || r.DecodeBandwidthFraction <= 0 || r.TG128TokS <= 0 {
 		t.Errorf("missing throughput numbers: %+v", r)
+	}
+	// The ceiling is the highest of the three read tests (start, before and after the decode step), and the
+	// decode fraction is taken against it.
+	if len(r.BandwidthSamplesGBs) != 3 || r.BandwidthGBs != slices.Max(r.BandwidthSamplesGBs) {
+		t.Errorf("bandwidth %v GB/s from samples %v, want the highest of 3", r.BandwidthGBs, r.BandwidthSamplesGBs)
+	}
+	if want := float64(r.DecodeBytesPerStep) / (r.DecodeStepMs / 1000) / 1e9 / r.BandwidthGBs; math.Abs(r.DecodeBandwidthFraction-want) > 1e-9*want {
+		t.Errorf("decode bandwidth fraction %v, want %v", r.DecodeBandwidthFraction, want)
 	}
 	if r.FlatRatio32k1k == nil || *r.FlatRatio32k1k <= 0 || r.Table5ThroughputRatio == nil || *r.Table5ThroughputRatio <= 0 || r.Table5 == nil {
 		t.Fatalf("flat ratio %v, table 5 ratio %v, table 5 %v", r.FlatRatio32k1k, r.Table5ThroughputRatio, r.Table5)

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -17,7 +18,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("sizes\tquick: prefill %d, decode context %d, contexts %v (full %v), table 5 prompt %d, selection %v",
 			r.Sizes.PrefillPrompt, r.Sizes.DecodeContext, r.Sizes.Contexts, r.Sizes.FullContexts, r.Sizes.Table5Prompt, r.Sizes.SelectionPrompts)
 	}
-	p("memory bandwidth\t%.1f GB/s", r.BandwidthGBs)
+	p("memory bandwidth\t%.1f GB/s (highest of %s)", r.BandwidthGBs, gbsList(r.BandwidthSamplesGBs))
 	p("prefill\t%.1f tok/s (1 x %d: llama-bench pp%d)\t%.1f tok/s (%d x %d)", r.PrefillTokS, r.Sizes.PrefillPrompt, r.Sizes.PrefillPrompt, r.PrefillBatchTokS, r.Batch, r.Sizes.PrefillPrompt)
 	p("tg%d\t%.1f tok/s (1 seq, %d tokens decoded one at a time from an empty cache, mean of %d runs: llama-bench tg%d)",
 		r.Sizes.TGTokens, r.TG128TokS, r.Sizes.TGTokens, r.Sizes.TGReps, r.Sizes.TGTokens)
@@ -59,4 +60,20 @@ func ratioOrNA(x *float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2fx", *x)
+}
+
+// gbsList formats read-test results as "61.1, 58.0 and 60.2 GB/s".
+func gbsList(v []float64) string {
+	var b strings.Builder
+	for i, x := range v {
+		switch {
+		case i > 0 && i == len(v)-1:
+			b.WriteString(" and ")
+		case i > 0:
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%.1f", x)
+	}
+	b.WriteString(" GB/s")
+	return b.String()
 }
