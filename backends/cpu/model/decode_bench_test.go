@@ -24,7 +24,19 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		b.Skip("benchmark model skipped in -short mode")
 	}
 	smolFullOnce.Do(func() { smolFullModel = randomModel(b, smolFull) })
-	m := smolFullModel
+	benchDecode(b, smolFullModel)
+}
+
+// BenchmarkDecodeBatchInt8 is BenchmarkDecodeBatch with the projections and lm_head in int8 (Model.Int8).
+func BenchmarkDecodeBatchInt8(b *testing.B) {
+	if testing.Short() {
+		b.Skip("benchmark model skipped in -short mode")
+	}
+	smolFullOnce.Do(func() { smolFullModel = randomModel(b, smolFull) })
+	benchDecode(b, smolFullModel.Int8())
+}
+
+func benchDecode(b *testing.B, m *Model) {
 	pool := NewPool(0)
 	defer pool.Close()
 	for _, ctx := range []int{512} {

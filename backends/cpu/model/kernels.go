@@ -4,9 +4,12 @@ import (
 	"math"
 )
 
-// Mat is a row-major [Rows][Cols] weight matrix stored as bfloat16 bit patterns (HF Linear layout: out x in).
+// Mat is a row-major [Rows][Cols] weight matrix (HF Linear layout: out x in): bfloat16 bit patterns in W,
+// or, quantized (Model.Int8), int8 weights in Q with their scales in S (int8.go) and W nil.
 type Mat struct {
 	W          []uint16
+	Q          []int8
+	S          []float32
 	Rows, Cols int
 }
 
@@ -528,6 +531,10 @@ func (m *matmulJob) run(lo, hi, worker int) {
 // rows >= panelRows: 4x3 tiles, 4x6 with AVX-512, column segments beyond segCols); the results are the
 // same bits with or without it, on every path.
 func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi int, panel []float32) {
+	if w.Q != nil {
+		matmulRowsQ8(w, bias, x, rows, y, ldy, lo, hi, panel)
+		return
+	}
 	cols := w.Cols
 	k8 := cols &^ 7
 	W := w.W

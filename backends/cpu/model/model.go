@@ -130,13 +130,15 @@ func Load(cfg Config, ck *safetensors.Checkpoint) (*Model, error) {
 	return m, nil
 }
 
-// WeightBytes is the number of weight bytes one forward step reads (bf16), counting a tied lm_head once more
+// WeightBytes is the number of weight bytes one forward step reads (bf16, or int8 and their scales), counting a tied lm_head once more
 // since it is read again as the output projection.
 func (m *Model) WeightBytes() int64 {
 	n := int64(0)
 	for _, L := range m.Layers {
-		n += int64(len(L.QKV.W) + len(L.O.W) + len(L.GateUp.W) + len(L.Down.W))
+		n += L.QKV.bytes() + L.O.bytes() + L.GateUp.bytes() + L.Down.bytes()
 	}
-	n += int64(len(m.LMHead.W))
-	return 2 * n
+	return n + m.LMHead.bytes()
 }
+
+// bytes is the size of the matrix's weights (and scales) in memory.
+func (w *Mat) bytes() int64 { return int64(2*len(w.W) + len(w.Q) + 4*len(w.S)) }

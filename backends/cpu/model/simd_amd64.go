@@ -84,3 +84,15 @@ func wsum4F32(o0, o1, o2, o3, p *float32, ldp int, v *float32, stride, n, d8 int
 
 //go:noescape
 func gemmNx4BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int, n int)
+
+//go:noescape
+func gemvQ8G(x *float32, q *int8, s *float32, ldq, nb, k8, groups int, y *float32)
+
+//go:noescape
+func gemvQ81(x *float32, q *int8, s *float32, k8 int) float32
+
+//go:noescape
+func packQ8Row(dst *float32, q *int8, s *float32, k8, n int)
+
+//go:noescape
+func gemm4x3Q8(x *float32, ldx int, q *int8, ldq int, s0, s1, s2 *float32, k8 int, y *float32, ldy int)

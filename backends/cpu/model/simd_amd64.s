@@ -1515,3 +1515,225 @@ gnr:
 	RED(Y7, X7, 12(R8)(DX*1))
 	VZEROUPPER
 	RET
+
+// Q8 widens the 8 int8 weights at mem, scales them by the float32 at smem (dequantized weights, as deq
+// computes them) and adds their products with the x values in Y8 to acc.
+#define Q8(mem, smem, acc) \
+	VPMOVSXBD    mem, Y9 \
+	VCVTDQ2PS    Y9, Y9 \
+	VBROADCASTSS smem, Y10 \
+	VMULPS       Y10, Y9, Y9 \
+	VFMADD231PS  Y8, Y9, acc
+
+// func gemvQ8G(x *float32, q *int8, s *float32, ldq, nb, k8, groups int, y *float32)
+// For groups groups of eight int8 rows (row stride ldq bytes, consecutive scale groups of nb blocks from s,
+// int8.go's layout): y[i] = dot(x[:k8], dequantized row i). k8 > 0, a multiple of 8.
+TEXT ·gemvQ8G(SB), NOSPLIT, $0-64
+	MOVQ x+0(FP), SI
+	MOVQ q+8(FP), DI
+	MOVQ s+16(FP), R15
+	MOVQ ldq+24(FP), BX
+	MOVQ k8+40(FP), CX
+	MOVQ groups+48(FP), DX
+	MOVQ y+56(FP), R8
+	LEAQ (BX)(BX*2), R9  // 3 rows
+	LEAQ (BX)(BX*4), R10 // 5 rows
+	LEAQ (R9)(BX*4), R11 // 7 rows
+
+qg:
+	TESTQ DX, DX
+	JLE   qgdone
+	LEAQ  (DI)(BX*8), R13 // the next group's rows, prefetched one line per step
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R14, R14
+
+qgk:
+	PREFETCHT0 (R13)(R14*8)
+	VMOVUPS    (SI)(R14*4), Y8
+	LEAQ       (DI)(R14*1), R12
+	MOVQ       R14, AX
+	ANDQ       $-32, AX
+	ADDQ       R15, AX // this block's eight scales
+	Q8((R12), 0(AX), Y0)
+	Q8((R12)(BX*1), 4(AX), Y1)
+	Q8((R12)(BX*2), 8(AX), Y2)
+	Q8((R12)(R9*1), 12(AX), Y3)
+	Q8((R12)(BX*4), 16(AX), Y4)
+	Q8((R12)(R10*1), 20(AX), Y5)
+	Q8((R12)(R9*2), 24(AX), Y6)
+	Q8((R12)(R11*1), 28(AX), Y7)
+	ADDQ       $8, R14
+	CMPQ       R14, CX
+	JLT        qgk
+
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	RED(Y3, X3, 12(R8))
+	RED(Y4, X4, 16(R8))
+	RED(Y5, X5, 20(R8))
+	RED(Y6, X6, 24(R8))
+	RED(Y7, X7, 28(R8))
+	MOVQ R13, DI
+	MOVQ nb+32(FP), AX
+	SHLQ $5, AX
+	ADDQ AX, R15
+	ADDQ $32, R8
+	DECQ DX
+	JMP  qg
+
+qgdone:
+	VZEROUPPER
+	RET
+
+// func gemvQ81(x *float32, q *int8, s *float32, k8 int) float32
+// dot(x[:k8], one dequantized int8 row): its scales are s[0], s[8], s[16], ... (int8.go's layout).
+TEXT ·gemvQ81(SB), NOSPLIT, $0-36
+	MOVQ   x+0(FP), SI
+	MOVQ   q+8(FP), DI
+	MOVQ   s+16(FP), R15
+	MOVQ   k8+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	XORQ   R14, R14
+
+q1k:
+	VMOVUPS (SI)(R14*4), Y8
+	MOVQ    R14, AX
+	ANDQ    $-32, AX
+	ADDQ    R15, AX
+	Q8((DI)(R14*1), 0(AX), Y0)
+	ADDQ    $8, R14
+	CMPQ    R14, CX
+	JLT     q1k
+
+	VEXTRACTF128 $1, Y0, X15
+	VADDPS       X15, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVSS       X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func packQ8Row(dst *float32, q *int8, s *float32, k8, n int)
+// One int8 row into a panel of n rows (packBF16's layout): dst[(k/8)*n*8 + l] = dequantized q[k+l] for
+// k < k8 in steps of 8, with the row's scales s[0], s[8], ... (int8.go's layout).
+TEXT ·packQ8Row(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ s+16(FP), R15
+	MOVQ k8+24(FP), CX
+	MOVQ n+32(FP), R8
+	SHLQ $5, R8 // bytes per k-step of the panel
+	XORQ R14, R14
+
+pqk:
+	MOVQ         R14, AX
+	ANDQ         $-32, AX
+	ADDQ         R15, AX
+	VPMOVSXBD    (SI)(R14*1), Y9
+	VCVTDQ2PS    Y9, Y9
+	VBROADCASTSS (AX), Y10
+	VMULPS       Y10, Y9, Y9
+	VMOVUPS      Y9, (DI)
+	ADDQ         R8, DI
+	ADDQ         $8, R14
+	CMPQ         R14, CX
+	JLT          pqk
+	VZEROUPPER
+	RET
+
+// DQ8 widens the 8 int8 weights at mem to float32 in y and scales them by the float32 at smem (Y15 is
+// clobbered).
+#define DQ8(mem, smem, y) \
+	VPMOVSXBD    mem, y \
+	VCVTDQ2PS    y, y \
+	VBROADCASTSS smem, Y15 \
+	VMULPS       Y15, y, y
+
+// func gemm4x3Q8(x *float32, ldx int, q *int8, ldq int, s0, s1, s2 *float32, k8 int, y *float32, ldy int)
+// y[r*ldy+j] = dot(x[r*ldx:][:k8], dequantized int8 row j at q+j*ldq with scales sj[0], sj[8], ...) for
+// r < 4, j < 3; k8 > 0, a multiple of 8. The FMAs of gemvQ8G in the same order: the same bits.
+TEXT ·gemm4x3Q8(SB), NOSPLIT, $0-80
+	MOVQ x+0(FP), R10
+	MOVQ ldx+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (R10)(BX*1), R11
+	LEAQ (R11)(BX*1), R12
+	LEAQ (R12)(BX*1), R13
+	MOVQ q+16(FP), DI
+	MOVQ ldq+24(FP), BX
+	LEAQ (DI)(BX*1), R14
+	LEAQ (R14)(BX*1), R9
+	MOVQ s0+32(FP), BX
+	MOVQ s1+40(FP), R15
+	MOVQ s2+48(FP), SI
+	MOVQ k8+56(FP), CX
+	MOVQ y+64(FP), R8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   AX, AX
+
+gqk:
+	CMPQ        AX, CX
+	JGE         gqr
+	MOVQ        AX, DX
+	ANDQ        $-32, DX // this block's scale, 32 bytes per block
+	DQ8((DI)(AX*1), (BX)(DX*1), Y12)
+	DQ8((R14)(AX*1), (R15)(DX*1), Y13)
+	DQ8((R9)(AX*1), (SI)(DX*1), Y14)
+	VMOVUPS     (R10)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y1
+	VFMADD231PS Y15, Y14, Y2
+	VMOVUPS     (R11)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y5
+	VMOVUPS     (R12)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y6
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS     (R13)(AX*4), Y15
+	VFMADD231PS Y15, Y12, Y9
+	VFMADD231PS Y15, Y13, Y10
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ        $8, AX
+	JMP         gqk
+
+gqr:
+	MOVQ ldy+72(FP), DX
+	SHLQ $2, DX
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	ADDQ DX, R8
+	RED(Y3, X3, 0(R8))
+	RED(Y4, X4, 4(R8))
+	RED(Y5, X5, 8(R8))
+	ADDQ DX, R8
+	RED(Y6, X6, 0(R8))
+	RED(Y7, X7, 4(R8))
+	RED(Y8, X8, 8(R8))
+	ADDQ DX, R8
+	RED(Y9, X9, 0(R8))
+	RED(Y10, X10, 4(R8))
+	RED(Y11, X11, 8(R8))
+	VZEROUPPER
+	RET

@@ -95,3 +95,19 @@ func siluMulF32(g, u, a *float32, n8 int) {
 func gemmNx4BF16(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int, n int) {
 	gemmNx4Go(unsafe.Slice(x, (n-1)*ldx+k8), ldx, unsafe.Slice(w, 3*ldw+k8), ldw, k8, unsafe.Slice(y, (n-1)*ldy+4), ldy, n)
 }
+
+func gemvQ8G(x *float32, q *int8, s *float32, ldq, nb, k8, groups int, y *float32) {
+	panic("model: gemvQ8G without assembly")
+}
+
+func gemvQ81(x *float32, q *int8, s *float32, k8 int) float32 {
+	panic("model: gemvQ81 without assembly")
+}
+
+func packQ8Row(dst *float32, q *int8, s *float32, k8, n int) {
+	panic("model: packQ8Row without assembly")
+}
+
+func gemm4x3Q8(x *float32, ldx int, q *int8, ldq int, s0, s1, s2 *float32, k8 int, y *float32, ldy int) {
+	panic("model: gemm4x3Q8 without assembly")
+}
