@@ -60,10 +60,14 @@ type Options struct {
 	Name string
 	// ChatStyle overrides the chat template style detected from tokenizer_config.json (see tokenizer.Styles).
 	ChatStyle string
+	// Weights is the weight format of the projections and output head: "" or "bf16" (the checkpoint's,
+	// the default) or "int8" (quantized at load, one scale per row and 32 columns; model.Model.Int8).
+	Weights string
 }
 
 // ParseOptions reads backend options given as strings (flags or YAML): slots, threads, prefill_chunk,
-// prefix_cache_mb (0 disables the prefix cache) and chat_style. Unknown keys are errors.
+// prefix_cache_mb (0 disables the prefix cache), chat_style and weights (bf16 or int8). Unknown keys are
+// errors.
 func ParseOptions(m map[string]string) (Options, error) {
 	var o Options
 	for k, v := range m {
@@ -89,8 +93,15 @@ func ParseOptions(m map[string]string) (Options, error) {
 		case "chat_style":
 			o.ChatStyle = v
 			continue
+		case "weights":
+			w, err := model.ParseWeights(v)
+			if err != nil {
+				return Options{}, fmt.Errorf("cpu backend: option %s: %w", k, err)
+			}
+			o.Weights = w
+			continue
 		default:
-			return Options{}, fmt.Errorf("cpu backend: unknown option %q (known: slots, threads, prefill_chunk, prefix_cache_mb, chat_style)", k)
+			return Options{}, fmt.Errorf("cpu backend: unknown option %q (known: slots, threads, prefill_chunk, prefix_cache_mb, chat_style, weights)", k)
 		}
 		if err := isInt(); err != nil {
 			return Options{}, err
@@ -189,8 +200,16 @@ func build(fsys fs.FS, dir, name, display string, ck *safetensors.Checkpoint, op
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{eng: engine.New(m, opts.Engine), tok: tok, style: style, eos: eos, ck: ck,
-		identity: "cpu:" + name + "@" + fingerprint(cfgBytes, ck)}, nil
+	weights, err := model.ParseWeights(opts.Weights)
+	if err != nil {
+		return nil, fmt.Errorf("cpu backend: %w", err)
+	}
+	identity := "cpu:" + name + "@" + fingerprint(cfgBytes, ck)
+	if weights == "int8" {
+		m = m.Int8()
+		identity += "+int8" // other weights, other outputs: a run does not resume across them
+	}
+	return &Backend{eng: engine.New(m, opts.Engine), tok: tok, style: style, eos: eos, ck: ck, identity: identity}, nil
 }
 
 // fingerprint hashes config.json and every tensor's name, dtype, shape and data (sampled: the first

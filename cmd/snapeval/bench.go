@@ -21,7 +21,7 @@ func init() {
 		kvMB                  int64
 		asJSON, quick, noSIMD bool
 		peer                  bool
-		cpuProfile            string
+		cpuProfile, weights   string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -33,6 +33,8 @@ without SnapStream, decode throughput of each) and SnapKV selection time as a sh
 Long-context decode caches are filled directly (no 32k prefill is run); prefills longer than 8k are
 integrated from three timed chunks (the run checks that estimate against a measured 8k prefill).
 The model is a checkpoint directory (--model) or a named shape with random bf16 weights (--shape).
+--weights int8 quantizes its projections and output head to int8 (one scale per row and 32 columns)
+before measuring; weight_bytes and the bandwidth fraction then count the int8 bytes.
 
 Peers of llama.cpp's llama-bench: prefill_tok_s (one 512-token prompt) is pp512, and tg128_tok_s is
 tg128 (one sequence, 128 tokens decoded one at a time from an empty cache, mean of 3 runs; 2 with
@@ -52,10 +54,13 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 			if noSIMD {
 				model.SetSIMD(false)
 			}
+			wf, err := model.ParseWeights(weights)
+			if err != nil {
+				return usageErrorf("bench: --weights: %v", err)
+			}
 			var (
 				m    *model.Model
 				name string
-				err  error
 			)
 			if dir != "" {
 				m, err = bench.LoadDir(dir)
@@ -69,6 +74,10 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 			}
 			if err != nil {
 				return fmt.Errorf("bench: %w", err)
+			}
+			if wf == "int8" {
+				m = m.Int8()
+				name += ", int8 weights"
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
@@ -111,5 +120,6 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 	f.BoolVar(&quick, "quick", false, "smaller sizes for a fast check (the output lists them)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof BINARY FILE)")
 	f.BoolVar(&noSIMD, "generic", false, "use the portable Go kernels instead of the AVX2/FMA assembly")
+	f.StringVar(&weights, "weights", "bf16", "weight format of the projections and output head: bf16 (the checkpoint's) or int8")
 	rootCmd.AddCommand(cmd)
 }
