@@ -45,7 +45,14 @@ type Policy struct {
 	Kernel   int
 	Budget   int
 	Adaptive bool
+	// Weights asks for the model's weights in another format than its own: "" (its own) or WeightsInt8.
+	// It is not a cache parameter: it rides along in the spec ("snapstream:budget=256@int8") so that one
+	// run can compare weight formats as it compares policies; backends that cannot honour it refuse it.
+	Weights string
 }
+
+// WeightsInt8 is the Weights value for int8 weights (the CPU backend's Model.Int8).
+const WeightsInt8 = "int8"
 
 // DefaultSnapStream returns the snapstream policy of budget b with the default split of the spec:
 // S = 4, R = b/2 rounded down, K = b - S - R, W = 32, k = 5. It is what "snapstream:budget=b" parses to.
@@ -62,9 +69,10 @@ func MustParse(spec string) Policy {
 	return p
 }
 
-// Parse reads a policy spec string:
+// Parse reads a policy spec string, optionally followed by "@int8" (Policy.Weights):
 //
 //	full
+//	full@int8                              (the full cache, with int8 weights)
 //	streaming:sinks=4,recent=1024          (sinks defaults to 4; budget=B may replace recent: R = B - S)
 //	snapkv:topk=2048,window=32,kernel=5    (window 32 and kernel 5 by default; budget=B may replace topk: K = B - W)
 //	snapstream:budget=4096                 (S = 4, R = B/2, K = B - S - R, W = 32, k = 5)
@@ -74,7 +82,27 @@ func MustParse(spec string) Policy {
 // from it (sinks defaults to 4; recent to B/2 when topk is also missing). Keys may come in any order;
 // unknown, duplicate, negative or inconsistent values are errors. The result passes Validate.
 func Parse(spec string) (Policy, error) {
-	name, params, hasParams := strings.Cut(spec, ":")
+	body, weights := spec, ""
+	if i := strings.LastIndexByte(spec, '@'); i >= 0 {
+		body, weights = spec[:i], spec[i+1:]
+		if strings.Contains(body, "@") {
+			return Policy{}, fmt.Errorf("policy %q: more than one '@'", spec)
+		}
+		if weights != WeightsInt8 {
+			return Policy{}, fmt.Errorf("policy %q: weights %q after '@': want int8 (no suffix: the model's own weights)", spec, weights)
+		}
+	}
+	p, err := parseBody(spec, body)
+	if err != nil {
+		return Policy{}, err
+	}
+	p.Weights = weights
+	return p, nil
+}
+
+// parseBody parses the cache part of spec (body: spec without its weights suffix); errors name spec.
+func parseBody(spec, body string) (Policy, error) {
+	name, params, hasParams := strings.Cut(body, ":")
 	m := Method(name)
 	var allowed []string
 	switch m {
@@ -256,6 +284,11 @@ func (p Policy) isDefaultSplit() bool {
 // Snapstream prints "snapstream:budget=B" (plus window/kernel when not the defaults, and adaptive=true)
 // when its split is the default one for B, and the explicit form with all five parameters otherwise.
 func (p Policy) String() string {
+	if p.Weights != "" {
+		q := p
+		q.Weights = ""
+		return q.String() + "@" + p.Weights
+	}
 	switch p.Method {
 	case MethodFull:
 		return "full"
@@ -307,6 +340,9 @@ func (p Policy) Split() string {
 // parts and larger than the sinks. A zero ring is allowed here (prefill-only use); Plan rejects it
 // when tokens are to be decoded.
 func (p Policy) Validate() error {
+	if p.Weights != "" && p.Weights != WeightsInt8 {
+		return fmt.Errorf("weights %q: want int8 or none", p.Weights)
+	}
 	for _, f := range []struct {
 		name string
 		v    int

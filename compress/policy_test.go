@@ -32,6 +32,9 @@ func TestParse(t *testing.T) {
 		{"snapstream:budget=100,sinks=0", Policy{Method: MethodSnapStream, Sinks: 0, Recent: 50, TopK: 50, Window: 32, Kernel: 5, Budget: 100}, "snapstream:sinks=0,recent=50,topk=50,window=32,kernel=5"},
 		{"snapstream:sinks=4,recent=0,topk=50,window=64,kernel=9", Policy{Method: MethodSnapStream, Sinks: 4, TopK: 50, Window: 64, Kernel: 9, Budget: 54}, ""},
 		{"snapstream:sinks=2,recent=8,topk=40,window=16,kernel=7,adaptive=true", Policy{Method: MethodSnapStream, Sinks: 2, Recent: 8, TopK: 40, Window: 16, Kernel: 7, Budget: 50, Adaptive: true}, ""},
+		{"full@int8", Policy{Method: MethodFull, Weights: WeightsInt8}, ""},
+		{"snapstream:budget=256,sinks=4@int8", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 128, TopK: 124, Window: 32, Kernel: 5, Budget: 256, Weights: WeightsInt8}, "snapstream:budget=256@int8"},
+		{"streaming:recent=8@int8", Policy{Method: MethodStreaming, Sinks: 4, Recent: 8, Budget: 12, Weights: WeightsInt8}, "streaming:sinks=4,recent=8@int8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -60,6 +63,12 @@ func TestParse(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	tests := []struct{ spec, wantErr string }{
 		{"", "unknown method"},
+		{"full@int4", `weights "int4" after '@': want int8`},
+		{"full@", `weights "" after '@'`},
+		{"full@bf16", "no suffix: the model's own weights"},
+		{"full@int8@int8", "more than one '@'"},
+		{"@int8", "unknown method"},
+		{"snapstream:budget=3@int8", "budget 3 must exceed sinks 4"},
 		{"Full", "unknown method"},
 		{"h2o:budget=4", "unknown method"},
 		{"full:", "full takes no parameters"},
@@ -216,6 +225,7 @@ func FuzzParse(f *testing.F) {
 		"snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5,adaptive=true", "snapstream:budget=4096,window=64",
 		"snapstream:budget=7", "streaming:budget=9", "snapkv:budget=100", "snapstream:budget=100,topk=3",
 		"snapstream:sinks=0,recent=0,topk=1,window=1,kernel=1", "full:", "snapstream:budget=-1", "x:y=z,,",
+		"full@int8", "snapstream:budget=64@int8", "full@int8@int8", "@",
 	} {
 		f.Add(s)
 	}
