@@ -37,11 +37,17 @@ type Options struct {
 	// QueryKeep is the number of last prompt queries kept per prefill state (default 64; a policy with a
 	// larger observation window prefills again when a cached state holds too few).
 	QueryKeep int
+	// Pool, when set, is the kernels' worker pool, shared with other engines (their forward steps take
+	// turns on it) and not closed by Close; Threads is then the pool's size. Nil: the engine starts its own.
+	Pool *model.Pool
 }
 
 func (o Options) withDefaults() Options {
 	if o.Slots <= 0 {
 		o.Slots = 8
+	}
+	if o.Pool != nil {
+		o.Threads = o.Pool.Workers()
 	}
 	if o.Threads <= 0 {
 		o.Threads = runtime.GOMAXPROCS(0)
@@ -140,7 +146,9 @@ func (e *Engine) Close() error {
 	e.once.Do(func() {
 		close(e.quit)
 		<-e.done
-		e.s.pool.Close()
+		if e.opts.Pool == nil {
+			e.s.pool.Close()
+		}
 	})
 	return nil
 }

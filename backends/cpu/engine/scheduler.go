@@ -72,7 +72,10 @@ type scheduler struct {
 }
 
 func newScheduler(m *model.Model, opts Options) *scheduler {
-	pool := model.NewPool(opts.Threads)
+	pool := opts.Pool
+	if pool == nil {
+		pool = model.NewPool(opts.Threads)
+	}
 	s := &scheduler{m: m, opts: opts, pool: pool, ws: model.NewWorkspace(pool), lru: newPrefixLRU(opts.PrefixCacheBytes),
 		scratch: make([]compress.Scratch, pool.Workers())}
 	for i := range s.scratch {
