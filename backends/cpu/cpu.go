@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu/engine"
@@ -113,6 +114,10 @@ func ParseOptions(m map[string]string) (Options, error) {
 // Backend is the cpu backend. It is safe for concurrent use.
 type Backend struct {
 	eng      *engine.Engine
+	pool     *model.Pool // the kernels' workers, shared by eng and eng8
+	opts     engine.Options
+	mu8      sync.Mutex
+	eng8     *engine.Engine // the int8 copy of the model, for policies with @int8 (started on first use)
 	tok      *tokenizer.Tokenizer
 	style    string
 	eos      []int
@@ -209,7 +214,9 @@ func build(fsys fs.FS, dir, name, display string, ck *safetensors.Checkpoint, op
 		m = m.Int8()
 		identity += "+int8" // other weights, other outputs: a run does not resume across them
 	}
-	return &Backend{eng: engine.New(m, opts.Engine), tok: tok, style: style, eos: eos, ck: ck, identity: identity}, nil
+	eo := opts.Engine
+	eo.Pool = model.NewPool(eo.Threads)
+	return &Backend{eng: engine.New(m, eo), pool: eo.Pool, opts: eo, tok: tok, style: style, eos: eos, ck: ck, identity: identity}, nil
 }
 
 // fingerprint hashes config.json and every tensor's name, dtype, shape and data (sampled: the first
@@ -251,15 +258,36 @@ func (b *Backend) Shape() eval.ModelShape {
 	return eval.ModelShape{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, ElemBytes: engine.ElemBytes}
 }
 
-// CheckPolicy accepts every policy package compress parses.
+// CheckPolicy accepts every policy package compress parses, "@int8" included.
 func (b *Backend) CheckPolicy(spec string) error {
 	_, err := compress.Parse(spec)
 	return err
 }
 
-// Close stops the engine and unmaps the weights.
+// engineFor is the engine that runs pol: for pol.Weights int8 an engine on the int8 copy of the model
+// (quantized on first use, sharing the worker pool), else the backend's own (which is int8 already with
+// the option weights=int8).
+func (b *Backend) engineFor(pol compress.Policy) *engine.Engine {
+	if pol.Weights != compress.WeightsInt8 || b.eng.Model().Weights() == compress.WeightsInt8 {
+		return b.eng
+	}
+	b.mu8.Lock()
+	defer b.mu8.Unlock()
+	if b.eng8 == nil {
+		b.eng8 = engine.New(b.eng.Model().Int8(), b.opts)
+	}
+	return b.eng8
+}
+
+// Close stops the engines and unmaps the weights.
 func (b *Backend) Close() error {
 	b.eng.Close()
+	b.mu8.Lock()
+	if b.eng8 != nil {
+		b.eng8.Close()
+	}
+	b.mu8.Unlock()
+	b.pool.Close()
 	return b.ck.Close()
 }
 
@@ -304,7 +332,7 @@ func (b *Backend) Generate(ctx context.Context, req eval.Request) (eval.Output, 
 		maxNew = b.eng.Model().Cfg.MaxPositions - len(ids)
 	}
 	st := newStopper(b.tok, req.Sampling.Stop)
-	res, err := b.eng.Generate(ctx, engine.Job{
+	res, err := b.engineFor(pol).Generate(ctx, engine.Job{
 		Prompt: ids, Policy: pol, MaxNew: maxNew, EOS: b.eos, OnToken: st.add,
 		Sampling: sample.Params{Temperature: req.Sampling.Temperature, TopP: req.Sampling.TopP, TopK: req.Sampling.TopK, Seed: req.Sampling.Seed},
 	})

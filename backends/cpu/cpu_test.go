@@ -227,6 +227,21 @@ func TestWeightsOption(t *testing.T) {
 	if err != nil || len(g8.Tokens) != 16 {
 		t.Fatalf("int8 generate: %d tokens, %v", len(g8.Tokens), err)
 	}
+	// A policy with @int8 runs on the int8 copy of the bf16 backend's model: the bits of the int8 backend.
+	prompt := b16.TokenizerImpl().Decode(ref.PromptIDs[:60])
+	for _, spec := range []string{"full", "snapstream:budget=32"} {
+		o8, err := b8.Generate(ctx, eval.Request{Key: "k", Prompt: prompt, Policy: spec, Sampling: eval.Sampling{MaxNew: 12}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o16, err := b16.Generate(ctx, eval.Request{Key: "k", Prompt: prompt, Policy: spec + "@int8", Sampling: eval.Sampling{MaxNew: 12}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o16.Text != o8.Text || o16.Cache.Policy != spec+"@int8" {
+			t.Errorf("%s@int8 on the bf16 backend: %q (cache policy %q), weights=int8 backend: %q", spec, o16.Text, o16.Cache.Policy, o8.Text)
+		}
+	}
 	if _, err := backends.Open(ctx, "cpu", backends.Config{Model: fixtureDir("llama-gqa"), Options: map[string]string{"weights": "int4"}}); err == nil || !strings.Contains(err.Error(), "weights") {
 		t.Errorf("weights=int4: err = %v", err)
 	}

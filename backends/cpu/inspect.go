@@ -31,7 +31,7 @@ func (b *Backend) Inspect(ctx context.Context, ids []int, spec string, maxNew in
 	if maxNew < 0 {
 		return InspectResult{}, fmt.Errorf("inspect: max new tokens %d is negative", maxNew)
 	}
-	res, err := b.eng.Generate(ctx, engine.Job{Prompt: ids, Policy: pol, MaxNew: maxNew, WantKept: true, WantLogits: true})
+	res, err := b.engineFor(pol).Generate(ctx, engine.Job{Prompt: ids, Policy: pol, MaxNew: maxNew, WantKept: true, WantLogits: true})
 	if err != nil {
 		return InspectResult{}, err
 	}
