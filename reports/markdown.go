@@ -40,11 +40,15 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	p("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, pi := range r.Policies {
 		s := pi.Split
+		method := s.Method
+		if s.Weights != "" {
+			method += ", " + s.Weights + " weights"
+		}
 		if s.Method == "full" {
-			p("| `%s` | full | all | – | – | – | – | – | – |\n", mdCode(pi.Spec))
+			p("| `%s` | %s | all | – | – | – | – | – | – |\n", mdCode(pi.Spec), mdText(method))
 			continue
 		}
-		p("| `%s` | %s | %d | %d | %d | %d | %d | %d | %s |\n", mdCode(pi.Spec), mdText(s.Method), s.Budget, s.Sinks, s.TopK,
+		p("| `%s` | %s | %d | %d | %d | %d | %d | %d | %s |\n", mdCode(pi.Spec), mdText(method), s.Budget, s.Sinks, s.TopK,
 			s.Recent, s.Window, s.Kernel, yesNo(s.Adaptive))
 		if pi.ParseError != "" {
 			p("\n> policy `%s` could not be parsed: %s\n\n", mdCode(pi.Spec), mdText(pi.ParseError))

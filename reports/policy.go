@@ -18,6 +18,8 @@ type Split struct {
 	Window   int  `json:"window"`
 	Kernel   int  `json:"kernel"`
 	Adaptive bool `json:"adaptive"`
+	// Weights is the weight format a spec asks for ("int8" for "...@int8"; empty: the model's own).
+	Weights string `json:"weights,omitempty"`
 }
 
 // ParseSplit reads the slot split of a policy spec with compress.Parse. When the spec does not parse (a policy
@@ -30,7 +32,7 @@ func ParseSplit(spec string) (Split, error) {
 		return Split{Method: method}, err
 	}
 	return Split{Method: string(p.Method), Budget: p.Budget, Sinks: p.Sinks, TopK: p.TopK, Recent: p.Recent,
-		Window: p.Window, Kernel: p.Kernel, Adaptive: p.Adaptive}, nil
+		Window: p.Window, Kernel: p.Kernel, Adaptive: p.Adaptive, Weights: p.Weights}, nil
 }
 
 // canonical returns the canonical form of a policy spec (itself when it does not parse).
