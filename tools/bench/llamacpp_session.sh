@@ -8,6 +8,7 @@
 # Modes:
 #   build  untar + cmake (CPU only, native) llama-bench, write the random SmolLM2-135M-shape checkpoint and convert it
 #          to GGUF BF16 and Q8_0 with convert_hf_to_gguf.py (outputs stay in build/, kept while the machine is warm)
+#   int8   llama-bench Q8_0 and BF16 against snapeval bench --peer --weights int8 and bf16 at 2 and 16 threads
 #   bench  build if missing, then llama-bench -p 512 -n 128 -t 2,16 -r 3 (BF16, Q8_0), the model package's tests
 #          (bin/model.test, if built) and `snapeval bench --peer` on the same checkpoint at 2 and 16 threads (with
 #          and without the AVX-512 tile when the tests pass there), then the full bench (claims) at FULL_THREADS
@@ -122,11 +123,37 @@ recheck() {
   grep -E '"(table5_throughput_ratio|flat_ratio_32k_1k|selection_share_8k|selection_share_32k|decode_batch_tok_s)"' "$OUT/snapeval-t16.json" | tr -d '\n'; echo
 }
 
+# int8: llama-bench Q8_0 and BF16 against `snapeval bench --peer` with --weights int8 and bf16, at 2 and 16
+# threads, one after the other (~5 min with the llama.cpp build).
+int8() {
+  build || { echo "build failed"; return 1; }
+  { lscpu; echo; free -g; echo; uname -a; } >"$OUT/machine.txt" 2>&1
+  grep -E "Model name|^CPU\(s\)" "$OUT/machine.txt"
+  if [ -x bin/model.test ]; then
+    (cd backends/cpu/model && ../../../bin/model.test -test.count=1 >"$OUT/model-test.log" 2>&1; echo "model tests rc=$?")
+  fi
+  for t in q8_0 bf16; do
+    echo "== llama-bench $t"
+    "$LC/build/bin/llama-bench" -m "$CK/model-$t.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
+      >"$OUT/llama-$t.json" 2>"$OUT/llama-$t.md"
+    grep -v "^load\|^llama_\|^print_info\|^ggml" "$OUT/llama-$t.md" | tail -4
+  done
+  for th in 2 16; do
+    for w in int8 bf16; do
+      echo "== snapeval bench --peer --threads $th --weights $w"
+      GOMAXPROCS=$th bin/snapeval bench --peer --model "$CK/hf" --threads $th --weights $w --json \
+        >"$OUT/snapeval-peer-t$th-$w.json" 2>"$OUT/snapeval-peer-t$th-$w.log"
+      grep -E '"(prefill_tok_s|tg128_tok_s|decode_tok_s|decode_batch_tok_s|weight_bytes)"' "$OUT/snapeval-peer-t$th-$w.json" | tr -d '\n'; echo
+    done
+  done
+}
+
 case "$MODE" in
   build) build; rc=$? ;;
   bench) bench; rc=$? ;;
   recheck) recheck; rc=$? ;;
-  *) echo "usage: $0 build|bench|recheck"; exit 2 ;;
+  int8) int8; rc=$? ;;
+  *) echo "usage: $0 build|bench|recheck|int8"; exit 2 ;;
 esac
 tar -C "$FINAL" -czf "$FINAL/results.tgz" work && rm -rf "$OUT"
 exit $rc
