@@ -89,7 +89,7 @@ Exit codes: 0 complete, 2 usage error, 3 incomplete (error records left, or the 
 	f.StringVar(&o.Backend, "backend", "cpu", "inference backend: cpu, openai, sn40l")
 	f.StringVar(&o.Model, "model", "", "model: a local checkpoint directory, a Hub id org/name[@rev], or a served model name (default: the embedded model)")
 	f.StringVar(&o.BaseURL, "base-url", "", "base URL of a remote backend")
-	f.StringArrayVar(&o.Policies, "policy", nil, "cache policy spec (repeatable), e.g. snapstream:budget=4096; full is always included")
+	f.StringArrayVar(&o.Policies, "policy", nil, "cache policy spec (repeatable), e.g. snapstream:budget=4096, or with int8 weights snapstream:budget=4096@int8; full is always included")
 	f.IntVar(&o.Samples, "samples", 0, "samples per item (default: the benchmark's official count)")
 	f.IntVar(&o.Limit, "limit", 0, "run only the first N items of each benchmark")
 	f.Uint64Var(&o.Seed, "seed", 1, "run seed: per-sample seeds and generated suites derive from it")
