@@ -87,7 +87,7 @@ func growInt(b []int, n int) []int {
 }
 
 func (w *Workspace) matmul(y []float32, ldy int, x []float32, rows int, mat *Mat, bias []float32) {
-	if rows >= panelRows {
+	if rows >= panelRows || rows >= q8PanelRows && mat.Q != nil {
 		w.growPanels(mat.Cols)
 	}
 	w.mm = matmulJob{w: mat, bias: bias, x: x[:rows*mat.Cols], y: y, rows: rows, ldy: ldy, panels: w.pbuf}
@@ -172,7 +172,7 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	if nl > 1 {
 		ws.logitRows = grow(ws.logitRows, nl*c.Vocab)
 	}
-	if R >= panelRows {
+	if R >= panelRows || R >= q8PanelRows && m.LMHead.Q != nil {
 		ws.growPanels(max(H, c.Intermediate, nQ*d))
 	}
 	ws.m, ws.segs, ws.R = m, segs, R

@@ -168,7 +168,7 @@ func packQ8(p []float32, w *Mat, j0, k8, n int) {
 
 // matmulRowsQ8 is matmulRows for an int8 matrix: gemvQ8 for one to three input rows (or on the portable
 // path); from 4 rows on (assembly path) 4x3 tiles that dequantize each weight once for four input rows
-// (gemm4x3Q8); from panelRows rows on, with a panel, the float32 panel tiles over weight rows dequantized
+// (gemm4x3Q8); from q8PanelRows rows on, with a panel, the float32 panel tiles over weight rows dequantized
 // once per block. All give every output the bits of gemvQ8 on its row alone.
 func matmulRowsQ8(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi int, panel []float32) {
 	cols := w.Cols
@@ -178,7 +178,7 @@ func matmulRowsQ8(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi 
 		for r := 0; r < rows; r++ {
 			gemvQ8(x[r*cols:(r+1)*cols], w, lo, hi, y[r*ldy+lo:r*ldy+hi])
 		}
-	case rows >= panelRows && len(panel) >= panelLen(cols):
+	case rows >= q8PanelRows && len(panel) >= panelLen(cols):
 		for j0 := lo; j0 < hi; j0 += jBlock {
 			j1 := min(j0+jBlock, hi)
 			n3 := j0 + (j1-j0)/3*3
@@ -237,6 +237,13 @@ func matmulRowsQ8(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi 
 		}
 	}
 }
+
+// q8PanelRows is the number of input rows from which matmulRowsQ8 dequantizes each block of weight rows
+// once into the worker's panel (Forward grows the panels from this many rows on for an int8 model) instead
+// of once per 4-row tile. Dev box, 2 threads, SmolLM2-135M shape, ms a decode step with the panel from 4 /
+// from 8 / never: 4 sequences 18.5-18.8 / 17.0-17.3 / 16.9-17.1, 8: 26.0-26.4 / 26.3-27.2 / 28.8-29.2, 16:
+// 43.0-46.7 / 52.3-52.6 / 53.0-53.9 (noisy; 8 is the compromise).
+var q8PanelRows = 8
 
 // addColTailQ8 adds the columns past k8 (cols mod 8 of them) of weight rows [j0, j1) to the outputs of
 // input rows [r0, r1) that a tile computed over the first k8 columns (in gemvQ8's order).
