@@ -21,8 +21,11 @@ const q8Block = 32
 // q8Blocks is the number of scale blocks of a row of cols columns.
 func q8Blocks(cols int) int { return (cols + q8Block - 1) / q8Block }
 
-// quantizeMat returns m (bf16) quantized to int8.
+// quantizeMat returns m (bf16) quantized to int8; an int8 m is returned as it is.
 func quantizeMat(m Mat) Mat {
+	if m.Q != nil {
+		return m
+	}
 	nb := q8Blocks(m.Cols)
 	groups := (m.Rows + 7) / 8
 	out := Mat{Rows: m.Rows, Cols: m.Cols, Q: make([]int8, m.Rows*m.Cols), S: make([]float32, groups*nb*8)}
@@ -60,7 +63,8 @@ func (m *Mat) q8Scales(r int) []float32 {
 func deq(q int8, s float32) float32 { return float32(q) * s }
 
 // Int8 returns a copy of m whose projection matrices and output head are int8 (Embed stays bf16: a row
-// lookup reads 2 bytes per weight of one row). m is unchanged; the copy shares its norms and biases.
+// lookup reads 2 bytes per weight of one row). m is unchanged; the copy shares its norms and biases (and
+// its int8 matrices, when m is int8 already).
 func (m *Model) Int8() *Model {
 	q := *m
 	q.Layers = make([]Layer, len(m.Layers))

@@ -112,6 +112,9 @@ func TestModelInt8(t *testing.T) {
 	if q.Weights() != "int8" || m.Weights() != "bf16" || m.Layers[0].O.Q != nil {
 		t.Fatalf("weights: %s / %s (the original must stay bf16)", q.Weights(), m.Weights())
 	}
+	if qq := q.Int8(); qq.WeightBytes() != q.WeightBytes() || &qq.LMHead.Q[0] != &q.LMHead.Q[0] {
+		t.Error("Int8 of an int8 model quantized again")
+	}
 	if r := float64(q.WeightBytes()) / float64(m.WeightBytes()); r < 0.55 || r > 0.6 {
 		t.Errorf("int8 / bf16 weight bytes = %.3f, want 0.5625 (one byte and 4/32 of a scale per weight)", r)
 	}
