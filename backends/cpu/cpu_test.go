@@ -206,21 +206,36 @@ func TestWeightsOption(t *testing.T) {
 	}
 	pool := model.NewPool(1)
 	defer pool.Close()
-	logits := func(m *model.Model) []float32 {
+	logits := func(m *model.Model, ids []int) []float32 {
 		lg := make([]float32, m.Cfg.Vocab)
-		if err := m.Forward(model.NewWorkspace(pool), []model.Segment{{Seq: m.NewSeq(64), Tokens: ref.PromptIDs[:60], Logits: lg}}); err != nil {
+		if err := m.Forward(model.NewWorkspace(pool), []model.Segment{{Seq: m.NewSeq(64), Tokens: ids[:60], Logits: lg}}); err != nil {
 			t.Fatal(err)
 		}
 		return lg
 	}
-	l16, l8 := logits(m16), logits(m8)
-	var num, den float64
-	for i := range l16 {
-		num += float64((l8[i] - l16[i]) * (l8[i] - l16[i]))
-		den += float64(l16[i] * l16[i])
+	relErr := func(a, b []float32) float64 {
+		var num, den float64
+		for i := range a {
+			num += float64((b[i] - a[i]) * (b[i] - a[i]))
+			den += float64(a[i] * a[i])
+		}
+		return math.Sqrt(num / den)
 	}
-	if e := math.Sqrt(num / den); e == 0 || e > 0.05 {
+	if e := relErr(logits(m16, ref.PromptIDs), logits(m8, ref.PromptIDs)); e == 0 || e > 0.05 {
 		t.Errorf("int8 logits differ from bf16 by %.4f (relative L2), want (0, 0.05]", e)
+	}
+	// Attention biases and tied embeddings (the output head is quantized, the embedding lookup stays bf16).
+	q16, qref := openFixture(t, "qwen2-tied", nil)
+	qm := q16.Engine().Model()
+	if !qm.Cfg.TieEmbeddings || !qm.Cfg.AttentionBias {
+		t.Fatalf("qwen2-tied fixture: tied %v, bias %v", qm.Cfg.TieEmbeddings, qm.Cfg.AttentionBias)
+	}
+	qi := qm.Int8()
+	if qi.Embed.W == nil || qi.Embed.Q != nil || qi.LMHead.Q == nil {
+		t.Fatal("int8 copy of a tied model: the embeddings must stay bf16 and the head be int8")
+	}
+	if e := relErr(logits(qm, qref.PromptIDs), logits(qi, qref.PromptIDs)); e == 0 || e > 0.05 {
+		t.Errorf("qwen2-tied: int8 logits differ from bf16 by %.4f (relative L2), want (0, 0.05]", e)
 	}
 	ctx := context.Background()
 	g8, err := b8.Engine().Generate(ctx, engine.Job{Prompt: ref.PromptIDs[:60], Policy: compress.MustParse("snapstream:budget=32"), MaxNew: 16})
