@@ -261,3 +261,37 @@ func TestWeightsOption(t *testing.T) {
 		t.Errorf("weights=int4: err = %v", err)
 	}
 }
+
+// TestMixedWeightsConcurrent runs bf16 and @int8 requests at once on one backend (two engines taking turns on
+// one worker pool): each output is what the request gives alone.
+func TestMixedWeightsConcurrent(t *testing.T) {
+	b, ref := openFixture(t, "llama-gqa", map[string]string{"slots": "2", "threads": "2"})
+	ctx := context.Background()
+	prompt := b.TokenizerImpl().Decode(ref.PromptIDs[:50])
+	specs := []string{"full", "full@int8", "snapstream:budget=32", "snapstream:budget=32@int8"}
+	alone := make([]string, len(specs))
+	for i, s := range specs {
+		o, err := b.Generate(ctx, eval.Request{Key: s, Prompt: prompt, Policy: s, Sampling: eval.Sampling{MaxNew: 8}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone[i] = o.Text
+	}
+	errs := make(chan error, 4*len(specs))
+	for rep := 0; rep < 4; rep++ {
+		for i, s := range specs {
+			go func() {
+				o, err := b.Generate(ctx, eval.Request{Key: s, Prompt: prompt, Policy: s, Sampling: eval.Sampling{MaxNew: 8}})
+				if err == nil && o.Text != alone[i] {
+					err = fmt.Errorf("%s: %q concurrently, %q alone", s, o.Text, alone[i])
+				}
+				errs <- err
+			}()
+		}
+	}
+	for range 4 * len(specs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
