@@ -42,3 +42,13 @@ func Example() {
 	// prefill writes 4096 positions; last: {99999 1695}
 	// token 100000 -> slot 1696 token 100001 -> slot 1697
 }
+
+// ExampleParse_weights shows the @int8 suffix: the same cache policy on int8 weights, a separate policy in a
+// run and its report (the cache plan does not change).
+func ExampleParse_weights() {
+	p := compress.MustParse("snapstream:budget=256,sinks=4@int8")
+	q := compress.MustParse("snapstream:budget=256")
+	fmt.Println(p, p.Weights, p == q, p.Split() == q.Split())
+	// Output:
+	// snapstream:budget=256@int8 int8 false true
+}
