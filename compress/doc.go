@@ -11,6 +11,9 @@
 //	snapstream:budget=B                    capacity B = S + K + R (defaults S=4, R=B/2, K=B-S-R, W=32, k=5)
 //	snapstream:sinks=S,recent=R,topk=K,window=W,kernel=k[,adaptive=true]
 //
+// Any spec may end in "@int8" (Policy.Weights): the same cache policy, run on int8 weights by a backend
+// that can (the CPU backend quantizes its model); it changes nothing in this package's plans.
+//
 // # Layout
 //
 // Every layer and KV head of a sequence owns Capacity slots, fixed at admission. Keys are cached after
