@@ -63,9 +63,10 @@ func TestDispatchCount(t *testing.T) {
 			seqs, len int
 			barriers  int64
 		}{
-			// Per layer: q|k|v, o_proj, gate|up, down_proj (attention waits only for its heads; the
-			// norms of a single row run on the worker that completes the step before them), lm_head.
-			{"decode 1 seq", 1, 1, 4*L + 1},
+			// Per layer: q|k|v, gate|up, down_proj (attention waits only for its heads, o_proj of a single
+			// row only for each KV head's attention, oseg.go; the norms of a single row run on the worker
+			// that completes the step before them), lm_head.
+			{"decode 1 seq", 1, 1, 3*L + 1},
 			// Several rows: the MLP norm and the next layer's attention norm are steps of their own (the
 			// first layer's runs with the embedding), and so is the final norm when several rows give logits.
 			{"decode 8 seqs", 8, 1, 6*L + 1},

@@ -64,6 +64,13 @@ type Workspace struct {
 	// ready[h] is the number of layers whose q|k|v head h (rows h*HeadDim.. of the fused matrix) is
 	// computed, rotated and in the cache, for every row of the step.
 	ready []atomic.Int64
+	// With overlapO (single-row steps, oseg.go), o_proj runs by KV-head segment as attention finishes:
+	// attnDone[kvh] counts the attention units of KV head kvh done in this step (kvUnits of them a
+	// layer), oacc holds each worker's lane sums between segments.
+	overlapO bool
+	attnDone []atomic.Int64
+	kvUnits  []int64
+	oacc     [][]float32
 }
 
 // NewWorkspace returns a workspace that runs kernels on pool.
@@ -183,6 +190,29 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	for h := range ws.ready {
 		ws.ready[h].Store(0)
 	}
+	// o_proj overlaps attention for a single row when its column segments (one KV head's query heads) are
+	// whole 8-lane steps and, on the assembly path, its chunks whole 8-row groups; bf16 weights only.
+	g := nQ / nKV
+	ws.overlapO = R == 1 && len(m.Layers) > 0 && (g*d)%8 == 0 && (!simdOn || H%8 == 0) && m.Layers[0].O.Q == nil
+	if ws.overlapO {
+		if len(ws.attnDone) < nKV {
+			ws.attnDone = make([]atomic.Int64, nKV)
+			ws.kvUnits = make([]int64, nKV)
+		}
+		for h := range ws.attnDone {
+			ws.attnDone[h].Store(0)
+			ws.kvUnits[h] = 0
+		}
+		for _, u := range ws.units {
+			ws.kvUnits[u.kvh]++
+		}
+		if len(ws.oacc) != len(ws.pbuf) {
+			ws.oacc = make([][]float32, len(ws.pbuf))
+		}
+		for i := range ws.oacc {
+			ws.oacc[i] = grow(ws.oacc[i], 8*H)
+		}
+	}
 	ws.buildPlan(R, nl)
 	ws.pool.run(ws.plan)
 	for i := range ws.plan {
@@ -247,7 +277,8 @@ func (ws *Workspace) buildPlan(R, nl int) {
 	for l := 0; l < L; l++ {
 		add(phase{j: job(stQKV, l), n: nh, align: 1, chunks: nh, barrier: true})
 		add(phase{j: job(stAttn, l), n: len(ws.units), align: 1})
-		add(phase{j: job(stO, l), n: c.Hidden, align: 8, barrier: true})
+		// With overlapO the o_proj chunks wait for attention themselves (by KV head) instead of at a barrier.
+		add(phase{j: job(stO, l), n: c.Hidden, align: 8, barrier: !ws.overlapO})
 		norm(stMLPNorm, l, R)
 		add(phase{j: job(stGateUp, l), n: c.Intermediate, align: 8, barrier: true})
 		add(phase{j: job(stDown, l), n: c.Hidden, align: 8, barrier: true})
@@ -300,7 +331,11 @@ func (j *stepJob) run(lo, hi, worker int) {
 		a := attnJob{m: m, l: j.l, segs: ws.segs, ws: ws, wait: true}
 		a.run(lo, hi, worker)
 	case stO:
-		matmulRows(&m.Layers[j.l].O, nil, ws.att, R, ws.tmp, H, lo, hi, ws.pbuf[worker])
+		if ws.overlapO {
+			ws.oSegments(j.l, lo, hi, worker)
+		} else {
+			matmulRows(&m.Layers[j.l].O, nil, ws.att, R, ws.tmp, H, lo, hi, ws.pbuf[worker])
+		}
 		for r := 0; r < R; r++ {
 			add(ws.x[r*H+lo:r*H+hi], ws.tmp[r*H+lo:r*H+hi])
 		}
@@ -523,10 +558,13 @@ func (a *attnJob) run(lo, hi, worker int) {
 		}
 		if a.segs[a.ws.rowSeg[u.r0]].Seq.Live == nil && !flashOff {
 			a.tiled(int(u.r0), int(u.nr), int(u.kvh), worker)
-			continue
+		} else {
+			for r := u.r0; r < u.r0+u.nr; r++ {
+				a.row(int(r), int(u.kvh), int(u.h0), int(u.h1), worker)
+			}
 		}
-		for r := u.r0; r < u.r0+u.nr; r++ {
-			a.row(int(r), int(u.kvh), int(u.h0), int(u.h1), worker)
+		if a.ws.overlapO {
+			a.ws.attnDone[u.kvh].Add(1)
 		}
 	}
 }

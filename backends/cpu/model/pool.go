@@ -181,14 +181,16 @@ type phase struct {
 	// follow a barrier phase, whose wait it shares.
 	barrier bool
 	// final, when set, runs as final.run(0, finalN, worker) on the worker that completes the phase's last
-	// chunk, before any later phase starts. Only a barrier phase followed by a barrier phase (or by
-	// nothing) may have one.
+	// chunk, before any later phase starts. Only a phase followed by a barrier phase (or by nothing) may
+	// have one; on a phase without a barrier, its job must not complete a chunk before every chunk of the
+	// earlier phases is done (it waits for them), so that its last chunk is the plan's last completion so far.
 	final  job
 	finalN int
 
 	units        int
 	first, count int64 // the phase's chunks are first .. first+count-1 of the plan
 	need         int64 // completions (chunks and finalisers) of the earlier phases to wait for
+	before       int64 // completions of all earlier phases (need, for a barrier phase)
 }
 
 // parallel runs j over [0,n) in chunks whose boundaries are multiples of align (the last chunk takes the
@@ -251,13 +253,14 @@ func (p *Pool) layout(ph []phase) (total int64) {
 		f.count = int64(min(f.units, c))
 		f.first = total
 		total += f.count
+		f.before = done
 		if k == 0 || f.barrier {
 			f.need = done
 		} else {
 			f.need = ph[k-1].need
 		}
-		if f.final != nil && (!f.barrier || k+1 < len(ph) && !ph[k+1].barrier) {
-			panic("model: a finaliser needs barrier phases on both sides")
+		if f.final != nil && k+1 < len(ph) && !ph[k+1].barrier {
+			panic("model: a finaliser needs a barrier phase after it")
 		}
 		done += f.count
 		if f.final != nil {
@@ -352,12 +355,23 @@ func (c *pieces) drain(worker int) {
 	}
 }
 
-// complete adds n completed chunks of phase k to fin and runs the phase's finaliser if they were its last.
+// complete adds n completed chunks of phase k to fin and runs a finaliser if they were the last
+// completions it waited for: phase k's own, or that of a later phase without a barrier (whose chunks can
+// finish before the last completion of phase k is added: a worker adds its completions of a phase only when
+// it moves on). Completions never pass a pending finaliser's count (the phases after it wait for it), so
+// exactly one add reaches it.
 func (c *pieces) complete(k int, n int64, worker int) {
-	f := &c.ph[k]
-	if d := c.fin.Add(n); f.final != nil && d == f.need+f.count {
-		f.final.run(0, f.finalN, worker)
-		c.fin.Add(1)
+	d := c.fin.Add(n)
+	for i := k; ; i++ {
+		f := &c.ph[i]
+		if f.final != nil && d == f.before+f.count {
+			f.final.run(0, f.finalN, worker)
+			c.fin.Add(1)
+			return
+		}
+		if i+1 >= len(c.ph) || c.ph[i+1].barrier {
+			return
+		}
 	}
 }
 

@@ -96,3 +96,6 @@ func packQ8Row(dst *float32, q *int8, s *float32, k8, n int)
 
 //go:noescape
 func gemm4x3Q8(x *float32, ldx int, q *int8, ldq int, s0, s1, s2 *float32, k8 int, y *float32, ldy int)
+
+//go:noescape
+func gemvSegBF16(x *float32, w *uint16, ldw, k8, rows int, acc *float32, flags int, y *float32)

@@ -1737,3 +1737,108 @@ gqr:
 	RED(Y11, X11, 8(R8))
 	VZEROUPPER
 	RET
+
+// func gemvSegBF16(x *float32, w *uint16, ldw, k8, rows int, acc *float32, flags int, y *float32)
+// One column segment of gemvBF16 for rows rows (a multiple of 8): row j's eight lane sums continue from
+// acc[8*j:] (flags&1; else from zero) over x[:k8] and w[j*ldw:][:k8], then go back to acc, or (flags&2)
+// are reduced into y[j] as gemvBF16 reduces them. Segments run in column order give gemvBF16's bits.
+TEXT ·gemvSegBF16(SB), NOSPLIT, $0-64
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ ldw+16(FP), BX
+	SHLQ $1, BX
+	MOVQ k8+24(FP), CX
+	MOVQ rows+32(FP), DX
+	MOVQ acc+40(FP), R15
+	MOVQ y+56(FP), R8
+	LEAQ (BX)(BX*2), R9  // 3 rows
+	LEAQ (BX)(BX*4), R10 // 5 rows
+	LEAQ (R9)(BX*4), R11 // 7 rows
+
+sg8:
+	CMPQ DX, $8
+	JLT  sgdone
+	MOVQ DI, R12
+	MOVQ SI, R13
+	MOVQ CX, R14
+	LEAQ (DI)(BX*8), AX
+	TESTQ $1, flags+48(FP)
+	JZ    sgzero
+	VMOVUPS 0(R15), Y0
+	VMOVUPS 32(R15), Y1
+	VMOVUPS 64(R15), Y2
+	VMOVUPS 96(R15), Y3
+	VMOVUPS 128(R15), Y4
+	VMOVUPS 160(R15), Y5
+	VMOVUPS 192(R15), Y6
+	VMOVUPS 224(R15), Y7
+	JMP     sgk
+
+sgzero:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+sgk:
+	PREFETCHT0  (AX)
+	PREFETCHT0  64(AX)
+	ADDQ        $128, AX
+	VMOVUPS     (R13), Y8
+	BF((R12), Y9)
+	VFMADD231PS Y8, Y9, Y0
+	BF((R12)(BX*1), Y10)
+	VFMADD231PS Y8, Y10, Y1
+	BF((R12)(BX*2), Y11)
+	VFMADD231PS Y8, Y11, Y2
+	BF((R12)(R9*1), Y12)
+	VFMADD231PS Y8, Y12, Y3
+	BF((R12)(BX*4), Y13)
+	VFMADD231PS Y8, Y13, Y4
+	BF((R12)(R10*1), Y14)
+	VFMADD231PS Y8, Y14, Y5
+	BF((R12)(R9*2), Y9)
+	VFMADD231PS Y8, Y9, Y6
+	BF((R12)(R11*1), Y10)
+	VFMADD231PS Y8, Y10, Y7
+	ADDQ        $32, R13
+	ADDQ        $16, R12
+	SUBQ        $8, R14
+	JNZ         sgk
+
+	TESTQ $2, flags+48(FP)
+	JZ    sgstore
+	RED(Y0, X0, 0(R8))
+	RED(Y1, X1, 4(R8))
+	RED(Y2, X2, 8(R8))
+	RED(Y3, X3, 12(R8))
+	RED(Y4, X4, 16(R8))
+	RED(Y5, X5, 20(R8))
+	RED(Y6, X6, 24(R8))
+	RED(Y7, X7, 28(R8))
+	JMP   sgnext
+
+sgstore:
+	VMOVUPS Y0, 0(R15)
+	VMOVUPS Y1, 32(R15)
+	VMOVUPS Y2, 64(R15)
+	VMOVUPS Y3, 96(R15)
+	VMOVUPS Y4, 128(R15)
+	VMOVUPS Y5, 160(R15)
+	VMOVUPS Y6, 192(R15)
+	VMOVUPS Y7, 224(R15)
+
+sgnext:
+	LEAQ (DI)(BX*8), DI
+	ADDQ $256, R15
+	ADDQ $32, R8
+	SUBQ $8, DX
+	JMP  sg8
+
+sgdone:
+	VZEROUPPER
+	RET
