@@ -22,6 +22,45 @@
 	VPMOVZXWD mem, y \
 	VPSLLD    $16, y, y
 
+// GV8STEP is one 8-column step of eight bf16 weight rows (R12, stride BX; R9 = 3, R10 = 5, R11 = 7 rows)
+// against x at R13 into Y0..Y7, prefetching the next block's rows at AX; R14 counts the columns left. Shared
+// by gemvBF16 and gemvSegBF16, whose results must have the same bits.
+#define GV8STEP \
+	PREFETCHT0  (AX) \
+	PREFETCHT0  64(AX) \
+	ADDQ        $128, AX \
+	VMOVUPS     (R13), Y8 \
+	BF((R12), Y9) \
+	VFMADD231PS Y8, Y9, Y0 \
+	BF((R12)(BX*1), Y10) \
+	VFMADD231PS Y8, Y10, Y1 \
+	BF((R12)(BX*2), Y11) \
+	VFMADD231PS Y8, Y11, Y2 \
+	BF((R12)(R9*1), Y12) \
+	VFMADD231PS Y8, Y12, Y3 \
+	BF((R12)(BX*4), Y13) \
+	VFMADD231PS Y8, Y13, Y4 \
+	BF((R12)(R10*1), Y14) \
+	VFMADD231PS Y8, Y14, Y5 \
+	BF((R12)(R9*2), Y9) \
+	VFMADD231PS Y8, Y9, Y6 \
+	BF((R12)(R11*1), Y10) \
+	VFMADD231PS Y8, Y10, Y7 \
+	ADDQ        $32, R13 \
+	ADDQ        $16, R12 \
+	SUBQ        $8, R14
+
+// RED8 reduces Y0..Y7 into the eight float32 at R8.
+#define RED8 \
+	RED(Y0, X0, 0(R8)) \
+	RED(Y1, X1, 4(R8)) \
+	RED(Y2, X2, 8(R8)) \
+	RED(Y3, X3, 12(R8)) \
+	RED(Y4, X4, 16(R8)) \
+	RED(Y5, X5, 20(R8)) \
+	RED(Y6, X6, 24(R8)) \
+	RED(Y7, X7, 28(R8))
+
 // func gemvBF16(x *float32, w *uint16, ldw, k8, rows int, y *float32)
 // y[j] = dot(x[:k8], w[j*ldw:][:k8]) for j < rows (bf16 weights); k8 > 0.
 TEXT ·gemvBF16(SB), NOSPLIT, $0-48
@@ -71,39 +110,10 @@ gv8:
 	VXORPS Y7, Y7, Y7
 
 gv8k:
-	PREFETCHT0  (AX)
-	PREFETCHT0  64(AX)
-	ADDQ        $128, AX
-	VMOVUPS     (R13), Y8
-	BF((R12), Y9)
-	VFMADD231PS Y8, Y9, Y0
-	BF((R12)(BX*1), Y10)
-	VFMADD231PS Y8, Y10, Y1
-	BF((R12)(BX*2), Y11)
-	VFMADD231PS Y8, Y11, Y2
-	BF((R12)(R9*1), Y12)
-	VFMADD231PS Y8, Y12, Y3
-	BF((R12)(BX*4), Y13)
-	VFMADD231PS Y8, Y13, Y4
-	BF((R12)(R10*1), Y14)
-	VFMADD231PS Y8, Y14, Y5
-	BF((R12)(R9*2), Y9)
-	VFMADD231PS Y8, Y9, Y6
-	BF((R12)(R11*1), Y10)
-	VFMADD231PS Y8, Y10, Y7
-	ADDQ        $32, R13
-	ADDQ        $16, R12
-	SUBQ        $8, R14
+	GV8STEP
 	JNZ         gv8k
 
-	RED(Y0, X0, 0(R8))
-	RED(Y1, X1, 4(R8))
-	RED(Y2, X2, 8(R8))
-	RED(Y3, X3, 12(R8))
-	RED(Y4, X4, 16(R8))
-	RED(Y5, X5, 20(R8))
-	RED(Y6, X6, 24(R8))
-	RED(Y7, X7, 28(R8))
+	RED8
 	LEAQ (DI)(BX*8), DI
 	ADDQ $32, R8
 	SUBQ $8, DX
@@ -620,14 +630,7 @@ ds8r:
 	VMULPS Y14, Y5, Y5
 	VMULPS Y14, Y6, Y6
 	VMULPS Y14, Y7, Y7
-	RED(Y0, X0, 0(R8))
-	RED(Y1, X1, 4(R8))
-	RED(Y2, X2, 8(R8))
-	RED(Y3, X3, 12(R8))
-	RED(Y4, X4, 16(R8))
-	RED(Y5, X5, 20(R8))
-	RED(Y6, X6, 24(R8))
-	RED(Y7, X7, 28(R8))
+	RED8
 	LEAQ (R11)(BX*4), DI
 	ADDQ $32, R8
 	SUBQ $8, DX
@@ -1573,14 +1576,7 @@ qgk:
 	CMPQ       R14, CX
 	JLT        qgk
 
-	RED(Y0, X0, 0(R8))
-	RED(Y1, X1, 4(R8))
-	RED(Y2, X2, 8(R8))
-	RED(Y3, X3, 12(R8))
-	RED(Y4, X4, 16(R8))
-	RED(Y5, X5, 20(R8))
-	RED(Y6, X6, 24(R8))
-	RED(Y7, X7, 28(R8))
+	RED8
 	MOVQ R13, DI
 	MOVQ nb+32(FP), AX
 	SHLQ $5, AX
@@ -1785,41 +1781,12 @@ sgzero:
 	VXORPS Y7, Y7, Y7
 
 sgk:
-	PREFETCHT0  (AX)
-	PREFETCHT0  64(AX)
-	ADDQ        $128, AX
-	VMOVUPS     (R13), Y8
-	BF((R12), Y9)
-	VFMADD231PS Y8, Y9, Y0
-	BF((R12)(BX*1), Y10)
-	VFMADD231PS Y8, Y10, Y1
-	BF((R12)(BX*2), Y11)
-	VFMADD231PS Y8, Y11, Y2
-	BF((R12)(R9*1), Y12)
-	VFMADD231PS Y8, Y12, Y3
-	BF((R12)(BX*4), Y13)
-	VFMADD231PS Y8, Y13, Y4
-	BF((R12)(R10*1), Y14)
-	VFMADD231PS Y8, Y14, Y5
-	BF((R12)(R9*2), Y9)
-	VFMADD231PS Y8, Y9, Y6
-	BF((R12)(R11*1), Y10)
-	VFMADD231PS Y8, Y10, Y7
-	ADDQ        $32, R13
-	ADDQ        $16, R12
-	SUBQ        $8, R14
+	GV8STEP
 	JNZ         sgk
 
 	TESTQ $2, flags+48(FP)
 	JZ    sgstore
-	RED(Y0, X0, 0(R8))
-	RED(Y1, X1, 4(R8))
-	RED(Y2, X2, 8(R8))
-	RED(Y3, X3, 12(R8))
-	RED(Y4, X4, 16(R8))
-	RED(Y5, X5, 20(R8))
-	RED(Y6, X6, 24(R8))
-	RED(Y7, X7, 28(R8))
+	RED8
 	JMP   sgnext
 
 sgstore:
