@@ -135,14 +135,7 @@ func TestModelInt8(t *testing.T) {
 				}
 				segs[k] = Segment{Seq: s, Tokens: []int{(i*13 + 3) % mm.Cfg.Vocab}, Pos: len(ids), Logits: make([]float32, mm.Cfg.Vocab)}
 			}
-			if err := mm.Forward(ws, segs); err != nil {
-				t.Fatal(err)
-			}
-			out := make([][]float32, len(batch))
-			for k := range segs {
-				out[k] = segs[k].Logits
-			}
-			return out
+			return forwardLogits(t, mm, ws, segs)
 		}
 		all := []int{0, 1, 2, 3}
 		got, ref := run(q, all), run(m, all)

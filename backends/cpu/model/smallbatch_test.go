@@ -127,14 +127,7 @@ func TestDecodeAttentionOddGroup(t *testing.T) {
 			for k, i := range batch {
 				segs[k] = Segment{Seq: clone(seqs[i]), Tokens: []int{(i*13 + 3) % m.Cfg.Vocab}, Pos: lens[i], Logits: make([]float32, m.Cfg.Vocab)}
 			}
-			if err := m.Forward(ws, segs); err != nil {
-				t.Fatal(err)
-			}
-			out := make([][]float32, len(batch))
-			for k := range segs {
-				out[k] = segs[k].Logits
-			}
-			return out
+			return forwardLogits(t, m, ws, segs)
 		}
 		all := []int{0, 1, 2, 3}
 		got := step(all)
@@ -158,4 +151,17 @@ func TestDecodeAttentionOddGroup(t *testing.T) {
 			}
 		}
 	})
+}
+
+// forwardLogits runs one forward step of segs and returns each segment's logits.
+func forwardLogits(t *testing.T, m *Model, ws *Workspace, segs []Segment) [][]float32 {
+	t.Helper()
+	if err := m.Forward(ws, segs); err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]float32, len(segs))
+	for k := range segs {
+		out[k] = segs[k].Logits
+	}
+	return out
 }
