@@ -38,13 +38,17 @@ type Options struct {
 
 // Sizes records the problem sizes a run used.
 type Sizes struct {
-	PrefillPrompt    int   `json:"prefill_prompt"`
-	DecodeContext    int   `json:"decode_context"`
-	Contexts         []int `json:"contexts"`
-	FullContexts     []int `json:"full_contexts"`
-	Table5Prompt     int   `json:"table5_prompt"`
-	Table5Budget     int   `json:"table5_budget"`
-	Table5MaxNew     int   `json:"table5_max_new"`
+	PrefillPrompt int   `json:"prefill_prompt"`
+	DecodeContext int   `json:"decode_context"`
+	Contexts      []int `json:"contexts"`
+	FullContexts  []int `json:"full_contexts"`
+	Table5Prompt  int   `json:"table5_prompt"`
+	Table5Budget  int   `json:"table5_budget"`
+	Table5MaxNew  int   `json:"table5_max_new"`
+	// Table5Rounds rounds of Table5RoundSteps decode steps of each side, the two sides alternating, so that
+	// a change in the machine's load during the experiment falls on both.
+	Table5Rounds     int   `json:"table5_rounds"`
+	Table5RoundSteps int   `json:"table5_round_steps"`
 	SelectionPrompts []int `json:"selection_prompts"`
 	PrefillChunk     int   `json:"prefill_chunk"`
 	DecodeSteps      int   `json:"decode_steps"`
@@ -77,6 +81,10 @@ type Table5 struct {
 	FullTokS      float64 `json:"full_tok_s"`
 	SnapTokS      float64 `json:"snap_tok_s"`
 	Ratio         float64 `json:"ratio"`
+	// RoundRatios is the throughput ratio of each round alone (median step of each side in that round): its
+	// spread shows how much the machine moved during the experiment. Ratio comes from the medians of all
+	// rounds' steps.
+	RoundRatios []float64 `json:"round_ratios"`
 }
 
 // SelRow is SnapKV selection cost against prefill time at one prompt length.
@@ -165,11 +173,13 @@ func (o Options) withDefaults() Options {
 func sizes(quick bool) Sizes {
 	if quick {
 		return Sizes{PrefillPrompt: 128, DecodeContext: 512, Contexts: []int{1024, 4096, 16384, 32768}, FullContexts: []int{1024, 4096},
-			Table5Prompt: 1024, Table5Budget: 256, Table5MaxNew: 64, SelectionPrompts: []int{2048, 4096}, PrefillChunk: 256,
+			Table5Prompt: 1024, Table5Budget: 256, Table5MaxNew: 64, Table5Rounds: 3, Table5RoundSteps: 2,
+			SelectionPrompts: []int{2048, 4096}, PrefillChunk: 256,
 			DecodeSteps: 3, RealPrefillLimit: 2048, TGTokens: 128, TGReps: 2}
 	}
 	return Sizes{PrefillPrompt: 512, DecodeContext: 512, Contexts: []int{1024, 4096, 16384, 32768}, FullContexts: []int{1024, 4096, 16384, 32768},
-		Table5Prompt: 4096, Table5Budget: 1024, Table5MaxNew: 128, SelectionPrompts: []int{8192, 32768}, PrefillChunk: 256,
+		Table5Prompt: 4096, Table5Budget: 1024, Table5MaxNew: 128, Table5Rounds: 5, Table5RoundSteps: 4,
+		SelectionPrompts: []int{8192, 32768}, PrefillChunk: 256,
 		DecodeSteps: 8, RealPrefillLimit: 8192, TGTokens: 128, TGReps: 3}
 }
 
@@ -355,15 +365,24 @@ func stepTime(m *model.Model, o Options, n, ctxLen int, pol compress.Policy, ste
 	if err := y.Step(); err != nil {
 		return 0, nil, err
 	}
-	ts := make([]float64, steps)
+	ts, err := timeSteps(y, steps)
+	if err != nil {
+		return 0, nil, err
+	}
+	return median(ts), y, nil
+}
+
+// timeSteps runs n decode steps of y and returns each one's time in ms.
+func timeSteps(y *engine.Synthetic, n int) ([]float64, error) {
+	ts := make([]float64, n)
 	for i := range ts {
 		t0 := time.Now()
 		if err := y.Step(); err != nil {
-			return 0, nil, err
+			return nil, err
 		}
 		ts[i] = float64(time.Since(t0).Microseconds()) / 1000
 	}
-	return median(ts), y, nil
+	return ts, nil
 }
 
 func median(x []float64) float64 {
@@ -405,17 +424,42 @@ func table5(ctx context.Context, m *model.Model, o Options, sz Sizes, r *Result)
 	if t.FullBatch == 0 {
 		return fmt.Errorf("bench: KV budget %d bytes holds no full-cache sequence of %d tokens (%d bytes)", budget, P, fb)
 	}
-	steps := sz.DecodeSteps
-	fmt.Fprintf(o.Log, "table 5: %d full sequences vs %d %s sequences at %d-token prompts\n", t.FullBatch, t.SnapBatch, snapSpec, P)
-	if t.FullStepMs, _, err = stepTime(m, o, t.FullBatch, P, full, steps); err != nil {
+	fmt.Fprintf(o.Log, "table 5: %d full sequences vs %d %s sequences at %d-token prompts, %d alternating rounds of %d steps\n",
+		t.FullBatch, t.SnapBatch, snapSpec, P, sz.Table5Rounds, sz.Table5RoundSteps)
+	// Both batches are built first and their steps alternate round by round.
+	room := sz.Table5Rounds*sz.Table5RoundSteps + 1
+	fy, err := engine.NewSynthetic(m, engine.Options{Threads: o.Threads}, t.FullBatch, P, room, full)
+	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	defer fy.Close()
+	sy, err := engine.NewSynthetic(m, engine.Options{Threads: o.Threads}, t.SnapBatch, P, room, snap)
+	if err != nil {
 		return err
 	}
-	if t.SnapStepMs, _, err = stepTime(m, o, t.SnapBatch, P, snap, steps); err != nil {
-		return err
+	defer sy.Close()
+	for _, y := range []*engine.Synthetic{fy, sy} {
+		if err := y.Step(); err != nil { // warm-up
+			return err
+		}
 	}
+	var fullAll, snapAll []float64
+	for k := 0; k < sz.Table5Rounds; k++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fr, err := timeSteps(fy, sz.Table5RoundSteps)
+		if err != nil {
+			return err
+		}
+		sr, err := timeSteps(sy, sz.Table5RoundSteps)
+		if err != nil {
+			return err
+		}
+		fullAll, snapAll = append(fullAll, fr...), append(snapAll, sr...)
+		t.RoundRatios = append(t.RoundRatios, float64(t.SnapBatch)/median(sr)/(float64(t.FullBatch)/median(fr)))
+	}
+	t.FullStepMs, t.SnapStepMs = median(fullAll), median(snapAll)
 	t.FullTokS = float64(t.FullBatch) * 1000 / t.FullStepMs
 	t.SnapTokS = float64(t.SnapBatch) * 1000 / t.SnapStepMs
 	t.Ratio = t.SnapTokS / t.FullTokS

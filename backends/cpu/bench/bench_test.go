@@ -58,6 +58,12 @@ func TestRunQuickOnFixture(t *testing.T) {
 	if r.FlatRatio32k1k == nil || *r.FlatRatio32k1k <= 0 || r.Table5ThroughputRatio == nil || *r.Table5ThroughputRatio <= 0 || r.Table5 == nil {
 		t.Fatalf("flat ratio %v, table 5 ratio %v, table 5 %v", r.FlatRatio32k1k, r.Table5ThroughputRatio, r.Table5)
 	}
+	if len(r.Table5.RoundRatios) != r.Sizes.Table5Rounds || r.Sizes.Table5Rounds < 2 {
+		t.Errorf("table 5 round ratios %v, want one per round (%d)", r.Table5.RoundRatios, r.Sizes.Table5Rounds)
+	}
+	if lo, hi := slices.Min(r.Table5.RoundRatios), slices.Max(r.Table5.RoundRatios); r.Table5.Ratio < lo/2 || r.Table5.Ratio > 2*hi {
+		t.Errorf("table 5 ratio %v far outside its rounds' %v", r.Table5.Ratio, r.Table5.RoundRatios)
+	}
 	if r.Table5.SnapBatch < 3*r.Table5.FullBatch {
 		t.Errorf("table 5 batches: full %d, snapstream %d (4x compression)", r.Table5.FullBatch, r.Table5.SnapBatch)
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -43,7 +44,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	p("table 5\tKV budget %s, %d-token prompts, %s", mb(t.KVBudgetBytes), t.Prompt, t.Policy)
 	p("  full\tbatch %d (%s/seq)\t%.1f ms/step\t%.1f tok/s", t.FullBatch, mb(t.FullSeqBytes), t.FullStepMs, t.FullTokS)
 	p("  snapstream\tbatch %d (%s/seq)\t%.1f ms/step\t%.1f tok/s", t.SnapBatch, mb(t.SnapSeqBytes), t.SnapStepMs, t.SnapTokS)
-	p("  throughput ratio\t%.2fx", t.Ratio)
+	p("  throughput ratio\t%.2fx (%d alternating rounds of %d steps; one round alone: %s)", t.Ratio, r.Sizes.Table5Rounds, r.Sizes.Table5RoundSteps, ratioRange(t.RoundRatios))
 	p("")
 	p("selection\tprompt\tprefill ms\tselect ms\tshare")
 	for _, s := range r.Selection {
@@ -53,6 +54,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 		p("prefill estimate check\t%d tokens: measured %.0f ms, three-chunk estimate %.0f ms", r.PrefillCheck.Prompt, r.PrefillCheck.MeasuredMs, r.PrefillCheck.EstimatedMs)
 	}
 	return tw.Flush()
+}
+
+// ratioRange formats the lowest and highest of v as "3.61-3.98x".
+func ratioRange(v []float64) string {
+	if len(v) == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f-%.2fx", slices.Min(v), slices.Max(v))
 }
 
 func ratioOrNA(x *float64) string {
