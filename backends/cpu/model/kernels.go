@@ -163,6 +163,15 @@ func gemv(x []float32, w []uint16, ldw, rows int, y []float32) {
 	}
 }
 
+// gemm8x4 computes the 8x4 block y[r*ldy+j] = x[r*ldx:][:k8] . w[j*ldw:][:k8] with the AVX-512 kernel
+// (tails are the caller's; only where simd512 is on).
+func gemm8x4(x []float32, ldx int, w []uint16, ldw, k8 int, y []float32, ldy int) {
+	_ = x[7*ldx+k8-1]
+	_ = w[3*ldw+k8-1]
+	_ = y[7*ldy+3]
+	gemm8x4BF16Z(&x[0], ldx, &w[0], ldw, k8, &y[0], ldy)
+}
+
 // gemm4x3 computes the 4x3 block y[r*ldy+j] = x[r*ldx:][:k8] . w[j*ldw:][:k8] (tails are the caller's).
 func gemm4x3(x []float32, ldx int, w []uint16, ldw, k8 int, y []float32, ldy int) {
 	_ = x[3*ldx+k8-1]
@@ -561,6 +570,19 @@ func matmulRows(w *Mat, bias, x []float32, rows int, y []float32, ldy, lo, hi in
 				}
 			}
 			r := 0
+			// Eight rows at a time with AVX-512 (each weight row widened once for eight input rows).
+			if simdOn && simd512 && !usePanel {
+				n4 := j0 + (j1-j0)/4*4
+				for ; r+8 <= rows; r += 8 {
+					for j := j0; j < n4; j += 4 {
+						gemm8x4(x[r*cols:], cols, W[j*cols:], cols, k8, y[r*ldy+j:], ldy)
+					}
+					addColTail(x, W, cols, k8, r, r+8, j0, n4, y, ldy)
+					for rr := r; rr < r+8 && n4 < j1; rr++ {
+						gemv(x[rr*cols:(rr+1)*cols], W[n4*cols:], cols, j1-n4, y[rr*ldy+n4:rr*ldy+j1])
+					}
+				}
+			}
 			for ; r+4 <= rows; r += 4 {
 				if seg {
 					acc := panel[jBlock*k8:]

@@ -99,3 +99,6 @@ func gemm4x3Q8(x *float32, ldx int, q *int8, ldq int, s0, s1, s2 *float32, k8 in
 
 //go:noescape
 func gemvSegBF16(x *float32, w *uint16, ldw, k8, rows int, acc *float32, flags int, y *float32)
+
+//go:noescape
+func gemm8x4BF16Z(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int)

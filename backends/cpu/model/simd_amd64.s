@@ -1809,3 +1809,106 @@ sgnext:
 sgdone:
 	VZEROUPPER
 	RET
+
+// G84RED stores one input row's four results of gemm8x4BF16Z (weight rows 0|1 in za, 2|3 in zb) at R8 and
+// moves R8 to the next output row.
+#define G84RED(za, zb) \
+	VMOVAPS       za, Z4 \
+	VEXTRACTF64X4 $1, za, Y5 \
+	VMOVAPS       zb, Z6 \
+	VEXTRACTF64X4 $1, zb, Y7 \
+	RED(Y4, X4, 0(R8)) \
+	RED(Y5, X5, 4(R8)) \
+	RED(Y6, X6, 8(R8)) \
+	RED(Y7, X7, 12(R8)) \
+	ADDQ          DX, R8
+
+// func gemm8x4BF16Z(x *float32, ldx int, w *uint16, ldw, k8 int, y *float32, ldy int)
+// y[r*ldy+j] = dot(x[r*ldx:][:k8], w[j*ldw:][:k8]) for r < 8, j < 4 (bf16 weights; AVX-512F). Each Z
+// accumulator holds two dot products of one input row, weight row j in lanes 0-7 and j+1 in lanes 8-15:
+// every lane sums the columns, in the order and with the reduction, of the 8-lane kernels above, so the
+// results have gemv's bits; each weight row is widened once for the eight input rows.
+TEXT ·gemm8x4BF16Z(SB), NOSPLIT, $0-56
+	MOVQ x+0(FP), R10
+	MOVQ ldx+8(FP), BX
+	SHLQ $2, BX
+	LEAQ (BX)(BX*2), R11 // 3 rows
+	LEAQ (BX)(BX*4), R12 // 5 rows
+	LEAQ (R11)(BX*4), R13 // 7 rows
+	MOVQ w+16(FP), DI
+	MOVQ ldw+24(FP), R14
+	SHLQ $1, R14
+	LEAQ (R14)(R14*2), R9 // 3 weight rows
+	MOVQ k8+32(FP), CX
+	MOVQ y+40(FP), R8
+	MOVQ ldy+48(FP), DX
+	SHLQ $2, DX
+	LEAQ (DI)(R14*4), SI // prefetch the weights of the next tiles (rows are contiguous in matmulRows)
+	ADDQ $PFDIST, SI
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+
+g84k:
+	PREFETCHT0      (SI)
+	VMOVDQU         (DI), X0
+	VINSERTI128     $1, (DI)(R14*1), Y0, Y0
+	VPMOVZXWD       Y0, Z0
+	VPSLLD          $16, Z0, Z0
+	VMOVDQU         (DI)(R14*2), X1
+	VINSERTI128     $1, (DI)(R9*1), Y1, Y1
+	VPMOVZXWD       Y1, Z1
+	VPSLLD          $16, Z1, Z1
+	VBROADCASTF64X4 (R10), Z2
+	VFMADD231PS     Z2, Z0, Z16
+	VFMADD231PS     Z2, Z1, Z17
+	VBROADCASTF64X4 (R10)(BX*1), Z3
+	VFMADD231PS     Z3, Z0, Z18
+	VFMADD231PS     Z3, Z1, Z19
+	VBROADCASTF64X4 (R10)(BX*2), Z2
+	VFMADD231PS     Z2, Z0, Z20
+	VFMADD231PS     Z2, Z1, Z21
+	VBROADCASTF64X4 (R10)(R11*1), Z3
+	VFMADD231PS     Z3, Z0, Z22
+	VFMADD231PS     Z3, Z1, Z23
+	VBROADCASTF64X4 (R10)(BX*4), Z2
+	VFMADD231PS     Z2, Z0, Z24
+	VFMADD231PS     Z2, Z1, Z25
+	VBROADCASTF64X4 (R10)(R12*1), Z3
+	VFMADD231PS     Z3, Z0, Z26
+	VFMADD231PS     Z3, Z1, Z27
+	VBROADCASTF64X4 (R10)(R11*2), Z2
+	VFMADD231PS     Z2, Z0, Z28
+	VFMADD231PS     Z2, Z1, Z29
+	VBROADCASTF64X4 (R10)(R13*1), Z3
+	VFMADD231PS     Z3, Z0, Z30
+	VFMADD231PS     Z3, Z1, Z31
+	ADDQ            $64, SI
+	ADDQ            $16, DI
+	ADDQ            $32, R10
+	SUBQ            $8, CX
+	JNZ             g84k
+
+	G84RED(Z16, Z17)
+	G84RED(Z18, Z19)
+	G84RED(Z20, Z21)
+	G84RED(Z22, Z23)
+	G84RED(Z24, Z25)
+	G84RED(Z26, Z27)
+	G84RED(Z28, Z29)
+	G84RED(Z30, Z31)
+	VZEROUPPER
+	RET

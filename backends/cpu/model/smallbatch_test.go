@@ -6,13 +6,17 @@ import (
 	"testing"
 )
 
-// TestSmallBatchKernelsMatchGemv checks, on both paths, that the small-batch tile gemmNx4 (2 and 3 input
-// rows x 4 weight rows) gives the bits of gemv for odd strides and column counts, and writes nothing
-// outside its block.
+// TestSmallBatchKernelsMatchGemv checks, on both paths, that the small-batch tiles gemmNx4 (2 and 3 input
+// rows x 4 weight rows) and, with AVX-512, gemm8x4 (8 x 4) give the bits of gemv for odd strides and column
+// counts, and write nothing outside their block.
 func TestSmallBatchKernelsMatchGemv(t *testing.T) {
 	bothPaths(t, func(t *testing.T) {
+		ns := []int{2, 3}
+		if simdOn && simd512 {
+			ns = append(ns, 8)
+		}
 		for _, k8 := range []int{8, 16, 40, 72, 576, 1536} {
-			for _, n := range []int{2, 3} {
+			for _, n := range ns {
 				ldw, ldx, ldy := k8+5, k8+3, 7
 				m := randMat(4, ldw)
 				x := randVec(n * ldx)
@@ -23,7 +27,11 @@ func TestSmallBatchKernelsMatchGemv(t *testing.T) {
 				for i := range got {
 					got[i] = -1234
 				}
-				gemmNx4(x, ldx, m.W, ldw, k8, got, ldy, n)
+				if n == 8 {
+					gemm8x4(x, ldx, m.W, ldw, k8, got, ldy)
+				} else {
+					gemmNx4(x, ldx, m.W, ldw, k8, got, ldy, n)
+				}
 				for r := 0; r < n; r++ {
 					want := make([]float32, 4)
 					gemv(x[r*ldx:r*ldx+k8], m.W, ldw, 4, want)
@@ -36,7 +44,7 @@ func TestSmallBatchKernelsMatchGemv(t *testing.T) {
 							continue
 						}
 						if g != want[j] {
-							t.Fatalf("k8=%d n=%d: gemmNx4[%d][%d] = %v, gemv %v", k8, n, r, j, g, want[j])
+							t.Fatalf("k8=%d n=%d: tile[%d][%d] = %v, gemv %v", k8, n, r, j, g, want[j])
 						}
 					}
 				}
