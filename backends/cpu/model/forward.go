@@ -68,6 +68,9 @@ type Workspace struct {
 	// attnDone[kvh] counts the attention units of KV head kvh done in this step (kvUnits of them a
 	// layer), oacc holds each worker's lane sums between segments.
 	overlapO bool
+	// small is set for a step of fewer than panelRows rows on a pool of at most smallPool workers: its
+	// projections run in one chunk per worker, without the o_proj overlap.
+	small    bool
 	attnDone []atomic.Int64
 	kvUnits  []int64
 	oacc     [][]float32
@@ -193,7 +196,8 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	// o_proj overlaps attention for a single row when its column segments (one KV head's query heads) are
 	// whole 8-lane steps and, on the assembly path, its chunks whole 8-row groups; bf16 weights only.
 	g := nQ / nKV
-	ws.overlapO = R == 1 && len(m.Layers) > 0 && (g*d)%8 == 0 && (!simdOn || H%8 == 0) && m.Layers[0].O.Q == nil
+	ws.small = ws.pool.Workers() <= smallPool && R < panelRows
+	ws.overlapO = R == 1 && !ws.small && len(m.Layers) > 0 && (g*d)%8 == 0 && (!simdOn || H%8 == 0) && m.Layers[0].O.Q == nil
 	if ws.overlapO {
 		if len(ws.attnDone) < nKV {
 			ws.attnDone = make([]atomic.Int64, nKV)
@@ -221,6 +225,13 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	ws.m, ws.segs = nil, nil
 	return nil
 }
+
+// smallPool is the largest pool that runs the projections of a decode step (fewer than panelRows rows) in one
+// chunk per worker and without the o_proj overlap. Four chunks per worker let the others take over the share
+// of a worker the machine slows down, and the overlap lets o_proj start as each KV head's attention ends;
+// on 2 workers (the 2-vCPU dev box) both cost more than they save: a decode step of one sequence took
+// 6.2 / 7.4 ms at 16 / 512 context with one chunk per worker against 7.2 / 8.1 ms with both (see BENCH.md).
+var smallPool = 4
 
 // Kinds of step of a forward plan.
 const (
@@ -274,14 +285,18 @@ func (ws *Workspace) buildPlan(R, nl int) {
 	}
 	add(phase{j: job(stEmbed, 0), n: R, align: 1, barrier: true})
 	nh := c.Heads + 2*c.KVHeads
+	qc, mc := nh, 0 // chunks of the q|k|v phase and of the other projections (0: four per worker)
+	if ws.small {
+		qc, mc = ws.pool.Workers(), ws.pool.Workers()
+	}
 	for l := 0; l < L; l++ {
-		add(phase{j: job(stQKV, l), n: nh, align: 1, chunks: nh, barrier: true})
+		add(phase{j: job(stQKV, l), n: nh, align: 1, chunks: qc, barrier: true})
 		add(phase{j: job(stAttn, l), n: len(ws.units), align: 1})
 		// With overlapO the o_proj chunks wait for attention themselves (by KV head) instead of at a barrier.
-		add(phase{j: job(stO, l), n: c.Hidden, align: 8, barrier: !ws.overlapO})
+		add(phase{j: job(stO, l), n: c.Hidden, align: 8, chunks: mc, barrier: !ws.overlapO})
 		norm(stMLPNorm, l, R)
-		add(phase{j: job(stGateUp, l), n: c.Intermediate, align: 8, barrier: true})
-		add(phase{j: job(stDown, l), n: c.Hidden, align: 8, barrier: true})
+		add(phase{j: job(stGateUp, l), n: c.Intermediate, align: 8, chunks: mc, barrier: true})
+		add(phase{j: job(stDown, l), n: c.Hidden, align: 8, chunks: mc, barrier: true})
 		if l+1 < L {
 			norm(stAttnNorm, l+1, R)
 		} else if nl > 0 {
@@ -289,7 +304,7 @@ func (ws *Workspace) buildPlan(R, nl int) {
 		}
 	}
 	if nl > 0 {
-		add(phase{j: job(stLogits, 0), n: c.Vocab, align: 8, barrier: true})
+		add(phase{j: job(stLogits, 0), n: c.Vocab, align: 8, chunks: mc, barrier: true})
 	}
 }
 
