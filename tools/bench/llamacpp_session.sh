@@ -8,6 +8,7 @@
 # Modes:
 #   build  untar + cmake (CPU only, native) llama-bench, write the random SmolLM2-135M-shape checkpoint and convert it
 #          to GGUF BF16 and Q8_0 with convert_hf_to_gguf.py (outputs stay in build/, kept while the machine is warm)
+#   final  llama-bench BF16, snapeval --peer at 2/16 threads, a 2-thread decode A/B, the full bench at 2 and 16
 #   int8   llama-bench Q8_0 and BF16 against snapeval bench --peer --weights int8 and bf16 at 2 and 16 threads
 #   bench  build if missing, then llama-bench -p 512 -n 128 -t 2,16 -r 3 (BF16, Q8_0), the model package's tests
 #          (bin/model.test, if built) and `snapeval bench --peer` on the same checkpoint at 2 and 16 threads (with
@@ -123,6 +124,44 @@ recheck() {
   grep -E '"(table5_throughput_ratio|flat_ratio_32k_1k|selection_share_8k|selection_share_32k|decode_batch_tok_s)"' "$OUT/snapeval-t16.json" | tr -d '\n'; echo
 }
 
+# final: one call (~7 min with the llama.cpp build) after a change of the 2-thread path: llama-bench BF16,
+# `snapeval bench --peer` at 2 and 16 threads, BenchmarkDecodeBatch (1, 4, 8 sequences) at 2 threads alternating
+# bin/model-A.test (a baseline build) with bin/model.test, then the full bench (claims) at 2 and at 16 threads.
+final() {
+  build || { echo "build failed"; return 1; }
+  { lscpu; echo; free -g; echo; uname -a; } >"$OUT/machine.txt" 2>&1
+  grep -E "Model name|^CPU\(s\)" "$OUT/machine.txt"
+  if [ -x bin/model.test ]; then
+    (cd backends/cpu/model && ../../../bin/model.test -test.count=1 >"$OUT/model-test.log" 2>&1; echo "model tests rc=$?")
+  fi
+  echo "== llama-bench bf16"
+  "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
+    >"$OUT/llama-bf16.json" 2>"$OUT/llama-bf16.md"
+  grep -v "^load\|^llama_\|^print_info\|^ggml" "$OUT/llama-bf16.md" | tail -6
+  for th in 2 16; do
+    echo "== snapeval bench --peer --threads $th"
+    GOMAXPROCS=$th bin/snapeval bench --peer --model "$CK/hf" --threads $th --json \
+      >"$OUT/snapeval-peer-t$th.json" 2>"$OUT/snapeval-peer-t$th.log"
+    grep -E '"(bandwidth_gbs|prefill_tok_s|tg128_tok_s|decode_tok_s|decode_batch_tok_s|decode_bandwidth_fraction)"' "$OUT/snapeval-peer-t$th.json" | tr -d '\n'; echo
+  done
+  for round in 1 2 3; do
+    for v in A B; do
+      t=bin/model.test; [ $v = A ] && t=bin/model-A.test
+      [ -x "$t" ] || continue
+      f="$OUT/decodebatch-cpu2-$v-$round.txt"
+      (cd backends/cpu/model && "../../../$t" -test.run '^$' -test.bench 'DecodeBatch/^seqs=(1|4|8)$' -test.cpu 2 -test.benchtime 1s) >"$f" 2>&1
+      echo "$v cpu2 round $round: $(grep tok/s "$f" | awk '{print $1, $3, $(NF-1)}' | sed 's/BenchmarkDecodeBatch\///' | tr '\n' ' ')"
+    done
+  done
+  for th in 2 16; do
+    echo "== snapeval bench --threads $th (full: claims too)"
+    s=$(date +%s)
+    GOMAXPROCS=$th bin/snapeval bench --model "$CK/hf" --threads $th --json >"$OUT/snapeval-t$th.json" 2>"$OUT/snapeval-t$th.log"
+    echo "$(( $(date +%s) - s )) s: $(grep -E '"(table5_throughput_ratio|flat_ratio_32k_1k|selection_share_8k|selection_share_32k|decode_batch_tok_s|decode_bandwidth_fraction)"' "$OUT/snapeval-t$th.json" | tr -d '\n')"
+  done
+  cp "$CK/hf/config.json" "$OUT/ckpt-config.json"
+}
+
 # int8: llama-bench Q8_0 and BF16 against `snapeval bench --peer` with --weights int8 and bf16, at 2 and 16
 # threads, one after the other (~5 min with the llama.cpp build).
 int8() {
@@ -153,7 +192,8 @@ case "$MODE" in
   bench) bench; rc=$? ;;
   recheck) recheck; rc=$? ;;
   int8) int8; rc=$? ;;
-  *) echo "usage: $0 build|bench|recheck|int8"; exit 2 ;;
+  final) final; rc=$? ;;
+  *) echo "usage: $0 build|bench|recheck|int8|final"; exit 2 ;;
 esac
 tar -C "$FINAL" -czf "$FINAL/results.tgz" work && rm -rf "$OUT"
 exit $rc
