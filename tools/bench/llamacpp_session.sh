@@ -8,7 +8,7 @@
 # Modes:
 #   build  untar + cmake (CPU only, native) llama-bench, write the random SmolLM2-135M-shape checkpoint and convert it
 #          to GGUF BF16 and Q8_0 with convert_hf_to_gguf.py (outputs stay in build/, kept while the machine is warm)
-#   final  llama-bench BF16, snapeval --peer at 2/16 threads, a 2-thread decode A/B, the full bench at 2 and 16
+#   final  llama-bench BF16, snapeval --peer at 2/16 threads, a 2/4-thread decode A/B, the full bench at 2 and 16
 #   int8   llama-bench Q8_0 and BF16 against snapeval bench --peer --weights int8 and bf16 at 2 and 16 threads
 #   bench  build if missing, then llama-bench -p 512 -n 128 -t 2,16 -r 3 (BF16, Q8_0), the model package's tests
 #          (bin/model.test, if built) and `snapeval bench --peer` on the same checkpoint at 2 and 16 threads (with
@@ -125,7 +125,7 @@ recheck() {
 }
 
 # final: one call (~7 min with the llama.cpp build) after a change of the 2-thread path: llama-bench BF16,
-# `snapeval bench --peer` at 2 and 16 threads, BenchmarkDecodeBatch (1, 4, 8 sequences) at 2 threads alternating
+# `snapeval bench --peer` at 2 and 16 threads, BenchmarkDecodeBatch (1, 4, 8 sequences) at 2 and 4 threads alternating
 # bin/model-A.test (a baseline build) with bin/model.test, then the full bench (claims) at 2 and at 16 threads.
 final() {
   build || { echo "build failed"; return 1; }
@@ -145,12 +145,14 @@ final() {
     grep -E '"(bandwidth_gbs|prefill_tok_s|tg128_tok_s|decode_tok_s|decode_batch_tok_s|decode_bandwidth_fraction)"' "$OUT/snapeval-peer-t$th.json" | tr -d '\n'; echo
   done
   for round in 1 2 3; do
-    for v in A B; do
-      t=bin/model.test; [ $v = A ] && t=bin/model-A.test
-      [ -x "$t" ] || continue
-      f="$OUT/decodebatch-cpu2-$v-$round.txt"
-      (cd backends/cpu/model && "../../../$t" -test.run '^$' -test.bench 'DecodeBatch/^seqs=(1|4|8)$' -test.cpu 2 -test.benchtime 1s) >"$f" 2>&1
-      echo "$v cpu2 round $round: $(grep tok/s "$f" | awk '{print $1, $3, $(NF-1)}' | sed 's/BenchmarkDecodeBatch\///' | tr '\n' ' ')"
+    for cpu in 2 4; do
+      for v in A B; do
+        t=bin/model.test; [ $v = A ] && t=bin/model-A.test
+        [ -x "$t" ] || continue
+        f="$OUT/decodebatch-cpu$cpu-$v-$round.txt"
+        (cd backends/cpu/model && "../../../$t" -test.run '^$' -test.bench 'DecodeBatch/^seqs=(1|4|8)$' -test.cpu $cpu -test.benchtime 1s) >"$f" 2>&1
+        echo "$v cpu$cpu round $round: $(grep tok/s "$f" | awk '{print $1, $3, $(NF-1)}' | sed 's/BenchmarkDecodeBatch\///' | tr '\n' ' ')"
+      done
     done
   done
   for th in 2 16; do
