@@ -47,8 +47,12 @@ type Sizes struct {
 	Table5MaxNew  int   `json:"table5_max_new"`
 	// Table5Rounds rounds of Table5RoundSteps decode steps of each side, the two sides alternating, so that
 	// a change in the machine's load during the experiment falls on both.
-	Table5Rounds     int   `json:"table5_rounds"`
-	Table5RoundSteps int   `json:"table5_round_steps"`
+	Table5Rounds     int `json:"table5_rounds"`
+	Table5RoundSteps int `json:"table5_round_steps"`
+	// SweepRounds rounds of SweepRoundSteps decode steps at each context of the compressed policy's sweep,
+	// the contexts alternating (the full-cache sweep, gigabytes at 32k, runs one context after another).
+	SweepRounds      int   `json:"sweep_rounds"`
+	SweepRoundSteps  int   `json:"sweep_round_steps"`
 	SelectionPrompts []int `json:"selection_prompts"`
 	PrefillChunk     int   `json:"prefill_chunk"`
 	DecodeSteps      int   `json:"decode_steps"`
@@ -132,11 +136,14 @@ type Result struct {
 	DecodeBandwidthFraction float64   `json:"decode_bandwidth_fraction"`
 	Steps                   []StepRow `json:"steps"`
 	// The step-time ratios 32k/1k under snapstream and full; null where a run did not measure both sizes.
-	FlatRatio32k1k        *float64 `json:"flat_ratio_32k_1k"`
-	FullRatio32k1k        *float64 `json:"full_ratio_32k_1k"`
-	Table5                *Table5  `json:"table5"`
-	Table5ThroughputRatio *float64 `json:"table5_throughput_ratio"`
-	Selection             []SelRow `json:"selection"`
+	FlatRatio32k1k *float64 `json:"flat_ratio_32k_1k"`
+	FullRatio32k1k *float64 `json:"full_ratio_32k_1k"`
+	// FlatRoundRatios is the compressed policy's 32k/1k step ratio in each round of its alternating sweep
+	// alone (FlatRatio32k1k comes from the medians of all rounds' steps).
+	FlatRoundRatios       []float64 `json:"flat_round_ratios"`
+	Table5                *Table5   `json:"table5"`
+	Table5ThroughputRatio *float64  `json:"table5_throughput_ratio"`
+	Selection             []SelRow  `json:"selection"`
 	// The selection share at each prompt size the bench knows (8k and 32k in a full run, 2k and 4k in a
 	// quick one); null where this run did not measure that size.
 	SelectionShare2k  *float64 `json:"selection_share_2k"`
@@ -173,12 +180,12 @@ func (o Options) withDefaults() Options {
 func sizes(quick bool) Sizes {
 	if quick {
 		return Sizes{PrefillPrompt: 128, DecodeContext: 512, Contexts: []int{1024, 4096, 16384, 32768}, FullContexts: []int{1024, 4096},
-			Table5Prompt: 1024, Table5Budget: 256, Table5MaxNew: 64, Table5Rounds: 3, Table5RoundSteps: 2,
+			Table5Prompt: 1024, Table5Budget: 256, Table5MaxNew: 64, Table5Rounds: 3, Table5RoundSteps: 2, SweepRounds: 3, SweepRoundSteps: 2,
 			SelectionPrompts: []int{2048, 4096}, PrefillChunk: 256,
 			DecodeSteps: 3, RealPrefillLimit: 2048, TGTokens: 128, TGReps: 2}
 	}
 	return Sizes{PrefillPrompt: 512, DecodeContext: 512, Contexts: []int{1024, 4096, 16384, 32768}, FullContexts: []int{1024, 4096, 16384, 32768},
-		Table5Prompt: 4096, Table5Budget: 1024, Table5MaxNew: 128, Table5Rounds: 5, Table5RoundSteps: 4,
+		Table5Prompt: 4096, Table5Budget: 1024, Table5MaxNew: 128, Table5Rounds: 5, Table5RoundSteps: 4, SweepRounds: 5, SweepRoundSteps: 4,
 		SelectionPrompts: []int{8192, 32768}, PrefillChunk: 256,
 		DecodeSteps: 8, RealPrefillLimit: 8192, TGTokens: 128, TGReps: 3}
 }
@@ -274,22 +281,20 @@ func Run(ctx context.Context, m *model.Model, name string, o Options) (*Result, 
 
 	// Claims 1 and 2: decode step time and KV bytes against context.
 	snapSpec := fmt.Sprintf("snapstream:budget=%d", o.Budget)
-	for _, spec := range []string{"full", snapSpec} {
-		ctxs := sz.Contexts
-		if spec == "full" {
-			ctxs = sz.FullContexts
+	for _, n := range sz.FullContexts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		for _, n := range ctxs {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			logf("decode step: %s at %d context", spec, n)
-			ms, y, err := stepTime(m, o, 1, n, compress.MustParse(spec), sz.DecodeSteps)
-			if err != nil {
-				return nil, err
-			}
-			r.Steps = append(r.Steps, StepRow{Policy: spec, Context: n, LiveSlots: y.LiveSlots(), KVBytes: y.KVBytes(), StepMs: ms})
+		logf("decode step: full at %d context", n)
+		ms, y, err := stepTime(m, o, 1, n, full, sz.DecodeSteps)
+		if err != nil {
+			return nil, err
 		}
+		r.Steps = append(r.Steps, StepRow{Policy: "full", Context: n, LiveSlots: y.LiveSlots(), KVBytes: y.KVBytes(), StepMs: ms})
+	}
+	logf("decode step: %s at %v context, %d alternating rounds of %d steps", snapSpec, sz.Contexts, sz.SweepRounds, sz.SweepRoundSteps)
+	if err := sweep(ctx, m, o, sz, compress.MustParse(snapSpec), r); err != nil {
+		return nil, err
 	}
 	r.FlatRatio32k1k = nonZero(stepRatio(r.Steps, snapSpec, 32768, 1024))
 	r.FullRatio32k1k = nonZero(stepRatio(r.Steps, "full", 32768, 1024))
@@ -352,6 +357,53 @@ func stepRatio(rows []StepRow, policy string, a, b int) float64 {
 		return 0
 	}
 	return ta / tb
+}
+
+// sweep measures the decode step of one sequence under pol at each of sz.Contexts, the contexts taking turns
+// round by round (so that a change in the machine's load falls on all of them), and appends a StepRow for each
+// (the median of its steps in all rounds) and, when 1k and 32k are among them, each round's 32k/1k ratio.
+func sweep(ctx context.Context, m *model.Model, o Options, sz Sizes, pol compress.Policy, r *Result) error {
+	ys := make([]*engine.Synthetic, len(sz.Contexts))
+	defer func() {
+		for _, y := range ys {
+			if y != nil {
+				y.Close()
+			}
+		}
+	}()
+	for i, n := range sz.Contexts {
+		y, err := engine.NewSynthetic(m, engine.Options{Threads: o.Threads}, 1, n, sz.SweepRounds*sz.SweepRoundSteps+1, pol)
+		if err != nil {
+			return err
+		}
+		ys[i] = y
+		if err := y.Step(); err != nil { // warm-up
+			return err
+		}
+	}
+	all := make([][]float64, len(ys))
+	i1k, i32k := slices.Index(sz.Contexts, 1024), slices.Index(sz.Contexts, 32768)
+	for k := 0; k < sz.SweepRounds; k++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		round := make([]float64, len(ys))
+		for i, y := range ys {
+			ts, err := timeSteps(y, sz.SweepRoundSteps)
+			if err != nil {
+				return err
+			}
+			all[i] = append(all[i], ts...)
+			round[i] = median(ts)
+		}
+		if i1k >= 0 && i32k >= 0 {
+			r.FlatRoundRatios = append(r.FlatRoundRatios, round[i32k]/round[i1k])
+		}
+	}
+	for i, y := range ys {
+		r.Steps = append(r.Steps, StepRow{Policy: pol.String(), Context: sz.Contexts[i], LiveSlots: y.LiveSlots(), KVBytes: y.KVBytes(), StepMs: median(all[i])})
+	}
+	return nil
 }
 
 // stepTime builds n synthetic sequences at context ctxLen and returns the median decode step time (ms)

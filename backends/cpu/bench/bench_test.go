@@ -64,6 +64,18 @@ func TestRunQuickOnFixture(t *testing.T) {
 	if lo, hi := slices.Min(r.Table5.RoundRatios), slices.Max(r.Table5.RoundRatios); r.Table5.Ratio < lo/2 || r.Table5.Ratio > 2*hi {
 		t.Errorf("table 5 ratio %v far outside its rounds' %v", r.Table5.Ratio, r.Table5.RoundRatios)
 	}
+	// The compressed sweep alternates its contexts: one row per context, one 32k/1k ratio per round.
+	var snapRows int
+	for _, s := range r.Steps {
+		if s.Policy != "full" {
+			snapRows++
+		}
+	}
+	if snapRows != len(r.Sizes.Contexts) || len(r.FlatRoundRatios) != r.Sizes.SweepRounds || r.Sizes.SweepRounds < 2 {
+		t.Errorf("compressed sweep: %d rows for contexts %v, round ratios %v for %d rounds", snapRows, r.Sizes.Contexts, r.FlatRoundRatios, r.Sizes.SweepRounds)
+	} else if lo, hi := slices.Min(r.FlatRoundRatios), slices.Max(r.FlatRoundRatios); *r.FlatRatio32k1k < lo/2 || *r.FlatRatio32k1k > 2*hi {
+		t.Errorf("flat ratio %v far outside its rounds' %v", *r.FlatRatio32k1k, r.FlatRoundRatios)
+	}
 	if r.Table5.SnapBatch < 3*r.Table5.FullBatch {
 		t.Errorf("table 5 batches: full %d, snapstream %d (4x compression)", r.Table5.FullBatch, r.Table5.SnapBatch)
 	}

@@ -35,7 +35,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	for _, s := range r.Steps {
 		p("%s\t%d\t%d\t%s\t%.1f", s.Policy, s.Context, s.LiveSlots, mb(s.KVBytes), s.StepMs)
 	}
-	p("step ratio 32k/1k\tsnapstream %s\tfull %s", ratioOrNA(r.FlatRatio32k1k), ratioOrNA(r.FullRatio32k1k))
+	p("")
+	p("step ratio 32k/1k\tsnapstream %s (%d alternating rounds of %d steps; one round alone: %s)", ratioOrNA(r.FlatRatio32k1k),
+		r.Sizes.SweepRounds, r.Sizes.SweepRoundSteps, ratioRange(r.FlatRoundRatios))
+	p("\tfull %s (one context after another)", ratioOrNA(r.FullRatio32k1k))
 	p("")
 	t := r.Table5
 	if t == nil {
