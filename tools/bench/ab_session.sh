@@ -2,7 +2,7 @@
 # ab_session.sh: a short device call (~4 min) that checks a kernel change on the lent machine's CPU without
 # llama.cpp: the model package's tests, BenchmarkDecodeBatch alternating a baseline test binary (A) with the
 # current one (B) at 16 and 2 threads, `snapeval bench --peer` at 16 and 2 threads, the full bench at 16
-# (FULL16=n runs of it; FULL2=1 adds one at 2 threads).
+# (FULL16=n runs of it; FULL2=1 adds one at 2 threads; FULLX="8 12" one at each of those).
 # Build here first (bin/ is git-ignored; carry ["bin"]):
 #   CGO_ENABLED=0 go build -ldflags "-s -w" -o bin/snapeval ./cmd/snapeval
 #   CGO_ENABLED=0 go test -c -o bin/model.test ./backends/cpu/model
@@ -39,8 +39,10 @@ full() {
   s=$(date +%s)
   GOMAXPROCS=$th bin/snapeval bench --model build/ckpt/hf --threads $th --json >"$W/$f.json" 2>"$W/$f.log"
   echo "$f ($(( $(date +%s) - s )) s): $(grep -E '"(table5_throughput_ratio|flat_ratio_32k_1k|selection_share_8k|selection_share_32k|decode_batch_tok_s|decode_bandwidth_fraction)"' "$W/$f.json" | tr -d '\n')"
-  python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["table5"]; print("  table5 full %.1f ms, snap %.1f ms, rounds %s" % (t["full_step_ms"], t["snap_step_ms"], " ".join("%.2f" % x for x in t.get("round_ratios") or [])))' "$W/$f.json"
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); t=d["table5"]; print("  table5 full %.1f ms, snap %.1f ms, rounds %s; flat rounds %s" % (t["full_step_ms"], t["snap_step_ms"], " ".join("%.2f" % x for x in t.get("round_ratios") or []), " ".join("%.2f" % x for x in d.get("flat_round_ratios") or [])))' "$W/$f.json"
 }
 for i in $(seq 1 "${FULL16:-1}"); do full 16 full-t16-$i; done
 [ "${FULL2:-0}" = 1 ] && full 2 full-t2
+# FULLX="8 12" adds one full bench at each of those thread counts.
+for th in ${FULLX:-}; do full "$th" "full-t$th"; done
 tar -C "$FINAL" -czf "$FINAL/results.tgz" w && rm -rf "$W"
