@@ -10,25 +10,14 @@
 #     cp /tmp/model-A.test bin/model-A.test
 # then, on the device: OUT=$OUT bash tools/bench/ab_session.sh   (everything lands in $OUT/results.tgz)
 set -u
+. tools/bench/lib.sh
 FINAL=${OUT:-out}
 W=$FINAL/w
 mkdir -p "$W"
 python3 tools/bench/random_ckpt.py build/ckpt/hf >"$W/ckpt.log" 2>&1 || { tail "$W/ckpt.log"; exit 1; }
-lscpu >"$W/machine.txt"
-grep -E "Model name|^CPU\(s\)" "$W/machine.txt"
-(cd backends/cpu/model && ../../../bin/model.test -test.count=1 >"$W/model-test.log" 2>&1; echo "model tests rc=$?")
-for cpu in 16 2; do
-  for round in 1 2; do
-    for v in A B; do
-      t=bin/model.test
-      [ $v = A ] && t=bin/model-A.test
-      [ -x "$t" ] || continue
-      f=$W/decodebatch-cpu$cpu-$v-$round.txt
-      (cd backends/cpu/model && "../../../$t" -test.run '^$' -test.bench 'DecodeBatch/^seqs=(1|4|8)$' -test.cpu $cpu -test.benchtime 1s) >"$f" 2>&1
-      echo "$v cpu$cpu round $round: $(grep tok/s "$f" | awk '{print $1, $3, $(NF-1)}' | sed 's/BenchmarkDecodeBatch\///' | tr '\n' ' ')"
-    done
-  done
-done
+machine "$W"
+model_tests "$W"
+decode_ab "$W" 2 "16 2" 'DecodeBatch/^seqs=(1|4|8)$'
 for th in 16 2; do
   GOMAXPROCS=$th bin/snapeval bench --peer --model build/ckpt/hf --threads $th --json >"$W/peer-t$th.json" 2>"$W/peer-t$th.log"
   grep -E '"(bandwidth_gbs|prefill_tok_s|decode_tok_s|tg128_tok_s|decode_bandwidth_fraction)"' "$W/peer-t$th.json" | tr -d '\n'; echo

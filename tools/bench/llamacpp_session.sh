@@ -15,6 +15,7 @@
 #          and without the AVX-512 tile when the tests pass there), then the full bench (claims) at FULL_THREADS
 #          (default 16), one after the other (nothing else runs meanwhile); everything packed into $OUT/results.tgz
 set -u
+. tools/bench/lib.sh
 MODE=${1:-bench}
 # The device returns only a handful of files from $OUT: everything is written under $OUT/work and packed into
 # $OUT/results.tgz at the end.
@@ -91,8 +92,7 @@ bench() {
 # (claims) at 16 threads.
 recheck() {
   build || { echo "build failed"; return 1; }
-  { lscpu; echo; free -g; echo; uname -a; } >"$OUT/machine.txt" 2>&1
-  grep -E "Model name|^CPU\(s\)" "$OUT/machine.txt"
+  machine "$OUT"
   echo "== llama-bench bf16"
   "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
     >"$OUT/llama-bf16.json" 2>"$OUT/llama-bf16.md"
@@ -105,20 +105,7 @@ recheck() {
       >"$OUT/snapeval-peer-$run.json" 2>"$OUT/snapeval-peer-$run.log"
     grep -E '"(prefill_tok_s|tg128_tok_s|decode_tok_s|decode_batch_tok_s|bandwidth_gbs)"' "$OUT/snapeval-peer-$run.json" | tr -d '\n'; echo
   done
-  if [ -x bin/model.test ]; then
-    for cpu in 16 2; do
-      for round in 1 2; do
-        for v in A B; do
-          t=bin/model.test; [ $v = A ] && t=bin/model-A.test
-          [ -x "$t" ] || continue
-          f="$OUT/decodebatch-cpu$cpu-$v-$round.txt"
-          echo "== BenchmarkDecodeBatch $v (round $round) -test.cpu $cpu"
-          (cd backends/cpu/model && "../../../$t" -test.run '^$' -test.bench DecodeBatch -test.cpu $cpu -test.benchtime 1s) >"$f" 2>&1
-          grep "tok/s" "$f" | awk '{print $1, $(NF-1)}' | sed 's/BenchmarkDecodeBatch\///' | tr '\n' ' '; echo
-        done
-      done
-    done
-  fi
+  decode_ab "$OUT" 2 "16 2" DecodeBatch
   echo "== snapeval bench --threads 16 (full: claims too)"
   GOMAXPROCS=16 bin/snapeval bench --model "$CK/hf" --threads 16 --json >"$OUT/snapeval-t16.json" 2>"$OUT/snapeval-t16.log"
   grep -E '"(table5_throughput_ratio|flat_ratio_32k_1k|selection_share_8k|selection_share_32k|decode_batch_tok_s)"' "$OUT/snapeval-t16.json" | tr -d '\n'; echo
@@ -129,11 +116,8 @@ recheck() {
 # bin/model-A.test (a baseline build) with bin/model.test, then the full bench (claims) at 2 and at 16 threads.
 final() {
   build || { echo "build failed"; return 1; }
-  { lscpu; echo; free -g; echo; uname -a; } >"$OUT/machine.txt" 2>&1
-  grep -E "Model name|^CPU\(s\)" "$OUT/machine.txt"
-  if [ -x bin/model.test ]; then
-    (cd backends/cpu/model && ../../../bin/model.test -test.count=1 >"$OUT/model-test.log" 2>&1; echo "model tests rc=$?")
-  fi
+  machine "$OUT"
+  model_tests "$OUT"
   echo "== llama-bench bf16"
   "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
     >"$OUT/llama-bf16.json" 2>"$OUT/llama-bf16.md"
@@ -144,17 +128,7 @@ final() {
       >"$OUT/snapeval-peer-t$th.json" 2>"$OUT/snapeval-peer-t$th.log"
     grep -E '"(bandwidth_gbs|prefill_tok_s|tg128_tok_s|decode_tok_s|decode_batch_tok_s|decode_bandwidth_fraction)"' "$OUT/snapeval-peer-t$th.json" | tr -d '\n'; echo
   done
-  for round in 1 2 3; do
-    for cpu in 2 4; do
-      for v in A B; do
-        t=bin/model.test; [ $v = A ] && t=bin/model-A.test
-        [ -x "$t" ] || continue
-        f="$OUT/decodebatch-cpu$cpu-$v-$round.txt"
-        (cd backends/cpu/model && "../../../$t" -test.run '^$' -test.bench 'DecodeBatch/^seqs=(1|4|8)$' -test.cpu $cpu -test.benchtime 1s) >"$f" 2>&1
-        echo "$v cpu$cpu round $round: $(grep tok/s "$f" | awk '{print $1, $3, $(NF-1)}' | sed 's/BenchmarkDecodeBatch\///' | tr '\n' ' ')"
-      done
-    done
-  done
+  decode_ab "$OUT" 3 "2 4" 'DecodeBatch/^seqs=(1|4|8)$'
   for th in 2 16; do
     echo "== snapeval bench --threads $th (full: claims too)"
     s=$(date +%s)
@@ -168,11 +142,8 @@ final() {
 # threads, one after the other (~5 min with the llama.cpp build).
 int8() {
   build || { echo "build failed"; return 1; }
-  { lscpu; echo; free -g; echo; uname -a; } >"$OUT/machine.txt" 2>&1
-  grep -E "Model name|^CPU\(s\)" "$OUT/machine.txt"
-  if [ -x bin/model.test ]; then
-    (cd backends/cpu/model && ../../../bin/model.test -test.count=1 >"$OUT/model-test.log" 2>&1; echo "model tests rc=$?")
-  fi
+  machine "$OUT"
+  model_tests "$OUT"
   for t in q8_0 bf16; do
     echo "== llama-bench $t"
     "$LC/build/bin/llama-bench" -m "$CK/model-$t.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
