@@ -377,33 +377,52 @@ func sweep(ctx context.Context, m *model.Model, o Options, sz Sizes, pol compres
 			return err
 		}
 		ys[i] = y
-		if err := y.Step(); err != nil { // warm-up
-			return err
-		}
 	}
-	all := make([][]float64, len(ys))
-	i1k, i32k := slices.Index(sz.Contexts, 1024), slices.Index(sz.Contexts, 32768)
-	for k := 0; k < sz.SweepRounds; k++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		round := make([]float64, len(ys))
-		for i, y := range ys {
-			ts, err := timeSteps(y, sz.SweepRoundSteps)
-			if err != nil {
-				return err
-			}
-			all[i] = append(all[i], ts...)
-			round[i] = median(ts)
-		}
-		if i1k >= 0 && i32k >= 0 {
+	all, rounds, err := alternate(ctx, ys, sz.SweepRounds, sz.SweepRoundSteps)
+	if err != nil {
+		return err
+	}
+	if i1k, i32k := slices.Index(sz.Contexts, 1024), slices.Index(sz.Contexts, 32768); i1k >= 0 && i32k >= 0 {
+		for _, round := range rounds {
 			r.FlatRoundRatios = append(r.FlatRoundRatios, round[i32k]/round[i1k])
 		}
 	}
 	for i, y := range ys {
-		r.Steps = append(r.Steps, StepRow{Policy: pol.String(), Context: sz.Contexts[i], LiveSlots: y.LiveSlots(), KVBytes: y.KVBytes(), StepMs: median(all[i])})
+		r.Steps = append(r.Steps, StepRow{Policy: pol.String(), Context: sz.Contexts[i], LiveSlots: y.LiveSlots(), KVBytes: y.KVBytes(), StepMs: all[i]})
 	}
 	return nil
+}
+
+// alternate runs one warm-up step of each of ys, then rounds rounds in which each of them runs steps timed
+// decode steps in turn, so that a change in the machine's load falls on all of them. It returns the median
+// step time (ms) of each over all rounds, and of each round alone (rounds[k][i]).
+func alternate(ctx context.Context, ys []*engine.Synthetic, nRounds, steps int) (all []float64, rounds [][]float64, err error) {
+	for _, y := range ys {
+		if err := y.Step(); err != nil { // warm-up
+			return nil, nil, err
+		}
+	}
+	ts := make([][]float64, len(ys))
+	for k := 0; k < nRounds; k++ {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		round := make([]float64, len(ys))
+		for i, y := range ys {
+			t, err := timeSteps(y, steps)
+			if err != nil {
+				return nil, nil, err
+			}
+			ts[i] = append(ts[i], t...)
+			round[i] = median(t)
+		}
+		rounds = append(rounds, round)
+	}
+	all = make([]float64, len(ys))
+	for i := range ts {
+		all[i] = median(ts[i])
+	}
+	return all, rounds, nil
 }
 
 // stepTime builds n synthetic sequences at context ctxLen and returns the median decode step time (ms)
@@ -490,28 +509,14 @@ func table5(ctx context.Context, m *model.Model, o Options, sz Sizes, r *Result)
 		return err
 	}
 	defer sy.Close()
-	for _, y := range []*engine.Synthetic{fy, sy} {
-		if err := y.Step(); err != nil { // warm-up
-			return err
-		}
+	all, rounds, err := alternate(ctx, []*engine.Synthetic{fy, sy}, sz.Table5Rounds, sz.Table5RoundSteps)
+	if err != nil {
+		return err
 	}
-	var fullAll, snapAll []float64
-	for k := 0; k < sz.Table5Rounds; k++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		fr, err := timeSteps(fy, sz.Table5RoundSteps)
-		if err != nil {
-			return err
-		}
-		sr, err := timeSteps(sy, sz.Table5RoundSteps)
-		if err != nil {
-			return err
-		}
-		fullAll, snapAll = append(fullAll, fr...), append(snapAll, sr...)
-		t.RoundRatios = append(t.RoundRatios, float64(t.SnapBatch)/median(sr)/(float64(t.FullBatch)/median(fr)))
+	for _, round := range rounds {
+		t.RoundRatios = append(t.RoundRatios, float64(t.SnapBatch)/round[1]/(float64(t.FullBatch)/round[0]))
 	}
-	t.FullStepMs, t.SnapStepMs = median(fullAll), median(snapAll)
+	t.FullStepMs, t.SnapStepMs = all[0], all[1]
 	t.FullTokS = float64(t.FullBatch) * 1000 / t.FullStepMs
 	t.SnapTokS = float64(t.SnapBatch) * 1000 / t.SnapStepMs
 	t.Ratio = t.SnapTokS / t.FullTokS
