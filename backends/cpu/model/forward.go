@@ -684,8 +684,11 @@ func (a *attnJob) tiled(r0, nr, kvh, worker int) {
 	}
 }
 
-// row attends one query row r for the query heads [h0, h1) of KV head kvh over its whole visible cache (two passes: scores, then
-// softmax and value sums).
+// row attends one query row r for the query heads [h0, h1) of KV head kvh over its whole visible cache
+// (two passes: scores, then softmax and value sums). Both passes walk the slots in tiles of rowTile, every
+// query head of the group taking its turn on a tile, so that a tile's keys and values come from memory once
+// per unit and from L1 for the other heads; each score is one dots and each value sum runs its slots in
+// order, so the tiles leave the bits of whole-row calls.
 func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 	c := &a.m.Cfg
 	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
@@ -708,8 +711,11 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 	}
 	sc := ws.sbuf[worker][:g*n]
 	q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
-	for h := h0; h < h1; h++ {
-		dots(q[h*d:(h+1)*d], K, st, n, scale, sc[h*n:(h+1)*n])
+	for s0 := 0; s0 < n; s0 += rowTile {
+		m := min(rowTile, n-s0)
+		for h := h0; h < h1; h++ {
+			dots(q[h*d:(h+1)*d], K[s0*st:], st, m, scale, sc[h*n+s0:h*n+s0+m])
+		}
 	}
 	if live := seq.Live; live != nil {
 		live = live[:n]
@@ -723,18 +729,35 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 	}
 	out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
 	clear(out[h0*d : h1*d])
-	for h := h0; h < h1; h++ {
-		row := sc[h*n : (h+1)*n]
-		mx := rowMax(row)
-		inv := 1 / expSub(row, mx)
-		o := out[h*d : (h+1)*d]
-		// Unnormalised weights (invisible slots have weight 0), normalised once at the end.
-		wsum(o, row, V, st, n)
-		for i := range o {
-			o[i] *= inv
+	// Unnormalised weights (invisible slots have weight 0), normalised once at the end.
+	var inv [maxRowHeads]float32
+	for b0 := h0; b0 < h1; b0 += maxRowHeads {
+		b1 := min(h1, b0+maxRowHeads)
+		for h := b0; h < b1; h++ {
+			row := sc[h*n : (h+1)*n]
+			inv[h-b0] = 1 / expSub(row, rowMax(row))
+		}
+		for s0 := 0; s0 < n; s0 += rowTile {
+			m := min(rowTile, n-s0)
+			for h := b0; h < b1; h++ {
+				wsum(out[h*d:(h+1)*d], sc[h*n+s0:h*n+s0+m], V[s0*st:], st, m)
+			}
+		}
+		for h := b0; h < b1; h++ {
+			o := out[h*d : (h+1)*d]
+			for i := range o {
+				o[i] *= inv[h-b0]
+			}
 		}
 	}
 }
+
+// rowTile is the slots of one tile of row: 128 slots of a 128-wide head's keys are 64 KiB (a variable so
+// that a test can compare tile sizes).
+var rowTile = 128
+
+// maxRowHeads is the query heads whose value sums row interleaves tile by tile.
+const maxRowHeads = 16
 
 // visible reports whether a slot holding absolute position lp is seen by a query at position p.
 func visible(lp int32, p int) bool { return lp >= 0 && int(lp) <= p }
