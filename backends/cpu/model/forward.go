@@ -74,6 +74,11 @@ type Workspace struct {
 	attnDone []atomic.Int64
 	kvUnits  []int64
 	oacc     [][]float32
+	// With split (split.go), attention runs in score, softmax and value phases over parts of the rows.
+	split                  bool
+	srows                  []splitRow
+	sparts, hparts, vparts []splitPart
+	sscore, smax, sinv     []float32
 }
 
 // NewWorkspace returns a workspace that runs kernels on pool.
@@ -187,6 +192,7 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	}
 	ws.m, ws.segs, ws.R = m, segs, R
 	ws.buildUnits(m, segs, R)
+	ws.planSplit(m, segs, R)
 	if len(ws.ready) < nQ+2*nKV {
 		ws.ready = make([]atomic.Int64, nQ+2*nKV)
 	}
@@ -197,7 +203,7 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 	// whole 8-lane steps and, on the assembly path, its chunks whole 8-row groups; bf16 weights only.
 	g := nQ / nKV
 	ws.small = ws.pool.Workers() <= smallPool && R < panelRows
-	ws.overlapO = R == 1 && !ws.small && len(m.Layers) > 0 && (g*d)%8 == 0 && (!simdOn || H%8 == 0) && m.Layers[0].O.Q == nil
+	ws.overlapO = R == 1 && !ws.small && !ws.split && len(m.Layers) > 0 && (g*d)%8 == 0 && (!simdOn || H%8 == 0) && m.Layers[0].O.Q == nil
 	if ws.overlapO {
 		if len(ws.attnDone) < nKV {
 			ws.attnDone = make([]atomic.Int64, nKV)
@@ -235,16 +241,19 @@ var smallPool = 4
 
 // Kinds of step of a forward plan.
 const (
-	stEmbed     = iota // embedding, RoPE angles and the first layer's attention norm, by row
-	stAttnNorm         // attention RMSNorm of layer l, by row
-	stMLPNorm          // MLP RMSNorm of layer l, by row
-	stFinalNorm        // final RMSNorm of the rows that give logits
-	stQKV              // q|k|v projections, RoPE and cache writes, by head
-	stAttn             // attention, by unit
-	stO                // o_proj and the residual add, by output row
-	stGateUp           // gate|up projections and SiLU * up, by intermediate index
-	stDown             // down_proj and the residual add, by output row
-	stLogits           // lm_head, by vocabulary row
+	stEmbed       = iota // embedding, RoPE angles and the first layer's attention norm, by row
+	stAttnNorm           // attention RMSNorm of layer l, by row
+	stMLPNorm            // MLP RMSNorm of layer l, by row
+	stFinalNorm          // final RMSNorm of the rows that give logits
+	stQKV                // q|k|v projections, RoPE and cache writes, by head
+	stAttn               // attention, by unit
+	stAttnScore          // split attention: scores, by part
+	stAttnSoftmax        // split attention: softmax, by query head
+	stAttnValue          // split attention: value sums, by part
+	stO                  // o_proj and the residual add, by output row
+	stGateUp             // gate|up projections and SiLU * up, by intermediate index
+	stDown               // down_proj and the residual add, by output row
+	stLogits             // lm_head, by vocabulary row
 )
 
 // stepJob is one step of a forward plan (kind) for layer l; it runs on the workspace's current step.
@@ -259,7 +268,7 @@ func (ws *Workspace) buildPlan(R, nl int) {
 	m := ws.m
 	c := &m.Cfg
 	L := len(m.Layers)
-	need := 2 + 7*L
+	need := 2 + 9*L
 	if cap(ws.jobs) < need {
 		ws.jobs = make([]stepJob, need)
 		ws.plan = make([]phase, 0, need)
@@ -291,7 +300,13 @@ func (ws *Workspace) buildPlan(R, nl int) {
 	}
 	for l := 0; l < L; l++ {
 		add(phase{j: job(stQKV, l), n: nh, align: 1, chunks: qc, barrier: true})
-		add(phase{j: job(stAttn, l), n: len(ws.units), align: 1})
+		if ws.split {
+			add(phase{j: job(stAttnScore, l), n: len(ws.sparts), align: 1, chunks: len(ws.sparts)})
+			add(phase{j: job(stAttnSoftmax, l), n: len(ws.hparts), align: 1, chunks: len(ws.hparts), barrier: true})
+			add(phase{j: job(stAttnValue, l), n: len(ws.vparts), align: 1, chunks: len(ws.vparts), barrier: true})
+		} else {
+			add(phase{j: job(stAttn, l), n: len(ws.units), align: 1})
+		}
 		// With overlapO the o_proj chunks wait for attention themselves (by KV head) instead of at a barrier.
 		add(phase{j: job(stO, l), n: c.Hidden, align: 8, chunks: mc, barrier: !ws.overlapO})
 		norm(stMLPNorm, l, R)
@@ -345,6 +360,12 @@ func (j *stepJob) run(lo, hi, worker int) {
 	case stAttn:
 		a := attnJob{m: m, l: j.l, segs: ws.segs, ws: ws, wait: true}
 		a.run(lo, hi, worker)
+	case stAttnScore:
+		ws.splitScores(j.l, lo, hi)
+	case stAttnSoftmax:
+		ws.splitSoftmax(lo, hi)
+	case stAttnValue:
+		ws.splitValues(j.l, lo, hi)
 	case stO:
 		if ws.overlapO {
 			ws.oSegments(j.l, lo, hi, worker)
@@ -700,15 +721,7 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 	seq := a.segs[ws.rowSeg[r]].Seq
 	p := ws.rowPos[r]
 	K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
-	n := seq.Cap
-	if seq.Live == nil {
-		n = p + 1
-	} else {
-		// Slots past the last visible one (not yet written, or ahead of p) are skipped, not masked.
-		for n > 1 && !visible(seq.Live[n-1], p) {
-			n--
-		}
-	}
+	n := visibleSlots(seq, p)
 	sc := ws.sbuf[worker][:g*n]
 	q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
 	for s0 := 0; s0 < n; s0 += rowTile {
