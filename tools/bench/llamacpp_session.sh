@@ -8,6 +8,7 @@
 # Modes:
 #   build  untar + cmake (CPU only, native) llama-bench, write the random SmolLM2-135M-shape checkpoint and convert it
 #          to GGUF BF16 and Q8_0 with convert_hf_to_gguf.py (outputs stay in build/, kept while the machine is warm)
+#   side   llama-bench BF16 and snapeval --peer at 2/16 threads, twice each in turn (the side-by-side alone)
 #   final  llama-bench BF16, snapeval --peer at 2/16 threads, a 2/4-thread decode A/B, the full bench at 2 and 16
 #   int8   llama-bench Q8_0 and BF16 against snapeval bench --peer --weights int8 and bf16 at 2 and 16 threads
 #   bench  build if missing, then llama-bench -p 512 -n 128 -t 2,16 -r 3 (BF16, Q8_0), the model package's tests
@@ -160,13 +161,35 @@ int8() {
   done
 }
 
+# side: the side-by-side alone (~4 min with the llama.cpp build): llama-bench BF16 then `snapeval bench --peer` at 2
+# and 16 threads, and the same again, so that each side is measured twice with the other in between.
+side() {
+  build || { echo "build failed"; return 1; }
+  machine "$OUT"
+  local i th
+  for i in 1 2; do
+    echo "== llama-bench bf16 ($i)"
+    "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
+      >"$OUT/llama-bf16-$i.json" 2>"$OUT/llama-bf16-$i.md"
+    grep -v "^load\|^llama_\|^print_info\|^ggml" "$OUT/llama-bf16-$i.md" | tail -6
+    for th in 2 16; do
+      echo "== snapeval bench --peer --threads $th ($i)"
+      GOMAXPROCS=$th bin/snapeval bench --peer --model "$CK/hf" --threads $th --json \
+        >"$OUT/snapeval-peer-t$th-$i.json" 2>"$OUT/snapeval-peer-t$th-$i.log"
+      grep -E '"(bandwidth_gbs|prefill_tok_s|tg128_tok_s|decode_tok_s|decode_bandwidth_fraction)"' "$OUT/snapeval-peer-t$th-$i.json" | tr -d '\n'; echo
+    done
+  done
+  cp "$CK/hf/config.json" "$OUT/ckpt-config.json"
+}
+
 case "$MODE" in
   build) build; rc=$? ;;
   bench) bench; rc=$? ;;
   recheck) recheck; rc=$? ;;
   int8) int8; rc=$? ;;
   final) final; rc=$? ;;
-  *) echo "usage: $0 build|bench|recheck|int8|final"; exit 2 ;;
+  side) side; rc=$? ;;
+  *) echo "usage: $0 build|bench|recheck|int8|final|side"; exit 2 ;;
 esac
 tar -C "$FINAL" -czf "$FINAL/results.tgz" work && rm -rf "$OUT"
 exit $rc
