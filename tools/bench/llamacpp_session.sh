@@ -162,12 +162,12 @@ int8() {
 }
 
 # side: the side-by-side alone (~4 min with the llama.cpp build): llama-bench BF16 then `snapeval bench --peer` at 2
-# and 16 threads, and the same again, so that each side is measured twice with the other in between.
+# and 16 threads, and the same again (SIDE_ROUNDS, default 2), so that each side is measured with the other in between.
 side() {
   build || { echo "build failed"; return 1; }
   machine "$OUT"
   local i th
-  for i in 1 2; do
+  for i in $(seq 1 "${SIDE_ROUNDS:-2}"); do
     echo "== llama-bench bf16 ($i)"
     "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
       >"$OUT/llama-bf16-$i.json" 2>"$OUT/llama-bf16-$i.md"
