@@ -112,6 +112,22 @@ recheck() {
   grep -E '"(table5_throughput_ratio|flat_ratio_32k_1k|selection_share_8k|selection_share_32k|decode_batch_tok_s)"' "$OUT/snapeval-t16.json" | tr -d '\n'; echo
 }
 
+# side_by_side SUFFIX: llama-bench BF16 (pp512, tg128 at 2 and 16 threads), then `snapeval bench --peer` at 2
+# and 16 threads; outputs llama-bf16SUFFIX.{json,md} and snapeval-peer-t<N>SUFFIX.{json,log}.
+side_by_side() {
+  local sfx=$1 th
+  echo "== llama-bench bf16 $sfx"
+  "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
+    >"$OUT/llama-bf16$sfx.json" 2>"$OUT/llama-bf16$sfx.md"
+  grep -v "^load\|^llama_\|^print_info\|^ggml" "$OUT/llama-bf16$sfx.md" | tail -6
+  for th in 2 16; do
+    echo "== snapeval bench --peer --threads $th $sfx"
+    GOMAXPROCS=$th bin/snapeval bench --peer --model "$CK/hf" --threads $th --json \
+      >"$OUT/snapeval-peer-t$th$sfx.json" 2>"$OUT/snapeval-peer-t$th$sfx.log"
+    grep -E '"(bandwidth_gbs|prefill_tok_s|tg128_tok_s|decode_tok_s|decode_batch_tok_s|decode_bandwidth_fraction)"' "$OUT/snapeval-peer-t$th$sfx.json" | tr -d '\n'; echo
+  done
+}
+
 # final: one call (~7 min with the llama.cpp build) after a change of the 2-thread path: llama-bench BF16,
 # `snapeval bench --peer` at 2 and 16 threads, BenchmarkDecodeBatch (1, 4, 8 sequences) at 2 and 4 threads alternating
 # bin/model-A.test (a baseline build) with bin/model.test, then the full bench (claims) at 2 and at 16 threads.
@@ -119,16 +135,7 @@ final() {
   build || { echo "build failed"; return 1; }
   machine "$OUT"
   model_tests "$OUT"
-  echo "== llama-bench bf16"
-  "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
-    >"$OUT/llama-bf16.json" 2>"$OUT/llama-bf16.md"
-  grep -v "^load\|^llama_\|^print_info\|^ggml" "$OUT/llama-bf16.md" | tail -6
-  for th in 2 16; do
-    echo "== snapeval bench --peer --threads $th"
-    GOMAXPROCS=$th bin/snapeval bench --peer --model "$CK/hf" --threads $th --json \
-      >"$OUT/snapeval-peer-t$th.json" 2>"$OUT/snapeval-peer-t$th.log"
-    grep -E '"(bandwidth_gbs|prefill_tok_s|tg128_tok_s|decode_tok_s|decode_batch_tok_s|decode_bandwidth_fraction)"' "$OUT/snapeval-peer-t$th.json" | tr -d '\n'; echo
-  done
+  side_by_side ""
   decode_ab "$OUT" 3 "2 4" 'DecodeBatch/^seqs=(1|4|8)$'
   for th in 2 16; do
     echo "== snapeval bench --threads $th (full: claims too)"
@@ -166,19 +173,8 @@ int8() {
 side() {
   build || { echo "build failed"; return 1; }
   machine "$OUT"
-  local i th
-  for i in $(seq 1 "${SIDE_ROUNDS:-2}"); do
-    echo "== llama-bench bf16 ($i)"
-    "$LC/build/bin/llama-bench" -m "$CK/model-bf16.gguf" -p 512 -n 128 -t 2,16 -r 3 -o json -oe md \
-      >"$OUT/llama-bf16-$i.json" 2>"$OUT/llama-bf16-$i.md"
-    grep -v "^load\|^llama_\|^print_info\|^ggml" "$OUT/llama-bf16-$i.md" | tail -6
-    for th in 2 16; do
-      echo "== snapeval bench --peer --threads $th ($i)"
-      GOMAXPROCS=$th bin/snapeval bench --peer --model "$CK/hf" --threads $th --json \
-        >"$OUT/snapeval-peer-t$th-$i.json" 2>"$OUT/snapeval-peer-t$th-$i.log"
-      grep -E '"(bandwidth_gbs|prefill_tok_s|tg128_tok_s|decode_tok_s|decode_bandwidth_fraction)"' "$OUT/snapeval-peer-t$th-$i.json" | tr -d '\n'; echo
-    done
-  done
+  local i
+  for i in $(seq 1 "${SIDE_ROUNDS:-2}"); do side_by_side "-$i"; done
   cp "$CK/hf/config.json" "$OUT/ckpt-config.json"
 }
 

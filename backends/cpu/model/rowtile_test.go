@@ -16,28 +16,8 @@ func TestRowTiles(t *testing.T) {
 	c := &m.Cfg
 	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
 	g := nQ / nKV
-	const capa, P = 333, 1000
-	segs := make([]Segment, 2)
-	for i := range segs {
-		s := m.NewSeq(capa)
-		st := uint32(i + 7)
-		for l := range s.K {
-			for k := range s.K[l] {
-				st = st*1664525 + 1013904223
-				s.K[l][k] = float32(int32(st>>9)%1024) / 256
-				s.V[l][k] = float32(int32(st>>13)%1024) / 4096
-			}
-		}
-		s.Live = make([]int32, capa)
-		for k := range s.Live {
-			s.Live[k] = int32(k * 3)
-			if k%11 == 4 || k >= capa-9 {
-				s.Live[k] = -1 // holes, and free slots at the end
-			}
-		}
-		s.Live[capa-9] = P
-		segs[i] = Segment{Seq: s, Tokens: []int{(i*13 + 3) % c.Vocab}, Pos: P, Slots: []int{capa - 9}, Logits: make([]float32, c.Vocab)}
-	}
+	const capa = 333
+	segs := slotSegs(m, 2, capa, 1000, 1.0/256)
 	pool := NewPool(1)
 	defer pool.Close()
 	ws := NewWorkspace(pool)

@@ -48,7 +48,7 @@ func (w *Workspace) planSplit(m *Model, segs []Segment, R int) {
 	c := &m.Cfg
 	d, nKV := c.HeadDim, c.KVHeads
 	g := c.Heads / nKV
-	if W < 2 || splitOff {
+	if W < 2 || splitOff || 2*R*nKV > W {
 		return
 	}
 	big := false
@@ -62,7 +62,7 @@ func (w *Workspace) planSplit(m *Model, segs []Segment, R int) {
 		big = big || 2*n*d*4 >= splitMinBytes
 		total += n
 	}
-	if U := R * nKV; !big || 2*U > W {
+	if !big {
 		return
 	}
 	w.split = true

@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// splitSegs builds n decode segments over slot caches of capa slots (holes every eleventh slot, free
-// slots at the end) with keys scaled by kScale.
-func splitSegs(m *Model, n, capa, P int, kScale float32) []Segment {
+// slotSegs builds n decode segments at position P over slot caches of capa slots (holes every eleventh
+// slot, free slots at the end) with keys scaled by kScale.
+func slotSegs(m *Model, n, capa, P int, kScale float32) []Segment {
 	segs := make([]Segment, n)
 	for i := range segs {
 		s := m.NewSeq(capa)
@@ -51,7 +51,7 @@ func TestSplitAttention(t *testing.T) {
 		SetSIMD(simd)
 		for _, tc := range []struct{ seqs, capa, workers int }{{1, 1500, 6}, {1, 2000, 16}, {2, 1333, 16}, {1, 700, 8}} {
 			t.Run(fmt.Sprintf("simd=%v/seqs=%d/cap=%d/workers=%d", simd, tc.seqs, tc.capa, tc.workers), func(t *testing.T) {
-				segs := splitSegs(m, tc.seqs, tc.capa, 5000, 1.0/256)
+				segs := slotSegs(m, tc.seqs, tc.capa, 5000, 1.0/256)
 				pool := NewPool(tc.workers)
 				defer pool.Close()
 				ws := NewWorkspace(pool)
@@ -113,7 +113,7 @@ func TestSplitForward(t *testing.T) {
 		pool := NewPool(workers)
 		defer pool.Close()
 		ws := NewWorkspace(pool)
-		out := forwardLogits(t, m, ws, splitSegs(m, seqs, capa, 5000, 1.0/8192))
+		out := forwardLogits(t, m, ws, slotSegs(m, seqs, capa, 5000, 1.0/8192))
 		return out, ws.split
 	}
 	for _, tc := range []struct {
