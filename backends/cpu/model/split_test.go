@@ -145,3 +145,26 @@ func TestSplitForward(t *testing.T) {
 		})
 	}
 }
+
+// TestSplitNoAllocs checks that a split decode step allocates nothing once the workspace has grown.
+func TestSplitNoAllocs(t *testing.T) {
+	m := randomModel(t, oddGroupShape)
+	defer func(saved int) { splitMinBytes = saved }(splitMinBytes)
+	splitMinBytes = 1 << 10
+	pool := NewPool(8)
+	defer pool.Close()
+	ws := NewWorkspace(pool)
+	segs := slotSegs(m, 1, 1500, 5000, 1.0/256)
+	step := func() {
+		if err := m.Forward(ws, segs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+	if !ws.split {
+		t.Fatal("step not split")
+	}
+	if a := testing.AllocsPerRun(50, step); a != 0 {
+		t.Errorf("a split decode step allocates %.1f times", a)
+	}
+}
