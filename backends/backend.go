@@ -7,20 +7,20 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Backend is an inference engine that honours a KV-cache policy per request.
 type Backend interface {
-	// Generate runs one request to completion. Failures wrap eval.ErrContextOverflow or eval.ErrQuotaExhausted
+	// Generate runs one request to completion. Failures wrap llm.ErrContextOverflow or llm.ErrQuotaExhausted
 	// where they apply; context cancellation returns ctx.Err().
-	Generate(ctx context.Context, req eval.Request) (eval.Output, error)
+	Generate(ctx context.Context, req llm.Request) (llm.Output, error)
 	// Identity names the engine, model and revision for manifests and records ("cpu:smollm2-135m@abc123").
 	Identity() string
 	// CheckPolicy returns an error before a run starts when the backend cannot honour the policy spec.
 	CheckPolicy(spec string) error
 	// Tokenizer returns the model's tokenizer, or nil when the backend has none (remote servers).
-	Tokenizer() eval.Tokenizer
+	Tokenizer() llm.Tokenizer
 	// Close releases the backend's resources.
 	Close() error
 }

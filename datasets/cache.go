@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	snapeval "github.com/snapeval/snapeval"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	snapeval "github.com/snapeval/snapeval"
 
 	"github.com/snapeval/snapeval/hub"
 )

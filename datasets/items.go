@@ -3,14 +3,12 @@ package datasets
 import (
 	"context"
 	"fmt"
-
-	"github.com/snapeval/snapeval/eval"
 )
 
 // ReadItems streams the rows of files (format from each extension) through parse and returns the items in file
 // order. A repeated item id is an error naming the file and row, and so is any parse error.
-func ReadItems(ctx context.Context, files []string, parse func(raw []byte) (eval.Item, error)) ([]eval.Item, error) {
-	var items []eval.Item
+func ReadItems[T any](ctx context.Context, files []string, parse func(raw []byte) (T, error), id func(T) string) ([]T, error) {
+	var items []T
 	seen := map[string]bool{}
 	for _, f := range files {
 		err := ReadFile(f, "", func(_ int, raw []byte) error {
@@ -21,10 +19,10 @@ func ReadItems(ctx context.Context, files []string, parse func(raw []byte) (eval
 			if err != nil {
 				return err
 			}
-			if seen[it.ID] {
-				return fmt.Errorf("duplicate item id %q", it.ID)
+			if seen[id(it)] {
+				return fmt.Errorf("duplicate item id %q", id(it))
 			}
-			seen[it.ID] = true
+			seen[id(it)] = true
 			items = append(items, it)
 			return nil
 		})

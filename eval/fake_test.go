@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/snapeval/snapeval/llm"
 )
 
 // echoBench is a test benchmark: item i asks for the answer "a<i>"; the grade is string equality.
@@ -18,7 +20,7 @@ type echoBench struct {
 }
 
 func (b *echoBench) Name() string { return b.name }
-func (b *echoBench) Items(ctx context.Context, tok Tokenizer) ([]Item, error) {
+func (b *echoBench) Items(ctx context.Context, tok llm.Tokenizer) ([]Item, error) {
 	items := make([]Item, b.n)
 	for i := range items {
 		items[i] = Item{ID: fmt.Sprintf("q%03d", i), Data: fmt.Sprintf("a%d", i)}
@@ -28,8 +30,8 @@ func (b *echoBench) Items(ctx context.Context, tok Tokenizer) ([]Item, error) {
 	}
 	return items, nil
 }
-func (b *echoBench) Request(it Item) (Request, error) {
-	return Request{Prompt: "say " + it.Data.(string)}, nil
+func (b *echoBench) Request(it Item) (llm.Request, error) {
+	return llm.Request{Prompt: "say " + it.Data.(string)}, nil
 }
 func (b *echoBench) Grade(ctx context.Context, it Item, out string) (Grade, error) {
 	ok := strings.TrimSpace(out) == it.Data.(string)
@@ -40,7 +42,7 @@ func (b *echoBench) Grade(ctx context.Context, it Item, out string) (Grade, erro
 	return Grade{Extracted: strings.TrimSpace(out), Correct: ok, Score: s, Verdict: map[bool]string{true: "correct", false: "wrong"}[ok]}, nil
 }
 func (b *echoBench) Defaults() Defaults {
-	return Defaults{Sampling: Sampling{MaxNew: 8}, Samples: 1}
+	return Defaults{Sampling: llm.Sampling{MaxNew: 8}, Samples: 1}
 }
 
 // hashBackend answers deterministically from (prompt, policy, seed): correct unless a hash says otherwise;
@@ -51,31 +53,31 @@ type hashBackend struct {
 	quotaAt int64 // return ErrQuotaExhausted from this call number on (0: never)
 }
 
-func (h *hashBackend) Generate(ctx context.Context, req Request) (Output, error) {
+func (h *hashBackend) Generate(ctx context.Context, req llm.Request) (llm.Output, error) {
 	n := h.calls.Add(1)
 	if h.quotaAt > 0 && n >= h.quotaAt {
-		return Output{}, fmt.Errorf("daily limit: %w", ErrQuotaExhausted)
+		return llm.Output{}, fmt.Errorf("daily limit: %w", llm.ErrQuotaExhausted)
 	}
 	if h.delay > 0 {
 		select {
 		case <-time.After(h.delay):
 		case <-ctx.Done():
-			return Output{}, ctx.Err()
+			return llm.Output{}, ctx.Err()
 		}
 	}
 	f := fnv.New64a()
 	fmt.Fprintf(f, "%s|%s|%d", req.Prompt, req.Policy, req.Sampling.Seed)
 	v := f.Sum64()
 	if strings.HasPrefix(req.Policy, "fail") && v%5 == 0 {
-		return Output{}, errors.New("HTTP 500: upstream exploded")
+		return llm.Output{}, errors.New("HTTP 500: upstream exploded")
 	}
 	if strings.HasPrefix(req.Policy, "overflow") && v%7 == 0 {
-		return Output{}, fmt.Errorf("prompt too long: %w", ErrContextOverflow)
+		return llm.Output{}, fmt.Errorf("prompt too long: %w", llm.ErrContextOverflow)
 	}
 	text := strings.TrimPrefix(req.Prompt, "say ")
 	if req.Policy != "full" && v%4 == 0 {
 		text = "wrong"
 	}
-	return Output{Text: text, PromptTokens: 3, OutputTokens: 2, FinishReason: "stop", Seeded: true,
-		Cache: CacheInfo{Policy: req.Policy, Capacity: 16, KVBytes: 1024}}, nil
+	return llm.Output{Text: text, PromptTokens: 3, OutputTokens: 2, FinishReason: "stop", Seeded: true,
+		Cache: llm.CacheInfo{Policy: req.Policy, Capacity: 16, KVBytes: 1024}}, nil
 }

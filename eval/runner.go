@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/snapeval/snapeval/llm"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -23,7 +24,7 @@ type Task struct {
 	Item    Item
 	Policy  string
 	Sample  int
-	Request Request
+	Request llm.Request
 }
 
 // Key returns the key of the record this task produces.
@@ -147,7 +148,7 @@ func BuildTasks(benches []LoadedBench, policies []string, runSeed uint64, shard 
 			for _, pol := range policies {
 				for s := 0; s < samples; s++ {
 					req := base
-					req.Messages = append([]Message(nil), base.Messages...)
+					req.Messages = append([]llm.Message(nil), base.Messages...)
 					req.Sampling.Stop = append([]string(nil), base.Sampling.Stop...)
 					req.Policy = pol
 					req.Sampling.Seed = SampleSeed(runSeed, lb.Bench.Name(), it.ID, s)
@@ -161,7 +162,7 @@ func BuildTasks(benches []LoadedBench, policies []string, runSeed uint64, shard 
 }
 
 // PromptHash is the sha256 (hex) of what a request asks the model: its messages or raw prompt.
-func PromptHash(req Request) string {
+func PromptHash(req llm.Request) string {
 	h := sha256.New()
 	if len(req.Messages) > 0 {
 		b, _ := json.Marshal(req.Messages)
@@ -181,7 +182,7 @@ type Progress interface {
 
 // Runner executes tasks against a backend and journals one record per task.
 type Runner struct {
-	Backend Generator
+	Backend llm.Generator
 	Store   *Store
 	// RunID and BackendID are copied into every record.
 	RunID, BackendID string
@@ -215,14 +216,14 @@ func (r *Runner) Pending(tasks []Task) []Task {
 
 type generated struct {
 	task  Task
-	out   Output
+	out   llm.Output
 	first string // first pass of a chained benchmark
 	err   error
 	dur   time.Duration
 }
 
 // followUp runs the second pass of a chained benchmark and folds both passes into one output.
-func (r *Runner) followUp(ctx context.Context, ch Chained, t Task, first Output) (Output, error) {
+func (r *Runner) followUp(ctx context.Context, ch Chained, t Task, first llm.Output) (llm.Output, error) {
 	req, ok, err := ch.FollowUp(t.Item, first.Text)
 	if err != nil || !ok {
 		return first, err
@@ -279,7 +280,7 @@ func (r *Runner) Run(ctx context.Context, tasks []Task) (Summary, error) {
 					out, err = r.followUp(rctx, ch, t, out)
 				}
 				rcancel()
-				if errors.Is(err, ErrQuotaExhausted) {
+				if errors.Is(err, llm.ErrQuotaExhausted) {
 					cancel(err)
 					return nil
 				}
@@ -350,14 +351,14 @@ func (r *Runner) record(ctx context.Context, g generated) (Record, bool) {
 		switch {
 		case ctx.Err() != nil && (errors.Is(g.err, context.Canceled) || errors.Is(g.err, context.DeadlineExceeded) || errors.Is(ctx.Err(), g.err)):
 			return rec, false
-		case errors.Is(g.err, ErrContextOverflow):
-			rec.ErrorKind = ErrKindContextOverflow
+		case errors.Is(g.err, llm.ErrContextOverflow):
+			rec.ErrorKind = llm.ErrKindContextOverflow
 		case errors.Is(g.err, context.DeadlineExceeded):
-			rec.ErrorKind = ErrKindTimeout
+			rec.ErrorKind = llm.ErrKindTimeout
 		default:
-			rec.ErrorKind = ErrKindBackend
+			rec.ErrorKind = llm.ErrKindBackend
 		}
-		if ctx.Err() != nil && rec.ErrorKind != ErrKindContextOverflow {
+		if ctx.Err() != nil && rec.ErrorKind != llm.ErrKindContextOverflow {
 			return rec, false
 		}
 		rec.Error = g.err.Error()
@@ -373,7 +374,7 @@ func (r *Runner) record(ctx context.Context, g generated) (Record, bool) {
 		if ctx.Err() != nil {
 			return rec, false
 		}
-		rec.ErrorKind, rec.Error = ErrKindGrader, err.Error()
+		rec.ErrorKind, rec.Error = llm.ErrKindGrader, err.Error()
 		return rec, true
 	}
 	rec.Extracted, rec.Correct, rec.Score, rec.Verdict = gr.Extracted, gr.Correct, gr.Score, gr.Verdict

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/snapeval/snapeval/llm"
 )
 
 func loaded(t *testing.T, b Benchmark) LoadedBench {
@@ -21,7 +23,7 @@ func loaded(t *testing.T, b Benchmark) LoadedBench {
 	return LoadedBench{Bench: b, Items: items}
 }
 
-func runAll(t *testing.T, dir string, be Generator, benches []LoadedBench, policies []string, shard Shard) Summary {
+func runAll(t *testing.T, dir string, be llm.Generator, benches []LoadedBench, policies []string, shard Shard) Summary {
 	t.Helper()
 	tasks, err := BuildTasks(benches, policies, 7, shard, Overrides{Samples: 2})
 	if err != nil {
@@ -57,12 +59,12 @@ func TestRunnerRecordsEveryCell(t *testing.T) {
 	var backendErrs, overflow int
 	for _, r := range recs {
 		switch r.ErrorKind {
-		case ErrKindBackend:
+		case llm.ErrKindBackend:
 			backendErrs++
 			if r.Policy != "fail:x" || r.Correct || r.Output != "" {
 				t.Errorf("bad error record %+v", r)
 			}
-		case ErrKindContextOverflow:
+		case llm.ErrKindContextOverflow:
 			overflow++
 		case "":
 			if r.Tags == "" || r.PromptHash == "" || r.Seed == 0 {
@@ -318,8 +320,8 @@ var _ = errors.New
 // chainBench asks twice: the second request quotes the first output; the grade needs both passes to have run.
 type chainBench struct{ echoBench }
 
-func (c *chainBench) FollowUp(it Item, first string) (Request, bool, error) {
-	return Request{Prompt: "say " + first + "!", Sampling: Sampling{MaxNew: 3}}, true, nil
+func (c *chainBench) FollowUp(it Item, first string) (llm.Request, bool, error) {
+	return llm.Request{Prompt: "say " + first + "!", Sampling: llm.Sampling{MaxNew: 3}}, true, nil
 }
 
 func (c *chainBench) Grade(ctx context.Context, it Item, out string) (Grade, error) {

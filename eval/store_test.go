@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/snapeval/snapeval/llm"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -57,7 +58,7 @@ func TestMalformedJournalLineNamed(t *testing.T) {
 func TestParquetRoundTrip(t *testing.T) {
 	recs := []Record{
 		{RunID: "r", Bench: "aime24", ItemID: "1", Policy: "full", Output: "\\boxed{5}", Extracted: "5", Correct: true, Score: 1, Tags: "year=2024"},
-		{RunID: "r", Bench: "aime24", ItemID: "1", Policy: "snapstream:budget=1024", Sample: 1, ErrorKind: ErrKindBackend, Error: "HTTP 500"},
+		{RunID: "r", Bench: "aime24", ItemID: "1", Policy: "snapstream:budget=1024", Sample: 1, ErrorKind: llm.ErrKindBackend, Error: "HTTP 500"},
 	}
 	p := filepath.Join(t.TempDir(), RecordsFile)
 	if err := WriteParquet(p, recs); err != nil {

@@ -1,94 +1,12 @@
-// Package eval holds snapeval's core types (items, requests, outputs, records), the run matrix,
-// the runner and the record store. Every benchmark package and every backend speaks these types.
+// Package eval holds the machinery of an evaluation: benchmark items and grades, the run matrix, the runner, the
+// record store and the manifest. The vocabulary it shares with backends (requests, outputs, tokenizers) lives in
+// package
 package eval
 
 import (
 	"context"
-	"errors"
-)
 
-// Message is one chat turn.
-type Message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
-// Sampling holds the decoding parameters of one request.
-// Temperature 0 means greedy decoding; TopP 0 or 1 and TopK 0 disable those filters.
-type Sampling struct {
-	Temperature float64  `json:"temperature"`
-	TopP        float64  `json:"top_p"`
-	TopK        int      `json:"top_k"`
-	MaxNew      int      `json:"max_new"`
-	Stop        []string `json:"stop,omitempty"`
-	Seed        uint64   `json:"seed"`
-}
-
-// Request is one generation request sent to a backend.
-// Exactly one of Messages (chat) and Prompt (raw text, no chat template) is set.
-type Request struct {
-	// Key identifies the request for logs and errors (bench/item/policy/sample); backends never interpret it.
-	Key      string    `json:"key"`
-	Messages []Message `json:"messages,omitempty"`
-	Prompt   string    `json:"prompt,omitempty"`
-	Sampling Sampling  `json:"sampling"`
-	// Policy is the canonical cache-policy spec string (see package compress), "full" for the baseline.
-	Policy string `json:"policy"`
-}
-
-// CacheInfo says what a backend actually did with the KV cache for one request.
-type CacheInfo struct {
-	// Policy is the policy as applied (canonical spec), or as declared by a remote deployment.
-	Policy string `json:"policy"`
-	// Declared is true when the backend cannot observe the cache and reports the policy as configured.
-	Declared bool `json:"declared,omitempty"`
-	// Capacity is the number of cache slots per layer and KV head of this sequence (0 if unknown).
-	Capacity int `json:"capacity"`
-	// KVBytes is the KV-cache memory of this sequence in bytes (0 if unknown).
-	KVBytes int64 `json:"kv_bytes"`
-}
-
-// Output is a backend's answer to one Request.
-type Output struct {
-	Text         string `json:"text"`
-	PromptTokens int    `json:"prompt_tokens"`
-	OutputTokens int    `json:"output_tokens"`
-	// FinishReason is "stop" (EOS or a stop string) or "length" (max new tokens reached).
-	FinishReason string    `json:"finish_reason"`
-	PrefillMS    float64   `json:"prefill_ms"`
-	DecodeMS     float64   `json:"decode_ms"`
-	Cache        CacheInfo `json:"cache"`
-	// Seeded is false when the backend could not honour Sampling.Seed.
-	Seeded bool `json:"seeded"`
-}
-
-// Generator is what the runner needs from a backend.
-type Generator interface {
-	Generate(ctx context.Context, req Request) (Output, error)
-}
-
-// Tokenizer is the subset of a model tokenizer that benchmarks use to size or truncate prompts.
-type Tokenizer interface {
-	Encode(text string) []int
-	Decode(ids []int) string
-}
-
-// Error kinds stored in records. A record with a non-empty error kind is an error, never a wrong answer.
-const (
-	ErrKindBackend         = "backend"          // the backend failed (HTTP error, crash, bad response)
-	ErrKindTimeout         = "timeout"          // the request ran past its deadline
-	ErrKindContextOverflow = "context_overflow" // the prompt plus max new tokens does not fit the model
-	ErrKindCanceled        = "canceled"         // never stored: the run was interrupted, the record is redone on resume
-	ErrKindGrader          = "grader"           // grading itself failed (not a wrong answer)
-)
-
-// Sentinel errors that backends wrap so the runner can classify failures.
-var (
-	// ErrContextOverflow: the request cannot fit the model's context; recorded, not retried.
-	ErrContextOverflow = errors.New("context length exceeded")
-	// ErrQuotaExhausted: the service refuses further work for a long time (daily quota); the run stops cleanly
-	// without recording the request, so that re-running resumes.
-	ErrQuotaExhausted = errors.New("quota exhausted")
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Grade is a grader's verdict on one output.
@@ -114,16 +32,19 @@ type Item struct {
 	Data any
 }
 
+// ItemID returns it.ID (for generic helpers such as datasets.ReadItems that key items by id).
+func ItemID(it Item) string { return it.ID }
+
 // Benchmark is one evaluation suite: it loads items, renders requests and grades outputs.
 type Benchmark interface {
 	// Name is the benchmark name used on the command line and in records ("ruler", "aime24", ...).
 	Name() string
 	// Items loads the items. tok is the model's tokenizer when the backend has one (nil otherwise);
 	// benchmarks that size or truncate prompts by tokens use it.
-	Items(ctx context.Context, tok Tokenizer) ([]Item, error)
+	Items(ctx context.Context, tok llm.Tokenizer) ([]Item, error)
 	// Request renders the request of one item (Key, Sampling.Seed and Policy are filled in by the runner).
 	// A request whose Sampling.MaxNew is 0 takes Defaults().Sampling whole (Stop, if set, is kept).
-	Request(item Item) (Request, error)
+	Request(item Item) (llm.Request, error)
 	// Grade grades one output of one item. An error means grading itself failed (recorded as ErrKindGrader).
 	Grade(ctx context.Context, item Item, output string) (Grade, error)
 	// Defaults are the benchmark's official sampling parameters and sample count.
@@ -132,7 +53,7 @@ type Benchmark interface {
 
 // Defaults are a benchmark's official generation settings.
 type Defaults struct {
-	Sampling Sampling
+	Sampling llm.Sampling
 	Samples  int
 }
 
@@ -153,15 +74,7 @@ type Manifest struct {
 	// gate over fewer records is over an incomplete run.
 	Planned int `json:"planned_records"`
 	// ModelShape is the KV-relevant shape of the model when the backend knows it.
-	ModelShape *ModelShape `json:"model_shape,omitempty"`
-}
-
-// ModelShape is what KV-memory accounting needs to know about a model.
-type ModelShape struct {
-	Layers    int `json:"layers"`
-	KVHeads   int `json:"kv_heads"`
-	HeadDim   int `json:"head_dim"`
-	ElemBytes int `json:"elem_bytes"`
+	ModelShape *llm.ModelShape `json:"model_shape,omitempty"`
 }
 
 // DatasetIdentity names the exact data a benchmark ran on.
@@ -204,5 +117,5 @@ type DatasetIdentifier interface {
 // output, or returns ok=false when the item needs a single pass. The runner sends it under the same policy and seed,
 // grades the second output, and keeps the first in Record.FirstOutput.
 type Chained interface {
-	FollowUp(item Item, first string) (req Request, ok bool, err error)
+	FollowUp(item Item, first string) (req llm.Request, ok bool, err error)
 }

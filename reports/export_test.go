@@ -9,13 +9,14 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 func exportRecords() []eval.Record {
 	return []eval.Record{
 		{RunID: "r", Bench: "aime24", ItemID: "1", Policy: "full", Sample: 0, Seed: 18446744073709551615, Output: "x <y> & \"z\"\nline2",
 			Extracted: "42", Correct: true, Score: 1, Verdict: "pass", OutputTokens: 7, KVBytes: 1 << 40, Tags: "a=b;c=d"},
-		{RunID: "r", Bench: "aime24", ItemID: "1", Policy: "snapstream:budget=64", Sample: 1, ErrorKind: eval.ErrKindTimeout,
+		{RunID: "r", Bench: "aime24", ItemID: "1", Policy: "snapstream:budget=64", Sample: 1, ErrorKind: llm.ErrKindTimeout,
 			Error: "deadline, exceeded", Score: 0.25},
 	}
 }

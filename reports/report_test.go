@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 	"github.com/snapeval/snapeval/stats"
 )
 
@@ -145,7 +146,7 @@ func TestBuildInvariants(t *testing.T) {
 	}
 	c := stats.Compare(base, pol, stats.Options{})
 	row := aime.Rows[4]
-	if row.Errors != errs || errs != 1 || row.Records != n || row.ErrorKinds[eval.ErrKindTimeout] != 1 {
+	if row.Errors != errs || errs != 1 || row.Records != n || row.ErrorKinds[llm.ErrKindTimeout] != 1 {
 		t.Errorf("snapkv errors/records = %d/%d (%v), want %d/%d timeout", row.Errors, row.Records, row.ErrorKinds, errs, n)
 	}
 	if math.Abs(float64(row.Delta)-100*c.Delta) > 1e-9 || row.P != Num(c.P) || row.Paired != 12 || row.Pairs != 47 {
@@ -300,7 +301,7 @@ func TestWriteFiles(t *testing.T) {
 // the report never panics and the markdown names every policy.
 func FuzzBuild(f *testing.F) {
 	f.Add("snapstream:budget=64", "a=b;c=d", 1.0, "", 2)
-	f.Add("weird|policy`", "=;;k=", 0.5, eval.ErrKindTimeout, 1)
+	f.Add("weird|policy`", "=;;k=", 0.5, llm.ErrKindTimeout, 1)
 	f.Add("full", "", math.NaN(), "", 3)
 	f.Fuzz(func(t *testing.T, policy, tags string, score float64, errKind string, samples int) {
 		samples = 1 + (samples%4+4)%4

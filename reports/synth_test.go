@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // synthPolicies are the policies of the synthetic run with the probability that each answers correctly.
@@ -50,10 +51,10 @@ func synthRun() (eval.Manifest, []eval.Record) {
 				KVBytes: int64(2 * 4 * 2 * 64 * p.capacity * 2), Backend: "cpu/test", Tags: tags, FinishReason: "stop"}
 			switch {
 			case long && pi == 1:
-				r.ErrorKind, r.Error = eval.ErrKindContextOverflow, "prompt too long"
+				r.ErrorKind, r.Error = llm.ErrKindContextOverflow, "prompt too long"
 				r.OutputTokens, r.FinishReason = 0, ""
 			case bench == "aime24" && item == "p03" && sample == 2 && pi == 4:
-				r.ErrorKind, r.Error = eval.ErrKindTimeout, "deadline exceeded"
+				r.ErrorKind, r.Error = llm.ErrKindTimeout, "deadline exceeded"
 				r.OutputTokens, r.FinishReason = 0, ""
 			default:
 				r.Correct = u < p.acc

@@ -13,7 +13,7 @@ import (
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu"
 	"github.com/snapeval/snapeval/backends/openai"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // cpuModel is the qwen2-tied conformance checkpoint the cpu backend keeps in its testdata.
@@ -54,15 +54,15 @@ func TestCPUEndToEnd(t *testing.T) {
 	}
 	defer ob.Close()
 	policies := []string{"full", "streaming:sinks=4,recent=16", "snapkv:topk=24,window=8,kernel=5", "snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5"}
-	var reqs []eval.Request
+	var reqs []llm.Request
 	for i, p := range policies {
 		reqs = append(reqs,
-			eval.Request{Key: fmt.Sprintf("raw%d", i), Prompt: fmt.Sprintf("The key %d is hidden in a long text about caches, budgets and windows; find it.", 1000+i),
-				Sampling: eval.Sampling{MaxNew: 24}, Policy: p},
-			eval.Request{Key: fmt.Sprintf("chat%d", i), Messages: []eval.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: fmt.Sprintf("Repeat %d twice, then count the windows.", 7*i)}},
-				Sampling: eval.Sampling{MaxNew: 24}, Policy: p})
+			llm.Request{Key: fmt.Sprintf("raw%d", i), Prompt: fmt.Sprintf("The key %d is hidden in a long text about caches, budgets and windows; find it.", 1000+i),
+				Sampling: llm.Sampling{MaxNew: 24}, Policy: p},
+			llm.Request{Key: fmt.Sprintf("chat%d", i), Messages: []llm.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: fmt.Sprintf("Repeat %d twice, then count the windows.", 7*i)}},
+				Sampling: llm.Sampling{MaxNew: 24}, Policy: p})
 	}
-	direct := make([]eval.Output, len(reqs))
+	direct := make([]llm.Output, len(reqs))
 	for i, req := range reqs {
 		if direct[i], err = cb.Generate(context.Background(), req); err != nil {
 			t.Fatal(err)

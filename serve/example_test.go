@@ -9,19 +9,19 @@ import (
 	"net/http/httptest"
 	"strings"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 	"github.com/snapeval/snapeval/serve"
 )
 
 // upper is a minimal backend: it answers the prompt in upper case.
 type upper struct{}
 
-func (upper) Generate(ctx context.Context, req eval.Request) (eval.Output, error) {
-	return eval.Output{Text: strings.ToUpper(req.Prompt), FinishReason: "stop", Cache: eval.CacheInfo{Policy: req.Policy}}, nil
+func (upper) Generate(ctx context.Context, req llm.Request) (llm.Output, error) {
+	return llm.Output{Text: strings.ToUpper(req.Prompt), FinishReason: "stop", Cache: llm.CacheInfo{Policy: req.Policy}}, nil
 }
 func (upper) Identity() string              { return "upper" }
 func (upper) CheckPolicy(spec string) error { return nil }
-func (upper) Tokenizer() eval.Tokenizer     { return nil }
+func (upper) Tokenizer() llm.Tokenizer      { return nil }
 func (upper) Close() error                  { return nil }
 
 func Example() {

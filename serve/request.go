@@ -6,7 +6,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // requestError is a client mistake, answered with 400 and an OpenAI-style error body naming the field.
@@ -76,10 +76,10 @@ func (m wireMessage) text(i int) (string, error) {
 	return b.String(), nil
 }
 
-// toRequest validates w and converts it to an eval.Request (without Key and Policy). chat selects messages
+// toRequest validates w and converts it to an llm.Request (without Key and Policy). chat selects messages
 // (true) or prompt (false); maxNewDefault fills a missing max_tokens.
-func (w *wireRequest) toRequest(chat bool, maxNewDefault int) (eval.Request, error) {
-	var req eval.Request
+func (w *wireRequest) toRequest(chat bool, maxNewDefault int) (llm.Request, error) {
+	var req llm.Request
 	if chat {
 		if len(w.Prompt) > 0 {
 			return req, badf("prompt", "not allowed in a chat completion; send messages")
@@ -100,7 +100,7 @@ func (w *wireRequest) toRequest(chat bool, maxNewDefault int) (eval.Request, err
 			if err != nil {
 				return req, err
 			}
-			req.Messages = append(req.Messages, eval.Message{Role: role, Content: text})
+			req.Messages = append(req.Messages, llm.Message{Role: role, Content: text})
 		}
 	} else {
 		if len(w.Messages) > 0 {
@@ -119,7 +119,7 @@ func (w *wireRequest) toRequest(chat bool, maxNewDefault int) (eval.Request, err
 		}
 		req.Prompt = p
 	}
-	s := eval.Sampling{Temperature: 1, MaxNew: maxNewDefault}
+	s := llm.Sampling{Temperature: 1, MaxNew: maxNewDefault}
 	switch {
 	case w.MaxCompletionTokens != nil:
 		s.MaxNew = *w.MaxCompletionTokens

@@ -25,8 +25,7 @@ import (
 	"time"
 
 	"github.com/snapeval/snapeval/backends"
-	"github.com/snapeval/snapeval/backends/oaiclient"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Config configures a Server.
@@ -221,9 +220,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // classify maps a Generate error onto an HTTP status and OpenAI error type and code.
 func classify(err error) (status int, typ, code string) {
 	switch {
-	case errors.Is(err, eval.ErrContextOverflow):
+	case errors.Is(err, llm.ErrContextOverflow):
 		return http.StatusBadRequest, "invalid_request_error", "context_length_exceeded"
-	case errors.Is(err, eval.ErrQuotaExhausted):
+	case errors.Is(err, llm.ErrQuotaExhausted):
 		return http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota"
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "server_error", "timeout"
@@ -254,13 +253,13 @@ type usage struct {
 
 // response is a whole response or one chunk.
 type response struct {
-	ID       string                 `json:"id"`
-	Object   string                 `json:"object"`
-	Created  int64                  `json:"created"`
-	Model    string                 `json:"model"`
-	Choices  []choice               `json:"choices"`
-	Usage    *usage                 `json:"usage,omitempty"`
-	Snapeval *oaiclient.CacheReport `json:"snapeval,omitempty"`
+	ID       string           `json:"id"`
+	Object   string           `json:"object"`
+	Created  int64            `json:"created"`
+	Model    string           `json:"model"`
+	Choices  []choice         `json:"choices"`
+	Usage    *usage           `json:"usage,omitempty"`
+	Snapeval *llm.CacheReport `json:"snapeval,omitempty"`
 }
 
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool) {
@@ -344,16 +343,16 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, chat bool) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func report(out eval.Output) *oaiclient.CacheReport {
-	return &oaiclient.CacheReport{Cache: out.Cache, PrefillMS: out.PrefillMS, DecodeMS: out.DecodeMS, Seeded: out.Seeded}
+func report(out llm.Output) *llm.CacheReport {
+	return &llm.CacheReport{Cache: out.Cache, PrefillMS: out.PrefillMS, DecodeMS: out.DecodeMS, Seeded: out.Seeded}
 }
 
 // generate runs the backend under the concurrency bound.
-func (s *Server) generate(ctx context.Context, req eval.Request) (eval.Output, error) {
+func (s *Server) generate(ctx context.Context, req llm.Request) (llm.Output, error) {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
-		return eval.Output{}, ctx.Err()
+		return llm.Output{}, ctx.Err()
 	}
 	defer func() { <-s.sem }()
 	s.inFlight.Add(1)
@@ -390,7 +389,7 @@ func (e *sseWriter) raw(s string) {
 	}
 }
 
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, req eval.Request, base response, chat, includeUsage bool) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, req llm.Request, base response, chat, includeUsage bool) {
 	if chat {
 		base.Object = "chat.completion.chunk"
 	}
@@ -410,7 +409,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req eval.Request
 		ew.data(chunk(choice{Delta: &message{Role: "assistant", Content: &empty}}))
 	}
 	type result struct {
-		out eval.Output
+		out llm.Output
 		err error
 	}
 	done := make(chan result, 1)

@@ -19,7 +19,7 @@ import (
 
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/openai"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // wordBackend is a deterministic test backend: it answers the last message (or prompt) with its words reversed,
@@ -31,7 +31,7 @@ type wordBackend struct {
 	fail     error // returned by every Generate when set
 }
 
-func (b *wordBackend) Generate(ctx context.Context, req eval.Request) (eval.Output, error) {
+func (b *wordBackend) Generate(ctx context.Context, req llm.Request) (llm.Output, error) {
 	in := b.inflight.Add(1)
 	defer b.inflight.Add(-1)
 	for {
@@ -44,19 +44,19 @@ func (b *wordBackend) Generate(ctx context.Context, req eval.Request) (eval.Outp
 		select {
 		case <-time.After(b.delay):
 		case <-ctx.Done():
-			return eval.Output{}, ctx.Err()
+			return llm.Output{}, ctx.Err()
 		}
 	}
 	if b.fail != nil {
-		return eval.Output{}, fmt.Errorf("wordBackend %s: %w", req.Key, b.fail)
+		return llm.Output{}, fmt.Errorf("wordBackend %s: %w", req.Key, b.fail)
 	}
 	text := req.Prompt
 	if len(req.Messages) > 0 {
 		text = req.Messages[len(req.Messages)-1].Content
 	}
 	words := strings.Fields(text)
-	out := eval.Output{PromptTokens: len(words), FinishReason: "stop", Seeded: true, PrefillMS: 1.5, DecodeMS: 2.5,
-		Cache: eval.CacheInfo{Policy: req.Policy, Capacity: len(req.Policy), KVBytes: int64(100 * len(words))}}
+	out := llm.Output{PromptTokens: len(words), FinishReason: "stop", Seeded: true, PrefillMS: 1.5, DecodeMS: 2.5,
+		Cache: llm.CacheInfo{Policy: req.Policy, Capacity: len(req.Policy), KVBytes: int64(100 * len(words))}}
 	var rev []string
 	for i := len(words) - 1; i >= 0; i-- {
 		if len(rev) == req.Sampling.MaxNew {
@@ -77,8 +77,8 @@ func (b *wordBackend) CheckPolicy(spec string) error {
 	}
 	return fmt.Errorf("policy %q unsupported", spec)
 }
-func (b *wordBackend) Tokenizer() eval.Tokenizer { return nil }
-func (b *wordBackend) Close() error              { return nil }
+func (b *wordBackend) Tokenizer() llm.Tokenizer { return nil }
+func (b *wordBackend) Close() error             { return nil }
 
 func newTestServer(t testing.TB, b backends.Backend, cfg Config) *httptest.Server {
 	t.Helper()
@@ -197,8 +197,8 @@ func TestChatStreaming(t *testing.T) {
 func TestErrors(t *testing.T) {
 	srv := newTestServer(t, &wordBackend{}, Config{})
 	fixed := newTestServer(t, &wordBackend{}, Config{Policy: "snapstream:budget=8"})
-	overflow := newTestServer(t, &wordBackend{fail: eval.ErrContextOverflow}, Config{})
-	quota := newTestServer(t, &wordBackend{fail: eval.ErrQuotaExhausted}, Config{})
+	overflow := newTestServer(t, &wordBackend{fail: llm.ErrContextOverflow}, Config{})
+	quota := newTestServer(t, &wordBackend{fail: llm.ErrQuotaExhausted}, Config{})
 	broken := newTestServer(t, &wordBackend{fail: errors.New("disk on fire")}, Config{})
 	tiny := newTestServer(t, &wordBackend{}, Config{MaxBodyBytes: 64})
 	chat, cmpl := "/v1/chat/completions", "/v1/completions"
@@ -335,9 +335,9 @@ func TestThroughOpenAIBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ob.Close()
-	for _, req := range []eval.Request{
-		{Key: "a", Messages: []eval.Message{{Role: "user", Content: "alpha beta gamma"}}, Sampling: eval.Sampling{MaxNew: 2}, Policy: "snapstream:budget=16"},
-		{Key: "b", Prompt: "one two three four", Sampling: eval.Sampling{MaxNew: 10}, Policy: "full"},
+	for _, req := range []llm.Request{
+		{Key: "a", Messages: []llm.Message{{Role: "user", Content: "alpha beta gamma"}}, Sampling: llm.Sampling{MaxNew: 2}, Policy: "snapstream:budget=16"},
+		{Key: "b", Prompt: "one two three four", Sampling: llm.Sampling{MaxNew: 10}, Policy: "full"},
 	} {
 		direct, err := wb.Generate(context.Background(), req)
 		if err != nil {
@@ -351,7 +351,7 @@ func TestThroughOpenAIBackend(t *testing.T) {
 			t.Errorf("through serve: %+v\ndirect: %+v", remote, direct)
 		}
 	}
-	req := eval.Request{Key: "c", Prompt: "x", Sampling: eval.Sampling{MaxNew: 1}, Policy: "h2o"}
+	req := llm.Request{Key: "c", Prompt: "x", Sampling: llm.Sampling{MaxNew: 1}, Policy: "h2o"}
 	if _, err := ob.Generate(context.Background(), req); err == nil || !strings.Contains(err.Error(), "HTTP 400 (invalid_policy)") {
 		t.Fatalf("bad policy through serve: %v", err)
 	}

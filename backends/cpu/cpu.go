@@ -27,8 +27,8 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/sample"
 	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
 	"github.com/snapeval/snapeval/compress"
-	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/hub"
+	"github.com/snapeval/snapeval/llm"
 	"github.com/snapeval/snapeval/models"
 )
 
@@ -244,7 +244,7 @@ func (b *Backend) Engine() *engine.Engine { return b.eng }
 func (b *Backend) Identity() string { return b.identity }
 
 // Tokenizer returns the model's tokenizer.
-func (b *Backend) Tokenizer() eval.Tokenizer { return b.tok }
+func (b *Backend) Tokenizer() llm.Tokenizer { return b.tok }
 
 // TokenizerImpl returns the concrete tokenizer.
 func (b *Backend) TokenizerImpl() *tokenizer.Tokenizer { return b.tok }
@@ -253,9 +253,9 @@ func (b *Backend) TokenizerImpl() *tokenizer.Tokenizer { return b.tok }
 func (b *Backend) ChatStyle() string { return b.style }
 
 // Shape is the KV-relevant shape of the model, with the element size the cache is held in.
-func (b *Backend) Shape() eval.ModelShape {
+func (b *Backend) Shape() llm.ModelShape {
 	c := b.eng.Model().Cfg
-	return eval.ModelShape{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, ElemBytes: engine.ElemBytes}
+	return llm.ModelShape{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, ElemBytes: engine.ElemBytes}
 }
 
 // CheckPolicy accepts every policy package compress parses, "@int8" included.
@@ -294,7 +294,7 @@ func (b *Backend) Close() error {
 // EncodePrompt tokenizes a request's prompt: Messages rendered with the model's chat template (its
 // special tokens written in the text), or the raw Prompt with the tokenizer's post-processor tokens
 // (BOS for llama) as transformers' encode(add_special_tokens=True) adds them.
-func (b *Backend) EncodePrompt(req eval.Request) ([]int, error) {
+func (b *Backend) EncodePrompt(req llm.Request) ([]int, error) {
 	switch {
 	case len(req.Messages) > 0 && req.Prompt != "":
 		return nil, fmt.Errorf("cpu backend: request %s sets both messages and prompt", req.Key)
@@ -314,18 +314,18 @@ func (b *Backend) EncodePrompt(req eval.Request) ([]int, error) {
 }
 
 // Generate runs one request. Sampling.MaxNew 0 means the rest of the model's context.
-func (b *Backend) Generate(ctx context.Context, req eval.Request) (eval.Output, error) {
+func (b *Backend) Generate(ctx context.Context, req llm.Request) (llm.Output, error) {
 	spec := req.Policy
 	if spec == "" {
 		spec = "full"
 	}
 	pol, err := compress.Parse(spec)
 	if err != nil {
-		return eval.Output{}, err
+		return llm.Output{}, err
 	}
 	ids, err := b.EncodePrompt(req)
 	if err != nil {
-		return eval.Output{}, err
+		return llm.Output{}, err
 	}
 	maxNew := req.Sampling.MaxNew
 	if maxNew <= 0 {
@@ -340,16 +340,16 @@ func (b *Backend) Generate(ctx context.Context, req eval.Request) (eval.Output, 
 		if req.Key != "" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("request %s: %w", req.Key, err)
 		}
-		return eval.Output{}, err
+		return llm.Output{}, err
 	}
 	text := st.text()
 	if st.cut >= 0 {
 		res.Finish = "stop"
 	}
-	return eval.Output{
+	return llm.Output{
 		Text: text, PromptTokens: len(ids), OutputTokens: len(res.Tokens), FinishReason: res.Finish,
 		PrefillMS: float64(res.Prefill.Microseconds()) / 1000, DecodeMS: float64(res.Decode.Microseconds()) / 1000,
-		Cache:  eval.CacheInfo{Policy: pol.String(), Capacity: res.Plan.Capacity, KVBytes: res.KVBytes},
+		Cache:  llm.CacheInfo{Policy: pol.String(), Capacity: res.Plan.Capacity, KVBytes: res.KVBytes},
 		Seeded: true,
 	}, nil
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/engine"
 	"github.com/snapeval/snapeval/backends/cpu/model"
 	"github.com/snapeval/snapeval/compress"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 type reference struct {
@@ -100,7 +100,7 @@ func TestBackendBasics(t *testing.T) {
 	if !strings.HasPrefix(b.Identity(), "cpu:llama-gqa@") || len(b.Identity()) != len("cpu:llama-gqa@")+12 {
 		t.Errorf("Identity = %q", b.Identity())
 	}
-	if got, want := b.Shape(), (eval.ModelShape{Layers: 2, KVHeads: 2, HeadDim: 16, ElemBytes: 4}); got != want {
+	if got, want := b.Shape(), (llm.ModelShape{Layers: 2, KVHeads: 2, HeadDim: 16, ElemBytes: 4}); got != want {
 		t.Errorf("Shape = %+v, want %+v", got, want)
 	}
 	if err := b.CheckPolicy("snapstream:budget=64"); err != nil {
@@ -137,7 +137,7 @@ func TestGenerateText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := eval.Request{Key: "k", Prompt: prompt, Policy: "snapstream:budget=32", Sampling: eval.Sampling{MaxNew: 20}}
+	req := llm.Request{Key: "k", Prompt: prompt, Policy: "snapstream:budget=32", Sampling: llm.Sampling{MaxNew: 20}}
 	out, err := b.Generate(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -163,21 +163,21 @@ func TestGenerateText(t *testing.T) {
 	}
 	// Overflow and bad requests.
 	req.Sampling.MaxNew = 5000
-	if _, err := b.Generate(ctx, req); !errors.Is(err, eval.ErrContextOverflow) {
+	if _, err := b.Generate(ctx, req); !errors.Is(err, llm.ErrContextOverflow) {
 		t.Errorf("overflow err = %v", err)
 	}
-	if _, err := b.Generate(ctx, eval.Request{Messages: []eval.Message{{Role: "user", Content: "hi"}}}); err == nil {
+	if _, err := b.Generate(ctx, llm.Request{Messages: []llm.Message{{Role: "user", Content: "hi"}}}); err == nil {
 		t.Error("chat request accepted without a chat template")
 	}
-	if _, err := b.Generate(ctx, eval.Request{}); err == nil {
+	if _, err := b.Generate(ctx, llm.Request{}); err == nil {
 		t.Error("empty request accepted")
 	}
 }
 
 func TestChatStyleOption(t *testing.T) {
 	b, _ := openFixture(t, "qwen2-tied", map[string]string{"chat_style": "chatml"})
-	msgs := []eval.Message{{Role: "user", Content: "What is 2+2?"}}
-	ids, err := b.EncodePrompt(eval.Request{Messages: msgs})
+	msgs := []llm.Message{{Role: "user", Content: "What is 2+2?"}}
+	ids, err := b.EncodePrompt(llm.Request{Messages: msgs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestChatStyleOption(t *testing.T) {
 	if !reflect.DeepEqual(ids, want) {
 		t.Errorf("chat prompt ids %v, want %v", ids, want)
 	}
-	out, err := b.Generate(context.Background(), eval.Request{Messages: msgs, Policy: "full", Sampling: eval.Sampling{MaxNew: 3, Temperature: 0.7, Seed: 1}})
+	out, err := b.Generate(context.Background(), llm.Request{Messages: msgs, Policy: "full", Sampling: llm.Sampling{MaxNew: 3, Temperature: 0.7, Seed: 1}})
 	if err != nil || out.OutputTokens != 3 {
 		t.Errorf("chat generate: %+v %v", out, err)
 	}
@@ -245,11 +245,11 @@ func TestWeightsOption(t *testing.T) {
 	// A policy with @int8 runs on the int8 copy of the bf16 backend's model: the bits of the int8 backend.
 	prompt := b16.TokenizerImpl().Decode(ref.PromptIDs[:60])
 	for _, spec := range []string{"full", "snapstream:budget=32"} {
-		o8, err := b8.Generate(ctx, eval.Request{Key: "k", Prompt: prompt, Policy: spec, Sampling: eval.Sampling{MaxNew: 12}})
+		o8, err := b8.Generate(ctx, llm.Request{Key: "k", Prompt: prompt, Policy: spec, Sampling: llm.Sampling{MaxNew: 12}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		o16, err := b16.Generate(ctx, eval.Request{Key: "k", Prompt: prompt, Policy: spec + "@int8", Sampling: eval.Sampling{MaxNew: 12}})
+		o16, err := b16.Generate(ctx, llm.Request{Key: "k", Prompt: prompt, Policy: spec + "@int8", Sampling: llm.Sampling{MaxNew: 12}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +271,7 @@ func TestMixedWeightsConcurrent(t *testing.T) {
 	specs := []string{"full", "full@int8", "snapstream:budget=32", "snapstream:budget=32@int8"}
 	alone := make([]string, len(specs))
 	for i, s := range specs {
-		o, err := b.Generate(ctx, eval.Request{Key: s, Prompt: prompt, Policy: s, Sampling: eval.Sampling{MaxNew: 8}})
+		o, err := b.Generate(ctx, llm.Request{Key: s, Prompt: prompt, Policy: s, Sampling: llm.Sampling{MaxNew: 8}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +281,7 @@ func TestMixedWeightsConcurrent(t *testing.T) {
 	for rep := 0; rep < 4; rep++ {
 		for i, s := range specs {
 			go func() {
-				o, err := b.Generate(ctx, eval.Request{Key: s, Prompt: prompt, Policy: s, Sampling: eval.Sampling{MaxNew: 8}})
+				o, err := b.Generate(ctx, llm.Request{Key: s, Prompt: prompt, Policy: s, Sampling: llm.Sampling{MaxNew: 8}})
 				if err == nil && o.Text != alone[i] {
 					err = fmt.Errorf("%s: %q concurrently, %q alone", s, o.Text, alone[i])
 				}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 	"github.com/snapeval/snapeval/models"
 )
 
@@ -26,8 +26,8 @@ func TestShippedModel(t *testing.T) {
 	t.Logf("%s %+v", b.Identity(), b.Shape())
 	for _, pol := range []string{"full", "snapstream:budget=64"} {
 		start := time.Now()
-		out, err := b.Generate(context.Background(), eval.Request{Prompt: "The key is 7. What is the key?", Policy: pol,
-			Sampling: eval.Sampling{MaxNew: 16}})
+		out, err := b.Generate(context.Background(), llm.Request{Prompt: "The key is 7. What is the key?", Policy: pol,
+			Sampling: llm.Sampling{MaxNew: 16}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 	"sync"
 
 	"github.com/snapeval/snapeval/backends"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Flavor describes one OpenAI-compatible service for Open.
@@ -243,7 +243,7 @@ func (r *Remote) Limits(policy string) (contextLength, maxCompletion int) {
 }
 
 // Preflight checks, before a run, that every deployment serves its model and that a prompt of maxPrompt tokens
-// plus maxNew new tokens fits its published limits. A misfit wraps eval.ErrContextOverflow.
+// plus maxNew new tokens fits its published limits. A misfit wraps llm.ErrContextOverflow.
 func (r *Remote) Preflight(ctx context.Context, maxPrompt, maxNew int) error {
 	for _, d := range r.deployments() {
 		if err := r.resolve(ctx, d); err != nil {
@@ -254,11 +254,11 @@ func (r *Remote) Preflight(ctx context.Context, maxPrompt, maxNew int) error {
 		d.mu.Unlock()
 		if info.MaxCompletionTokens > 0 && maxNew > info.MaxCompletionTokens {
 			return fmt.Errorf("%s: %s at %s accepts at most %d completion tokens, the run asks for %d: %w",
-				r.flavor.Name, d.model, d.client.BaseURL(), info.MaxCompletionTokens, maxNew, eval.ErrContextOverflow)
+				r.flavor.Name, d.model, d.client.BaseURL(), info.MaxCompletionTokens, maxNew, llm.ErrContextOverflow)
 		}
 		if info.ContextLength > 0 && maxPrompt+maxNew > info.ContextLength {
 			return fmt.Errorf("%s: %s at %s has a context of %d tokens, the run needs %d prompt + %d new: %w",
-				r.flavor.Name, d.model, d.client.BaseURL(), info.ContextLength, maxPrompt, maxNew, eval.ErrContextOverflow)
+				r.flavor.Name, d.model, d.client.BaseURL(), info.ContextLength, maxPrompt, maxNew, llm.ErrContextOverflow)
 		}
 	}
 	return nil
@@ -309,7 +309,7 @@ func (r *Remote) Identity() string {
 }
 
 // Tokenizer returns nil: remote servers tokenize on their side.
-func (r *Remote) Tokenizer() eval.Tokenizer { return nil }
+func (r *Remote) Tokenizer() llm.Tokenizer { return nil }
 
 // Close releases idle connections.
 func (r *Remote) Close() error {
@@ -321,34 +321,34 @@ func (r *Remote) Close() error {
 
 // Generate sends req to the deployment of req.Policy and returns its output. Server-side timings are used
 // when the flavor reads them, else the client's (time to first content, then the rest).
-func (r *Remote) Generate(ctx context.Context, req eval.Request) (eval.Output, error) {
+func (r *Remote) Generate(ctx context.Context, req llm.Request) (llm.Output, error) {
 	d, err := r.pick(req.Policy)
 	if err != nil {
-		return eval.Output{}, err
+		return llm.Output{}, err
 	}
 	hasMsgs, hasPrompt := len(req.Messages) > 0, req.Prompt != ""
 	if hasMsgs == hasPrompt {
-		return eval.Output{}, fmt.Errorf("%s: request %s: exactly one of messages and prompt must be set", r.flavor.Name, req.Key)
+		return llm.Output{}, fmt.Errorf("%s: request %s: exactly one of messages and prompt must be set", r.flavor.Name, req.Key)
 	}
 	path := "/chat/completions"
 	switch {
 	case hasPrompt && r.flavor.ChatOnly:
-		return eval.Output{}, fmt.Errorf("%s: request %s: the service has no raw-prompt completions endpoint", r.flavor.Name, req.Key)
+		return llm.Output{}, fmt.Errorf("%s: request %s: the service has no raw-prompt completions endpoint", r.flavor.Name, req.Key)
 	case hasPrompt:
 		path = "/completions"
 	case r.endpoint == "completions":
-		return eval.Output{}, fmt.Errorf("%s: request %s: endpoint=completions needs a raw prompt, got messages", r.flavor.Name, req.Key)
+		return llm.Output{}, fmt.Errorf("%s: request %s: endpoint=completions needs a raw prompt, got messages", r.flavor.Name, req.Key)
 	}
 	s := req.Sampling
 	if s.MaxNew <= 0 {
-		return eval.Output{}, fmt.Errorf("%s: request %s: max new tokens must be positive", r.flavor.Name, req.Key)
+		return llm.Output{}, fmt.Errorf("%s: request %s: max new tokens must be positive", r.flavor.Name, req.Key)
 	}
 	d.mu.Lock()
 	info := d.info
 	d.mu.Unlock()
 	if info != nil && info.ContextLength > 0 && s.MaxNew >= info.ContextLength {
-		return eval.Output{}, fmt.Errorf("%s: request %s: %d new tokens do not fit a context of %d: %w",
-			r.flavor.Name, req.Key, s.MaxNew, info.ContextLength, eval.ErrContextOverflow)
+		return llm.Output{}, fmt.Errorf("%s: request %s: %d new tokens do not fit a context of %d: %w",
+			r.flavor.Name, req.Key, s.MaxNew, info.ContextLength, llm.ErrContextOverflow)
 	}
 	body := CompletionRequest{Model: d.model, MaxTokens: s.MaxNew, TopK: s.TopK, Stop: s.Stop}
 	temp := s.Temperature
@@ -372,12 +372,12 @@ func (r *Remote) Generate(ctx context.Context, req eval.Request) (eval.Output, e
 	}
 	res, err := d.client.Complete(ctx, path, body)
 	if err != nil {
-		return eval.Output{}, fmt.Errorf("%s: request %s: %w", r.flavor.Name, req.Key, err)
+		return llm.Output{}, fmt.Errorf("%s: request %s: %w", r.flavor.Name, req.Key, err)
 	}
-	out := eval.Output{
+	out := llm.Output{
 		Text:         res.Text,
 		FinishReason: normalizeFinish(res.FinishReason),
-		Cache:        eval.CacheInfo{Policy: d.policy, Declared: true},
+		Cache:        llm.CacheInfo{Policy: d.policy, Declared: true},
 		Seeded:       r.seed,
 	}
 	if res.Reasoning != "" {

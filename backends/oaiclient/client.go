@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Options are the client settings a backend reads from backends.Config.Options.
@@ -179,7 +181,7 @@ type Result struct {
 	// Usage is the final usage object, nil when the server sent none.
 	Usage *Usage
 	// Snapeval is the cache report of a `snapeval serve` server, nil otherwise.
-	Snapeval *CacheReport
+	Snapeval *llm.CacheReport
 	// TTFT is the time from sending the successful attempt to its first content; Elapsed to its end.
 	TTFT, Elapsed time.Duration
 	// Attempts is the number of HTTP attempts made (1 when the first succeeded).
@@ -209,8 +211,8 @@ func retryable(err error) bool {
 }
 
 // Complete sends req to path ("/chat/completions" or "/completions", relative to the base URL) as a stream and
-// returns the assembled result, retrying transient failures. Errors wrap eval.ErrContextOverflow,
-// eval.ErrQuotaExhausted or ctx.Err() where they apply, and never contain the API key.
+// returns the assembled result, retrying transient failures. Errors wrap llm.ErrContextOverflow,
+// llm.ErrQuotaExhausted or ctx.Err() where they apply, and never contain the API key.
 func (c *Client) Complete(ctx context.Context, path string, req CompletionRequest) (Result, error) {
 	req.Stream = true
 	req.StreamOptions = &StreamOptions{IncludeUsage: true}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/snapeval/snapeval/backends"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 func TestRequestBody(t *testing.T) {
@@ -20,7 +20,7 @@ func TestRequestBody(t *testing.T) {
 	r, done := open(t, s, nil)
 	defer done()
 	req := chatReq()
-	req.Sampling = eval.Sampling{Temperature: 0, TopP: 0.95, TopK: 20, MaxNew: 16, Stop: []string{"\n\n"}, Seed: 42}
+	req.Sampling = llm.Sampling{Temperature: 0, TopP: 0.95, TopK: 20, MaxNew: 16, Stop: []string{"\n\n"}, Seed: 42}
 	out, err := r.Generate(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestCompletionsEndpoint(t *testing.T) {
 	}}}
 	r, done := open(t, s, nil)
 	defer done()
-	out, err := r.Generate(context.Background(), eval.Request{Key: "p", Prompt: "6*7=", Sampling: eval.Sampling{MaxNew: 2}, Policy: "full"})
+	out, err := r.Generate(context.Background(), llm.Request{Key: "p", Prompt: "6*7=", Sampling: llm.Sampling{MaxNew: 2}, Policy: "full"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,15 +232,15 @@ func TestOpenAndPreflight(t *testing.T) {
 	if err := r.Preflight(context.Background(), 800, 100); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Preflight(context.Background(), 901, 100); !errors.Is(err, eval.ErrContextOverflow) {
+	if err := r.Preflight(context.Background(), 901, 100); !errors.Is(err, llm.ErrContextOverflow) {
 		t.Fatalf("prompt too long: %v", err)
 	}
-	if err := r.Preflight(context.Background(), 10, 101); !errors.Is(err, eval.ErrContextOverflow) {
+	if err := r.Preflight(context.Background(), 10, 101); !errors.Is(err, llm.ErrContextOverflow) {
 		t.Fatalf("too many new tokens: %v", err)
 	}
 	req := chatReq()
 	req.Sampling.MaxNew = 1000
-	if _, err := r.Generate(context.Background(), req); !errors.Is(err, eval.ErrContextOverflow) {
+	if _, err := r.Generate(context.Background(), req); !errors.Is(err, llm.ErrContextOverflow) {
 		t.Fatalf("max_new >= context: %v", err)
 	}
 	if _, err := Open(context.Background(), testFlavor, backends.Config{BaseURL: two.URL}); err == nil || !strings.Contains(err.Error(), "pass --model") {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // APIError is a failure reported by the server: an HTTP status with an OpenAI-style error body,
@@ -22,7 +22,7 @@ type APIError struct {
 	RetryAfter time.Duration
 	// Retryable says whether the request may be sent again.
 	Retryable bool
-	// kind is eval.ErrContextOverflow, eval.ErrQuotaExhausted or nil.
+	// kind is llm.ErrContextOverflow, llm.ErrQuotaExhausted or nil.
 	kind error
 }
 
@@ -49,7 +49,7 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns eval.ErrContextOverflow or eval.ErrQuotaExhausted when the failure is one of those.
+// Unwrap returns llm.ErrContextOverflow or llm.ErrQuotaExhausted when the failure is one of those.
 func (e *APIError) Unwrap() error { return e.kind }
 
 // maxMessage bounds the server message kept in an error.
@@ -93,7 +93,7 @@ func jsonScalar(raw json.RawMessage) string {
 
 // ParseError builds the APIError of an HTTP response with status and body (header may be nil).
 // It never fails: a body that is not JSON becomes the message. now is used for HTTP-date Retry-After.
-// A 429 whose wording speaks of a quota, or whose Retry-After exceeds DefaultQuotaAfter, wraps eval.ErrQuotaExhausted.
+// A 429 whose wording speaks of a quota, or whose Retry-After exceeds DefaultQuotaAfter, wraps llm.ErrQuotaExhausted.
 func ParseError(status int, header http.Header, body []byte, now time.Time) *APIError {
 	return parseError(status, header, body, now, DefaultQuotaAfter)
 }
@@ -178,10 +178,10 @@ func (e *APIError) classify(quotaAfter time.Duration) {
 	}
 	switch {
 	case isOverflow && (e.Status == 0 || e.Status == 400 || e.Status == 413 || e.Status == 422):
-		e.kind = eval.ErrContextOverflow
+		e.kind = llm.ErrContextOverflow
 	case e.Status == http.StatusTooManyRequests || e.Status == 0 && hasQuotaWording(text):
 		if e.RetryAfter > quotaAfter || hasQuotaWording(text) {
-			e.kind = eval.ErrQuotaExhausted
+			e.kind = llm.ErrQuotaExhausted
 		} else {
 			e.Retryable = true
 		}

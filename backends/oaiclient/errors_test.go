@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 func TestParseError(t *testing.T) {
@@ -24,13 +24,13 @@ func TestParseError(t *testing.T) {
 	}{
 		{"openai string code overflow", 400, nil,
 			`{"error":{"message":"This model's maximum context length is 4096 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`,
-			"context_length_exceeded", "This model's maximum context length is 4096 tokens.", eval.ErrContextOverflow, false, 0},
+			"context_length_exceeded", "This model's maximum context length is 4096 tokens.", llm.ErrContextOverflow, false, 0},
 		{"vllm integer code overflow", 400, nil,
 			`{"object":"error","message":"This model's maximum context length is 2048 tokens. However, you requested 3000 tokens.","type":"BadRequestError","param":null,"code":400}`,
-			"400", "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens.", eval.ErrContextOverflow, false, 0},
+			"400", "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens.", llm.ErrContextOverflow, false, 0},
 		{"vllm nested integer code", 400, nil,
 			`{"error":{"message":"The decoder prompt (length 9000) is longer than the maximum model length of 8192.","type":"BadRequestError","code":400}}`,
-			"400", "The decoder prompt (length 9000) is longer than the maximum model length of 8192.", eval.ErrContextOverflow, false, 0},
+			"400", "The decoder prompt (length 9000) is longer than the maximum model length of 8192.", llm.ErrContextOverflow, false, 0},
 		{"plain 400", 400, nil, `{"error":{"message":"temperature must be non-negative","code":null}}`,
 			"", "temperature must be non-negative", nil, false, 0},
 		{"error as string", 401, nil, `{"error":"invalid api key"}`, "", "invalid api key", nil, false, 0},
@@ -42,17 +42,17 @@ func TestParseError(t *testing.T) {
 		{"rate limit retry-after-ms", 429, http.Header{"Retry-After-Ms": {"250"}, "Retry-After": {"9"}}, `{}`,
 			"", "", nil, true, 250 * time.Millisecond},
 		{"daily quota by wording", 429, nil, `{"error":{"message":"You have exceeded your daily request quota"}}`,
-			"", "You have exceeded your daily request quota", eval.ErrQuotaExhausted, false, 0},
+			"", "You have exceeded your daily request quota", llm.ErrQuotaExhausted, false, 0},
 		{"quota by long retry-after", 429, http.Header{"Retry-After": {"86400"}}, `{"error":"slow down"}`,
-			"", "slow down", eval.ErrQuotaExhausted, false, 86400 * time.Second},
+			"", "slow down", llm.ErrQuotaExhausted, false, 86400 * time.Second},
 		{"retry-after http date", 429, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, ``,
 			"", "", nil, true, 90 * time.Second},
 		{"408", 408, nil, ``, "", "", nil, true, 0},
 		{"409", 409, nil, ``, "", "", nil, true, 0},
 		{"404", 404, nil, `{"error":{"message":"model not found","code":"model_not_found"}}`, "model_not_found", "model not found", nil, false, 0},
 		{"stream error event", 0, nil, `{"error":{"message":"internal error","type":"server_error"}}`, "", "internal error", nil, true, 0},
-		{"stream overflow event", 0, nil, `{"error":{"message":"x","code":"context_length_exceeded"}}`, "context_length_exceeded", "x", eval.ErrContextOverflow, false, 0},
-		{"stream quota event", 0, nil, `{"error":{"message":"daily limit","code":"insufficient_quota"},"status":429}`, "insufficient_quota", "daily limit", eval.ErrQuotaExhausted, false, 0},
+		{"stream overflow event", 0, nil, `{"error":{"message":"x","code":"context_length_exceeded"}}`, "context_length_exceeded", "x", llm.ErrContextOverflow, false, 0},
+		{"stream quota event", 0, nil, `{"error":{"message":"daily limit","code":"insufficient_quota"},"status":429}`, "insufficient_quota", "daily limit", llm.ErrQuotaExhausted, false, 0},
 		{"code as object", 500, nil, `{"error":{"message":"m","code":{"a":1}}}`, `{"a":1}`, "m", nil, true, 0},
 	}
 	for _, tt := range tests {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/snapeval/snapeval/backends"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // testKey is put in the environment; no error text may contain it.
@@ -124,9 +124,9 @@ func open(t *testing.T, s *script, opts map[string]string) (*Remote, func()) {
 	return r, func() { r.Close(); srv.Close() }
 }
 
-func chatReq() eval.Request {
-	return eval.Request{Key: "k1", Messages: []eval.Message{{Role: "user", Content: "hi"}},
-		Sampling: eval.Sampling{MaxNew: 16, Seed: 42}, Policy: "full"}
+func chatReq() llm.Request {
+	return llm.Request{Key: "k1", Messages: []llm.Message{{Role: "user", Content: "hi"}},
+		Sampling: llm.Sampling{MaxNew: 16, Seed: 42}, Policy: "full"}
 }
 
 func TestFaults(t *testing.T) {
@@ -193,10 +193,10 @@ func TestFaults(t *testing.T) {
 		{name: "inline error object", steps: []http.HandlerFunc{inlineError, good}, calls: 2, wantText: "Hello"},
 		{name: "never answers", steps: []http.HandlerFunc{hang}, opts: map[string]string{"attempt_timeout": "100ms", "max_retries": "2"}, calls: 3, loose: true, errText: "attempt timed out after 100ms", minTime: 300 * time.Millisecond, maxTime: 5 * time.Second},
 		{name: "never answers once", steps: []http.HandlerFunc{hang, good}, opts: map[string]string{"attempt_timeout": "100ms"}, calls: 2, loose: true, wantText: "Hello"},
-		{name: "daily quota", steps: []http.HandlerFunc{quota}, calls: 1, wantErr: eval.ErrQuotaExhausted, errText: "quota"},
-		{name: "quota by retry-after", steps: []http.HandlerFunc{status(429, map[string]string{"Retry-After": "3600"}, "")}, calls: 1, wantErr: eval.ErrQuotaExhausted},
-		{name: "context length exceeded", steps: []http.HandlerFunc{status(400, nil, `{"error":{"message":"too long","code":"context_length_exceeded"}}`)}, calls: 1, wantErr: eval.ErrContextOverflow},
-		{name: "vllm overflow integer code", steps: []http.HandlerFunc{status(400, nil, `{"object":"error","message":"This model's maximum context length is 4096 tokens.","code":400}`)}, calls: 1, wantErr: eval.ErrContextOverflow},
+		{name: "daily quota", steps: []http.HandlerFunc{quota}, calls: 1, wantErr: llm.ErrQuotaExhausted, errText: "quota"},
+		{name: "quota by retry-after", steps: []http.HandlerFunc{status(429, map[string]string{"Retry-After": "3600"}, "")}, calls: 1, wantErr: llm.ErrQuotaExhausted},
+		{name: "context length exceeded", steps: []http.HandlerFunc{status(400, nil, `{"error":{"message":"too long","code":"context_length_exceeded"}}`)}, calls: 1, wantErr: llm.ErrContextOverflow},
+		{name: "vllm overflow integer code", steps: []http.HandlerFunc{status(400, nil, `{"object":"error","message":"This model's maximum context length is 4096 tokens.","code":400}`)}, calls: 1, wantErr: llm.ErrContextOverflow},
 		{name: "other 4xx not retried", steps: []http.HandlerFunc{status(404, nil, `{"error":{"message":"no such model","code":"model_not_found"}}`)}, calls: 1, errText: "HTTP 404 (model_not_found): no such model"},
 		{name: "key echoed in error body", steps: []http.HandlerFunc{echoKey}, calls: 1, errText: "[REDACTED]"},
 		{name: "stream without choices", steps: []http.HandlerFunc{func(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +232,7 @@ func TestFaults(t *testing.T) {
 				if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 					t.Errorf("error %q does not wrap %v", err, tt.wantErr)
 				}
-				if tt.wantErr == nil && (errors.Is(err, eval.ErrQuotaExhausted) || errors.Is(err, eval.ErrContextOverflow)) {
+				if tt.wantErr == nil && (errors.Is(err, llm.ErrQuotaExhausted) || errors.Is(err, llm.ErrContextOverflow)) {
 					t.Errorf("error %q misclassified", err)
 				}
 				if !strings.Contains(err.Error(), tt.errText) {

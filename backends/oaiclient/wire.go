@@ -3,13 +3,13 @@ package oaiclient
 import (
 	"encoding/json"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // CompletionRequest is the JSON body of /v1/chat/completions (Messages set) and /v1/completions (Prompt set).
 type CompletionRequest struct {
 	Model         string         `json:"model"`
-	Messages      []eval.Message `json:"messages,omitempty"`
+	Messages      []llm.Message  `json:"messages,omitempty"`
 	Prompt        *string        `json:"prompt,omitempty"`
 	MaxTokens     int            `json:"max_tokens,omitempty"`
 	Temperature   *float64       `json:"temperature,omitempty"`
@@ -38,15 +38,6 @@ type Usage struct {
 	Raw              json.RawMessage `json:"-"`
 }
 
-// CacheReport is the snapeval extension a `snapeval serve` server adds to its responses ("snapeval" field):
-// what the backend behind it did with the KV cache, and its timings.
-type CacheReport struct {
-	Cache     eval.CacheInfo `json:"cache"`
-	PrefillMS float64        `json:"prefill_ms"`
-	DecodeMS  float64        `json:"decode_ms"`
-	Seeded    bool           `json:"seeded"`
-}
-
 // Chunk is one streamed chunk (chat.completion.chunk or text_completion) or a whole non-streamed response.
 type Chunk struct {
 	ID      string          `json:"id"`
@@ -55,8 +46,8 @@ type Chunk struct {
 	Choices []ChunkChoice   `json:"choices"`
 	Usage   json.RawMessage `json:"usage"`
 	// Error is set when a server sends an error object inside the stream.
-	Error    json.RawMessage `json:"error"`
-	Snapeval *CacheReport    `json:"snapeval,omitempty"`
+	Error    json.RawMessage  `json:"error"`
+	Snapeval *llm.CacheReport `json:"snapeval,omitempty"`
 }
 
 // ChunkChoice is one choice of a chunk: Delta for chat streams, Message for whole chat responses, Text for completions.

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/backends"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 func TestRegisteredAndEnv(t *testing.T) {
@@ -33,7 +33,7 @@ func TestRegisteredAndEnv(t *testing.T) {
 	if b.Tokenizer() != nil || b.CheckPolicy("full") != nil || b.CheckPolicy("snapstream:budget=64") == nil {
 		t.Fatal("tokenizer or declared policy wrong")
 	}
-	out, err := b.Generate(context.Background(), eval.Request{Key: "k", Policy: "full", Messages: []eval.Message{{Role: "user", Content: "x"}}, Sampling: eval.Sampling{MaxNew: 1}})
+	out, err := b.Generate(context.Background(), llm.Request{Key: "k", Policy: "full", Messages: []llm.Message{{Role: "user", Content: "x"}}, Sampling: llm.Sampling{MaxNew: 1}})
 	if err != nil || out.Text != "ok" || out.FinishReason != "length" || out.PromptTokens != 5 || !out.Seeded {
 		t.Fatalf("%+v %v", out, err)
 	}

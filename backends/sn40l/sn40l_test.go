@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/backends"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // usageChunk is the final chunk SambaNova Cloud streams with stream_options.include_usage (field names as served).
@@ -98,13 +98,13 @@ func TestGenerateWithPolicyEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"full", "snapstream:budget=4096"} {
-		out, err := b.Generate(context.Background(), eval.Request{Key: "q", Policy: p,
-			Messages: []eval.Message{{Role: "user", Content: "Capital of France?"}}, Sampling: eval.Sampling{MaxNew: 8, Seed: 7}})
+		out, err := b.Generate(context.Background(), llm.Request{Key: "q", Policy: p,
+			Messages: []llm.Message{{Role: "user", Content: "Capital of France?"}}, Sampling: llm.Sampling{MaxNew: 8, Seed: 7}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := eval.Output{Text: "Paris.", PromptTokens: 10, OutputTokens: 3, FinishReason: "stop", PrefillMS: 125, DecodeMS: 250,
-			Cache: eval.CacheInfo{Policy: p, Declared: true}, Seeded: false}
+		want := llm.Output{Text: "Paris.", PromptTokens: 10, OutputTokens: 3, FinishReason: "stop", PrefillMS: 125, DecodeMS: 250,
+			Cache: llm.CacheInfo{Policy: p, Declared: true}, Seeded: false}
 		if out != want {
 			t.Errorf("policy %s: got %+v, want %+v", p, out, want)
 		}
@@ -115,7 +115,7 @@ func TestGenerateWithPolicyEndpoints(t *testing.T) {
 	if _, ok := fullSeen[0]["seed"]; ok {
 		t.Error("seed sent to a service that does not document it")
 	}
-	_, err = b.Generate(context.Background(), eval.Request{Key: "raw", Policy: "full", Prompt: "x", Sampling: eval.Sampling{MaxNew: 8}})
+	_, err = b.Generate(context.Background(), llm.Request{Key: "raw", Policy: "full", Prompt: "x", Sampling: llm.Sampling{MaxNew: 8}})
 	if err == nil || !strings.Contains(err.Error(), "no raw-prompt") {
 		t.Fatalf("raw prompt on a chat-only service: %v", err)
 	}

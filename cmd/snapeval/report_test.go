@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // writeTestRun writes a run directory (manifest + journal) holding recs.
@@ -46,7 +47,7 @@ func testRecords(withErr bool) []eval.Record {
 				r.Score = 1
 			}
 			if withErr && p == "snapstream:budget=64" && i == 5 {
-				r = eval.Record{RunID: "cmd-test", Bench: "synth", ItemID: id, Policy: p, ErrorKind: eval.ErrKindTimeout, Tags: r.Tags}
+				r = eval.Record{RunID: "cmd-test", Bench: "synth", ItemID: id, Policy: p, ErrorKind: llm.ErrKindTimeout, Tags: r.Tags}
 			}
 			recs = append(recs, r)
 		}

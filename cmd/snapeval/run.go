@@ -23,6 +23,7 @@ import (
 	"github.com/snapeval/snapeval/datasets"
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/hub"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // runOptions are the flags of `snapeval run`.
@@ -404,7 +405,7 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 		}
 		man.Endpoints[spec] = ep.Model + " at " + redactURL(ep.BaseURL)
 	}
-	if s, ok := be.(interface{ Shape() eval.ModelShape }); ok {
+	if s, ok := be.(interface{ Shape() llm.ModelShape }); ok {
 		shape := s.Shape()
 		man.ModelShape = &shape
 	}

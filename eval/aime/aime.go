@@ -17,6 +17,7 @@ import (
 
 	"github.com/snapeval/snapeval/datasets"
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Name is the benchmark's registry name.
@@ -149,7 +150,7 @@ func (b *Bench) Name() string { return Name }
 
 // Defaults implements eval.Benchmark: the DeepSeek-R1 settings.
 func (b *Bench) Defaults() eval.Defaults {
-	return eval.Defaults{Sampling: eval.Sampling{Temperature: 0.6, TopP: 0.95, MaxNew: DefaultMaxNew}, Samples: DefaultSamples}
+	return eval.Defaults{Sampling: llm.Sampling{Temperature: 0.6, TopP: 0.95, MaxNew: DefaultMaxNew}, Samples: DefaultSamples}
 }
 
 // Files returns the files Items reads: BenchOptions.Files, else the locked parquet file in the cache.
@@ -161,8 +162,8 @@ func (b *Bench) Files() []string {
 }
 
 // Items implements eval.Benchmark (tok is unused).
-func (b *Bench) Items(ctx context.Context, _ eval.Tokenizer) ([]eval.Item, error) {
-	return datasets.ReadItems(ctx, b.Files(), b.ParseRow)
+func (b *Bench) Items(ctx context.Context, _ llm.Tokenizer) ([]eval.Item, error) {
+	return datasets.ReadItems(ctx, b.Files(), b.ParseRow, eval.ItemID)
 }
 
 // ParseRow implements eval.RowParser.
@@ -179,13 +180,13 @@ func (b *Bench) ParseRow(raw []byte) (eval.Item, error) {
 }
 
 // Request implements eval.Benchmark: one user turn, no system prompt.
-func (b *Bench) Request(item eval.Item) (eval.Request, error) {
+func (b *Bench) Request(item eval.Item) (llm.Request, error) {
 	p, ok := item.Data.(*Problem)
 	if !ok {
-		return eval.Request{}, fmt.Errorf("aime: item %s has data %T", item.ID, item.Data)
+		return llm.Request{}, fmt.Errorf("aime: item %s has data %T", item.ID, item.Data)
 	}
-	return eval.Request{
-		Messages: []eval.Message{{Role: "user", Content: Prompt(p.Problem)}},
+	return llm.Request{
+		Messages: []llm.Message{{Role: "user", Content: Prompt(p.Problem)}},
 		Sampling: b.Defaults().Sampling,
 	}, nil
 }

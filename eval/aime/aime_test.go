@@ -12,6 +12,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -297,12 +298,12 @@ func TestRecordMetrics(t *testing.T) {
 	add("b", 0, "9", false, "")
 	add("b", 1, "10", true, "")
 	add("b", 2, "9", false, "")
-	add("b", 3, "", false, eval.ErrKindTimeout)
+	add("b", 3, "", false, llm.ErrKindTimeout)
 	// c: tie 1-1: first seen wins (wrong one first)
 	add("c", 1, "3", true, "")
 	add("c", 0, "4", false, "")
 	// d: only errors
-	add("d", 0, "", false, eval.ErrKindBackend)
+	add("d", 0, "", false, llm.ErrKindBackend)
 	recs = append(recs, eval.Record{Bench: Name, ItemID: "a", Policy: "other", Correct: true, Extracted: "25"})
 
 	p1 := PassAtKRecords(recs, "full", 1)

@@ -1,8 +1,9 @@
 package aime
 
 import (
-	"github.com/snapeval/snapeval/stats"
 	"sort"
+
+	"github.com/snapeval/snapeval/stats"
 
 	"github.com/snapeval/snapeval/eval"
 )

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 	"github.com/snapeval/snapeval/sandbox"
 )
 
@@ -135,11 +136,11 @@ func (b *Bench) Name() string { return Name }
 
 // Defaults implements eval.Benchmark: the DeepSeek-R1 protocol.
 func (b *Bench) Defaults() eval.Defaults {
-	return eval.Defaults{Sampling: eval.Sampling{Temperature: 0.6, TopP: 0.95, MaxNew: 32768}, Samples: 1}
+	return eval.Defaults{Sampling: llm.Sampling{Temperature: 0.6, TopP: 0.95, MaxNew: 32768}, Samples: 1}
 }
 
 // Items implements eval.Benchmark.
-func (b *Bench) Items(ctx context.Context, tok eval.Tokenizer) ([]eval.Item, error) {
+func (b *Bench) Items(ctx context.Context, tok llm.Tokenizer) ([]eval.Item, error) {
 	if b.filesErr != nil {
 		return nil, b.filesErr
 	}
@@ -180,16 +181,16 @@ func problemOf(it eval.Item) (*Problem, error) {
 }
 
 // Request implements eval.Benchmark.
-func (b *Bench) Request(it eval.Item) (eval.Request, error) {
+func (b *Bench) Request(it eval.Item) (llm.Request, error) {
 	p, err := problemOf(it)
 	if err != nil {
-		return eval.Request{}, err
+		return llm.Request{}, err
 	}
 	msgs, err := Messages(b.style, p.QuestionContent, p.StarterCode)
 	if err != nil {
-		return eval.Request{}, err
+		return llm.Request{}, err
 	}
-	return eval.Request{Messages: msgs, Sampling: b.Defaults().Sampling}, nil
+	return llm.Request{Messages: msgs, Sampling: b.Defaults().Sampling}, nil
 }
 
 func (b *Bench) sandbox() (*sandbox.Sandbox, error) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 	"github.com/snapeval/snapeval/sandbox"
 )
 
@@ -302,7 +303,7 @@ func TestScoresAndBreakdown(t *testing.T) {
 	recs := []eval.Record{
 		rec("a", true, "difficulty=easy;platform=atcoder", ""), rec("a", false, "difficulty=easy;platform=atcoder", ""),
 		rec("b", false, "difficulty=hard;platform=leetcode", ""), rec("b", false, "difficulty=hard;platform=leetcode", ""),
-		rec("b", false, "difficulty=hard;platform=leetcode", eval.ErrKindBackend),
+		rec("b", false, "difficulty=hard;platform=leetcode", llm.ErrKindBackend),
 		rec("c", true, "difficulty=hard;platform=atcoder", ""), rec("c", true, "difficulty=hard;platform=atcoder", ""),
 	}
 	s := Scores(recs, 1)

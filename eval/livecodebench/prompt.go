@@ -3,7 +3,7 @@ package livecodebench
 import (
 	"fmt"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Official wording from lcb_runner/prompts/code_generation.py (LiveCodeBench at 28fef95e).
@@ -53,14 +53,14 @@ func R1Question(content, starter string) string {
 }
 
 // Messages renders a problem's prompt in a style.
-func Messages(style, content, starter string) ([]eval.Message, error) {
+func Messages(style, content, starter string) ([]llm.Message, error) {
 	switch style {
 	case StyleChat, "":
-		return []eval.Message{{Role: "system", Content: SystemMessage}, {Role: "user", Content: GenericQuestion(content, starter)}}, nil
+		return []llm.Message{{Role: "system", Content: SystemMessage}, {Role: "user", Content: GenericQuestion(content, starter)}}, nil
 	case StyleUser:
-		return []eval.Message{{Role: "user", Content: SystemMessage + "\n\n" + GenericQuestion(content, starter)}}, nil
+		return []llm.Message{{Role: "user", Content: SystemMessage + "\n\n" + GenericQuestion(content, starter)}}, nil
 	case StyleR1:
-		return []eval.Message{{Role: "user", Content: R1Question(content, starter)}}, nil
+		return []llm.Message{{Role: "user", Content: R1Question(content, starter)}}, nil
 	}
 	return nil, fmt.Errorf("livecodebench: prompt style %q (want %s, %s or %s)", style, StyleChat, StyleUser, StyleR1)
 }

@@ -1,9 +1,10 @@
 package livecodebench
 
 import (
-	"github.com/snapeval/snapeval/stats"
 	"sort"
 	"strings"
+
+	"github.com/snapeval/snapeval/stats"
 
 	"github.com/snapeval/snapeval/eval"
 )

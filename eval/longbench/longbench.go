@@ -20,6 +20,7 @@ import (
 
 	"github.com/snapeval/snapeval/datasets"
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Name is the benchmark's registry name.
@@ -128,7 +129,7 @@ func isPySpace(r rune) bool {
 // Truncate applies the official middle truncation: when the prompt has more than maxLen tokens, keep the
 // first maxLen//2 and the last maxLen - maxLen//2 tokens (Python's input_ids[:m//2] + input_ids[-m//2:])
 // and decode them together. It returns the prompt, its token count before and after.
-func Truncate(tok eval.Tokenizer, prompt string, maxLen int) (string, int, int) {
+func Truncate(tok llm.Tokenizer, prompt string, maxLen int) (string, int, int) {
 	ids := tok.Encode(prompt)
 	n := len(ids)
 	if n <= maxLen {
@@ -234,9 +235,9 @@ func (b *Bench) Name() string { return Name }
 // Defaults implements eval.Benchmark: temperature 0.1, 128 new tokens (the CoT reasoning pass: 1024), one sample.
 func (b *Bench) Defaults() eval.Defaults {
 	if b.mode == Mode0ShotCoT {
-		return eval.Defaults{Sampling: eval.Sampling{Temperature: 0.1, MaxNew: CoTMaxNew}, Samples: 1}
+		return eval.Defaults{Sampling: llm.Sampling{Temperature: 0.1, MaxNew: CoTMaxNew}, Samples: 1}
 	}
-	return eval.Defaults{Sampling: eval.Sampling{Temperature: 0.1, MaxNew: 128}, Samples: 1}
+	return eval.Defaults{Sampling: llm.Sampling{Temperature: 0.1, MaxNew: 128}, Samples: 1}
 }
 
 // CoTMaxNew is the official budget of the chain-of-thought reasoning pass; the answer pass gets 128.
@@ -244,17 +245,17 @@ const CoTMaxNew = 1024
 
 // FollowUp implements eval.Chained: in 0shot_cot mode, the answer pass (0shot_cot_ans, 128 new tokens) quoting
 // the stripped reasoning, exactly as the official pred.py chains them.
-func (b *Bench) FollowUp(item eval.Item, first string) (eval.Request, bool, error) {
+func (b *Bench) FollowUp(item eval.Item, first string) (llm.Request, bool, error) {
 	if b.mode != Mode0ShotCoT {
-		return eval.Request{}, false, nil
+		return llm.Request{}, false, nil
 	}
 	p, ok := item.Data.(*Problem)
 	if !ok {
-		return eval.Request{}, false, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
+		return llm.Request{}, false, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
 	}
-	return eval.Request{
-		Messages: []eval.Message{{Role: "user", Content: RenderCoTAnswer(p.Row, strings.TrimSpace(first))}},
-		Sampling: eval.Sampling{Temperature: 0.1, MaxNew: 128},
+	return llm.Request{
+		Messages: []llm.Message{{Role: "user", Content: RenderCoTAnswer(p.Row, strings.TrimSpace(first))}},
+		Sampling: llm.Sampling{Temperature: 0.1, MaxNew: 128},
 	}, true, nil
 }
 
@@ -268,14 +269,14 @@ func (b *Bench) Files() []string {
 
 // Items implements eval.Benchmark. The whole file is streamed; each context is rendered into its prompt,
 // truncated with tok when tok is non-nil, and dropped.
-func (b *Bench) Items(ctx context.Context, tok eval.Tokenizer) ([]eval.Item, error) {
-	return datasets.ReadItems(ctx, b.Files(), func(raw []byte) (eval.Item, error) { return b.item(raw, tok) })
+func (b *Bench) Items(ctx context.Context, tok llm.Tokenizer) ([]eval.Item, error) {
+	return datasets.ReadItems(ctx, b.Files(), func(raw []byte) (eval.Item, error) { return b.item(raw, tok) }, eval.ItemID)
 }
 
 // ParseRow implements eval.RowParser (no tokenizer: the prompt is not truncated).
 func (b *Bench) ParseRow(raw []byte) (eval.Item, error) { return b.item(raw, nil) }
 
-func (b *Bench) item(raw []byte, tok eval.Tokenizer) (eval.Item, error) {
+func (b *Bench) item(raw []byte, tok llm.Tokenizer) (eval.Item, error) {
 	r, err := ParseRow(raw)
 	if err != nil {
 		return eval.Item{}, err
@@ -298,13 +299,13 @@ func (b *Bench) item(raw []byte, tok eval.Tokenizer) (eval.Item, error) {
 }
 
 // Request implements eval.Benchmark: one user message, no system prompt.
-func (b *Bench) Request(item eval.Item) (eval.Request, error) {
+func (b *Bench) Request(item eval.Item) (llm.Request, error) {
 	p, ok := item.Data.(*Problem)
 	if !ok {
-		return eval.Request{}, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
+		return llm.Request{}, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
 	}
-	return eval.Request{
-		Messages: []eval.Message{{Role: "user", Content: p.Prompt}},
+	return llm.Request{
+		Messages: []llm.Message{{Role: "user", Content: p.Prompt}},
 		Sampling: b.Defaults().Sampling,
 	}, nil
 }

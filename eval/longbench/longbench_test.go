@@ -15,6 +15,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -70,7 +71,7 @@ func TestTemplatesPinned(t *testing.T) {
 	}
 }
 
-func loadSample(t *testing.T, b *Bench, tok eval.Tokenizer) []eval.Item {
+func loadSample(t *testing.T, b *Bench, tok llm.Tokenizer) []eval.Item {
 	t.Helper()
 	items, err := b.Items(context.Background(), tok)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 func rec(policy, tags string, correct bool, extracted, errKind string) eval.Record {
@@ -17,7 +18,7 @@ func TestSummarize(t *testing.T) {
 		rec("full", eS, false, "", ""), // no answer
 		rec("full", hL, false, "B", ""),
 		rec("full", hM, true, "C", ""),
-		rec("full", hM, false, "", eval.ErrKindBackend), // failed call: never in the official denominator
+		rec("full", hM, false, "", llm.ErrKindBackend), // failed call: never in the official denominator
 		rec("snapstream:budget=4096", eS, false, "B", ""),
 		{Bench: "aime24", Policy: "full", Correct: true},
 	}

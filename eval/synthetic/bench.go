@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Name is the benchmark name on the command line and in records.
@@ -132,7 +133,7 @@ func (b *Bench) Config() Config { return b.cfg }
 
 // Items implements eval.Benchmark: it generates the eval split, sizing prompts with tok when it is not nil.
 // Item.Data is a Sample; tags are "task" and "length".
-func (b *Bench) Items(ctx context.Context, tok eval.Tokenizer) ([]eval.Item, error) {
+func (b *Bench) Items(ctx context.Context, tok llm.Tokenizer) ([]eval.Item, error) {
 	cfg := b.cfg
 	cfg.Tok = tok
 	items := make([]eval.Item, 0, len(cfg.Tasks)*len(cfg.Lengths)*cfg.N)
@@ -170,16 +171,16 @@ func sampleOf(item eval.Item) (Sample, error) {
 }
 
 // Request implements eval.Benchmark: the raw prompt (no chat template), greedy, with the item's answer budget.
-func (b *Bench) Request(item eval.Item) (eval.Request, error) {
+func (b *Bench) Request(item eval.Item) (llm.Request, error) {
 	s, err := sampleOf(item)
 	if err != nil {
-		return eval.Request{}, err
+		return llm.Request{}, err
 	}
 	maxNew := s.MaxNew
 	if b.maxNew > 0 {
 		maxNew = b.maxNew
 	}
-	return eval.Request{Prompt: s.Prompt, Sampling: eval.Sampling{Temperature: 0, MaxNew: maxNew, Stop: []string{"\n"}}}, nil
+	return llm.Request{Prompt: s.Prompt, Sampling: llm.Sampling{Temperature: 0, MaxNew: maxNew, Stop: []string{"\n"}}}, nil
 }
 
 // Grade implements eval.Benchmark (see Score).
@@ -193,5 +194,5 @@ func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Gr
 
 // Defaults implements eval.Benchmark: greedy decoding, one sample.
 func (b *Bench) Defaults() eval.Defaults {
-	return eval.Defaults{Sampling: eval.Sampling{Temperature: 0, MaxNew: DefaultMaxNew}, Samples: 1}
+	return eval.Defaults{Sampling: llm.Sampling{Temperature: 0, MaxNew: DefaultMaxNew}, Samples: 1}
 }

@@ -16,7 +16,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Task names.
@@ -72,7 +72,7 @@ type Config struct {
 	// N is the number of items per task and length.
 	N int
 	// Tok measures prompt lengths in tokens; nil means bytes / CharsPerToken.
-	Tok eval.Tokenizer
+	Tok llm.Tokenizer
 	// CharsPerToken is the nil-tokenizer length rule (0 means DefaultCharsPerToken).
 	CharsPerToken float64
 }
@@ -123,7 +123,7 @@ func itemRNG(split string, seed uint64, task string, length, index int) *rand.Ra
 
 // counter measures text in units: tokens with a tokenizer, else bytes (budgets are converted accordingly).
 type counter struct {
-	tok eval.Tokenizer
+	tok llm.Tokenizer
 	cpt float64
 }
 

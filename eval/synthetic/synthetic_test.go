@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -33,7 +34,7 @@ func (wordTok) Encode(s string) []int {
 }
 func (wordTok) Decode(ids []int) string { return "" }
 
-func cfg(split string, seed uint64, lengths []int, n int, tok eval.Tokenizer) Config {
+func cfg(split string, seed uint64, lengths []int, n int, tok llm.Tokenizer) Config {
 	return Config{Split: split, Seed: seed, Tasks: Tasks, Lengths: lengths, N: n, Tok: tok}
 }
 
@@ -98,7 +99,7 @@ func TestSeedsAndSplitsDiffer(t *testing.T) {
 func TestPromptLengths(t *testing.T) {
 	tests := []struct {
 		name   string
-		tok    eval.Tokenizer
+		tok    llm.Tokenizer
 		length int
 		minFit float64 // smallest acceptable count/target
 	}{

@@ -20,7 +20,7 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/model"
 	"github.com/snapeval/snapeval/backends/cpu/sample"
 	"github.com/snapeval/snapeval/compress"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Options configure an Engine. Zero values take the defaults.
@@ -154,7 +154,7 @@ func (e *Engine) Close() error {
 }
 
 // Check validates a job without running it and returns its cache plan. Errors wrap
-// eval.ErrContextOverflow when the prompt plus MaxNew exceeds the model's positions.
+// llm.ErrContextOverflow when the prompt plus MaxNew exceeds the model's positions.
 func (e *Engine) Check(job Job) (compress.Plan, error) {
 	c := &e.m.Cfg
 	L := len(job.Prompt)
@@ -166,7 +166,7 @@ func (e *Engine) Check(job Job) (compress.Plan, error) {
 	}
 	if L+job.MaxNew > c.MaxPositions {
 		return compress.Plan{}, fmt.Errorf("prompt of %d tokens + %d new tokens exceeds the model's %d positions: %w",
-			L, job.MaxNew, c.MaxPositions, eval.ErrContextOverflow)
+			L, job.MaxNew, c.MaxPositions, llm.ErrContextOverflow)
 	}
 	for i, t := range job.Prompt {
 		if t < 0 || t >= c.Vocab {

@@ -15,7 +15,7 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/safetensors"
 	"github.com/snapeval/snapeval/backends/cpu/sample"
 	"github.com/snapeval/snapeval/compress"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 type refCase struct {
@@ -229,7 +229,7 @@ func TestStopsAndErrors(t *testing.T) {
 		}
 	}
 	_, err := e.Generate(context.Background(), Job{Prompt: make([]int, 4000), Policy: compress.MustParse("full"), MaxNew: 200})
-	if !errors.Is(err, eval.ErrContextOverflow) {
+	if !errors.Is(err, llm.ErrContextOverflow) {
 		t.Errorf("overflow: err = %v", err)
 	}
 	if _, err := e.Generate(context.Background(), Job{Prompt: []int{1, 99999}, Policy: compress.MustParse("full"), MaxNew: 2}); err == nil {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Chat template styles understood by RenderChat.
@@ -67,7 +67,7 @@ type ChatOptions struct {
 // RenderChat renders msgs with a built-in chat template, byte for byte as transformers'
 // apply_chat_template(tokenize=False) renders the model's own template (without tools).
 // Roles are system, user, assistant and tool (Llama-3.x also accepts ipython).
-func RenderChat(style string, msgs []eval.Message, addGenerationPrompt bool, opts ChatOptions) (string, error) {
+func RenderChat(style string, msgs []llm.Message, addGenerationPrompt bool, opts ChatOptions) (string, error) {
 	if len(msgs) == 0 {
 		return "", fmt.Errorf("chat template %s: no messages", style)
 	}
@@ -82,7 +82,7 @@ func RenderChat(style string, msgs []eval.Message, addGenerationPrompt bool, opt
 	return "", fmt.Errorf("unknown chat template style %q (known: %s)", style, strings.Join(Styles(), ", "))
 }
 
-func checkRoles(style string, msgs []eval.Message, allowed ...string) error {
+func checkRoles(style string, msgs []llm.Message, allowed ...string) error {
 	for i, m := range msgs {
 		ok := false
 		for _, r := range allowed {
@@ -98,7 +98,7 @@ func checkRoles(style string, msgs []eval.Message, allowed ...string) error {
 // renderChatML follows Qwen2.5's template (no tools), whose tool messages become a user turn of
 // <tool_response> blocks; plain ChatML and SmolLM2 write every message, tool ones included, as
 // <|im_start|>role\n...<|im_end|>\n, and differ from Qwen2.5 in the default system prompt.
-func renderChatML(style string, msgs []eval.Message, gen bool, opts ChatOptions) (string, error) {
+func renderChatML(style string, msgs []llm.Message, gen bool, opts ChatOptions) (string, error) {
 	if err := checkRoles(style, msgs, "system", "user", "assistant", "tool"); err != nil {
 		return "", err
 	}
@@ -140,7 +140,7 @@ func renderChatML(style string, msgs []eval.Message, gen bool, opts ChatOptions)
 }
 
 // renderLlama3 follows Meta's Llama-3 and Llama-3.1 templates (no tools).
-func renderLlama3(style string, msgs []eval.Message, gen bool, opts ChatOptions) (string, error) {
+func renderLlama3(style string, msgs []llm.Message, gen bool, opts ChatOptions) (string, error) {
 	if err := checkRoles(style, msgs, "system", "user", "assistant", "tool", "ipython"); err != nil {
 		return "", err
 	}
@@ -175,7 +175,7 @@ func renderLlama3(style string, msgs []eval.Message, gen bool, opts ChatOptions)
 
 // renderDeepSeekR1 follows DeepSeek-R1's template (no tool calls): the last system message goes
 // right after BOS, earlier reasoning (up to the last "</think>") is dropped from assistant turns.
-func renderDeepSeekR1(msgs []eval.Message, gen bool, opts ChatOptions) (string, error) {
+func renderDeepSeekR1(msgs []llm.Message, gen bool, opts ChatOptions) (string, error) {
 	if err := checkRoles(StyleDeepSeekR1, msgs, "system", "user", "assistant", "tool"); err != nil {
 		return "", err
 	}

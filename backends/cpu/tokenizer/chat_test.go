@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 type render struct {
-	Messages            []eval.Message `json:"messages"`
-	AddGenerationPrompt bool           `json:"add_generation_prompt"`
-	DateString          string         `json:"date_string"`
-	Rendered            string         `json:"rendered"`
+	Messages            []llm.Message `json:"messages"`
+	AddGenerationPrompt bool          `json:"add_generation_prompt"`
+	DateString          string        `json:"date_string"`
+	Rendered            string        `json:"rendered"`
 }
 
 // TestRenderChatMatchesTransformers checks the built-in renderers byte for byte against renders of the
@@ -58,20 +58,20 @@ func TestRenderChatMatchesTransformers(t *testing.T) {
 }
 
 func TestRenderChatCases(t *testing.T) {
-	user := []eval.Message{{Role: "user", Content: "  Hi\n"}}
+	user := []llm.Message{{Role: "user", Content: "  Hi\n"}}
 	tests := []struct {
 		name  string
 		style string
-		msgs  []eval.Message
+		msgs  []llm.Message
 		gen   bool
 		opts  ChatOptions
 		want  string
 	}{
 		{"r1 default thinks", StyleDeepSeekR1, user, true, ChatOptions{},
 			"<｜begin▁of▁sentence｜><｜User｜>  Hi\n<｜Assistant｜><think>\n"},
-		{"r1 last system wins", StyleDeepSeekR1, []eval.Message{{Role: "system", Content: "A"}, {Role: "user", Content: "u"}, {Role: "system", Content: "B"}}, false, ChatOptions{},
+		{"r1 last system wins", StyleDeepSeekR1, []llm.Message{{Role: "system", Content: "A"}, {Role: "user", Content: "u"}, {Role: "system", Content: "B"}}, false, ChatOptions{},
 			"<｜begin▁of▁sentence｜>B<｜User｜>u"},
-		{"r1 tool outputs", StyleDeepSeekR1, []eval.Message{{Role: "user", Content: "u"}, {Role: "tool", Content: "1"}, {Role: "tool", Content: "2"}, {Role: "assistant", Content: "a"}}, true, ChatOptions{},
+		{"r1 tool outputs", StyleDeepSeekR1, []llm.Message{{Role: "user", Content: "u"}, {Role: "tool", Content: "1"}, {Role: "tool", Content: "2"}, {Role: "assistant", Content: "a"}}, true, ChatOptions{},
 			"<｜begin▁of▁sentence｜><｜User｜>u<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>1<｜tool▁output▁end｜>\n<｜tool▁output▁begin｜>2<｜tool▁output▁end｜><｜tool▁outputs▁end｜>a<｜end▁of▁sentence｜><｜Assistant｜><think>\n"},
 		{"chatml no default system", StyleChatML, user, true, ChatOptions{},
 			"<|im_start|>user\n  Hi\n<|im_end|>\n<|im_start|>assistant\n"},
@@ -79,13 +79,13 @@ func TestRenderChatCases(t *testing.T) {
 			"<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n  Hi\n<|im_end|>\n"},
 		{"qwen custom default system", StyleQwen25, user, false, ChatOptions{DefaultSystem: "S"},
 			"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n  Hi\n<|im_end|>\n"},
-		{"qwen tool responses grouped", StyleQwen25, []eval.Message{{Role: "system", Content: "S"}, {Role: "tool", Content: "a"}, {Role: "tool", Content: "b"}}, false, ChatOptions{},
+		{"qwen tool responses grouped", StyleQwen25, []llm.Message{{Role: "system", Content: "S"}, {Role: "tool", Content: "a"}, {Role: "tool", Content: "b"}}, false, ChatOptions{},
 			"<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n<tool_response>\na\n</tool_response>\n<tool_response>\nb\n</tool_response><|im_end|>\n"},
-		{"smollm2 tool is a plain turn", StyleSmolLM2, []eval.Message{{Role: "system", Content: "S"}, {Role: "tool", Content: "a"}}, false, ChatOptions{},
+		{"smollm2 tool is a plain turn", StyleSmolLM2, []llm.Message{{Role: "system", Content: "S"}, {Role: "tool", Content: "a"}}, false, ChatOptions{},
 			"<|im_start|>system\nS<|im_end|>\n<|im_start|>tool\na<|im_end|>\n"},
 		{"llama3 trims, no system block", StyleLlama3, user, true, ChatOptions{},
 			"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"},
-		{"llama3.1 date, trimmed system, tool as json", StyleLlama31, []eval.Message{{Role: "system", Content: " S\x1c"}, {Role: "tool", Content: "x\"y\n"}}, false, ChatOptions{DateString: "1 Jan 2025"},
+		{"llama3.1 date, trimmed system, tool as json", StyleLlama31, []llm.Message{{Role: "system", Content: " S\x1c"}, {Role: "tool", Content: "x\"y\n"}}, false, ChatOptions{DateString: "1 Jan 2025"},
 			"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: 1 Jan 2025\n\nS<|eot_id|><|start_header_id|>ipython<|end_header_id|>\n\n\"x\\\"y\\n\"<|eot_id|>"},
 	}
 	for _, tc := range tests {
@@ -100,13 +100,13 @@ func TestRenderChatCases(t *testing.T) {
 }
 
 func TestRenderChatErrors(t *testing.T) {
-	if _, err := RenderChat("nope", []eval.Message{{Role: "user"}}, true, ChatOptions{}); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, err := RenderChat("nope", []llm.Message{{Role: "user"}}, true, ChatOptions{}); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("unknown style: %v", err)
 	}
 	if _, err := RenderChat(StyleQwen25, nil, true, ChatOptions{}); err == nil {
 		t.Error("no messages: no error")
 	}
-	if _, err := RenderChat(StyleLlama31, []eval.Message{{Role: "robot", Content: "x"}}, true, ChatOptions{}); err == nil || !strings.Contains(err.Error(), "robot") {
+	if _, err := RenderChat(StyleLlama31, []llm.Message{{Role: "robot", Content: "x"}}, true, ChatOptions{}); err == nil || !strings.Contains(err.Error(), "robot") {
 		t.Errorf("bad role: %v", err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"log"
 
 	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Render a conversation with the model's chat template, then encode it: the rendered text holds
@@ -16,7 +16,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	prompt, err := tokenizer.RenderChat(tokenizer.StyleQwen25,
-		[]eval.Message{{Role: "user", Content: "What is 2+2?"}}, true, tokenizer.ChatOptions{})
+		[]llm.Message{{Role: "user", Content: "What is 2+2?"}}, true, tokenizer.ChatOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

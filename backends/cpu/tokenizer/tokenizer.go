@@ -22,7 +22,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Tokenizer is a loaded tokenizer.json. It is safe for concurrent use.
@@ -50,7 +50,7 @@ type Tokenizer struct {
 	vocabSize int
 }
 
-var _ eval.Tokenizer = (*Tokenizer)(nil)
+var _ llm.Tokenizer = (*Tokenizer)(nil)
 
 // Load reads a tokenizer.json file.
 func Load(path string) (*Tokenizer, error) {

@@ -1,0 +1,111 @@
+// Package llm is the vocabulary every part of snapeval speaks about generation: chat messages, sampling parameters,
+// requests and outputs, what a backend did with the KV cache, the Generator and Tokenizer interfaces, and the error
+// sentinels and kinds that classify failures. It imports nothing of snapeval's, so that backends, servers and
+// tokenizers can use it without linking the evaluation machinery (runner, record store, parquet).
+package llm
+
+import (
+	"context"
+	"errors"
+)
+
+// Message is one chat turn.
+type Message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// Sampling holds the decoding parameters of one request.
+// Temperature 0 means greedy decoding; TopP 0 or 1 and TopK 0 disable those filters.
+type Sampling struct {
+	Temperature float64  `json:"temperature"`
+	TopP        float64  `json:"top_p"`
+	TopK        int      `json:"top_k"`
+	MaxNew      int      `json:"max_new"`
+	Stop        []string `json:"stop,omitempty"`
+	Seed        uint64   `json:"seed"`
+}
+
+// Request is one generation request sent to a backend.
+// Exactly one of Messages (chat) and Prompt (raw text, no chat template) is set.
+type Request struct {
+	// Key identifies the request for logs and errors (bench/item/policy/sample); backends never interpret it.
+	Key      string    `json:"key"`
+	Messages []Message `json:"messages,omitempty"`
+	Prompt   string    `json:"prompt,omitempty"`
+	Sampling Sampling  `json:"sampling"`
+	// Policy is the canonical cache-policy spec string (see package compress), "full" for the baseline.
+	Policy string `json:"policy"`
+}
+
+// CacheInfo says what a backend actually did with the KV cache for one request.
+type CacheInfo struct {
+	// Policy is the policy as applied (canonical spec), or as declared by a remote deployment.
+	Policy string `json:"policy"`
+	// Declared is true when the backend cannot observe the cache and reports the policy as configured.
+	Declared bool `json:"declared,omitempty"`
+	// Capacity is the number of cache slots per layer and KV head of this sequence (0 if unknown).
+	Capacity int `json:"capacity"`
+	// KVBytes is the KV-cache memory of this sequence in bytes (0 if unknown).
+	KVBytes int64 `json:"kv_bytes"`
+}
+
+// Output is a backend's answer to one Request.
+type Output struct {
+	Text         string `json:"text"`
+	PromptTokens int    `json:"prompt_tokens"`
+	OutputTokens int    `json:"output_tokens"`
+	// FinishReason is "stop" (EOS or a stop string) or "length" (max new tokens reached).
+	FinishReason string    `json:"finish_reason"`
+	PrefillMS    float64   `json:"prefill_ms"`
+	DecodeMS     float64   `json:"decode_ms"`
+	Cache        CacheInfo `json:"cache"`
+	// Seeded is false when the backend could not honour Sampling.Seed.
+	Seeded bool `json:"seeded"`
+}
+
+// Generator is what the runner needs from a backend.
+type Generator interface {
+	Generate(ctx context.Context, req Request) (Output, error)
+}
+
+// Tokenizer is the subset of a model tokenizer that benchmarks use to size or truncate prompts.
+type Tokenizer interface {
+	Encode(text string) []int
+	Decode(ids []int) string
+}
+
+// Error kinds stored in records. A record with a non-empty error kind is an error, never a wrong answer.
+const (
+	ErrKindBackend         = "backend"          // the backend failed (HTTP error, crash, bad response)
+	ErrKindTimeout         = "timeout"          // the request ran past its deadline
+	ErrKindContextOverflow = "context_overflow" // the prompt plus max new tokens does not fit the model
+	ErrKindCanceled        = "canceled"         // never stored: the run was interrupted, the record is redone on resume
+	ErrKindGrader          = "grader"           // grading itself failed (not a wrong answer)
+)
+
+// Sentinel errors that backends wrap so the runner can classify failures.
+var (
+	// ErrContextOverflow: the request cannot fit the model's context; recorded, not retried.
+	ErrContextOverflow = errors.New("context length exceeded")
+	// ErrQuotaExhausted: the service refuses further work for a long time (daily quota); the run stops cleanly
+	// without recording the request, so that re-running resumes.
+	ErrQuotaExhausted = errors.New("quota exhausted")
+)
+
+// ModelShape is what KV-memory accounting needs to know about a model.
+type ModelShape struct {
+	Layers    int `json:"layers"`
+	KVHeads   int `json:"kv_heads"`
+	HeadDim   int `json:"head_dim"`
+	ElemBytes int `json:"elem_bytes"`
+}
+
+// CacheReport is the snapeval extension a `snapeval serve` server adds to its OpenAI-compatible responses (the
+// "snapeval" field): what the backend behind it did with the KV cache, and its timings.
+type CacheReport struct {
+	Cache     CacheInfo `json:"cache"`
+	PrefillMS float64   `json:"prefill_ms"`
+	DecodeMS  float64   `json:"decode_ms"`
+	Seeded    bool      `json:"seeded"`
+}
