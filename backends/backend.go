@@ -25,6 +25,27 @@ type Backend interface {
 	Close() error
 }
 
+// Optional capabilities. A backend implements those it has; the run session finds them by these names (a
+// renamed method breaks the implementation's compile-time assertion, never silently the manifest).
+
+// ChatStyler is a Backend that renders chat messages itself and can say whether the model has a chat template.
+type ChatStyler interface {
+	// ChatStyle names the chat template used for Messages ("" when the model has none).
+	ChatStyle() string
+}
+
+// Preflighter is a Backend that can check, before a run, that its server accepts the run's largest request.
+type Preflighter interface {
+	// Preflight fails (wrapping llm.ErrContextOverflow on a misfit) when a prompt of maxPrompt tokens plus maxNew
+	// new tokens cannot be served.
+	Preflight(ctx context.Context, maxPrompt, maxNew int) error
+}
+
+// Shaper is a Backend that knows the KV-relevant shape of its model (for the manifest's memory accounting).
+type Shaper interface {
+	Shape() llm.ModelShape
+}
+
 // Config is what a backend factory receives: the model reference and free-form options from flags or YAML.
 type Config struct {
 	Model   string

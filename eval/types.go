@@ -112,6 +112,12 @@ type DatasetIdentifier interface {
 	Dataset() DatasetIdentity
 }
 
+// FileBacked is implemented by benchmarks that read their items from files (the locked dataset or --data); the run
+// checks those files against datasets.lock and records their sha256 in the manifest.
+type FileBacked interface {
+	Files() []string
+}
+
 // Chained is implemented by benchmarks whose protocol asks the model twice per sample (LongBench-v2's chain of
 // thought: a reasoning pass, then an answer pass that quotes it). FollowUp builds the second request from the first
 // output, or returns ok=false when the item needs a single pass. The runner sends it under the same policy and seed,

@@ -414,3 +414,8 @@ func (s *stopper) text() string {
 	}
 	return s.buf.String()
 }
+
+var (
+	_ backends.ChatStyler = (*Backend)(nil)
+	_ backends.Shaper     = (*Backend)(nil)
+)

@@ -413,3 +413,5 @@ func normalizeFinish(s string) string {
 	}
 	return s
 }
+
+var _ backends.Preflighter = (*Remote)(nil)

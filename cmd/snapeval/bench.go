@@ -56,7 +56,7 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 			}
 			wf, err := model.ParseWeights(weights)
 			if err != nil {
-				return usageErrorf("bench: --weights: %v", err)
+				return usageErrorf("bench: --weights: %w", err)
 			}
 			var (
 				m    *model.Model
@@ -69,7 +69,7 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 				m, err = bench.RandomModel(shape)
 				name = shape + " (random bf16 weights)"
 				if err != nil && strings.HasPrefix(err.Error(), "unknown shape") {
-					return usageErrorf("bench: %v", err)
+					return usageErrorf("bench: %w", err)
 				}
 			}
 			if err != nil {

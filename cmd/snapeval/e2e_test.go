@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/snapeval/snapeval/session"
 )
 
 // TestMain lets the test binary act as the snapeval command in a subprocess (SNAPEVAL_AS_CLI holds its arguments
@@ -148,7 +149,7 @@ func TestDefaultRunStructure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range append([]string{"full"}, defaultRunConfig().Policies...) {
+	for _, p := range append([]string{"full"}, session.Default().Policies...) {
 		if !strings.Contains(string(md), "| `"+p+"` |") {
 			t.Errorf("report.md has no row for policy %s", p)
 		}

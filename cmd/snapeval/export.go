@@ -43,7 +43,7 @@ func runExport(o *exportOptions, stdout io.Writer) error {
 	}
 	_, recs, err := eval.LoadRuns(o.Dirs)
 	if err != nil {
-		return err
+		return usageErrorf("%w", err)
 	}
 	return write(stdout, recs)
 }

@@ -62,7 +62,7 @@ func runGate(o *gateOptions, stdout io.Writer) error {
 	g, err := reports.Gate(r, reports.GateOptions{MaxDrop: o.MaxDrop, Bench: o.Bench, Policy: o.Policy,
 		UseCI: o.Use == "ci", AllowErrors: o.AllowErrors, AllowIncomplete: o.AllowIncomplete})
 	if err != nil {
-		return usageErrorf("gate: %v", err)
+		return usageErrorf("gate: %w", err)
 	}
 	if o.JSON {
 		err = reports.WriteGateJSON(stdout, g)

@@ -57,7 +57,7 @@ func runGrade(ctx context.Context, o *gradeOptions, stdout, stderr io.Writer) er
 	}
 	bench, err := eval.OpenBenchmark(o.Bench, eval.BenchOptions{Options: opts})
 	if err != nil {
-		return usageErrorf("%v", err)
+		return usageErrorf("%w", err)
 	}
 	if _, ok := bench.(eval.RowParser); !ok {
 		return usageErrorf("benchmark %s cannot re-grade upstream rows", o.Bench)

@@ -62,7 +62,7 @@ func runInspect(cmd *cobra.Command, o *inspectOptions) error {
 	if o.PromptIDs != "" {
 		var err error
 		if ids, err = parsePromptIDs(o.PromptIDs); err != nil {
-			return usageErrorf("inspect: --prompt-ids: %v", err)
+			return usageErrorf("inspect: --prompt-ids: %w", err)
 		}
 	}
 	b, err := cpu.Open(o.Model, cpu.Options{})

@@ -73,10 +73,10 @@ func runReport(o *reportOptions, stdout, stderr io.Writer) error {
 func loadReport(dirs []string) (*reports.Report, error) {
 	m, recs, err := eval.LoadRuns(dirs)
 	if err != nil {
-		return nil, err
+		return nil, usageErrorf("%w", err)
 	}
 	if len(recs) == 0 {
-		return nil, fmt.Errorf("no records in %v", dirs)
+		return nil, usageErrorf("no records in %v", dirs)
 	}
 	return reports.Build(m, recs, reports.Options{}), nil
 }

@@ -21,6 +21,7 @@ import (
 	_ "github.com/snapeval/snapeval/backends/sn40l"  // registers "sn40l"
 	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/serve"
+	"github.com/snapeval/snapeval/session"
 )
 
 // serveOptions are the flags of `snapeval serve`.
@@ -93,7 +94,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.MaxConcurrent <= 0 || o.MaxTokens <= 0 {
 		return usageErrorf("--max-concurrent and --max-tokens must be positive")
 	}
-	opts, err := mergeKV(nil, o.BackendOpts, "--backend-opt")
+	opts, err := session.ParseKV(o.BackendOpts, "--backend-opt")
 	if err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			continue
 		}
 		if _, err := canonicalPolicy(p); err != nil {
-			return usageErrorf("policy %q: %v", p, err)
+			return usageErrorf("policy %q: %w", p, err)
 		}
 	}
 	be, err := backends.Open(ctx, o.Backend, backends.Config{Model: o.Model, BaseURL: o.BaseURL, Options: opts, Concurrency: o.MaxConcurrent})
@@ -121,11 +122,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	srv, err := serve.New(serve.Config{Backend: be, Model: name, Policy: o.Policy, DefaultPolicy: o.DefaultPolicy,
 		Canonicalize: canonicalPolicy, MaxConcurrent: o.MaxConcurrent, DefaultMaxTokens: o.MaxTokens, Log: logger})
 	if err != nil {
-		return usageErrorf("%v", err)
+		return usageErrorf("%w", err)
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
-		return usageErrorf("--addr %s: %v", o.Addr, err)
+		return usageErrorf("--addr %s: %w", o.Addr, err)
 	}
 	policy := o.Policy
 	if policy == "" {

@@ -49,18 +49,18 @@ func runSynth(cmd *cobra.Command, _ []string) error {
 	cfg := synthetic.Config{Split: split, Seed: seed, N: n, CharsPerToken: cpt}
 	var err error
 	if cfg.Tasks, err = synthetic.ParseTasks(tasks); err != nil {
-		return usageErrorf("--tasks: %v", err)
+		return usageErrorf("--tasks: %w", err)
 	}
 	if cfg.Lengths, err = synthetic.ParseLengths(lengths); err != nil {
-		return usageErrorf("--lengths: %v", err)
+		return usageErrorf("--lengths: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return usageErrorf("%v", err)
+		return usageErrorf("%w", err)
 	}
 	if tokPath != "" {
 		tok, err := tokenizer.Load(tokPath)
 		if err != nil {
-			return usageErrorf("--tokenizer: %v", err)
+			return usageErrorf("--tokenizer: %w", err)
 		}
 		cfg.Tok = tok
 	}

@@ -71,7 +71,7 @@ func runTokenize(cmd *cobra.Command, _ []string) error {
 	}
 	ids, err := tokenizer.ParseIDs(string(in))
 	if err != nil {
-		return usageErrorf("tokenize: stdin: %v", err)
+		return usageErrorf("tokenize: stdin: %w", err)
 	}
 	decode := tok.Decode
 	if fl.skipSpecial {

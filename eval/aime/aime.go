@@ -199,3 +199,5 @@ func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Gr
 	}
 	return b.grader.Grade(output, p.Answer), nil
 }
+
+var _ eval.FileBacked = (*Bench)(nil)

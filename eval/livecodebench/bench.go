@@ -24,6 +24,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -237,3 +238,6 @@ func (b *Bench) Close() error {
 	}
 	return nil
 }
+
+var _ eval.FileBacked = (*Bench)(nil)
+var _ io.Closer = (*Bench)(nil)

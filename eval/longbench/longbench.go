@@ -318,3 +318,5 @@ func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Gr
 	}
 	return GradeOutput(output, p.Answer), nil
 }
+
+var _ eval.FileBacked = (*Bench)(nil)
