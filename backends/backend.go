@@ -3,10 +3,8 @@ package backends
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"sync"
 
+	"github.com/snapeval/snapeval/internal/registry"
 	"github.com/snapeval/snapeval/llm"
 )
 
@@ -67,40 +65,19 @@ type Endpoint struct {
 // Factory builds a backend from its config.
 type Factory func(ctx context.Context, cfg Config) (Backend, error)
 
-var (
-	mu        sync.Mutex
-	factories = map[string]Factory{}
-)
+var factories = registry.New[Factory]("backend")
 
 // Register makes a backend available by name. It panics on a duplicate name (a programming error).
-func Register(name string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := factories[name]; dup {
-		panic("backends: duplicate registration of " + name)
-	}
-	factories[name] = f
-}
+func Register(name string, f Factory) { factories.Register(name, f) }
 
 // Open builds the backend registered under name.
 func Open(ctx context.Context, name string, cfg Config) (Backend, error) {
-	mu.Lock()
-	f, ok := factories[name]
-	mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("unknown backend %q (known: %v)", name, Names())
+	f, err := factories.Lookup(name)
+	if err != nil {
+		return nil, err
 	}
 	return f(ctx, cfg)
 }
 
 // Names lists the registered backends in sorted order.
-func Names() []string {
-	mu.Lock()
-	defer mu.Unlock()
-	var names []string
-	for n := range factories {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return factories.Names() }

@@ -54,12 +54,6 @@ type Policy struct {
 // WeightsInt8 is the Weights value for int8 weights (the CPU backend's Model.Int8).
 const WeightsInt8 = "int8"
 
-// DefaultSnapStream returns the snapstream policy of budget b with the default split of the spec:
-// S = 4, R = b/2 rounded down, K = b - S - R, W = 32, k = 5. It is what "snapstream:budget=b" parses to.
-func DefaultSnapStream(b int) (Policy, error) {
-	return Parse("snapstream:budget=" + strconv.Itoa(b))
-}
-
 // MustParse is Parse that panics on error; for constants in code and tests.
 func MustParse(spec string) Policy {
 	p, err := Parse(spec)

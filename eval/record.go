@@ -1,7 +1,5 @@
 package eval
 
-import "sort"
-
 // Record is the result of one (benchmark, item, policy, sample): the unit the store keeps, and the only input
 // of reports and gates. Records hold nothing that varies between identical runs (no wall-clock times): timings
 // live apart, in the run's timings file, so that the same config and seed give byte-identical records.
@@ -44,23 +42,3 @@ type Record struct {
 
 // IsError reports whether the record is an error record (not graded).
 func (r Record) IsError() bool { return r.ErrorKind != "" }
-
-// PoliciesOf lists the policies found in the records of bench (records with an empty Bench count too),
-// the full-cache baseline first, then by name.
-func PoliciesOf(records []Record, bench string) []string {
-	seen := map[string]bool{}
-	var pols []string
-	for _, r := range records {
-		if (r.Bench == "" || r.Bench == bench) && !seen[r.Policy] {
-			seen[r.Policy] = true
-			pols = append(pols, r.Policy)
-		}
-	}
-	sort.Slice(pols, func(i, j int) bool {
-		if (pols[i] == "full") != (pols[j] == "full") {
-			return pols[i] == "full"
-		}
-		return pols[i] < pols[j]
-	})
-	return pols
-}

@@ -1,10 +1,6 @@
 package eval
 
-import (
-	"fmt"
-	"sort"
-	"sync"
-)
+import "github.com/snapeval/snapeval/internal/registry"
 
 // BenchOptions configures how a benchmark loads its items.
 type BenchOptions struct {
@@ -27,40 +23,19 @@ type RowParser interface {
 	ParseRow(raw []byte) (Item, error)
 }
 
-var (
-	benchMu      sync.Mutex
-	benchFactory = map[string]BenchmarkFactory{}
-)
+var benchmarks = registry.New[BenchmarkFactory]("benchmark")
 
 // RegisterBenchmark makes a benchmark available by name. It panics on a duplicate name.
-func RegisterBenchmark(name string, f BenchmarkFactory) {
-	benchMu.Lock()
-	defer benchMu.Unlock()
-	if _, dup := benchFactory[name]; dup {
-		panic("eval: duplicate benchmark " + name)
-	}
-	benchFactory[name] = f
-}
+func RegisterBenchmark(name string, f BenchmarkFactory) { benchmarks.Register(name, f) }
 
 // OpenBenchmark builds the benchmark registered under name.
 func OpenBenchmark(name string, opts BenchOptions) (Benchmark, error) {
-	benchMu.Lock()
-	f, ok := benchFactory[name]
-	benchMu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("unknown benchmark %q (known: %v)", name, BenchmarkNames())
+	f, err := benchmarks.Lookup(name)
+	if err != nil {
+		return nil, err
 	}
 	return f(opts)
 }
 
 // BenchmarkNames lists the registered benchmarks in sorted order.
-func BenchmarkNames() []string {
-	benchMu.Lock()
-	defer benchMu.Unlock()
-	names := make([]string, 0, len(benchFactory))
-	for n := range benchFactory {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func BenchmarkNames() []string { return benchmarks.Names() }

@@ -401,7 +401,7 @@ func TagString(tags map[string]string) string {
 	return b.String()
 }
 
-// ParseTags parses a Record.Tags string back into a map.
+// ParseTags parses a Record.Tags string ("k=v;k=v") back into a map; a pair without '=' is a key with an empty value.
 func ParseTags(s string) map[string]string {
 	m := map[string]string{}
 	if s == "" {

@@ -9,7 +9,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/stats"
@@ -182,14 +181,14 @@ func buildBench(name string, recs []eval.Record, order []string, opt Options) Be
 	// breakdowns by every tag key seen in this benchmark
 	keys := map[string]bool{}
 	for _, rec := range recs {
-		for k := range parseTags(rec.Tags) {
+		for k := range eval.ParseTags(rec.Tags) {
 			keys[k] = true
 		}
 	}
 	for _, k := range sortedKeys(keys) {
 		groups := map[string][]eval.Record{}
 		for _, rec := range recs {
-			v := parseTags(rec.Tags)[k]
+			v := eval.ParseTags(rec.Tags)[k]
 			groups[v] = append(groups[v], rec)
 		}
 		bd := Breakdown{Key: k}
@@ -385,19 +384,6 @@ func orderBy(config, names []string) []string {
 		}
 	}
 	return append(out, sortedKeys(have)...)
-}
-
-// parseTags parses a Record.Tags string ("k=v;k=v"); a pair without '=' is a key with an empty value.
-func parseTags(s string) map[string]string {
-	m := map[string]string{}
-	if s == "" {
-		return m
-	}
-	for _, kv := range strings.Split(s, ";") {
-		k, v, _ := strings.Cut(kv, "=")
-		m[k] = v
-	}
-	return m
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/snapeval/snapeval/eval"
-	"github.com/snapeval/snapeval/llm"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -262,69 +260,6 @@ func TestParseRowErrors(t *testing.T) {
 	}
 	if _, err := New(eval.BenchOptions{Options: map[string]string{"grader": "qwen"}}); err != nil {
 		t.Error(err)
-	}
-}
-
-func TestPassAtK(t *testing.T) {
-	tests := []struct {
-		n, c, k int
-		want    float64
-	}{
-		{64, 16, 1, 0.25},
-		{5, 2, 2, 0.7},
-		{5, 0, 1, 0},
-		{5, 5, 3, 1},
-		{4, 1, 4, 1},
-		{3, 1, 4, 0},
-	}
-	for _, tc := range tests {
-		if got := PassAtK(tc.n, tc.c, tc.k); math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("PassAtK(%d,%d,%d) = %v, want %v", tc.n, tc.c, tc.k, got, tc.want)
-		}
-	}
-}
-
-func TestRecordMetrics(t *testing.T) {
-	var recs []eval.Record
-	add := func(item string, sample int, x string, correct bool, errKind string) {
-		recs = append(recs, eval.Record{Bench: Name, ItemID: item, Policy: "full", Sample: sample, Extracted: x, Correct: correct, ErrorKind: errKind})
-	}
-	// a: 2 of 4 right, majority right (25 twice, 7 once, none once)
-	add("a", 0, "25", true, "")
-	add("a", 1, "7", false, "")
-	add("a", 2, "25", true, "")
-	add("a", 3, "", false, "")
-	// b: 1 of 3 right, majority wrong; plus a failed call
-	add("b", 0, "9", false, "")
-	add("b", 1, "10", true, "")
-	add("b", 2, "9", false, "")
-	add("b", 3, "", false, llm.ErrKindTimeout)
-	// c: tie 1-1: first seen wins (wrong one first)
-	add("c", 1, "3", true, "")
-	add("c", 0, "4", false, "")
-	// d: only errors
-	add("d", 0, "", false, llm.ErrKindBackend)
-	recs = append(recs, eval.Record{Bench: Name, ItemID: "a", Policy: "other", Correct: true, Extracted: "25"})
-
-	p1 := PassAtKRecords(recs, "full", 1)
-	want := (0.5 + 1.0/3 + 0.5) / 3
-	if math.Abs(p1.Value-want) > 1e-12 || p1.Items != 3 || p1.Samples != 9 || p1.Errors != 2 || p1.Skipped != 1 {
-		t.Fatalf("pass@1 %+v want %v", p1, want)
-	}
-	cons := ConsAtK(recs, "full", 64)
-	if math.Abs(cons.Value-1.0/3) > 1e-12 || cons.Items != 3 || cons.Skipped != 1 {
-		t.Fatalf("cons@64 %+v", cons)
-	}
-	// cons@1 uses sample 0 only: a right, b wrong, c wrong (sample 0 is "4").
-	if c1 := ConsAtK(recs, "full", 1); math.Abs(c1.Value-1.0/3) > 1e-12 || c1.Samples != 3 {
-		t.Fatalf("cons@1 %+v", c1)
-	}
-	if p4 := PassAtKRecords(recs, "full", 4); p4.Items != 1 || p4.Value != 1 {
-		t.Fatalf("pass@4 %+v", p4)
-	}
-	pm := MetricsByPolicy(recs, 64)
-	if len(pm) != 2 || pm[0].Policy != "full" || pm[0].Pass1 != p1 || pm[0].ConsK != cons || pm[1].Pass1.Value != 1 {
-		t.Fatalf("by policy %+v", pm)
 	}
 }
 

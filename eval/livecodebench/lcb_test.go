@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/snapeval/snapeval/eval"
-	"github.com/snapeval/snapeval/llm"
 	"github.com/snapeval/snapeval/sandbox"
 )
 
@@ -279,47 +277,6 @@ func TestPromptWording(t *testing.T) {
 	want = "### Question:\nQ\n\n### Format: You will use the following starter code to write the solution to the problem and enclose your code within delimiters.\n```python\nS\n```\n\n### Answer: (use the provided format with backticks)\n\n"
 	if msgs[1].Content != want {
 		t.Errorf("starter prompt: %q", msgs[1].Content)
-	}
-}
-
-func TestPassAtK(t *testing.T) {
-	cases := []struct {
-		n, c, k int
-		want    float64
-	}{
-		{10, 0, 1, 0}, {10, 3, 1, 0.3}, {10, 10, 1, 1}, {5, 1, 5, 1}, {10, 2, 5, 1 - 56.0/252}, {4, 1, 2, 0.5}, {3, 1, 4, 0},
-	}
-	for _, c := range cases {
-		if got := PassAtK(c.n, c.c, c.k); math.Abs(got-c.want) > 1e-12 {
-			t.Errorf("PassAtK(%d,%d,%d) = %v, want %v", c.n, c.c, c.k, got, c.want)
-		}
-	}
-}
-
-func TestScoresAndBreakdown(t *testing.T) {
-	rec := func(id string, ok bool, tags, errKind string) eval.Record {
-		return eval.Record{ItemID: id, Correct: ok, Tags: tags, ErrorKind: errKind}
-	}
-	recs := []eval.Record{
-		rec("a", true, "difficulty=easy;platform=atcoder", ""), rec("a", false, "difficulty=easy;platform=atcoder", ""),
-		rec("b", false, "difficulty=hard;platform=leetcode", ""), rec("b", false, "difficulty=hard;platform=leetcode", ""),
-		rec("b", false, "difficulty=hard;platform=leetcode", llm.ErrKindBackend),
-		rec("c", true, "difficulty=hard;platform=atcoder", ""), rec("c", true, "difficulty=hard;platform=atcoder", ""),
-	}
-	s := Scores(recs, 1)
-	if s.Problems != 3 || s.Samples != 6 || s.Correct != 3 || s.Errors != 1 || math.Abs(s.PassAtK-0.5) > 1e-12 {
-		t.Errorf("Scores = %+v", s)
-	}
-	bd := Breakdown(recs, 1, "difficulty")
-	if math.Abs(bd["easy"].PassAtK-0.5) > 1e-12 || math.Abs(bd["hard"].PassAtK-0.5) > 1e-12 || bd["hard"].Problems != 2 {
-		t.Errorf("by difficulty: %+v", bd)
-	}
-	bp := Breakdown(recs, 2, "platform")
-	if bp["atcoder"].PassAtK != 1 || bp["leetcode"].PassAtK != 0 || bp["leetcode"].Problems != 1 {
-		t.Errorf("by platform pass@2: %+v", bp)
-	}
-	if s := Scores(recs[:1], 2); s.Short != 1 || s.Problems != 0 {
-		t.Errorf("short problem: %+v", s)
 	}
 }
 

@@ -269,5 +269,3 @@ func TestDecodeStepNoAllocs(t *testing.T) {
 		t.Errorf("decode step allocates %.1f times", a)
 	}
 }
-
-func greedySampler() *sample.Sampler { return sample.New(sample.Params{}) }
