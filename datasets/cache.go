@@ -14,6 +14,7 @@ import (
 	snapeval "github.com/snapeval/snapeval"
 
 	"github.com/snapeval/snapeval/hub"
+	"github.com/snapeval/snapeval/internal/atomicfile"
 )
 
 // LocalLockName is the trust-on-first-use override file kept in the cache directory.
@@ -117,12 +118,7 @@ func (o *localOverride) save(cacheDir string) error {
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return err
 	}
-	p := filepath.Join(cacheDir, LocalLockName)
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return atomicfile.WriteFile(filepath.Join(cacheDir, LocalLockName), append(b, '\n'), 0o644)
 }
 
 // expected returns the sha256 and size a local file must have: the lock's pin, else a TOFU record.
@@ -349,20 +345,10 @@ func copyFile(src, dest string) error {
 		return err
 	}
 	defer in.Close()
-	tmp := dest + ".incomplete"
-	out, err := os.Create(tmp)
-	if err != nil {
+	return atomicfile.Write(dest, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
 		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dest)
+	})
 }
 
 // DefaultLock loads the datasets.lock that FindLock locates, or else the one embedded in the binary. The second

@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/snapeval/snapeval/internal/atomicfile"
 )
 
 // Files of a run directory.
@@ -222,29 +222,9 @@ func SortRecords(recs []Record, benches, policies []string) {
 
 // WriteParquet writes records (already sorted) to path atomically.
 func WriteParquet(path string, recs []Record) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	if err := parquet.Write(w, recs, parquet.CreatedBy("snapeval", "", "")); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		return parquet.Write(w, recs, parquet.CreatedBy("snapeval", "", ""))
+	})
 }
 
 // WriteManifest writes manifest.json atomically.
@@ -253,11 +233,7 @@ func WriteManifest(dir string, m Manifest) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, ManifestFile)
-	if err := os.WriteFile(path+".tmp", append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(path+".tmp", path)
+	return atomicfile.WriteFile(filepath.Join(dir, ManifestFile), append(data, '\n'), 0o644)
 }
 
 // ReadManifest reads dir/manifest.json.

@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/snapeval/snapeval/internal/atomicfile"
 )
 
 // Repository types.
@@ -229,7 +231,7 @@ func (c *Client) FetchURL(ctx context.Context, u, dest string, want FileSpec) (R
 		os.Remove(part)
 		return Result{}, fmt.Errorf("hub: %s: sha256 %s, want %s (file removed)", redactURL(u), res.SHA256, want.SHA256)
 	}
-	if err := os.Rename(part, dest); err != nil {
+	if err := atomicfile.Rename(part, dest); err != nil {
 		return Result{}, fmt.Errorf("hub: %w", err)
 	}
 	res.Path = dest

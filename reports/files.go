@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/snapeval/snapeval/internal/atomicfile"
 )
 
 // Files are the report files WriteFiles writes, in order.
@@ -25,10 +27,7 @@ func WriteFiles(dir string, r *Report) ([]string, error) {
 			return paths, fmt.Errorf("%s: %w", name, err)
 		}
 		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path+".tmp", buf.Bytes(), 0o644); err != nil {
-			return paths, err
-		}
-		if err := os.Rename(path+".tmp", path); err != nil {
+		if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 			return paths, err
 		}
 		paths = append(paths, path)
