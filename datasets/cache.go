@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	snapeval "github.com/snapeval/snapeval"
-
 	"github.com/snapeval/snapeval/hub"
 	"github.com/snapeval/snapeval/internal/atomicfile"
 )

@@ -14,8 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/snapeval/snapeval/llm"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/snapeval/snapeval/llm"
 )
 
 // Task is one cell of the run matrix: an item of a benchmark under a policy, one sample.

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/parquet-go/parquet-go"
+
 	"github.com/snapeval/snapeval/internal/atomicfile"
 )
 

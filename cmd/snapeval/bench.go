@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/snapeval/snapeval/backends/cpu/bench"
 	"github.com/snapeval/snapeval/backends/cpu/model"
+	"github.com/snapeval/snapeval/backends/cpu/perf"
 )
 
 func init() {
@@ -63,10 +63,10 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 				name string
 			)
 			if dir != "" {
-				m, err = bench.LoadDir(dir)
+				m, err = perf.LoadDir(dir)
 				name = dir
 			} else {
-				m, err = bench.RandomModel(shape)
+				m, err = perf.RandomModel(shape)
 				name = shape + " (random bf16 weights)"
 				if err != nil && strings.HasPrefix(err.Error(), "unknown shape") {
 					return usageErrorf("bench: %w", err)
@@ -95,8 +95,8 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 					pf.Close()
 				}()
 			}
-			opts := bench.Options{Threads: threads, Batch: batch, Quick: quick, Peer: peer, Budget: bud, KVBudgetBytes: kvMB << 20, Log: cmd.ErrOrStderr()}
-			r, err := bench.Run(ctx, m, name, opts)
+			opts := perf.Options{Threads: threads, Batch: batch, Quick: quick, Peer: peer, Budget: bud, KVBudgetBytes: kvMB << 20, Log: cmd.ErrOrStderr()}
+			r, err := perf.Run(ctx, m, name, opts)
 			if err != nil {
 				return fmt.Errorf("bench: %w", err)
 			}
@@ -110,7 +110,7 @@ sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k
 	}
 	f := cmd.Flags()
 	f.StringVar(&dir, "model", "", "checkpoint directory (config.json + safetensors)")
-	f.StringVar(&shape, "shape", "smollm2-135m", "named model shape with random bf16 weights: "+strings.Join(bench.Shapes(), ", "))
+	f.StringVar(&shape, "shape", "smollm2-135m", "named model shape with random bf16 weights: "+strings.Join(perf.Shapes(), ", "))
 	f.IntVar(&threads, "threads", 0, "kernel worker threads (default GOMAXPROCS)")
 	f.IntVar(&batch, "batch", 4, "sequences of the batched prefill and decode measurements")
 	f.IntVar(&bud, "budget", 1024, "snapstream budget of the context sweep")

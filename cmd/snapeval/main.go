@@ -8,8 +8,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/snapeval/snapeval/session"
 	"github.com/spf13/cobra"
+
+	"github.com/snapeval/snapeval/session"
 )
 
 // Exit codes (documented in the README).

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
+
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/llm"
 )

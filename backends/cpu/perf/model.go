@@ -1,8 +1,8 @@
-// Package bench measures the CPU backend: prefill and decode throughput, the machine's memory bandwidth,
+// Package perf measures the CPU backend: prefill and decode throughput, the machine's memory bandwidth,
 // and SnapStream's claims on this engine (flat decode step time over context, KV bytes per sequence, the
 // Table 5 batch-size experiment under a fixed KV budget, and SnapKV selection cost as a share of prefill).
 // It backs `snapeval bench`.
-package bench
+package perf
 
 import (
 	"encoding/binary"

@@ -1,6 +1,6 @@
 //go:build !purego
 
-package bench
+package perf
 
 import "golang.org/x/sys/cpu"
 

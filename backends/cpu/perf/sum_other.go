@@ -1,5 +1,5 @@
 //go:build !amd64 || purego
 
-package bench
+package perf
 
 func sum(x []float32) float32 { return sumGo(x) }
