@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -14,15 +16,19 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/perf"
 )
 
+// benchOptions are the flags of `snapeval bench`.
+type benchOptions struct {
+	Model, Shape               string
+	Threads, Batch, Budget     int
+	KVBudgetMB                 int64
+	JSON, Quick, Generic, Peer bool
+	CPUProfile, Weights        string
+	// ShapeSet is true when --shape was given (it conflicts with --model).
+	ShapeSet bool
+}
+
 func init() {
-	var (
-		dir, shape            string
-		threads, batch, bud   int
-		kvMB                  int64
-		asJSON, quick, noSIMD bool
-		peer                  bool
-		cpuProfile, weights   string
-	)
+	o := &benchOptions{}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure CPU-backend throughput and SnapStream's memory and speed claims",
@@ -45,81 +51,92 @@ selection at 2k and 4k prompts, reported as selection_share_2k / selection_share
 sizes a run did not measure (selection_share_8k / _32k in a quick run, _2k / _4k in a full one) are null.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dir != "" && cmd.Flags().Changed("shape") {
-				return usageErrorf("bench: give --model or --shape, not both")
-			}
-			if threads < 0 || batch < 0 || bud < 0 || kvMB < 0 {
-				return usageErrorf("bench: --threads, --batch, --budget and --kv-budget-mb must not be negative")
-			}
-			if noSIMD {
-				model.SetSIMD(false)
-			}
-			wf, err := model.ParseWeights(weights)
-			if err != nil {
-				return usageErrorf("bench: --weights: %w", err)
-			}
-			var (
-				m    *model.Model
-				name string
-			)
-			if dir != "" {
-				m, err = perf.LoadDir(dir)
-				name = dir
-			} else {
-				m, err = perf.RandomModel(shape)
-				name = shape + " (random bf16 weights)"
-				if err != nil && strings.HasPrefix(err.Error(), "unknown shape") {
-					return usageErrorf("bench: %w", err)
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("bench: %w", err)
-			}
-			if wf == "int8" {
-				m = m.Int8()
-				name += ", int8 weights"
-			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
-			defer stop()
-			if cpuProfile != "" {
-				pf, err := os.Create(cpuProfile)
-				if err != nil {
-					return fmt.Errorf("bench: --cpuprofile: %w", err)
-				}
-				if err := pprof.StartCPUProfile(pf); err != nil {
-					pf.Close()
-					return fmt.Errorf("bench: --cpuprofile: %w", err)
-				}
-				defer func() {
-					pprof.StopCPUProfile()
-					pf.Close()
-				}()
-			}
-			opts := perf.Options{Threads: threads, Batch: batch, Quick: quick, Peer: peer, Budget: bud, KVBudgetBytes: kvMB << 20, Log: cmd.ErrOrStderr()}
-			r, err := perf.Run(ctx, m, name, opts)
-			if err != nil {
-				return fmt.Errorf("bench: %w", err)
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
-			}
-			return r.WriteTable(cmd.OutOrStdout())
+			o.ShapeSet = cmd.Flags().Changed("shape")
+			return runBench(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dir, "model", "", "checkpoint directory (config.json + safetensors)")
-	f.StringVar(&shape, "shape", "smollm2-135m", "named model shape with random bf16 weights: "+strings.Join(perf.Shapes(), ", "))
-	f.IntVar(&threads, "threads", 0, "kernel worker threads (default GOMAXPROCS)")
-	f.IntVar(&batch, "batch", 4, "sequences of the batched prefill and decode measurements")
-	f.IntVar(&bud, "budget", 1024, "snapstream budget of the context sweep")
-	f.Int64Var(&kvMB, "kv-budget-mb", 0, "Table 5 KV-memory budget in MiB (default: two full-cache sequences)")
-	f.BoolVar(&asJSON, "json", false, "print the results as JSON")
-	f.BoolVar(&peer, "peer", false, "only the measurements with a llama-bench peer (bandwidth, prefill pp512, decode, tg128); no claims")
-	f.BoolVar(&quick, "quick", false, "smaller sizes for a fast check (the output lists them)")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof BINARY FILE)")
-	f.BoolVar(&noSIMD, "generic", false, "use the portable Go kernels instead of the AVX2/FMA assembly")
-	f.StringVar(&weights, "weights", "bf16", "weight format of the projections and output head: bf16 (the checkpoint's) or int8")
+	f.StringVar(&o.Model, "model", "", "checkpoint directory (config.json + safetensors)")
+	f.StringVar(&o.Shape, "shape", "smollm2-135m", "named model shape with random bf16 weights: "+strings.Join(perf.Shapes(), ", "))
+	f.IntVar(&o.Threads, "threads", 0, "kernel worker threads (default GOMAXPROCS)")
+	f.IntVar(&o.Batch, "batch", 4, "sequences of the batched prefill and decode measurements")
+	f.IntVar(&o.Budget, "budget", 1024, "snapstream budget of the context sweep")
+	f.Int64Var(&o.KVBudgetMB, "kv-budget-mb", 0, "Table 5 KV-memory budget in MiB (default: two full-cache sequences)")
+	f.BoolVar(&o.JSON, "json", false, "print the results as JSON")
+	f.BoolVar(&o.Peer, "peer", false, "only the measurements with a llama-bench peer (bandwidth, prefill pp512, decode, tg128); no claims")
+	f.BoolVar(&o.Quick, "quick", false, "smaller sizes for a fast check (the output lists them)")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof BINARY FILE)")
+	f.BoolVar(&o.Generic, "generic", false, "use the portable Go kernels instead of the AVX2/FMA assembly")
+	f.StringVar(&o.Weights, "weights", "bf16", "weight format of the projections and output head: bf16 (the checkpoint's) or int8")
 	rootCmd.AddCommand(cmd)
+}
+
+// runBench loads or makes the model, runs the measurements and prints the table (or JSON) on stdout; progress
+// goes to stderr.
+func runBench(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) error {
+	if o.Model != "" && o.ShapeSet {
+		return usageErrorf("bench: give --model or --shape, not both")
+	}
+	if o.Threads < 0 || o.Batch < 0 || o.Budget < 0 || o.KVBudgetMB < 0 {
+		return usageErrorf("bench: --threads, --batch, --budget and --kv-budget-mb must not be negative")
+	}
+	if o.Generic {
+		model.SetSIMD(false)
+	}
+	wf, err := model.ParseWeights(o.Weights)
+	if err != nil {
+		return usageErrorf("bench: --weights: %w", err)
+	}
+	var (
+		m    *model.Model
+		name string
+	)
+	if o.Model != "" {
+		m, err = perf.LoadDir(o.Model)
+		name = o.Model
+	} else {
+		m, err = perf.RandomModel(o.Shape)
+		name = o.Shape + " (random bf16 weights)"
+		if err != nil && strings.HasPrefix(err.Error(), "unknown shape") {
+			return usageErrorf("bench: %w", err)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if wf == "int8" {
+		m = m.Int8()
+		name += ", int8 weights"
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	if o.CPUProfile != "" {
+		pf, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			pf.Close()
+		}()
+	}
+	opts := perf.Options{Threads: o.Threads, Batch: o.Batch, Quick: o.Quick, Peer: o.Peer, Budget: o.Budget,
+		KVBudgetBytes: o.KVBudgetMB << 20, Log: stderr}
+	r, err := perf.Run(ctx, m, name, opts)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if o.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	return r.WriteTable(stdout)
 }
