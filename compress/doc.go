@@ -1,4 +1,4 @@
-// Package compress implements the KV-cache policies of spec/snapstream.md: policy spec strings, the
+// Package compress implements the KV-cache policies of docs/policies.md: policy spec strings, the
 // static per-sequence layout (Plan), SnapKV top-K selection (SelectTopK), the slot bookkeeping that
 // drives the attention mask (Slots) and KV memory accounting (KVBytes). It holds no model code.
 //
@@ -17,7 +17,7 @@
 // # Layout
 //
 // Every layer and KV head of a sequence owns Capacity slots, fixed at admission. Keys are cached after
-// RoPE at their original absolute position and never moved. For snapstream and streaming (spec section 4):
+// RoPE at their original absolute position and never moved. For snapstream and streaming (docs/policies.md §6):
 //
 //	slot:     0 .. S-1   S .. S+R-1                     S+R .. S+R+K-1
 //	        +----------+-------------------------------+----------------------------+

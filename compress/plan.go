@@ -4,7 +4,7 @@ import (
 	"fmt"
 )
 
-// Plan is the static layout of one sequence under one policy, fixed at admission (spec sections 3-4).
+// Plan is the static layout of one sequence under one policy, fixed at admission (docs/policies.md §5-6).
 // It is the same for every layer and KV head; only the chosen top-K positions differ between them.
 //
 // The physical layout of a layer and KV head is [ sinks: Sinks | ring: Ring | top-K: TopK | append: MaxNew ],
@@ -87,7 +87,7 @@ func (p Policy) Plan(promptLen, maxNew int) (Plan, error) {
 	return pl, nil
 }
 
-// SlotOf returns slot(p) of spec section 4 for a position that is not a top-K position: p for a sink
+// SlotOf returns slot(p) of docs/policies.md §6 for a position that is not a top-K position: p for a sink
 // (p < Sinks), Sinks + ((p - Sinks) mod Ring) for a ring position, and for snapkv's decoded tokens
 // (p >= PromptLen) Sinks + Ring + TopK + (p - PromptLen). It returns -1 when p has no such slot
 // (p < 0, a zero ring, or past the append block). Top-K slots depend on the selection: see Slots.Prefill.
@@ -108,7 +108,7 @@ func SlotOf(plan Plan, p int) int {
 	return plan.Sinks + (p-plan.Sinks)%plan.Ring
 }
 
-// KVBytes returns the KV-cache memory of one sequence (spec section 5):
+// KVBytes returns the KV-cache memory of one sequence (docs/policies.md §10):
 // 2 (K and V) x layers x kvHeads x headDim x capacity x elemBytes.
 func KVBytes(capacity, layers, kvHeads, headDim, elemBytes int) int64 {
 	return 2 * int64(layers) * int64(kvHeads) * int64(headDim) * int64(capacity) * int64(elemBytes)

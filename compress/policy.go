@@ -11,7 +11,7 @@ import (
 // Method names a cache policy.
 type Method string
 
-// The cache policies of spec/snapstream.md section 2.
+// The cache policies of docs/policies.md §4.
 const (
 	MethodFull       Method = "full"       // keep everything
 	MethodStreaming  Method = "streaming"  // sinks + ring of the most recent tokens (StreamingLLM, original positions)
@@ -19,7 +19,7 @@ const (
 	MethodSnapStream Method = "snapstream" // sinks + SnapKV top-K of the middle of the prompt + ring
 )
 
-// Defaults of spec/snapstream.md section 2 [choice].
+// Defaults of docs/policies.md §3 [choice].
 const (
 	DefaultSinks  = 4  // S
 	DefaultWindow = 32 // W, observation window
@@ -426,7 +426,7 @@ func (p Policy) Normalized() Policy {
 }
 
 // Capacity returns the number of slots per layer and KV head that a sequence of promptLen prompt tokens
-// and up to maxNew new tokens is given at admission (spec section 2): prompt+maxNew for full, S+R for
+// and up to maxNew new tokens is given at admission (docs/policies.md §4): prompt+maxNew for full, S+R for
 // streaming, K+W+maxNew for snapkv, B for snapstream. It equals Plan(promptLen, maxNew).Capacity.
 func (p Policy) Capacity(promptLen, maxNew int) int {
 	switch p.Method {

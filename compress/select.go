@@ -41,7 +41,7 @@ func grow[T any](b []T, n int) []T {
 }
 
 // SelectTopK returns, per KV head, the kept top-K candidate positions of one layer: ascending, within
-// [plan.Lo, plan.Hi), len == plan.ValidTopK (spec section 3).
+// [plan.Lo, plan.Hi), len == plan.ValidTopK (docs/policies.md §8).
 //
 // queries are the post-RoPE queries of the last W' = min(plan.Window, plan.PromptLen) prompt positions,
 // flat [W'][numQHeads][headDim]; keys are the post-RoPE keys of all L prompt positions, flat

@@ -121,7 +121,7 @@ func TestSelectionRejectsRecentZeroWithDecode(t *testing.T) {
 	}
 }
 
-// refSelect is an independent, deliberately naive float64 implementation of spec section 3 for one
+// refSelect is an independent, deliberately naive float64 implementation of docs/policies.md §8 for one
 // KV head: it also returns the selection margin (relative gap between the last kept and the first
 // rejected score) so that random tests can skip near-ties that float32 may legitimately order differently.
 func refSelect(L, w, S, R, K, k int, q func(i, h, d int) float64, key func(t, d int) float64, heads []int, headDim int) ([]int, float64) {

@@ -6,7 +6,7 @@ import (
 	"github.com/snapeval/snapeval/compress"
 )
 
-// Split is the slot split of a cache policy, as printed in every report (spec/snapstream.md §2).
+// Split is the slot split of a cache policy, as printed in every report (docs/policies.md §2.2).
 type Split struct {
 	// Method is "full", "streaming", "snapkv", "snapstream", or whatever precedes ':' in a spec compress cannot parse.
 	Method string `json:"method"`

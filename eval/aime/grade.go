@@ -10,8 +10,8 @@ import (
 	"github.com/snapeval/snapeval/eval"
 )
 
-// Grading modes. ModeDefault is the protocol of the spec; the others are named so that reports can say which
-// grader produced a number.
+// Grading modes. ModeDefault is the protocol of docs/benchmarks.md §3; the others are named so that reports can say
+// which grader produced a number.
 const (
 	// ModeDefault: last \boxed{}/\fbox{} with balanced braces, normalised, integer compare (leading zeros ignored).
 	ModeDefault = "default"

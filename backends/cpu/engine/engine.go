@@ -173,7 +173,7 @@ func (e *Engine) Check(job Job) (compress.Plan, error) {
 			return compress.Plan{}, fmt.Errorf("engine: prompt token %d (index %d) outside the vocabulary of %d", t, i, c.Vocab)
 		}
 	}
-	// Capacity as the spec counts it (prompt + max new for full and snapkv); the last sampled token is never
+	// Capacity as docs/policies.md §4 counts it (prompt + max new for full and snapkv); the last sampled token is never
 	// fed back, so its slot stays unused.
 	plan, err := job.Policy.Plan(L, job.MaxNew)
 	if err != nil {
