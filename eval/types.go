@@ -1,6 +1,6 @@
 // Package eval holds the machinery of an evaluation: benchmark items and grades, the run matrix, the runner, the
 // record store and the manifest. The vocabulary it shares with backends (requests, outputs, tokenizers) lives in
-// package
+// package llm.
 package eval
 
 import (
