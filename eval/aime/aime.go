@@ -200,4 +200,16 @@ func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Gr
 	return b.grader.Grade(output, p.Answer), nil
 }
 
-var _ eval.FileBacked = (*Bench)(nil)
+var (
+	_ eval.FileBacked   = (*Bench)(nil)
+	_ eval.GoldAnswerer = (*Bench)(nil)
+)
+
+// Gold implements eval.GoldAnswerer: the gold integer in a box, as the R1 instruction asks.
+func (b *Bench) Gold(item eval.Item) (string, bool) {
+	p, ok := item.Data.(*Problem)
+	if !ok || p.Answer == "" {
+		return "", false
+	}
+	return "The answer is \\boxed{" + p.Answer + "}.", true
+}

@@ -61,8 +61,9 @@ type Bench struct {
 }
 
 var (
-	_ eval.Benchmark = (*Bench)(nil)
-	_ eval.RowParser = (*Bench)(nil)
+	_ eval.Benchmark    = (*Bench)(nil)
+	_ eval.RowParser    = (*Bench)(nil)
+	_ eval.GoldAnswerer = (*Bench)(nil)
 )
 
 // New builds the benchmark from its options (see the package doc).

@@ -319,4 +319,16 @@ func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Gr
 	return GradeOutput(output, p.Answer), nil
 }
 
-var _ eval.FileBacked = (*Bench)(nil)
+var (
+	_ eval.FileBacked   = (*Bench)(nil)
+	_ eval.GoldAnswerer = (*Bench)(nil)
+)
+
+// Gold implements eval.GoldAnswerer: the official answer statement with the gold letter.
+func (b *Bench) Gold(item eval.Item) (string, bool) {
+	p, ok := item.Data.(*Problem)
+	if !ok || p.Answer == "" {
+		return "", false
+	}
+	return "The correct answer is (" + p.Answer + ")", true
+}

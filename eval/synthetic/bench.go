@@ -196,3 +196,14 @@ func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Gr
 func (b *Bench) Defaults() eval.Defaults {
 	return eval.Defaults{Sampling: llm.Sampling{Temperature: 0, MaxNew: DefaultMaxNew}, Samples: 1}
 }
+
+var _ eval.GoldAnswerer = (*Bench)(nil)
+
+// Gold implements eval.GoldAnswerer: the completion the suite's generator writes for the item (Sample.Answer).
+func (b *Bench) Gold(item eval.Item) (string, bool) {
+	s, err := sampleOf(item)
+	if err != nil || s.Answer == "" {
+		return "", false
+	}
+	return s.Answer, true
+}
