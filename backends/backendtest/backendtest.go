@@ -12,7 +12,8 @@
 //		})
 //	}
 //
-// The suite checks: Identity is non-empty and stable; requests of a form the backend does not claim (chat or raw)
+// The suite checks: Identity is non-empty and stable; the optional capabilities (backends.Shaper, ChatStyler,
+// Preflighter) agree with the target's claims; requests of a form the backend does not claim (chat or raw)
 // and malformed requests are refused; greedy decoding is deterministic and ignores the seed; MaxNew is honoured
 // and FinishReason is "length" or "stop" as it should be; stop strings end the output and are trimmed; a seed
 // gives the same sample twice and other seeds other samples (Output.Seeded says whether the backend can); each
@@ -67,11 +68,16 @@ type Target struct {
 	// (Output.Cache.Declared). Otherwise Capacity and KVBytes must be positive.
 	Declared bool
 	// Shape, for a backend that observes the cache, is the model's KV shape: Capacity must then equal compress'
-	// Policy.Capacity(prompt tokens, MaxNew) and KVBytes compress.KVBytes of it.
+	// Policy.Capacity(prompt tokens, MaxNew) and KVBytes compress.KVBytes of it. It defaults to the shape of a
+	// backends.Shaper, and must equal it when both are known.
 	Shape *llm.ModelShape
 	// ContextLength is the model's context in tokens; 0 (unknown) skips the overflow checks. A request of about
 	// half of it, cancelled after CancelAfter, must still be running.
 	ContextLength int
+	// PreflightBlind says that the backend is a backends.Preflighter that cannot see the model's context length
+	// (its server publishes none), so that Preflight cannot refuse an overflow up front; the overflow is still
+	// classified per request. Without it, Preflight must refuse ContextLength prompt tokens plus 16 new ones.
+	PreflightBlind bool
 	// Quota, when set, is a request the backend must fail with llm.ErrQuotaExhausted (a fake server arranged to
 	// refuse it); nil skips the quota check.
 	Quota *llm.Request
@@ -109,7 +115,12 @@ func run(t contract.T, tg Target) {
 	}
 	t.Cleanup(func() { b.Close() })
 	s := &suite{tg: tg, b: b}
+	if sh, ok := b.(backends.Shaper); ok && tg.Shape == nil {
+		shape := sh.Shape()
+		s.tg.Shape = &shape
+	}
 	t.Run("identity", s.identity)
+	t.Run("capabilities", s.capabilities)
 	t.Run("request_forms", s.requestForms)
 	t.Run("greedy", s.greedy)
 	t.Run("max_new", s.maxNew)
@@ -164,6 +175,34 @@ func (s *suite) identity(t contract.T) {
 	}
 	if again := s.b.Identity(); again != id {
 		t.Errorf("Identity changed between calls: %q then %q", id, again)
+	}
+}
+
+// capabilities checks the optional interfaces of package backends against the target's claims.
+func (s *suite) capabilities(t contract.T) {
+	if sh, ok := s.b.(backends.Shaper); ok {
+		got := sh.Shape()
+		if got.Layers <= 0 || got.KVHeads <= 0 || got.HeadDim <= 0 || got.ElemBytes <= 0 {
+			t.Errorf("Shape() = %+v: every field must be positive", got)
+		}
+		if s.tg.Shape != nil && got != *s.tg.Shape {
+			t.Errorf("Shape() = %+v, Target.Shape = %+v", got, *s.tg.Shape)
+		}
+	}
+	if cs, ok := s.b.(backends.ChatStyler); ok {
+		if style := cs.ChatStyle(); (style != "") != s.tg.Chat {
+			t.Errorf("ChatStyle() = %q, Target.Chat = %v: a backend takes chat requests exactly when it has a chat template", style, s.tg.Chat)
+		}
+	}
+	if pf, ok := s.b.(backends.Preflighter); ok {
+		if err := pf.Preflight(t.Context(), 16, 16); err != nil {
+			t.Errorf("Preflight of 16 prompt + 16 new tokens: %v", err)
+		}
+		if n := s.tg.ContextLength; n > 0 && !s.tg.PreflightBlind {
+			if err := pf.Preflight(t.Context(), n, 16); !errors.Is(err, llm.ErrContextOverflow) {
+				t.Errorf("Preflight of %d prompt + 16 new tokens in a context of %d: err = %v, want one wrapping llm.ErrContextOverflow", n, n, err)
+			}
+		}
 	}
 }
 

@@ -18,7 +18,6 @@ const quotaMarker = "QUOTA-SPENT"
 
 // fakeTarget is a Target over a Fake, each backend passed through wrap (nil: none).
 func fakeTarget(wrap func(*Fake) backends.Backend) Target {
-	shape := (&Fake{}).ModelShape()
 	return Target{
 		Open: func(context.Context) (backends.Backend, error) {
 			f := &Fake{QuotaMarker: quotaMarker}
@@ -31,7 +30,6 @@ func fakeTarget(wrap func(*Fake) backends.Backend) Target {
 		Raw:           true,
 		Policies:      []string{"full", "snapstream:budget=64", "streaming:sinks=4,recent=60"},
 		Seeded:        true,
-		Shape:         &shape,
 		ContextLength: 512,
 		Quota:         &llm.Request{Key: "quota", Prompt: "ask " + quotaMarker, Sampling: llm.Sampling{MaxNew: 4}},
 	}
@@ -58,6 +56,30 @@ type fault struct {
 	identity    func() string
 	tokenizer   llm.Tokenizer
 	close       func() error
+	shape       func() llm.ModelShape
+	chatStyle   func() string
+	preflight   func(ctx context.Context, maxPrompt, maxNew int) error
+}
+
+func (f *fault) Shape() llm.ModelShape {
+	if f.shape != nil {
+		return f.shape()
+	}
+	return f.Fake.Shape()
+}
+
+func (f *fault) ChatStyle() string {
+	if f.chatStyle != nil {
+		return f.chatStyle()
+	}
+	return f.Fake.ChatStyle()
+}
+
+func (f *fault) Preflight(ctx context.Context, maxPrompt, maxNew int) error {
+	if f.preflight != nil {
+		return f.preflight(ctx, maxPrompt, maxNew)
+	}
+	return f.Fake.Preflight(ctx, maxPrompt, maxNew)
 }
 
 func (f *fault) Generate(ctx context.Context, req llm.Request) (llm.Output, error) {
@@ -123,6 +145,24 @@ func TestPlantedFaults(t *testing.T) {
 		{"empty identity", func(f *Fake) backends.Backend {
 			return &fault{Fake: f, identity: func() string { return "" }}
 		}, nil, []string{"identity"}},
+		{"shape differs from the target's", nil, func(tg *Target) {
+			tg.Shape = &llm.ModelShape{Layers: 2, KVHeads: 2, HeadDim: 8, ElemBytes: 4}
+		}, []string{"capabilities", "policies/full", "policies/snapstream:budget=64", "policies/streaming:sinks=4,recent=60"}},
+		{"shape with a zero field", func(f *Fake) backends.Backend {
+			return &fault{Fake: f, shape: func() llm.ModelShape { s := f.Shape(); s.ElemBytes = 0; return s }}
+		}, nil, []string{"capabilities", "policies/full", "policies/snapstream:budget=64", "policies/streaming:sinks=4,recent=60"}},
+		{"chat style without chat", func(f *Fake) backends.Backend {
+			return &fault{Fake: f, chatStyle: func() string { return "" }}
+		}, nil, []string{"capabilities"}},
+		{"preflight accepts what cannot fit", func(f *Fake) backends.Backend {
+			return &fault{Fake: f, preflight: func(context.Context, int, int) error { return nil }}
+		}, nil, []string{"capabilities"}},
+		{"blind preflight still refuses what fits", func(f *Fake) backends.Backend {
+			return &fault{Fake: f, preflight: func(context.Context, int, int) error { return errors.New("no") }}
+		}, func(tg *Target) { tg.PreflightBlind = true }, []string{"capabilities"}},
+		{"preflight refuses what fits", func(f *Fake) backends.Backend {
+			return &fault{Fake: f, preflight: func(context.Context, int, int) error { return errors.New("no") }}
+		}, nil, []string{"capabilities"}},
 		{"seed ignored", func(f *Fake) backends.Backend {
 			return &fault{Fake: f, generate: func(ctx context.Context, r llm.Request) (llm.Output, error) {
 				r.Sampling.Seed = 0
@@ -177,7 +217,7 @@ func TestPlantedFaults(t *testing.T) {
 				o.Cache.Capacity, o.Cache.KVBytes = 0, 0
 				return o, err
 			}}
-		}, func(tg *Target) { tg.Shape = nil }, []string{"policies/full", "policies/snapstream:budget=64", "policies/streaming:sinks=4,recent=60"}},
+		}, nil, []string{"policies/full", "policies/snapstream:budget=64", "policies/streaming:sinks=4,recent=60"}},
 		{"declared policy claimed as observed", nil, func(tg *Target) { tg.Declared = true },
 			[]string{"policies/full", "policies/snapstream:budget=64", "policies/streaming:sinks=4,recent=60"}},
 		{"cancellation ignored", func(f *Fake) backends.Backend {
@@ -265,7 +305,7 @@ func TestPlantedFaults(t *testing.T) {
 				return o, err
 			}}
 		}, nil, []string{"stop"}},
-		{"chat accepted though not claimed", nil, func(tg *Target) { tg.Chat = false }, []string{"request_forms"}},
+		{"chat accepted though not claimed", nil, func(tg *Target) { tg.Chat = false }, []string{"capabilities", "request_forms"}},
 		{"state shared between concurrent requests", func(f *Fake) backends.Backend {
 			var last atomic.Value
 			last.Store("")

@@ -24,15 +24,16 @@ import (
 // lines for chat messages), and it generates words of a fixed vocabulary chosen by a hash of the prompt, the
 // position and, when Temperature > 0, the seed. It never ends by itself: generation stops at MaxNew ("length") or
 // at a stop string ("stop", trimmed from the text). Every policy of package compress is accepted and applied in
-// name only: Capacity and KVBytes are compress' formulas for the policy and Shape. Use a *Fake; the zero value
+// name only: Capacity and KVBytes are compress' formulas for the policy and KVShape. It has every optional
+// capability (backends.Shaper, ChatStyler, Preflighter). Use a *Fake; the zero value
 // works (see the field defaults).
 type Fake struct {
 	// Name is the model name in Identity (default "fake").
 	Name string
 	// Context is the context length in tokens (default 512): a prompt plus MaxNew beyond it overflows.
 	Context int
-	// Shape is the KV shape of the KVBytes formula (default 2 layers, 2 KV heads, head dim 8, 2-byte elements).
-	Shape llm.ModelShape
+	// KVShape is the KV shape of the KVBytes formula (default 2 layers, 2 KV heads, head dim 8, 2-byte elements).
+	KVShape llm.ModelShape
 	// TokenDelay is the time a generated token takes (default 100µs), waited 16 tokens at a time, so that
 	// cancelling a long request can be seen to end it early.
 	TokenDelay time.Duration
@@ -42,7 +43,12 @@ type Fake struct {
 	closed atomic.Bool
 }
 
-var _ backends.Backend = (*Fake)(nil)
+var (
+	_ backends.Backend     = (*Fake)(nil)
+	_ backends.Shaper      = (*Fake)(nil)
+	_ backends.ChatStyler  = (*Fake)(nil)
+	_ backends.Preflighter = (*Fake)(nil)
+)
 
 // fakeWords is the Fake's vocabulary.
 var fakeWords = strings.Fields(`alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike
@@ -56,12 +62,23 @@ func (f *Fake) context() int {
 	return 512
 }
 
-// ModelShape is the shape of the KVBytes formula: Shape, or the default one.
-func (f *Fake) ModelShape() llm.ModelShape {
-	if f.Shape != (llm.ModelShape{}) {
-		return f.Shape
+// Shape implements backends.Shaper: KVShape, or the default one.
+func (f *Fake) Shape() llm.ModelShape {
+	if f.KVShape != (llm.ModelShape{}) {
+		return f.KVShape
 	}
 	return llm.ModelShape{Layers: 2, KVHeads: 2, HeadDim: 8, ElemBytes: 2}
+}
+
+// ChatStyle implements backends.ChatStyler: the Fake renders messages as "role: content" lines.
+func (f *Fake) ChatStyle() string { return "lines" }
+
+// Preflight implements backends.Preflighter: a prompt of maxPrompt tokens plus maxNew must fit the context.
+func (f *Fake) Preflight(_ context.Context, maxPrompt, maxNew int) error {
+	if maxPrompt+maxNew > f.context() {
+		return fmt.Errorf("fake backend: %d prompt + %d new tokens exceed the context of %d: %w", maxPrompt, maxNew, f.context(), llm.ErrContextOverflow)
+	}
+	return nil
 }
 
 // Identity is "fake:NAME".
@@ -171,7 +188,7 @@ func (f *Fake) Generate(ctx context.Context, req llm.Request) (llm.Output, error
 			break
 		}
 	}
-	sh := f.ModelShape()
+	sh := f.Shape()
 	capacity := pol.Capacity(n, maxNew)
 	return llm.Output{
 		Text: out.String(), PromptTokens: n, OutputTokens: tokens, FinishReason: finish,

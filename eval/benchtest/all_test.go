@@ -10,15 +10,13 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/eval"
+	_ "github.com/snapeval/snapeval/eval/aime" // every benchmark: TestEveryBenchmarkIsImported checks that none is missing
 	"github.com/snapeval/snapeval/eval/benchtest"
-	"github.com/snapeval/snapeval/internal/contract"
-	"github.com/snapeval/snapeval/llm"
-
-	// Every benchmark: TestEveryBenchmarkIsImported checks that none is missing.
-	_ "github.com/snapeval/snapeval/eval/aime"
 	_ "github.com/snapeval/snapeval/eval/livecodebench"
 	_ "github.com/snapeval/snapeval/eval/longbench"
 	_ "github.com/snapeval/snapeval/eval/synthetic"
+	"github.com/snapeval/snapeval/internal/contract"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // byteTokenizer is a tokenizer of one token per byte, so that benchmarks that size or truncate prompts by tokens
@@ -68,7 +66,7 @@ var variants = map[string][]variant{
 		{name: "lenient", opts: eval.BenchOptions{Files: []string{aimeFixture}, Options: map[string]string{"grader": "lenient"}}, rows: []string{aimeFixture}},
 	},
 	"livecodebench": {
-		{opts: eval.BenchOptions{Files: []string{lcbFixture}, Options: map[string]string{"timeout": "5"}}, rows: []string{lcbFixture}, needs: "python3"},
+		{opts: eval.BenchOptions{Files: []string{lcbFixture}, Options: map[string]string{"timeout": "10"}}, rows: []string{lcbFixture}, needs: "python3"},
 	},
 	"longbench-v2": {
 		{opts: eval.BenchOptions{Files: []string{longbenchFixture}}, rows: []string{longbenchFixture}},
