@@ -15,7 +15,8 @@
 // leaving Key, Policy and Seed to the runner; the gold answer (eval.GoldAnswerer, required) grades correct with
 // score 1; empty and garbage outputs and another item's gold grade wrong (score 0 for garbage) without
 // error; items of another benchmark are refused with an error, never a panic; a RowParser reads every upstream row
-// of the fixture into exactly the item Items gives, and refuses malformed rows; a Chained benchmark's follow-up
+// of the fixture into exactly the item Items gives, and refuses malformed rows; a FileBacked benchmark names
+// the files it read; a Chained benchmark's follow-up
 // is well-formed, deterministic and built from the first output.
 package benchtest
 
@@ -23,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"testing"
 
@@ -107,6 +109,7 @@ func run(t contract.T, c Case) {
 	t.Run("gold", s.gold)
 	t.Run("garbage", s.garbage)
 	t.Run("row_parser", s.rowParser)
+	t.Run("files", s.files)
 	t.Run("chained", s.chained)
 }
 
@@ -398,6 +401,27 @@ func (s *suite) rowParser(t contract.T) {
 	}
 	for _, bad := range []string{"", "{", "null", "[]", "{}", `"row"`, `{"id": {"nested": true}}`} {
 		refused(t, fmt.Sprintf("ParseRow(%q)", bad), guarded(func() error { _, err := rp.ParseRow([]byte(bad)); return err }))
+	}
+}
+
+// files checks an eval.FileBacked benchmark opened on its fixture: it names the files it read, each of which exists
+// (the run hashes them into the manifest).
+func (s *suite) files(t contract.T) {
+	fb, ok := s.b.(eval.FileBacked)
+	if !ok {
+		t.Skipf("%T is not an eval.FileBacked", s.b)
+	}
+	files := fb.Files()
+	if len(files) == 0 {
+		t.Fatalf("Files() is empty, yet Items read %d items", len(s.items))
+	}
+	for _, f := range files {
+		if st, err := os.Stat(f); err != nil || st.IsDir() {
+			t.Errorf("Files() names %q, which is not a readable file (%v)", f, err)
+		}
+	}
+	if again := fb.Files(); !reflect.DeepEqual(files, again) {
+		t.Errorf("Files() changed between calls: %q then %q", files, again)
 	}
 }
 

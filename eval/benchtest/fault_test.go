@@ -27,6 +27,7 @@ type faulty struct {
 	gold     func(eval.Item) (string, bool)
 	parseRow func([]byte) (eval.Item, error)
 	followUp func(it eval.Item, first string) (llm.Request, bool, error)
+	files    func() []string
 }
 
 func (f *faulty) Name() string {
@@ -71,7 +72,7 @@ func (f *faulty) Gold(it eval.Item) (string, bool) {
 	return f.inner.(eval.GoldAnswerer).Gold(it)
 }
 
-// rowFaulty adds ParseRow, chainFaulty ParseRow and FollowUp, so that a wrapper keeps the optional interfaces of
+// rowFaulty adds ParseRow and Files (the fixtures' row parsers are all file-backed), chainFaulty FollowUp too, so that a wrapper keeps the optional interfaces of
 // the benchmark it wraps.
 type rowFaulty struct{ *faulty }
 
@@ -80,6 +81,13 @@ func (f rowFaulty) ParseRow(raw []byte) (eval.Item, error) {
 		return f.parseRow(raw)
 	}
 	return f.inner.(eval.RowParser).ParseRow(raw)
+}
+
+func (f rowFaulty) Files() []string {
+	if f.files != nil {
+		return f.files()
+	}
+	return f.inner.(eval.FileBacked).Files()
 }
 
 type chainFaulty struct{ rowFaulty }
@@ -295,6 +303,10 @@ func TestPlantedFaults(t *testing.T) {
 				return f.inner.(eval.RowParser).ParseRow(raw)
 			}
 		}, nil, []string{"row_parser"}},
+		{"no files named", aimeFixture, func(f *faulty) { f.files = func() []string { return nil } }, nil, []string{"files"}},
+		{"a file that is not there", cotFixture, func(f *faulty) {
+			f.files = func() []string { return []string{"../longbench/testdata/missing.jsonl"} }
+		}, nil, []string{"files"}},
 		{"row parser without fixture rows", aimeFixture, nil, func(c *Case) { c.Rows = nil }, []string{"row_parser"}},
 		{"follow-up ignores the first output", cotFixture, func(f *faulty) {
 			f.followUp = func(it eval.Item, first string) (llm.Request, bool, error) {
