@@ -3,11 +3,10 @@
 //
 //	func TestContract(t *testing.T) {
 //		backendtest.Run(t, backendtest.Target{
-//			Open:     func(ctx context.Context) (backends.Backend, error) { return mybackend.Open(...) },
-//			Raw:      true,
-//			Policies: []string{"full", "snapstream:budget=64"},
-//			Seeded:   true,
-//			Shape:    &llm.ModelShape{...},
+//			Open:          func(ctx context.Context) (backends.Backend, error) { return mybackend.Open(ctx, ...) },
+//			Raw:           true,
+//			Policies:      []string{"full", "snapstream:budget=64"},
+//			Seeded:        true,
 //			ContextLength: 4096,
 //		})
 //	}
