@@ -125,3 +125,19 @@ type FileBacked interface {
 type Chained interface {
 	FollowUp(item Item, first string) (req llm.Request, ok bool, err error)
 }
+
+// Truncation says how a benchmark fitted an item's prompt to a token budget.
+type Truncation struct {
+	// Truncated is true when the prompt was cut.
+	Truncated bool `json:"truncated"`
+	// TokensBefore and TokensAfter count the prompt's token ids before the cut and those kept (equal when not cut),
+	// in the benchmark's own counting (LongBench-v2: tokenizer.encode, special tokens included).
+	TokensBefore int `json:"tokens_before"`
+	TokensAfter  int `json:"tokens_after"`
+}
+
+// Truncated is implemented by an Item's Data when the benchmark measures, and may cut, its prompt in model tokens
+// (LongBench-v2's middle truncation); ok is false when it had no tokenizer to do so. `snapeval prompts` reports it.
+type Truncated interface {
+	Truncation() (t Truncation, ok bool)
+}

@@ -75,6 +75,19 @@ type Tokenizer interface {
 	Decode(ids []int) string
 }
 
+// SpecialTokenizer is a Tokenizer that also encodes and decodes as Hugging Face transformers does by default, which
+// protocols written in Python assume (LongBench-v2's pred.py truncates prompts with tokenizer.encode and
+// tokenizer.decode(..., skip_special_tokens=True)). Benchmarks check for it and fall back on Encode and Decode.
+type SpecialTokenizer interface {
+	Tokenizer
+	// EncodeWithSpecial is tokenizer.encode(text): Encode plus the special tokens the post-processor adds
+	// (Llama-3's <|begin_of_text|> at the head), as add_special_tokens=True does.
+	EncodeWithSpecial(text string) []int
+	// DecodeSkipSpecialClean is tokenizer.decode(ids, skip_special_tokens=True): special tokens dropped, then
+	// transformers' clean_up_tokenization applied when the tokenizer's config sets clean_up_tokenization_spaces.
+	DecodeSkipSpecialClean(ids []int) string
+}
+
 // Error kinds stored in records. A record with a non-empty error kind is an error, never a wrong answer.
 const (
 	ErrKindBackend         = "backend"          // the backend failed (HTTP error, crash, bad response)

@@ -196,9 +196,12 @@ func build(fsys fs.FS, dir, name, display string, ck *safetensors.Checkpoint, op
 		return nil, err
 	}
 	style := opts.ChatStyle
-	if style == "" {
-		if b, err := read("tokenizer_config.json"); err == nil {
+	if b, err := read(tokenizer.ConfigFile); err == nil {
+		if style == "" {
 			style = tokenizer.DetectStyle(b)
+		}
+		if tok, err = tok.WithConfig(b, where(tokenizer.ConfigFile)); err != nil {
+			return nil, err
 		}
 	}
 	m, err := model.Load(cfg, ck)

@@ -126,21 +126,53 @@ func isPySpace(r rune) bool {
 	return false
 }
 
-// Truncate applies the official middle truncation: when the prompt has more than maxLen tokens, keep the
-// first maxLen//2 and the last maxLen - maxLen//2 tokens (Python's input_ids[:m//2] + input_ids[-m//2:])
-// and decode them together. It returns the prompt, its token count before and after.
+// Truncate is the official middle truncation, pred.py's query_llm for open models:
+//
+//	input_ids = tokenizer.encode(prompt)
+//	if len(input_ids) > max_len:
+//	    input_ids = input_ids[:max_len//2] + input_ids[-max_len//2:]
+//	    prompt = tokenizer.decode(input_ids, skip_special_tokens=True)
+//
+// With an llm.SpecialTokenizer, encode and decode are EncodeWithSpecial and DecodeSkipSpecialClean, as Hugging
+// Face transformers' defaults are: the tokens the post-processor adds (Llama-3's <|begin_of_text|>) are counted and
+// sit at the head of the kept ids, and the decode drops every special token (that one, and special-token text of the
+// document) and applies the tokenizer's clean_up_tokenization_spaces. A plain llm.Tokenizer falls back on Encode and
+// Decode. In Python -max_len//2 is (-max_len)//2, which rounds toward minus infinity: of max_len 1001 the head keeps
+// 500 ids and the tail 501. A prompt of max_len ids or fewer is returned as it is, never decoded. Truncate returns
+// the prompt and its token counts before and after.
 func Truncate(tok llm.Tokenizer, prompt string, maxLen int) (string, int, int) {
-	ids := tok.Encode(prompt)
+	encode, decode := tok.Encode, tok.Decode
+	if st, ok := tok.(llm.SpecialTokenizer); ok {
+		encode, decode = st.EncodeWithSpecial, st.DecodeSkipSpecialClean
+	}
+	ids := encode(prompt)
 	n := len(ids)
 	if n <= maxLen {
 		return prompt, n, n
 	}
-	head := maxLen / 2
-	tail := maxLen - head
-	kept := make([]int, 0, maxLen)
-	kept = append(kept, ids[:head]...)
-	kept = append(kept, ids[n-tail:]...)
-	return tok.Decode(kept), n, len(kept)
+	head := ids[:pyIndex(floorDiv(maxLen, 2), n)]
+	tail := ids[pyIndex(floorDiv(-maxLen, 2), n):]
+	kept := make([]int, 0, len(head)+len(tail))
+	kept = append(append(kept, head...), tail...)
+	return decode(kept), n, len(kept)
+}
+
+// floorDiv is Python's a // b (rounded toward minus infinity) for b > 0.
+func floorDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// pyIndex is where Python's slice bound i falls in a list of n: counted from the end when negative, clamped to
+// [0, n].
+func pyIndex(i, n int) int {
+	if i < 0 {
+		i += n
+	}
+	return min(max(i, 0), n)
 }
 
 var (
@@ -188,8 +220,15 @@ type Problem struct {
 	Prompt string
 	// Tokens is the prompt's token count before truncation (0 when no tokenizer was given).
 	Tokens int
+	// Kept is the number of token ids the truncation kept (Tokens when it did not cut).
+	Kept int
 	// Truncated is true when middle truncation cut the prompt.
 	Truncated bool
+}
+
+// Truncation implements eval.Truncated: how the prompt was fitted to max_len (ok is false without a tokenizer).
+func (p *Problem) Truncation() (eval.Truncation, bool) {
+	return eval.Truncation{Truncated: p.Truncated, TokensBefore: p.Tokens, TokensAfter: p.Kept}, p.Tokens > 0
 }
 
 // Bench is the LongBench-v2 benchmark.
@@ -198,6 +237,9 @@ type Bench struct {
 	maxLen int
 	files  []string
 	dir    string
+	// tok is the tokenizer Items was given (nil: none); FollowUp truncates the answer pass with it, as pred.py
+	// truncates every query.
+	tok llm.Tokenizer
 }
 
 // Options: "mode" (0shot | 0shot_cot | 0shot_no_context) and "max_len" (tokens).
@@ -244,7 +286,8 @@ func (b *Bench) Defaults() eval.Defaults {
 const CoTMaxNew = 1024
 
 // FollowUp implements eval.Chained: in 0shot_cot mode, the answer pass (0shot_cot_ans, 128 new tokens) quoting
-// the stripped reasoning, exactly as the official pred.py chains them.
+// the stripped reasoning, exactly as the official pred.py chains them (truncated like the first pass when Items
+// was given a tokenizer, though at the official max_len it never is).
 func (b *Bench) FollowUp(item eval.Item, first string) (llm.Request, bool, error) {
 	if b.mode != Mode0ShotCoT {
 		return llm.Request{}, false, nil
@@ -253,8 +296,12 @@ func (b *Bench) FollowUp(item eval.Item, first string) (llm.Request, bool, error
 	if !ok {
 		return llm.Request{}, false, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
 	}
+	prompt := RenderCoTAnswer(p.Row, strings.TrimSpace(first))
+	if b.tok != nil {
+		prompt, _, _ = Truncate(b.tok, prompt, b.maxLen)
+	}
 	return llm.Request{
-		Messages: []llm.Message{{Role: "user", Content: RenderCoTAnswer(p.Row, strings.TrimSpace(first))}},
+		Messages: []llm.Message{{Role: "user", Content: prompt}},
 		Sampling: llm.Sampling{Temperature: 0.1, MaxNew: 128},
 	}, true, nil
 }
@@ -268,8 +315,9 @@ func (b *Bench) Files() []string {
 }
 
 // Items implements eval.Benchmark. The whole file is streamed; each context is rendered into its prompt,
-// truncated with tok when tok is non-nil, and dropped.
+// truncated with tok when tok is non-nil (see Truncate), and dropped.
 func (b *Bench) Items(ctx context.Context, tok llm.Tokenizer) ([]eval.Item, error) {
+	b.tok = tok
 	return datasets.ReadItems(ctx, b.Files(), func(raw []byte) (eval.Item, error) { return b.item(raw, tok) }, eval.ItemID)
 }
 
@@ -288,7 +336,7 @@ func (b *Bench) item(raw []byte, tok llm.Tokenizer) (eval.Item, error) {
 	p := &Problem{Row: r, Prompt: Render(t, r)}
 	p.Context = ""
 	if tok != nil {
-		p.Prompt, p.Tokens, _ = Truncate(tok, p.Prompt, b.maxLen)
+		p.Prompt, p.Tokens, p.Kept = Truncate(tok, p.Prompt, b.maxLen)
 		p.Truncated = p.Tokens > b.maxLen
 	}
 	return eval.Item{
@@ -322,6 +370,8 @@ func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Gr
 var (
 	_ eval.FileBacked   = (*Bench)(nil)
 	_ eval.GoldAnswerer = (*Bench)(nil)
+	_ eval.Chained      = (*Bench)(nil)
+	_ eval.Truncated    = (*Problem)(nil)
 )
 
 // Gold implements eval.GoldAnswerer: the official answer statement with the gold letter.

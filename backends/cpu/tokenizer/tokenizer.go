@@ -48,17 +48,24 @@ type Tokenizer struct {
 	idToToken []string // model vocabulary by id ("" for holes)
 	idBytes   [][]byte // decoded bytes by id (ByteLevel decoder only)
 	vocabSize int
+
+	// cleanUpSpaces is tokenizer_config.json's clean_up_tokenization_spaces (see WithConfig).
+	cleanUpSpaces bool
 }
 
-var _ llm.Tokenizer = (*Tokenizer)(nil)
+var _ llm.SpecialTokenizer = (*Tokenizer)(nil)
 
-// Load reads a tokenizer.json file.
+// Load reads a tokenizer.json file, and the tokenizer_config.json beside it when there is one (see WithConfig).
 func Load(path string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, path)
+	t, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	return t.loadSiblingConfig(path)
 }
 
 // Parse builds a Tokenizer from the contents of a tokenizer.json; name (usually the file path)
