@@ -44,6 +44,13 @@ type Shaper interface {
 	Shape() llm.ModelShape
 }
 
+// Renderer is a Backend that prepares requests itself (a local model): Render returns what its model would be fed
+// for req, without generating: the text (chat messages through the model's chat template, or the raw prompt) and the
+// token ids (the raw prompt's with the tokenizer's post-processor tokens, as transformers' encode adds them).
+type Renderer interface {
+	Render(req llm.Request) (text string, ids []int, err error)
+}
+
 // Config is what a backend factory receives: the model reference and free-form options from flags or YAML.
 type Config struct {
 	Model   string

@@ -62,6 +62,8 @@ type Options struct {
 	Version, Revision string
 	// Warn receives warnings (an unpinned dataset file); nil discards them.
 	Warn io.Writer
+	// NoPreflight skips the remote server check (for listing prompts, which asks no server anything).
+	NoPreflight bool
 }
 
 // Session is one prepared run.
@@ -162,7 +164,7 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		}
 	}
 	// A remote server that cannot produce the run's max new tokens fails the run at once, not request by request.
-	if pf, ok := s.be.(backends.Preflighter); ok {
+	if pf, ok := s.be.(backends.Preflighter); ok && !o.NoPreflight {
 		maxNew := 0
 		for _, t := range s.tasks {
 			maxNew = max(maxNew, t.Request.Sampling.MaxNew)

@@ -294,26 +294,32 @@ func (b *Backend) Close() error {
 	return b.ck.Close()
 }
 
-// EncodePrompt tokenizes a request's prompt: Messages rendered with the model's chat template (its
-// special tokens written in the text), or the raw Prompt with the tokenizer's post-processor tokens
-// (BOS for llama) as transformers' encode(add_special_tokens=True) adds them.
+// EncodePrompt tokenizes a request's prompt as Render does.
 func (b *Backend) EncodePrompt(req llm.Request) ([]int, error) {
+	_, ids, err := b.Render(req)
+	return ids, err
+}
+
+// Render returns what the model is fed for req: Messages rendered with the model's chat template (its special
+// tokens written in the text) and encoded, or the raw Prompt with the tokenizer's post-processor tokens (BOS for
+// llama) as transformers' encode(add_special_tokens=True) adds them.
+func (b *Backend) Render(req llm.Request) (string, []int, error) {
 	switch {
 	case len(req.Messages) > 0 && req.Prompt != "":
-		return nil, fmt.Errorf("cpu backend: request %s sets both messages and prompt", req.Key)
+		return "", nil, fmt.Errorf("cpu backend: request %s sets both messages and prompt", req.Key)
 	case len(req.Messages) > 0:
 		if b.style == "" {
-			return nil, fmt.Errorf("cpu backend: request %s has chat messages but the model has no recognised chat template (set option chat_style)", req.Key)
+			return "", nil, fmt.Errorf("cpu backend: request %s has chat messages but the model has no recognised chat template (set option chat_style)", req.Key)
 		}
 		text, err := tokenizer.RenderChat(b.style, req.Messages, true, tokenizer.ChatOptions{})
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		return b.tok.Encode(text), nil
+		return text, b.tok.Encode(text), nil
 	case req.Prompt != "":
-		return b.tok.EncodeWithSpecial(req.Prompt), nil
+		return req.Prompt, b.tok.EncodeWithSpecial(req.Prompt), nil
 	}
-	return nil, fmt.Errorf("cpu backend: request %s has neither messages nor prompt", req.Key)
+	return "", nil, fmt.Errorf("cpu backend: request %s has neither messages nor prompt", req.Key)
 }
 
 // Generate runs one request. Sampling.MaxNew 0 means the rest of the model's context.
@@ -421,4 +427,5 @@ func (s *stopper) text() string {
 var (
 	_ backends.ChatStyler = (*Backend)(nil)
 	_ backends.Shaper     = (*Backend)(nil)
+	_ backends.Renderer   = (*Backend)(nil)
 )

@@ -64,6 +64,20 @@ Exit codes: 0 complete, 2 usage or setup error, 3 incomplete (error records left
 		},
 	}
 	f := cmd.Flags()
+	bindRunSettings(f, o)
+	f.IntVar(&o.GradeConcurrency, "grade-concurrency", 0, "graders running at once (default: number of CPUs)")
+	f.StringVar(&o.Out, "out", "", "run directory (default: a fresh runs/run-YYYYMMDD-HHMMSS); an existing run directory is resumed")
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "no progress output")
+	f.IntVar(&o.LogEvery, "log-every", 25, "when stderr is not a terminal, log one progress line every N records")
+	f.DurationVar(&o.RequestTimeout, "request-timeout", 0, "deadline of one request (0: none)")
+	f.BoolVar(&o.KeepErrors, "keep-errors", false, "on resume, keep error records instead of retrying them")
+	f.BoolVar(&o.NoReport, "no-report", false, "do not write the report when the run ends")
+	rootCmd.AddCommand(cmd)
+}
+
+// bindRunSettings binds the flags that choose what a run evaluates (one per row of session.Settings, plus --config
+// and --shard) into o; `snapeval run` and `snapeval prompts` share them.
+func bindRunSettings(f *pflag.FlagSet, o *runOptions) {
 	c := &o.Flags
 	d := session.Default()
 	f.StringVar(&o.ConfigFile, "config", "", "YAML run configuration (flags override it)")
@@ -82,16 +96,8 @@ Exit codes: 0 complete, 2 usage or setup error, 3 incomplete (error records left
 	f.Var(kvFlag{&c.BenchOpts}, "bench-opt", "benchmark option key=value, or BENCH.key=value for one benchmark of several (repeatable), e.g. lengths=1024,2048")
 	f.Var(kvFlag{&c.BackendOpts}, "backend-opt", "backend option key=value (repeatable), e.g. slots=8")
 	f.Var(kvFlag{&c.Data}, "data", "BENCH=PATH: read a benchmark from a local file or directory instead of its locked dataset (repeatable)")
-	f.StringVar(&c.Tokenizer, "tokenizer", "", "tokenizer.json of the served model, for benchmarks that size or truncate prompts in tokens (remote backends have none of their own)")
-	f.IntVar(&o.GradeConcurrency, "grade-concurrency", 0, "graders running at once (default: number of CPUs)")
+	f.StringVar(&c.Tokenizer, "tokenizer", "", "tokenizer.json of the served model (with the tokenizer_config.json beside it, if any), for benchmarks that size or truncate prompts in tokens (remote backends have none of their own)")
 	f.StringVar(&o.Shard, "shard", "", "run only shard i/n of the items (e.g. $JOB_COMPLETION_INDEX/8); merge the shards with: snapeval report DIR...")
-	f.StringVar(&o.Out, "out", "", "run directory (default: a fresh runs/run-YYYYMMDD-HHMMSS); an existing run directory is resumed")
-	f.BoolVarP(&o.Quiet, "quiet", "q", false, "no progress output")
-	f.IntVar(&o.LogEvery, "log-every", 25, "when stderr is not a terminal, log one progress line every N records")
-	f.DurationVar(&o.RequestTimeout, "request-timeout", 0, "deadline of one request (0: none)")
-	f.BoolVar(&o.KeepErrors, "keep-errors", false, "on resume, keep error records instead of retrying them")
-	f.BoolVar(&o.NoReport, "no-report", false, "do not write the report when the run ends")
-	rootCmd.AddCommand(cmd)
 }
 
 func benchNames() []string { return eval.BenchmarkNames() }
