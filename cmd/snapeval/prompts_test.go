@@ -133,7 +133,7 @@ func TestPromptsDefaultSuite(t *testing.T) {
 func TestPromptsLongBench(t *testing.T) {
 	model := t.TempDir()
 	for src, names := range map[string][]string{
-		filepath.Join("..", "..", "backends", "cpu", "testdata", "models", "llama-gqa"): {"config.json", "generation_config.json", "model.safetensors"},
+		filepath.Join("..", "..", "backends", "cpu", "testdata", "models", "llama-gqa"):    {"config.json", "generation_config.json", "model.safetensors"},
 		filepath.Join("..", "..", "eval", "longbench", "testdata", "tokenizers", "llama3"): {"tokenizer.json", "tokenizer_config.json"},
 	} {
 		for _, n := range names {

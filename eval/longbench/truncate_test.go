@@ -27,7 +27,7 @@ type officialTok struct {
 
 var officialToks = []officialTok{
 	{name: "llama3", bos: "<|begin_of_text|>", special: "<|eot_id|>", cleanUp: true}, // Llama-3.x
-	{name: "chatml", special: "<|im_end|>"},                                           // Qwen2.5
+	{name: "chatml", special: "<|im_end|>"},                                          // Qwen2.5
 }
 
 func loadTok(t *testing.T, name string) *tokenizer.Tokenizer {
