@@ -218,7 +218,8 @@ type Problem struct {
 	Row
 	// Prompt is the rendered (and possibly truncated) user message.
 	Prompt string
-	// Tokens is the prompt's token count before truncation (0 when no tokenizer was given).
+	// Tokens is the prompt's token count before truncation, as pred.py counts it (tokenizer.encode: the
+	// post-processor's special tokens included); 0 when no tokenizer was given.
 	Tokens int
 	// Kept is the number of token ids the truncation kept (Tokens when it did not cut).
 	Kept int
