@@ -26,10 +26,11 @@ type Backend interface {
 // Optional capabilities. A backend implements those it has; the run session finds them by these names (a
 // renamed method breaks the implementation's compile-time assertion, never silently the manifest).
 
-// ChatStyler is a Backend that renders chat messages itself and can say whether the model has a chat template.
-type ChatStyler interface {
-	// ChatStyle names the chat template used for Messages ("" when the model has none).
-	ChatStyle() string
+// ChatTemplater is a Backend that renders chat messages itself, with a chat template.
+type ChatTemplater interface {
+	// ChatTemplate describes the template that renders Messages (the manifest records it), or says why the
+	// backend has none it can render: chat requests then fail, raw prompts still work.
+	ChatTemplate() (llm.ChatTemplateInfo, error)
 }
 
 // Preflighter is a Backend that can check, before a run, that its server accepts the run's largest request.

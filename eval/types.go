@@ -75,6 +75,8 @@ type Manifest struct {
 	Planned int `json:"planned_records"`
 	// ModelShape is the KV-relevant shape of the model when the backend knows it.
 	ModelShape *llm.ModelShape `json:"model_shape,omitempty"`
+	// ChatTemplate is the chat template a local backend renders chat messages with.
+	ChatTemplate *llm.ChatTemplateInfo `json:"chat_template,omitempty"`
 }
 
 // DatasetIdentity names the exact data a benchmark ran on.

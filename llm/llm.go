@@ -122,3 +122,15 @@ type CacheReport struct {
 	DecodeMS  float64   `json:"decode_ms"`
 	Seeded    bool      `json:"seeded"`
 }
+
+// ChatTemplateInfo records the chat template that rendered a run's chat messages.
+type ChatTemplateInfo struct {
+	// Source is where the template came from (chat_template.jinja, tokenizer_config.json, built-in chatml, a file).
+	Source string `json:"source"`
+	// SHA256 is the hex SHA-256 of the template's text.
+	SHA256 string `json:"sha256"`
+	// Vars are the extra template variables the run passed (enable_thinking, date_string, ...).
+	Vars map[string]any `json:"vars,omitempty"`
+	// Now is strftime_now's clock (RFC 3339), when the template reads it.
+	Now string `json:"now,omitempty"`
+}

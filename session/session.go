@@ -19,9 +19,11 @@ import (
 
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
+	"github.com/snapeval/snapeval/chat"
 	"github.com/snapeval/snapeval/datasets"
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/hub"
+	"github.com/snapeval/snapeval/llm"
 )
 
 // UsageError marks a failure caused by the user's input or setup (flags, config, files, an unusable backend): the
@@ -154,12 +156,18 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		return nil, err
 	}
 
-	// A local model without a chat template cannot answer chat benchmarks: say so now, not as error records.
-	if cs, ok := s.be.(backends.ChatStyler); ok && cs.ChatStyle() == "" {
+	// A local model without a chat template it can render cannot answer chat benchmarks: say so now, not as
+	// error records.
+	var chatTemplate *llm.ChatTemplateInfo
+	if ct, ok := s.be.(backends.ChatTemplater); ok {
+		info, err := ct.ChatTemplate()
+		if err == nil {
+			chatTemplate = &info
+		}
 		for _, t := range s.tasks {
-			if len(t.Request.Messages) > 0 {
-				return nil, Usagef("benchmark %s sends chat messages but the model has no recognised chat template: "+
-					"set --backend-opt chat_style=STYLE (one of %s)", t.Bench.Name(), strings.Join(tokenizer.Styles(), ", "))
+			if err != nil && len(t.Request.Messages) > 0 {
+				return nil, Usagef("benchmark %s sends chat messages but they cannot be rendered: %v "+
+					"(set --backend-opt chat_style=STYLE, one of %s, or chat_template=FILE.jinja)", t.Bench.Name(), err, strings.Join(chat.Styles(), ", "))
 			}
 		}
 	}
@@ -193,6 +201,7 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		shape := sh.Shape()
 		s.Manifest.ModelShape = &shape
 	}
+	s.Manifest.ChatTemplate = chatTemplate
 	return s, nil
 }
 

@@ -11,7 +11,7 @@
 //		})
 //	}
 //
-// The suite checks: Identity is non-empty and stable; the optional capabilities (backends.Shaper, ChatStyler,
+// The suite checks: Identity is non-empty and stable; the optional capabilities (backends.Shaper, ChatTemplater,
 // Preflighter) agree with the target's claims; requests of a form the backend does not claim (chat or raw)
 // and malformed requests are refused; greedy decoding is deterministic and ignores the seed; MaxNew is honoured
 // and FinishReason is "length" or "stop" as it should be; stop strings end the output and are trimmed; a seed
@@ -188,9 +188,9 @@ func (s *suite) capabilities(t contract.T) {
 			t.Errorf("Shape() = %+v, Target.Shape = %+v", got, *s.tg.Shape)
 		}
 	}
-	if cs, ok := s.b.(backends.ChatStyler); ok {
-		if style := cs.ChatStyle(); (style != "") != s.tg.Chat {
-			t.Errorf("ChatStyle() = %q, Target.Chat = %v: a backend takes chat requests exactly when it has a chat template", style, s.tg.Chat)
+	if ct, ok := s.b.(backends.ChatTemplater); ok {
+		if info, err := ct.ChatTemplate(); (err == nil) != s.tg.Chat || (err == nil && info.Source == "") {
+			t.Errorf("ChatTemplate() = %+v, %v; Target.Chat = %v: a backend takes chat requests exactly when it has a chat template, which names its source", info, err, s.tg.Chat)
 		}
 	}
 	if pf, ok := s.b.(backends.Preflighter); ok {

@@ -57,7 +57,7 @@ type fault struct {
 	tokenizer   llm.Tokenizer
 	close       func() error
 	shape       func() llm.ModelShape
-	chatStyle   func() string
+	chatTmpl    func() (llm.ChatTemplateInfo, error)
 	preflight   func(ctx context.Context, maxPrompt, maxNew int) error
 }
 
@@ -68,11 +68,11 @@ func (f *fault) Shape() llm.ModelShape {
 	return f.Fake.Shape()
 }
 
-func (f *fault) ChatStyle() string {
-	if f.chatStyle != nil {
-		return f.chatStyle()
+func (f *fault) ChatTemplate() (llm.ChatTemplateInfo, error) {
+	if f.chatTmpl != nil {
+		return f.chatTmpl()
 	}
-	return f.Fake.ChatStyle()
+	return f.Fake.ChatTemplate()
 }
 
 func (f *fault) Preflight(ctx context.Context, maxPrompt, maxNew int) error {
@@ -151,8 +151,11 @@ func TestPlantedFaults(t *testing.T) {
 		{"shape with a zero field", func(f *Fake) backends.Backend {
 			return &fault{Fake: f, shape: func() llm.ModelShape { s := f.Shape(); s.ElemBytes = 0; return s }}
 		}, nil, []string{"capabilities", "policies/full", "policies/snapstream:budget=64", "policies/streaming:sinks=4,recent=60"}},
-		{"chat style without chat", func(f *Fake) backends.Backend {
-			return &fault{Fake: f, chatStyle: func() string { return "" }}
+		{"no chat template though chat is taken", func(f *Fake) backends.Backend {
+			return &fault{Fake: f, chatTmpl: func() (llm.ChatTemplateInfo, error) { return llm.ChatTemplateInfo{}, errors.New("no chat template") }}
+		}, nil, []string{"capabilities"}},
+		{"chat template without a source", func(f *Fake) backends.Backend {
+			return &fault{Fake: f, chatTmpl: func() (llm.ChatTemplateInfo, error) { return llm.ChatTemplateInfo{SHA256: "x"}, nil }}
 		}, nil, []string{"capabilities"}},
 		{"preflight accepts what cannot fit", func(f *Fake) backends.Backend {
 			return &fault{Fake: f, preflight: func(context.Context, int, int) error { return nil }}

@@ -25,7 +25,7 @@ import (
 // position and, when Temperature > 0, the seed. It never ends by itself: generation stops at MaxNew ("length") or
 // at a stop string ("stop", trimmed from the text). Every policy of package compress is accepted and applied in
 // name only: Capacity and KVBytes are compress' formulas for the policy and KVShape. It has every optional
-// capability (backends.Shaper, ChatStyler, Preflighter). Use a *Fake; the zero value
+// capability (backends.Shaper, ChatTemplater, Preflighter). Use a *Fake; the zero value
 // works (see the field defaults).
 type Fake struct {
 	// Name is the model name in Identity (default "fake").
@@ -46,7 +46,7 @@ type Fake struct {
 var (
 	_ backends.Backend     = (*Fake)(nil)
 	_ backends.Shaper      = (*Fake)(nil)
-	_ backends.ChatStyler  = (*Fake)(nil)
+	_ backends.ChatTemplater = (*Fake)(nil)
 	_ backends.Preflighter = (*Fake)(nil)
 )
 
@@ -70,8 +70,10 @@ func (f *Fake) Shape() llm.ModelShape {
 	return llm.ModelShape{Layers: 2, KVHeads: 2, HeadDim: 8, ElemBytes: 2}
 }
 
-// ChatStyle implements backends.ChatStyler: the Fake renders messages as "role: content" lines.
-func (f *Fake) ChatStyle() string { return "lines" }
+// ChatTemplate implements backends.ChatTemplater: the Fake renders messages as "role: content" lines.
+func (f *Fake) ChatTemplate() (llm.ChatTemplateInfo, error) {
+	return llm.ChatTemplateInfo{Source: "fake: role: content lines"}, nil
+}
 
 // Preflight implements backends.Preflighter: a prompt of maxPrompt tokens plus maxNew must fit the context.
 func (f *Fake) Preflight(_ context.Context, maxPrompt, maxNew int) error {

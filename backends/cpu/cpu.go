@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu/engine"
@@ -26,6 +27,8 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/safetensors"
 	"github.com/snapeval/snapeval/backends/cpu/sample"
 	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
+	"github.com/snapeval/snapeval/chat"
+	"github.com/snapeval/snapeval/chat/jinja"
 	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/hub"
 	"github.com/snapeval/snapeval/llm"
@@ -59,19 +62,46 @@ type Options struct {
 	Engine engine.Options
 	// Name names the model in Identity (default: the directory's base name).
 	Name string
-	// ChatStyle overrides the chat template style detected from tokenizer_config.json (see tokenizer.Styles).
-	ChatStyle string
+	// Chat chooses the chat template that renders chat messages and its variables.
+	Chat ChatOptions
 	// Weights is the weight format of the projections and output head: "" or "bf16" (the checkpoint's,
 	// the default) or "int8" (quantized at load, one scale per row and 32 columns; model.Model.Int8).
 	Weights string
 }
 
+// ChatOptions choose the chat template and its variables. By default the model's own template renders
+// chat messages (chat_template.jinja, or tokenizer_config.json's chat_template: see package chat).
+type ChatOptions struct {
+	// Style replaces the model's template with a built-in one (chat.Styles).
+	Style string
+	// File replaces the model's template with a Jinja file.
+	File string
+	// Name picks one of the model's named templates ("" picks "default").
+	Name string
+	// Vars are extra template variables (enable_thinking, date_string, ...).
+	Vars map[string]any
+	// Now is strftime_now's clock; zero means the time the backend was opened, fixed for its life.
+	Now time.Time
+}
+
 // ParseOptions reads backend options given as strings (flags or YAML): slots, threads, prefill_chunk,
-// prefix_cache_mb (0 disables the prefix cache), chat_style and weights (bf16 or int8). Unknown keys are
-// errors.
+// prefix_cache_mb (0 disables the prefix cache), weights (bf16 or int8), and the chat template's:
+// chat_style (a built-in template), chat_template (a Jinja file), chat_template_name (a named template of
+// the model), chat_var.NAME (a template variable: JSON when the value parses as JSON, else the text) and
+// chat_now (strftime_now's clock, RFC 3339 or YYYY-MM-DD). Unknown keys are errors.
 func ParseOptions(m map[string]string) (Options, error) {
 	var o Options
 	for k, v := range m {
+		if name, ok := strings.CutPrefix(k, "chat_var."); ok {
+			if name == "" {
+				return Options{}, fmt.Errorf("cpu backend: option %s: a variable name is needed after chat_var.", k)
+			}
+			if o.Chat.Vars == nil {
+				o.Chat.Vars = map[string]any{}
+			}
+			o.Chat.Vars[name] = chat.ParseVar(v)
+			continue
+		}
 		n, err := strconv.Atoi(v)
 		isInt := func() error {
 			if err != nil || n < 0 {
@@ -92,7 +122,20 @@ func ParseOptions(m map[string]string) (Options, error) {
 				o.Engine.PrefixCacheBytes = -1
 			}
 		case "chat_style":
-			o.ChatStyle = v
+			o.Chat.Style = v
+			continue
+		case "chat_template":
+			o.Chat.File = v
+			continue
+		case "chat_template_name":
+			o.Chat.Name = v
+			continue
+		case "chat_now":
+			t, err := parseNow(v)
+			if err != nil {
+				return Options{}, fmt.Errorf("cpu backend: option %s=%q: %w", k, v, err)
+			}
+			o.Chat.Now = t
 			continue
 		case "weights":
 			w, err := model.ParseWeights(v)
@@ -102,13 +145,25 @@ func ParseOptions(m map[string]string) (Options, error) {
 			o.Weights = w
 			continue
 		default:
-			return Options{}, fmt.Errorf("cpu backend: unknown option %q (known: slots, threads, prefill_chunk, prefix_cache_mb, chat_style, weights)", k)
+			return Options{}, fmt.Errorf("cpu backend: unknown option %q (known: slots, threads, prefill_chunk, prefix_cache_mb, weights, chat_style, chat_template, chat_template_name, chat_var.NAME, chat_now)", k)
 		}
 		if err := isInt(); err != nil {
 			return Options{}, err
 		}
 	}
 	return o, nil
+}
+
+// parseNow reads a chat_now clock: RFC 3339, or a date (midnight, local time).
+func parseNow(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	t, err := time.ParseInLocation("2006-01-02", v, time.Local)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want RFC 3339 (2024-07-26T10:00:00Z) or a date (2024-07-26)")
+	}
+	return t, nil
 }
 
 // Backend is the cpu backend. It is safe for concurrent use.
@@ -119,7 +174,10 @@ type Backend struct {
 	mu8      sync.Mutex
 	eng8     *engine.Engine // the int8 copy of the model, for policies with @int8 (started on first use)
 	tok      *tokenizer.Tokenizer
-	style    string
+	name     string
+	chat     *chat.Template // nil when chat messages cannot be rendered (chatErr says why)
+	chatErr  error
+	chatVars map[string]any
 	eos      []int
 	identity string
 	ck       *safetensors.Checkpoint
@@ -195,14 +253,21 @@ func build(fsys fs.FS, dir, name, display string, ck *safetensors.Checkpoint, op
 	if err != nil {
 		return nil, err
 	}
-	style := opts.ChatStyle
 	if b, err := read(tokenizer.ConfigFile); err == nil {
-		if style == "" {
-			style = tokenizer.DetectStyle(b)
-		}
 		if tok, err = tok.WithConfig(b, where(tokenizer.ConfigFile)); err != nil {
 			return nil, err
 		}
+	}
+	tmpl, chatErr := loadChatTemplate(fsys, dir, display, opts.Chat)
+	if chatErr != nil && (opts.Chat.Style != "" || opts.Chat.File != "") {
+		return nil, fmt.Errorf("cpu backend: %w", chatErr)
+	}
+	if tmpl != nil {
+		now := opts.Chat.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		tmpl.Now = func() time.Time { return now }
 	}
 	m, err := model.Load(cfg, ck)
 	if err != nil {
@@ -219,7 +284,37 @@ func build(fsys fs.FS, dir, name, display string, ck *safetensors.Checkpoint, op
 	}
 	eo := opts.Engine
 	eo.Pool = model.NewPool(eo.Threads)
-	return &Backend{eng: engine.New(m, eo), pool: eo.Pool, opts: eo, tok: tok, style: style, eos: eos, ck: ck, identity: identity}, nil
+	return &Backend{eng: engine.New(m, eo), pool: eo.Pool, opts: eo, tok: tok, name: name, chat: tmpl, chatErr: chatErr,
+		chatVars: opts.Chat.Vars, eos: eos, ck: ck, identity: identity}, nil
+}
+
+// loadChatTemplate finds the template that renders chat messages: a built-in style or a Jinja file when
+// the options name one (an error is then fatal), else the model's own. A model without one, or with one
+// this engine cannot render, still serves raw prompts: the error says why chat messages are refused.
+func loadChatTemplate(fsys fs.FS, dir, display string, o ChatOptions) (*chat.Template, error) {
+	switch {
+	case o.Style != "" && o.File != "":
+		return nil, errors.New("options chat_style and chat_template exclude each other")
+	case o.Style != "":
+		var tokens map[string]any
+		if b, err := fs.ReadFile(fsys, path.Join(dir, "tokenizer_config.json")); err == nil {
+			tokens, _ = chat.SpecialTokens(b, "tokenizer_config.json")
+		}
+		return chat.Builtin(o.Style, tokens)
+	case o.File != "":
+		text, err := os.ReadFile(o.File)
+		if err != nil {
+			return nil, fmt.Errorf("option chat_template: %w", err)
+		}
+		var tokens map[string]any
+		if b, err := fs.ReadFile(fsys, path.Join(dir, "tokenizer_config.json")); err == nil {
+			if tokens, err = chat.SpecialTokens(b, filepath.Join(display, "tokenizer_config.json")); err != nil {
+				return nil, err
+			}
+		}
+		return chat.New(o.File, string(text), tokens)
+	}
+	return chat.Load(fsys, dir, chat.Choice{Name: o.Name})
 }
 
 // fingerprint hashes config.json and every tensor's name, dtype, shape and data (sampled: the first
@@ -252,8 +347,43 @@ func (b *Backend) Tokenizer() llm.Tokenizer { return b.tok }
 // TokenizerImpl returns the concrete tokenizer.
 func (b *Backend) TokenizerImpl() *tokenizer.Tokenizer { return b.tok }
 
-// ChatStyle is the chat template style used for Messages ("" when the model has none).
-func (b *Backend) ChatStyle() string { return b.style }
+// ChatTemplate implements backends.ChatTemplater: it describes the template that renders chat messages (for
+// the manifest), or says why there is none (chat.ErrNoTemplate when the model has no template; a parse or
+// unsupported-construct error when this engine cannot render it).
+func (b *Backend) ChatTemplate() (llm.ChatTemplateInfo, error) {
+	if b.chat == nil {
+		return llm.ChatTemplateInfo{}, fmt.Errorf("model %s: %w", b.name, b.chatErr)
+	}
+	info := llm.ChatTemplateInfo{Source: b.chat.Source, SHA256: b.chat.SHA256}
+	if len(b.chatVars) > 0 {
+		info.Vars = map[string]any{}
+		for k, v := range b.chatVars {
+			info.Vars[k] = jinja.ToGo(v)
+		}
+	}
+	if b.chat.Uses("strftime_now") {
+		info.Now = b.chat.Now().Format(time.RFC3339)
+	}
+	return info, nil
+}
+
+// RenderChat renders chat messages into the prompt text, with the generation prompt, as transformers'
+// apply_chat_template(messages, add_generation_prompt=True, tokenize=False) does with the same template
+// and variables.
+func (b *Backend) RenderChat(msgs []llm.Message) (string, error) {
+	text, err := b.renderChat(msgs)
+	if err != nil {
+		return "", fmt.Errorf("cpu backend: model %s: %w", b.name, err)
+	}
+	return text, nil
+}
+
+func (b *Backend) renderChat(msgs []llm.Message) (string, error) {
+	if b.chat == nil {
+		return "", fmt.Errorf("chat messages need a chat template: %w (set option chat_style or chat_template)", b.chatErr)
+	}
+	return b.chat.Render(chat.Conversation{Messages: chat.Messages(msgs), AddGenerationPrompt: true, Vars: b.chatVars})
+}
 
 // Shape is the KV-relevant shape of the model, with the element size the cache is held in.
 func (b *Backend) Shape() llm.ModelShape {
@@ -308,12 +438,9 @@ func (b *Backend) Render(req llm.Request) (string, []int, error) {
 	case len(req.Messages) > 0 && req.Prompt != "":
 		return "", nil, fmt.Errorf("cpu backend: request %s sets both messages and prompt", req.Key)
 	case len(req.Messages) > 0:
-		if b.style == "" {
-			return "", nil, fmt.Errorf("cpu backend: request %s has chat messages but the model has no recognised chat template (set option chat_style)", req.Key)
-		}
-		text, err := tokenizer.RenderChat(b.style, req.Messages, true, tokenizer.ChatOptions{})
+		text, err := b.renderChat(req.Messages)
 		if err != nil {
-			return "", nil, err
+			return "", nil, fmt.Errorf("cpu backend: model %s: request %s: %w", b.name, req.Key, err)
 		}
 		return text, b.tok.Encode(text), nil
 	case req.Prompt != "":
@@ -425,7 +552,7 @@ func (s *stopper) text() string {
 }
 
 var (
-	_ backends.ChatStyler = (*Backend)(nil)
+	_ backends.ChatTemplater = (*Backend)(nil)
 	_ backends.Shaper     = (*Backend)(nil)
 	_ backends.Renderer   = (*Backend)(nil)
 )

@@ -189,6 +189,136 @@ func TestChatStyleOption(t *testing.T) {
 	if err != nil || out.OutputTokens != 3 {
 		t.Errorf("chat generate: %+v %v", out, err)
 	}
+	if info, err := b.ChatTemplate(); err != nil || info.Source != "built-in chatml" || info.Now != "" {
+		t.Errorf("manifest info %+v %v", info, err)
+	}
+}
+
+// modelWith copies the qwen2-tied fixture into a temporary directory with extra files (a
+// tokenizer_config.json, a chat_template.jinja, ...).
+func modelWith(t *testing.T, extra map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} {
+		b, err := os.ReadFile(filepath.Join(fixtureDir("qwen2-tied"), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for f, text := range extra {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestChatTemplate checks that chat messages are rendered with the model's own template, its variables
+// and clock, and that a model whose template is missing, refuses a conversation or uses a construct the
+// engine lacks refuses chat requests with the reason while raw prompts still work.
+func TestChatTemplate(t *testing.T) {
+	ctx := context.Background()
+	msgs := []llm.Message{{Role: "system", Content: "S"}, {Role: "user", Content: "Hi"}}
+	cfg := `{"chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}{% if enable_thinking is false %}nothink{% endif %}{{ d }}{{ strftime_now('%Y') }}", "bos_token": {"content": "<B>"}}`
+	dir := modelWith(t, map[string]string{"tokenizer_config.json": cfg})
+	open := func(dir string, opts map[string]string) *Backend {
+		t.Helper()
+		o, err := ParseOptions(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Open(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}
+	b := open(dir, map[string]string{"chat_var.enable_thinking": "false", "chat_var.d": "26 Jul 2024", "chat_now": "2031-05-06"})
+	text, err := b.RenderChat(msgs)
+	if want := "<B>[system:S][user:Hi]nothink26 Jul 20242031"; err != nil || text != want {
+		t.Errorf("rendered %q %v, want %q", text, err, want)
+	}
+	info, err := b.ChatTemplate()
+	if err != nil || info.Source != "tokenizer_config.json" || len(info.SHA256) != 64 || info.Vars["enable_thinking"] != false ||
+		info.Vars["d"] != "26 Jul 2024" || !strings.HasPrefix(info.Now, "2031-05-06T00:00:00") {
+		t.Errorf("manifest info %+v %v", info, err)
+	}
+	ids, err := b.EncodePrompt(llm.Request{Messages: msgs})
+	if err != nil || !reflect.DeepEqual(ids, b.TokenizerImpl().Encode(text)) {
+		t.Errorf("EncodePrompt: %v %v", ids, err)
+	}
+
+	// chat_template.jinja replaces the config's template; chat_template=FILE replaces both.
+	dir2 := modelWith(t, map[string]string{"tokenizer_config.json": cfg, "chat_template.jinja": "jinja:{{ messages|length }}"})
+	if text, err := open(dir2, nil).RenderChat(msgs); err != nil || text != "jinja:2" {
+		t.Errorf("chat_template.jinja: %q %v", text, err)
+	}
+	file := filepath.Join(t.TempDir(), "mine.jinja")
+	os.WriteFile(file, []byte("mine:{{ bos_token }}"), 0o644)
+	if text, err := open(dir2, map[string]string{"chat_template": file}).RenderChat(msgs); err != nil || text != "mine:<B>" {
+		t.Errorf("chat_template option: %q %v", text, err)
+	}
+
+	// Gemma-2 refuses a system message: the error names the model and carries the template's message.
+	gemma, err := os.ReadFile(filepath.Join("..", "..", "chat", "testdata", "templates", "google-gemma-2-2b-it.jinja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := open(modelWith(t, map[string]string{"chat_template.jinja": string(gemma)}), nil)
+	_, err = g.Generate(ctx, llm.Request{Key: "k1", Messages: msgs, Policy: "full", Sampling: llm.Sampling{MaxNew: 1}})
+	if err == nil || !strings.Contains(err.Error(), "System role not supported") || !strings.Contains(err.Error(), filepath.Base(g.name)) || !strings.Contains(err.Error(), "request k1") {
+		t.Errorf("refused conversation: %v", err)
+	}
+
+	// No template, or one the engine cannot render: chat requests fail with the reason, raw prompts work.
+	for _, tc := range []struct {
+		name, want string
+		extra      map[string]string
+	}{
+		{"none", "no chat template", nil},
+		{"unsupported", "unsupported Jinja construct: {% include %}", map[string]string{"chat_template.jinja": "{% include 'x' %}"}},
+		{"syntax", "chat_template.jinja:1:7: template syntax error: Expected an expression", map[string]string{"chat_template.jinja": "{% if %}"}},
+	} {
+		nb := open(modelWith(t, tc.extra), nil)
+		if _, err := nb.ChatTemplate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: ChatTemplate() error %v, want %q", tc.name, err, tc.want)
+		}
+		if _, err := nb.EncodePrompt(llm.Request{Key: "k", Messages: msgs}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: chat request error %v, want %q", tc.name, err, tc.want)
+		}
+		if _, err := nb.EncodePrompt(llm.Request{Key: "k", Prompt: "raw"}); err != nil {
+			t.Errorf("%s: raw prompt: %v", tc.name, err)
+		}
+	}
+}
+
+func TestChatOptionErrors(t *testing.T) {
+	for opts, want := range map[string]string{
+		"chat_var.":           "a variable name is needed",
+		"chat_now=yesterday":  "chat_now",
+		"chat_style=nope":     `unknown chat template style "nope"`,
+		"chat_template=/nope": "option chat_template",
+	} {
+		k, v, _ := strings.Cut(opts, "=")
+		o, err := ParseOptions(map[string]string{k: v})
+		if err == nil {
+			_, err = Open(fixtureDir("qwen2-tied"), o)
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", opts, err, want)
+		}
+	}
+	o, err := ParseOptions(map[string]string{"chat_style": "chatml", "chat_template": "x.jinja"})
+	if err == nil {
+		_, err = Open(fixtureDir("qwen2-tied"), o)
+	}
+	if err == nil || !strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("style and file: %v", err)
+	}
 }
 
 // TestWeightsOption checks the weights option: int8 quantizes the projections at load and changes the

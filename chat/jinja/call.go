@@ -53,6 +53,9 @@ func (st *state) callMacro(m *Macro, args []any, kwargs []KwArg) (any, error) {
 	if st.depth >= maxCallDepth {
 		return nil, errorf("RecursionError", "maximum recursion depth exceeded")
 	}
+	if err := st.step(); err != nil {
+		return nil, err
+	}
 	st.depth++
 	defer func() { st.depth-- }()
 	sc := newScope(m.closure)

@@ -34,6 +34,16 @@ type state struct {
 	budget  int // output bytes left before the render fails
 	depth   int // macro call depth
 	written int
+	steps   int // loop iterations and calls left
+}
+
+// step counts one loop iteration or macro call against the budget.
+func (st *state) step() error {
+	st.steps--
+	if st.steps < 0 {
+		return errorf("TemplateRuntimeError", "the template ran too long (over its budget of loop iterations and macro calls)")
+	}
+	return nil
 }
 
 var (
@@ -230,6 +240,9 @@ func (st *state) execFor(x *forStmt, sc *scope, out *strings.Builder) error {
 	if x.test != nil {
 		var kept []any
 		for _, it := range items {
+			if err := st.step(); err != nil {
+				return err
+			}
 			ts := newScope(sc)
 			if err := st.assign(x.target, it, ts); err != nil {
 				return err
@@ -249,6 +262,9 @@ func (st *state) execFor(x *forStmt, sc *scope, out *strings.Builder) error {
 	}
 	loop := &LoopContext{items: items}
 	for i, it := range items {
+		if err := st.step(); err != nil {
+			return err
+		}
 		loop.index = i
 		is := newScope(sc)
 		if err := st.assign(x.target, it, is); err != nil {

@@ -50,16 +50,22 @@ type Options struct {
 	Now func() time.Time
 	// MaxOutput bounds the rendered text and any string the template builds, in bytes (default 64 MiB).
 	MaxOutput int
+	// MaxSteps bounds the loop iterations and macro calls of one rendering (default 10 million): a
+	// template is outside input, and nested loops over large ranges would otherwise run for hours.
+	MaxSteps int
 }
 
 // Render renders the template with vars (template values: see Value and FromJSON).
 func (t *Template) Render(vars map[string]any, opts Options) (string, error) {
-	st := &state{t: t, now: opts.Now, budget: opts.MaxOutput}
+	st := &state{t: t, now: opts.Now, budget: opts.MaxOutput, steps: opts.MaxSteps}
 	if st.now == nil {
 		st.now = time.Now
 	}
 	if st.budget <= 0 {
 		st.budget = 64 << 20
+	}
+	if st.steps <= 0 {
+		st.steps = 10_000_000
 	}
 	root := newScope(newScope(globals()))
 	for k, v := range vars {
@@ -158,6 +164,10 @@ func fnRange(st *state, args []any, kwargs []KwArg) (any, error) {
 	}
 	if count > maxRange {
 		return nil, errorf("OverflowError", "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", maxRange)
+	}
+	st.steps -= int(count)
+	if err := st.step(); err != nil {
+		return nil, err
 	}
 	out := make([]any, count)
 	for i := range out {

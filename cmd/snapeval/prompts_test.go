@@ -145,9 +145,11 @@ func TestPromptsLongBench(t *testing.T) {
 		}
 	}
 	data := filepath.Join("..", "..", "eval", "longbench", "testdata", "truncation.json")
+	// The fixture's tokenizer_config.json holds no chat template: the built-in llama3 one renders the messages.
 	c := eval.RunConfig{Benches: []string{"longbench-v2"}, Data: map[string]string{"longbench-v2": data}, Model: model,
-		BenchOpts: map[string]string{"max_len": "200"}, MaxNew: 2, Policies: []string{"snapstream:budget=64"}}
-	o := &promptsOptions{Run: flagged(c, "bench", "data", "model", "bench-opt", "max-new", "policy"), Out: "-"}
+		BenchOpts: map[string]string{"max_len": "200"}, MaxNew: 2, Policies: []string{"snapstream:budget=64"},
+		BackendOpts: map[string]string{"chat_style": "llama3"}}
+	o := &promptsOptions{Run: flagged(c, "bench", "data", "model", "bench-opt", "max-new", "policy", "backend-opt"), Out: "-"}
 	ps := listPrompts(t, o)
 
 	tok, err := tokenizer.Load(filepath.Join(model, "tokenizer.json"))

@@ -5,6 +5,7 @@ import (
 	"log"
 
 	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
+	"github.com/snapeval/snapeval/chat"
 	"github.com/snapeval/snapeval/llm"
 )
 
@@ -15,8 +16,14 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	prompt, err := tokenizer.RenderChat(tokenizer.StyleQwen25,
-		[]llm.Message{{Role: "user", Content: "What is 2+2?"}}, true, tokenizer.ChatOptions{})
+	tmpl, err := chat.Builtin("qwen2.5", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	prompt, err := tmpl.Render(chat.Conversation{
+		Messages:            chat.Messages([]llm.Message{{Role: "user", Content: "What is 2+2?"}}),
+		AddGenerationPrompt: true,
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

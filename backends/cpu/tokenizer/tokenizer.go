@@ -1,6 +1,6 @@
 // Package tokenizer implements Hugging Face tokenizer.json byte-level BPE tokenizers (Qwen2/2.5,
 // DeepSeek-R1-Distill, Llama-3.x, SmolLM2, GPT-2 style) in pure Go, producing the same ids as the
-// tokenizers library, and renders the chat templates of those model families.
+// tokenizers library.
 //
 // Encoding follows tokenizers step by step: added tokens are cut out first (leftmost-longest;
 // lstrip, rstrip, single_word and normalized honoured), the normalizer (NFC, NFD, NFKC, NFKD,
@@ -11,7 +11,7 @@
 // checks it against regexp2). Unsupported components (Metaspace, WordPiece, Unigram, Replace, ...)
 // are rejected by Parse with an error naming the field.
 //
-// Chat templates are built-in Go renderers (RenderChat, DetectStyle), not a Jinja engine. A
+// Chat messages are rendered into text by package chat (the model's own Jinja chat template). A
 // rendered prompt already holds its special tokens: encode it with Encode, not EncodeWithSpecial.
 package tokenizer
 
