@@ -279,3 +279,39 @@ func TestParseVar(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRender renders a multi-turn conversation with tools through Qwen3's template (macros, loops
+// over the messages, string methods, tojson), the per-request cost of a chat prompt on the CPU backend.
+func BenchmarkRender(b *testing.B) {
+	text, err := os.ReadFile(filepath.Join("testdata", "templates", "Qwen-Qwen3-0.6B.jinja"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "conversations.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := jinja.FromJSON(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var conv Conversation
+	for _, c := range v.([]any) {
+		d := c.(*jinja.Dict)
+		if name, _ := d.Get("name"); name == "tool-call-string-arguments" {
+			msgs, _ := d.Get("messages")
+			tools, _ := d.Get("tools")
+			conv = Conversation{Messages: msgs.([]any), Tools: tools.([]any), AddGenerationPrompt: true}
+		}
+	}
+	tmpl, err := New("qwen3", string(text), map[string]any{"eos_token": "<|im_end|>"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tmpl.Render(conv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

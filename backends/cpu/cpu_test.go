@@ -270,8 +270,8 @@ func TestChatTemplate(t *testing.T) {
 	}
 	g := open(modelWith(t, map[string]string{"chat_template.jinja": string(gemma)}), nil)
 	_, err = g.Generate(ctx, llm.Request{Key: "k1", Messages: msgs, Policy: "full", Sampling: llm.Sampling{MaxNew: 1}})
-	if err == nil || !strings.Contains(err.Error(), "System role not supported") || !strings.Contains(err.Error(), filepath.Base(g.name)) || !strings.Contains(err.Error(), "request k1") {
-		t.Errorf("refused conversation: %v", err)
+	if want := "cpu backend: model " + g.name + ": request k1: the chat template (chat_template.jinja) refuses the conversation: System role not supported"; err == nil || err.Error() != want {
+		t.Errorf("refused conversation: %v, want %s", err, want)
 	}
 
 	// No template, or one the engine cannot render: chat requests fail with the reason, raw prompts work.
