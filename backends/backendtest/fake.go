@@ -44,10 +44,10 @@ type Fake struct {
 }
 
 var (
-	_ backends.Backend     = (*Fake)(nil)
-	_ backends.Shaper      = (*Fake)(nil)
+	_ backends.Backend       = (*Fake)(nil)
+	_ backends.Shaper        = (*Fake)(nil)
 	_ backends.ChatTemplater = (*Fake)(nil)
-	_ backends.Preflighter = (*Fake)(nil)
+	_ backends.Preflighter   = (*Fake)(nil)
 )
 
 // fakeWords is the Fake's vocabulary.

@@ -553,6 +553,6 @@ func (s *stopper) text() string {
 
 var (
 	_ backends.ChatTemplater = (*Backend)(nil)
-	_ backends.Shaper     = (*Backend)(nil)
-	_ backends.Renderer   = (*Backend)(nil)
+	_ backends.Shaper        = (*Backend)(nil)
+	_ backends.Renderer      = (*Backend)(nil)
 )
