@@ -368,6 +368,10 @@ func (lx *lexer) tag(p int, isBlock bool) (int, error) {
 			n := matchString(rest)
 			if n > 0 {
 				s, err := unescapeString(rest[1 : n-1])
+				if err == errUnsupportedEscape {
+					line, col := lx.lineCol(p)
+					return 0, &UnsupportedError{Name: lx.name, Line: line, Col: col, Construct: err.Error()}
+				}
 				if err != nil {
 					return 0, lx.errAt(p, err.Error())
 				}
@@ -540,6 +544,9 @@ func matchInt(s string) (int, int64, error) {
 	return n, v, nil
 }
 
+// errUnsupportedEscape is a \N{NAME} escape: Python resolves the Unicode character name, this engine does not.
+var errUnsupportedEscape = errString(`\N{...} escapes in string literals`)
+
 type errString string
 
 func (e errString) Error() string { return string(e) }
@@ -656,7 +663,7 @@ func unescapeString(body string) (string, error) {
 			out.WriteRune(rune(v))
 			i += n
 		case 'N':
-			return "", errString("\\N{...} escapes are not supported")
+			return "", errUnsupportedEscape
 		default:
 			out.WriteByte('\\')
 			out.WriteByte(c)

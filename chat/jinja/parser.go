@@ -889,6 +889,9 @@ func (p *parser) parsePrimary(withNamespace bool) (expr, error) {
 			}
 			return &nsRefExpr{base{t.pos}, t.val, attr.val}, nil
 		}
+		if t.val == "lipsum" {
+			return nil, p.unsupported(t.pos, "the global lipsum (random text)")
+		}
 		p.uses[t.val] = true
 		for _, r := range p.reads {
 			r[t.val] = true
