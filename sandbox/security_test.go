@@ -617,25 +617,33 @@ func TestResourceBombs(t *testing.T) {
 		{name: "kill everything it can", root: true, verdicts: []string{WrongAnswer},
 			code: "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\nprint('alive')\n"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if c.root {
-				needRoot(t)
-			}
-			v, err := s.Check(context.Background(), stdinProblem(c.code, "expected-output-never-printed"))
-			if err != nil {
-				t.Fatalf("harness error: %v", err)
-			}
-			t.Logf("%s: %s", v.Verdict, v.Detail)
-			ok := false
-			for _, w := range c.verdicts {
-				ok = ok || v.Verdict == w
-			}
-			if !ok {
-				t.Errorf("verdict %s (%s), want one of %v", v.Verdict, v.Detail, c.verdicts)
-			}
-			assertSlotsClean(t, s)
-		})
+	t.Run("group", func(t *testing.T) {
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				runBomb(t, s, c.code, c.root, c.verdicts)
+			})
+		}
+	})
+	assertSlotsClean(t, s)
+}
+
+// runBomb checks one resource bomb's verdict.
+func runBomb(t *testing.T, s *Sandbox, code string, root bool, verdicts []string) {
+	if root {
+		needRoot(t)
+	}
+	v, err := s.Check(context.Background(), stdinProblem(code, "expected-output-never-printed"))
+	if err != nil {
+		t.Fatalf("harness error: %v", err)
+	}
+	t.Logf("%s: %s", v.Verdict, v.Detail)
+	ok := false
+	for _, w := range verdicts {
+		ok = ok || v.Verdict == w
+	}
+	if !ok {
+		t.Errorf("verdict %s (%s), want one of %v", v.Verdict, v.Detail, verdicts)
 	}
 }
 

@@ -59,6 +59,9 @@ func runGrade(ctx context.Context, o *gradeOptions, stdout, stderr io.Writer) er
 	if err != nil {
 		return usageErrorf("%w", err)
 	}
+	if c, ok := bench.(io.Closer); ok {
+		defer c.Close() // LiveCodeBench's sandbox: its uids, cgroups and directories
+	}
 	if _, ok := bench.(eval.RowParser); !ok {
 		return usageErrorf("benchmark %s cannot re-grade upstream rows", o.Bench)
 	}
