@@ -38,15 +38,26 @@ def _mount(ctypes, libc, src, dst, fstype, flags, data=None):
     _check(ctypes, libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)), "mount %s on %s" % (src, dst))
 
 
+def _mount_points():
+    """The mount points of this mount namespace (octal escapes of /proc/self/mountinfo undone)."""
+    import re
+    with open("/proc/self/mountinfo") as f:
+        return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in f]
+
+
 def _bind_ro(ctypes, libc, src, dst):
-    _mount(ctypes, libc, src, dst, None, MS_BIND)
-    _mount(ctypes, libc, None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    """Bind src (with its submounts) at dst, and make dst and every mount under it read-only, nosuid, nodev."""
+    _mount(ctypes, libc, src, dst, None, MS_BIND | MS_REC)
+    for mp in _mount_points():
+        if mp == dst or mp.startswith(dst + "/"):
+            _mount(ctypes, libc, None, mp, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def _make_root(fs):
     """Replace the file system view with a read-only one: the interpreter's directories bound read-only, a private
     /proc, a few device nodes, and one size-capped tmpfs holding /tmp and /dev/shm (all the program can write)."""
     ctypes, libc = _libc()
+    os.umask(0o022)  # the skeleton must be traversable by the slot's uid whatever the harness's umask
     # Nothing done here may propagate back to the host's mount table.
     _mount(ctypes, libc, None, "/", None, MS_REC | MS_PRIVATE)
     w = "/tmp"  # any existing directory: the old root is detached below

@@ -155,7 +155,8 @@ var openSandboxes atomic.Int64
 func Open() int { return int(openSandboxes.Load()) }
 
 // New prepares a sandbox: it finds the interpreter, reserves one uid and cgroup per parallel slot (as root) and
-// probes which isolation the OS allows.
+// probes which isolation the OS allows. Not as root, it makes the calling process non-dumpable
+// (prctl PR_SET_DUMPABLE 0), since the programs it runs share its uid.
 func New(cfg Config) (*Sandbox, error) {
 	n := cfg.Parallel
 	if n <= 0 {
@@ -180,10 +181,16 @@ func New(cfg Config) (*Sandbox, error) {
 		for i := 0; i < n; i++ {
 			s.all = append(s.all, &slot{})
 		}
+		// Programs run as this process's user: without this, they could read its memory (the expected outputs)
+		// through /proc/<pid>/mem. It also keeps same-user debuggers out of this process.
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			s.isolation = append(s.isolation, "not root: harness memory readable by the program: "+err.Error())
+		}
 		s.isolation = append(s.isolation,
 			"not root: no namespaces (the program sees the host's processes and files and can reach the network), "+
-				"no private /tmp, no uid drop (it runs as the harness's user: it can read that user's files and "+
-				"signal its processes), no cgroups (memory is capped per process, not in total; no process cap)")
+				"no private /tmp, no uid drop (it runs as the harness's user: it can read and write that user's "+
+				"files and signal its processes), no cgroups (memory is capped per process, not in total; no "+
+				"process cap)")
 	}
 	s.slots = make(chan *slot, n)
 	for _, sl := range s.all {
