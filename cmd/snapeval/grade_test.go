@@ -72,6 +72,16 @@ func TestRunGradeClosesSandbox(t *testing.T) {
 	if n := sandbox.Open(); n != before {
 		t.Errorf("%d sandboxes open after runGrade returned, %d before", n, before)
 	}
+	// Stopped (Ctrl-C): exit 3, and the sandbox closed all the same.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = runGrade(ctx, &gradeOptions{Bench: "livecodebench", Input: in}, &stdout, &stderr)
+	if dataExitCode(err) != exitIncomplete {
+		t.Errorf("stopped grade: %v, want exit %d", err, exitIncomplete)
+	}
+	if n := sandbox.Open(); n != before {
+		t.Errorf("%d sandboxes open after a stopped runGrade, %d before", n, before)
+	}
 }
 
 func TestRunDataCommands(t *testing.T) {
