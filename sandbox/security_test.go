@@ -111,16 +111,28 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// needFull skips unless the sandbox has every isolation (root, namespaces; cgroups when cg is set).
+// allowDegraded names the environment variable that lets the tests skip, as root, what the machine cannot give
+// (namespaces, cgroups): without it such a machine fails the tests, so that CI never skips the attacks silently.
+const allowDegraded = "SNAPEVAL_SANDBOX_ALLOW_DEGRADED"
+
+// needFull skips unless the sandbox has every isolation (root, namespaces; the named cgroup controller), and fails
+// as root when it has not (unless allowDegraded is set).
 func needFull(t *testing.T, s *Sandbox, cgroup string) {
 	t.Helper()
 	needRoot(t)
-	if !s.ns {
-		t.Skipf("namespaces unavailable here: %v", s.Isolation())
+	missing := ""
+	switch {
+	case !s.ns:
+		missing = "namespaces"
+	case cgroup == "memory" && (s.cg == nil || s.cg.memGroup == ""), cgroup == "pids" && (s.cg == nil || s.cg.pidsGroup == ""):
+		missing = "the " + cgroup + " cgroup"
+	default:
+		return
 	}
-	if cgroup == "memory" && (s.cg == nil || s.cg.memGroup == "") || cgroup == "pids" && (s.cg == nil || s.cg.pidsGroup == "") {
-		t.Skipf("no %s cgroup here: %v", cgroup, s.Isolation())
+	if os.Getenv(allowDegraded) == "" {
+		t.Fatalf("running as root without %s (%v): set %s=1 where this is expected", missing, s.Isolation(), allowDegraded)
 	}
+	t.Skipf("no %s here: %v", missing, s.Isolation())
 }
 
 func stdinProblem(code, want string) Problem {
