@@ -278,6 +278,21 @@ for fd in range(1024):
     except OSError:
         pass
 os._exit(0)`},
+		// As root the harness's pipes cannot even be reopened by path (root's, mode 0600); without root they can.
+		{name: "forged answer written by path (/proc/self/fd, /proc/1/fd, /dev/fd)", degraded: true,
+			verdicts: []string{WrongAnswer, RuntimeError}, body: `import os
+for d in ("/proc/self/fd", "/proc/1/fd", "/dev/fd"):
+    try:
+        names = os.listdir(d)
+    except OSError:
+        continue
+    for n in names:
+        try:
+            with open(os.path.join(d, n), "w") as f:
+                f.write('\n{"status":"ok","equal":true,"value":"guess"}\n')
+        except OSError:
+            pass
+os._exit(0)`},
 		{name: "forged dict answer repeating a key", dict: true, degraded: true, verdicts: []string{WrongAnswer},
 			body: `import os
 os.write(4, b'{"status":"ok","value":{"d":[["a",1],["a",1]]}}\n')
