@@ -142,7 +142,8 @@ type Sandbox struct {
 	ns        bool // namespaces and the private root
 	cg        *cgroups
 	tmp       string
-	base      string // per-run directories without a private root ("" until needed)
+	baseMu    sync.Mutex
+	base      string // per-run directories without a private root ("" until needed; under baseMu)
 	isolation []string
 	slots     chan *slot
 	all       []*slot
@@ -223,9 +224,11 @@ func (s *Sandbox) Close() error {
 		if s.cg != nil {
 			s.cg.remove(s.all)
 		}
+		s.baseMu.Lock()
 		if s.base != "" {
 			os.RemoveAll(s.base)
 		}
+		s.baseMu.Unlock()
 		openSandboxes.Add(-1)
 	})
 	return nil
@@ -234,6 +237,8 @@ func (s *Sandbox) Close() error {
 // baseDir makes the directory of the per-run directories (degraded mode only), removing the ones that sandboxes of
 // processes no longer alive left behind.
 func (s *Sandbox) baseDir() (string, error) {
+	s.baseMu.Lock()
+	defer s.baseMu.Unlock()
 	if s.base != "" {
 		return s.base, nil
 	}
