@@ -31,6 +31,8 @@ type Problem struct {
 	Tests []TestCase
 	// FuncName is the method (of class Solution, or a module-level function) that functional tests call.
 	FuncName string
+	// Limits override the sandbox's limits for each test of this program (zero fields: the sandbox's).
+	Limits Limits
 }
 
 // Verdict is the outcome of grading one program.
@@ -89,7 +91,7 @@ func (s *Sandbox) Check(ctx context.Context, p Problem) (Verdict, error) {
 		return v, nil
 	}
 	for i, tc := range p.Tests {
-		spec := Spec{Program: p.Code}
+		spec := Spec{Program: p.Code, Limits: p.Limits}
 		if tc.Type == "stdin" {
 			spec.Mode, spec.Stdin = "stdin", tc.Input
 		} else {
