@@ -27,7 +27,7 @@ func TestAgreement(t *testing.T) {
 	if err := json.Unmarshal(b, &cases); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestSandbox(t)
+	s := newTestSandbox(t, 2)
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
@@ -49,7 +49,7 @@ func TestAgreement(t *testing.T) {
 }
 
 func TestCheckBadTests(t *testing.T) {
-	s := newTestSandbox(t)
+	s := newTestSandbox(t, 2)
 	bad := []Problem{
 		{Code: "x=1", Tests: []TestCase{{Input: "1", Output: "1", Type: "functional"}}},
 		{Code: "x=1", FuncName: "f", Tests: []TestCase{{Input: "{", Output: "1", Type: "functional"}}},
@@ -64,7 +64,7 @@ func TestCheckBadTests(t *testing.T) {
 }
 
 func TestCheckCanceled(t *testing.T) {
-	s := newTestSandbox(t)
+	s := newTestSandbox(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.Check(ctx, stdinProblem("print(1)", "1")); err == nil {

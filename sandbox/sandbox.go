@@ -1,56 +1,76 @@
 // Package sandbox runs untrusted Python programs (model-written solutions) and grades them against test cases.
 //
-// Every run is its own python3 process in its own process group, started with an empty environment in a private
-// temporary directory. A small trusted driver (driver.py) runs first inside the process and confines it before any
-// untrusted code runs: it mounts private tmpfs over /tmp, /var/tmp and /dev/shm (root only), sets rlimits (CPU time,
-// address space, processes, open files, file size) and, when the harness runs as root, drops to an unprivileged uid
-// reserved for this sandbox slot (so the program can neither raise its limits, nor signal the harness, nor write
-// outside its directory). As root the process also gets a new network namespace (no network) and a new mount
-// namespace. Every run ends with the whole process group killed and, as root, every process of the slot's uid
-// killed (daemons that left the group included), and its directory removed.
+// Every run (one test) is a fresh python3 process. A small trusted driver (driver.py, run with `python3 -I -B -c`)
+// confines its own process before any untrusted code runs, then runs the program in it. As root the process is
+// born in new PID, mount, network, IPC and UTS namespaces and the driver:
 //
-// What the OS cannot give is reported, never silently skipped: Sandbox.Isolation lists notes such as
-// "network isolation unavailable: ..." and every Result and Verdict carries them.
+//   - joins the slot's cgroups (memory and pids caps on the whole run: every process it starts counts),
+//   - replaces the file system with a private read-only root: the interpreter's directories (/usr, /etc, the
+//     interpreter's prefix) bound read-only and nosuid, its own /proc, five device nodes, and one size-capped
+//     tmpfs holding /tmp and /dev/shm, the only writable places (nothing it writes reaches the host's disk),
+//   - sets rlimits (CPU, address space, processes, open files, file size, no core files),
+//   - drops to an unprivileged uid reserved for the slot, sets no_new_privs, and installs a seccomp filter
+//     that refuses new user namespaces (and every other namespace, mount, ptrace, keyring, bpf and perf call),
+//   - closes every descriptor but stdin, stdout, stderr and the answer channel.
+//
+// The expected outputs never enter the sandboxed process: the driver reports only what the program answered
+// (its stdout, or the encoded return value of the called function), and the harness compares that answer with
+// the expected value itself (check.go). A program can write to its own answer channel, but all that channel can
+// carry is an answer, so forging it is just answering. Setup failures travel on a separate descriptor that is
+// closed before the program runs, so a program cannot turn its failure into a harness error either.
+//
+// When the run's first process exits, the kernel kills every other process of its PID namespace before the
+// harness's wait returns, so nothing of a run outlives it (sleeping grandchildren, daemons, fork bombs); the
+// slot's uid, cgroups and limits are then clean for the next run.
+//
+// Without root (or where the kernel refuses the namespaces) the sandbox is degraded, and says so: Sandbox.Isolation
+// lists what is missing, and every Result and Verdict carries the list. The README's security section lists what is
+// contained in each mode and what is not.
 package sandbox
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 //go:embed driver.py
-var driverSource []byte
+var driverSource string
 
 // Limits bound one run. Zero fields take the defaults of DefaultLimits.
 type Limits struct {
-	// Wall is the wall-clock limit of one run (one test); the process group is killed when it passes.
+	// Wall is the wall-clock limit of one run (one test); the run is killed when it passes.
 	Wall time.Duration
 	// CPU is RLIMIT_CPU (rounded up to whole seconds; default Wall + 1 s).
 	CPU time.Duration
-	// AddressSpace is RLIMIT_AS in bytes.
+	// AddressSpace is RLIMIT_AS in bytes (per process).
 	AddressSpace int64
-	// Processes is RLIMIT_NPROC (counted per uid; enforced only when the harness runs as root, see package doc).
+	// Memory caps the memory of all the run's processes together (cgroup memory.max; no swap). Without a memory
+	// cgroup only AddressSpace (per process) holds.
+	Memory int64
+	// Processes caps the run's processes: cgroup pids.max, and RLIMIT_NPROC of the slot's uid (as root).
 	Processes int
 	// OpenFiles is RLIMIT_NOFILE.
 	OpenFiles int
-	// FileSize is RLIMIT_FSIZE in bytes (also the size of the private /tmp).
+	// FileSize is RLIMIT_FSIZE in bytes.
 	FileSize int64
-	// Output caps the captured stdout and stderr each; a program that writes more is killed.
+	// Disk is the size of the private tmpfs that holds /tmp and /dev/shm, everything the run can write.
+	Disk int64
+	// Output caps the captured stdout, stderr and answer each; a program that writes more is killed.
 	Output int64
 }
 
@@ -58,109 +78,120 @@ type Limits struct {
 var DefaultLimits = Limits{
 	Wall:         6 * time.Second,
 	AddressSpace: 4 << 30,
+	Memory:       4 << 30,
 	Processes:    64,
 	OpenFiles:    256,
 	FileSize:     64 << 20,
+	Disk:         64 << 20,
 	Output:       64 << 20,
 }
 
-func (l Limits) withDefaults() Limits {
-	d := DefaultLimits
+// merge returns base with the non-zero fields of l; a Wall without a CPU limit gives CPU = Wall + 1 s.
+func (l Limits) merge(base Limits) Limits {
 	if l.Wall > 0 {
-		d.Wall = l.Wall
+		base.Wall = l.Wall
+		if l.CPU == 0 {
+			base.CPU = l.Wall + time.Second
+		}
 	}
-	d.CPU = d.Wall + time.Second
+	if base.CPU == 0 {
+		base.CPU = base.Wall + time.Second
+	}
+	set64 := func(dst *int64, v int64) {
+		if v > 0 {
+			*dst = v
+		}
+	}
 	if l.CPU > 0 {
-		d.CPU = l.CPU
+		base.CPU = l.CPU
 	}
-	if l.AddressSpace > 0 {
-		d.AddressSpace = l.AddressSpace
-	}
+	set64(&base.AddressSpace, l.AddressSpace)
+	set64(&base.Memory, l.Memory)
+	set64(&base.FileSize, l.FileSize)
+	set64(&base.Disk, l.Disk)
+	set64(&base.Output, l.Output)
 	if l.Processes > 0 {
-		d.Processes = l.Processes
+		base.Processes = l.Processes
 	}
 	if l.OpenFiles > 0 {
-		d.OpenFiles = l.OpenFiles
+		base.OpenFiles = l.OpenFiles
 	}
-	if l.FileSize > 0 {
-		d.FileSize = l.FileSize
-	}
-	if l.Output > 0 {
-		d.Output = l.Output
-	}
-	return d
+	return base
 }
 
 // Config configures a Sandbox.
 type Config struct {
-	// Python is the interpreter; default: the real executable behind "python3" on PATH (pyenv shims resolved),
-	// falling back to /usr/bin/python3 when the sandbox uid cannot run it.
+	// Python is the interpreter; default: the real executable behind "python3" on PATH (pyenv shims resolved) when
+	// it lives under /usr, else /usr/bin/python3 or /usr/local/bin/python3, else the one on PATH (the sandbox
+	// binds its prefix read-only).
 	Python string
 	// Limits are the per-run limits (zero fields: DefaultLimits).
 	Limits Limits
 	// Parallel is the number of programs run at once (default runtime.NumCPU()).
 	Parallel int
-	// TempDir is where private directories are made (default os.TempDir()).
+	// TempDir is where the per-run directories of the degraded mode are made (default os.TempDir()).
 	TempDir string
 }
 
-// Sandbox runs programs. It is safe for concurrent use; at most Parallel programs run at once.
+// Sandbox runs programs. It is safe for concurrent use; at most Parallel programs run at once. Close it.
 type Sandbox struct {
 	python    string
+	binds     []string // read-only directories of the private root (with namespaces)
 	limits    Limits
-	base      string
-	driver    string
 	root      bool
-	netns     bool
-	privTmp   bool
+	ns        bool // namespaces and the private root
+	cg        *cgroups
+	tmp       string
+	baseMu    sync.Mutex
+	base      string // per-run directories without a private root ("" until needed; under baseMu)
 	isolation []string
 	slots     chan *slot
 	all       []*slot
 	closeOnce sync.Once
 }
 
-// New prepares a sandbox: it finds the interpreter, reserves one uid per parallel slot (as root) and probes
-// which isolation the OS allows.
+var openSandboxes atomic.Int64
+
+// Open reports how many sandboxes of this process are open (made by New and not yet closed).
+func Open() int { return int(openSandboxes.Load()) }
+
+// New prepares a sandbox: it finds the interpreter, reserves one uid and cgroup per parallel slot (as root) and
+// probes which isolation the OS allows. Not as root, it makes the calling process non-dumpable
+// (prctl PR_SET_DUMPABLE 0), since the programs it runs share its uid.
 func New(cfg Config) (*Sandbox, error) {
 	n := cfg.Parallel
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	tmp := cfg.TempDir
-	if tmp == "" {
-		tmp = os.TempDir()
+	s := &Sandbox{limits: cfg.Limits.merge(DefaultLimits), root: os.Geteuid() == 0, tmp: cfg.TempDir}
+	if s.tmp == "" {
+		s.tmp = os.TempDir()
 	}
-	base, err := os.MkdirTemp(tmp, "snapeval-sandbox-")
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	// 0711: slot uids may traverse to their own directory and read the driver, but not list or write here.
-	if err := os.Chmod(base, 0o711); err != nil {
-		os.RemoveAll(base)
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	s := &Sandbox{limits: cfg.Limits.withDefaults(), base: base, root: os.Geteuid() == 0}
-	s.driver = filepath.Join(base, "driver.py")
-	if err := os.WriteFile(s.driver, driverSource, 0o644); err != nil {
-		os.RemoveAll(base)
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
+	openSandboxes.Add(1)
 	if s.root {
-		uids, err := reserveUIDs(n)
+		slots, err := reserveUIDs(n)
 		if err != nil {
-			os.RemoveAll(base)
+			openSandboxes.Add(-1)
 			return nil, err
 		}
-		for _, u := range uids {
-			s.all = append(s.all, &slot{uid: u.uid, lock: u.lock})
-		}
+		s.all = slots
+		var notes []string
+		s.cg, notes = setupCgroups(s.all)
+		s.isolation = append(s.isolation, notes...)
 	} else {
 		for i := 0; i < n; i++ {
 			s.all = append(s.all, &slot{})
 		}
+		// Programs run as this process's user: without this, they could read its memory (the expected outputs)
+		// through /proc/<pid>/mem. It also keeps same-user debuggers out of this process.
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			s.isolation = append(s.isolation, "not root: harness memory readable by the program: "+err.Error())
+		}
 		s.isolation = append(s.isolation,
-			"not root: no uid drop, no process-count limit, no cleanup of daemons that leave the process group",
-			"network isolation unavailable: not root")
+			"not root: no namespaces (the program sees the host's processes and files and can reach the network), "+
+				"no private /tmp, no uid drop (it runs as the harness's user: it can read and write that user's "+
+				"files and signal its processes), no cgroups (memory is capped per process, not in total; no "+
+				"process cap)")
 	}
 	s.slots = make(chan *slot, n)
 	for _, sl := range s.all {
@@ -179,7 +210,7 @@ func (s *Sandbox) Isolation() []string { return append([]string(nil), s.isolatio
 // Python is the interpreter in use.
 func (s *Sandbox) Python() string { return s.python }
 
-// Close releases the reserved uids and removes the sandbox's directory.
+// Close kills whatever is left, releases the reserved uids and cgroups and removes the sandbox's directories.
 func (s *Sandbox) Close() error {
 	s.closeOnce.Do(func() {
 		for _, sl := range s.all {
@@ -190,9 +221,90 @@ func (s *Sandbox) Close() error {
 				sl.lock.Close()
 			}
 		}
-		os.RemoveAll(s.base)
+		if s.cg != nil {
+			s.cg.remove(s.all)
+		}
+		s.baseMu.Lock()
+		if s.base != "" {
+			os.RemoveAll(s.base)
+		}
+		s.baseMu.Unlock()
+		openSandboxes.Add(-1)
 	})
 	return nil
+}
+
+// baseDir makes the directory of the per-run directories (degraded mode only), removing the ones that sandboxes of
+// processes no longer alive left behind.
+func (s *Sandbox) baseDir() (string, error) {
+	s.baseMu.Lock()
+	defer s.baseMu.Unlock()
+	if s.base != "" {
+		return s.base, nil
+	}
+	if ents, err := os.ReadDir(s.tmp); err == nil {
+		for _, e := range ents {
+			if pid, ok := stalePID(e.Name(), "snapeval-sandbox-"); ok && !alive(pid) {
+				os.RemoveAll(filepath.Join(s.tmp, e.Name()))
+			}
+		}
+	}
+	base, err := os.MkdirTemp(s.tmp, fmt.Sprintf("snapeval-sandbox-%d-", os.Getpid()))
+	if err != nil {
+		return "", fmt.Errorf("sandbox: %w", err)
+	}
+	// 0711: slot uids may traverse to their own directory, but not list or write here.
+	if err := os.Chmod(base, 0o711); err != nil {
+		os.RemoveAll(base)
+		return "", fmt.Errorf("sandbox: %w", err)
+	}
+	s.base = base
+	return base, nil
+}
+
+// standardBinds are bound read-only into the private root when they exist (symbolic links are copied).
+var standardBinds = []string{"/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+
+const layoutScript = `import sys, os, json
+maps = set()
+with open("/proc/self/maps") as f:
+    for line in f:
+        p = line.split()[-1]
+        if p.startswith("/"):
+            maps.add(os.path.dirname(p))
+print(json.dumps({"exe": os.path.realpath(sys.executable), "prefix": sys.base_prefix,
+    "paths": [p for p in sys.path if os.path.isdir(p)] + sorted(maps)}))`
+
+// layout lists the directories the interpreter needs beyond standardBinds (its prefix when it lives elsewhere).
+func layout(python string) ([]string, error) {
+	out, err := exec.Command(python, "-I", "-c", layoutScript).Output()
+	if err != nil {
+		return nil, err
+	}
+	var l struct {
+		Exe, Prefix string
+		Paths       []string
+	}
+	if err := json.Unmarshal(out, &l); err != nil {
+		return nil, fmt.Errorf("interpreter layout: %w", err)
+	}
+	under := func(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	binds := append([]string(nil), standardBinds...)
+	for _, p := range append([]string{filepath.Dir(l.Exe)}, l.Paths...) {
+		p = filepath.Clean(p)
+		covered := false
+		for _, b := range binds {
+			covered = covered || under(p, b)
+		}
+		if covered || !filepath.IsAbs(p) {
+			continue
+		}
+		if pre := filepath.Clean(l.Prefix); strings.Count(pre, "/") >= 2 && under(p, pre) {
+			p = pre
+		}
+		binds = append(binds, p)
+	}
+	return binds, nil
 }
 
 func (s *Sandbox) findPython(explicit string) error {
@@ -200,16 +312,37 @@ func (s *Sandbox) findPython(explicit string) error {
 	if explicit != "" {
 		cands = []string{explicit}
 	} else {
+		cands = []string{"/usr/bin/python3", "/usr/local/bin/python3"}
 		if p, err := exec.LookPath("python3"); err == nil {
 			// Resolve shims (pyenv, asdf) to the real interpreter: the sandbox runs with an empty environment.
 			out, err := exec.Command(p, "-c", "import sys; print(sys.executable)").Output()
-			if err == nil && len(bytes.TrimSpace(out)) > 0 {
-				cands = append(cands, string(bytes.TrimSpace(out)))
+			if p := string(bytes.TrimSpace(out)); err == nil && p != "" {
+				if strings.HasPrefix(p, "/usr/") {
+					cands = append([]string{p}, cands...)
+				} else {
+					cands = append(cands, p) // outside the system directories: its prefix is bound read-only
+				}
 			}
 		}
-		cands = append(cands, "/usr/bin/python3", "/usr/local/bin/python3")
 	}
 	var errs []string
+	if s.root {
+		// First choice: the full sandbox, with any interpreter that works in it.
+		for _, c := range cands {
+			binds, err := layout(c)
+			if err == nil {
+				s.python, s.binds, s.ns = c, binds, true
+				if err = s.probe(); err == nil {
+					return nil
+				}
+			}
+			errs = append(errs, fmt.Sprintf("%s: %v", c, err))
+		}
+		s.ns, s.binds = false, nil
+		s.isolation = append(s.isolation, "namespaces unavailable (no private file system, /proc or network; "+
+			"processes that leave the process group are killed by uid): "+strings.Join(errs, "; "))
+		errs = nil
+	}
 	for _, c := range cands {
 		s.python = c
 		err := s.probe()
@@ -221,32 +354,23 @@ func (s *Sandbox) findPython(explicit string) error {
 	return fmt.Errorf("sandbox: no usable python3 (install the python3 package): %s", strings.Join(errs, "; "))
 }
 
-// probe runs the driver once with full isolation, dropping what the OS refuses and noting it.
+// probe runs the driver once in the current mode and adds what it found missing to the isolation notes.
 func (s *Sandbox) probe() error {
-	s.netns, s.privTmp = s.root, s.root
-	for {
-		res, err := s.Run(context.Background(), Spec{Mode: "probe"})
-		if err != nil {
-			var se *startError
-			if errors.As(err, &se) && s.netns {
-				s.netns, s.privTmp = false, false
-				s.isolation = append(s.isolation, "network isolation unavailable: "+se.Error())
-				continue
-			}
-			return err
-		}
-		if res.Status.Status != "ok" {
-			return fmt.Errorf("probe failed: status %q, exit %d, stderr %q", res.Status.Status, res.ExitCode, truncate(string(res.Stderr), 300))
-		}
-		s.isolation = append(s.isolation, res.Status.Notes...)
-		return nil
+	sl := <-s.slots
+	defer func() { s.slots <- sl }()
+	res, err := s.runIn(context.Background(), sl, Spec{Mode: "probe"})
+	if err != nil {
+		return err
 	}
+	if res.Status.Status != "ok" || res.ExitCode != 0 {
+		return fmt.Errorf("probe failed: status %q, exit %d, stderr %q", res.Status.Status, res.ExitCode, truncate(string(res.Stderr), 300))
+	}
+	if s.ns && len(res.Notes) > 0 {
+		return fmt.Errorf("probe: %s", strings.Join(res.Notes, "; "))
+	}
+	s.isolation = append(s.isolation, res.Notes...)
+	return nil
 }
-
-type startError struct{ err error }
-
-func (e *startError) Error() string { return e.err.Error() }
-func (e *startError) Unwrap() error { return e.err }
 
 // Spec is one run of the driver.
 type Spec struct {
@@ -256,21 +380,21 @@ type Spec struct {
 	Program string
 	// Stdin is the standard input (mode "stdin").
 	Stdin string
-	// FuncName, CallInput (newline-separated JSON arguments) and CallExpected (one JSON value) are for mode "call".
-	FuncName, CallInput, CallExpected string
+	// FuncName and CallInput (newline-separated JSON arguments) are for mode "call".
+	FuncName, CallInput string
 	// NoPreamble skips the official harness's import preamble (and its recursion limit of 50000).
 	NoPreamble bool
 	// Limits override the sandbox's limits for this run (zero fields: the sandbox's).
 	Limits Limits
 }
 
-// Status is what the driver reported on its status channel.
+// Status is what the program answered on its answer channel (the last line written there). It is the program's
+// own word: "ok" (it finished; Value is its encoded return value in mode "call"), "runtime_error" or
+// "compile_error" with Error. Anything else counts as a runtime error.
 type Status struct {
-	Status string   `json:"status"`
-	Error  string   `json:"error"`
-	Equal  *bool    `json:"equal"`
-	Got    string   `json:"got"`
-	Notes  []string `json:"notes"`
+	Status string          `json:"status"`
+	Error  string          `json:"error"`
+	Value  json.RawMessage `json:"value"`
 }
 
 // Result is the outcome of one run.
@@ -282,8 +406,11 @@ type Result struct {
 	Stdout []byte
 	Stderr []byte
 	// TimedOut: the wall-clock limit passed. CPULimit: RLIMIT_CPU killed it. OutputLimit: it wrote too much.
-	TimedOut, CPULimit, OutputLimit bool
-	Wall, CPU                       time.Duration
+	// MemoryLimit: the memory cgroup killed a process of the run.
+	TimedOut, CPULimit, OutputLimit, MemoryLimit bool
+	Wall, CPU                                    time.Duration
+	// Notes are the probe's findings (mode "probe" only).
+	Notes []string
 	// Isolation lists the isolation this run lacked (see Sandbox.Isolation).
 	Isolation []string
 }
@@ -300,147 +427,138 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (Result, error) {
 	return s.runIn(ctx, sl, spec)
 }
 
-func (s *Sandbox) limitsFor(spec Spec) Limits {
-	l := spec.Limits
-	base := s.limits
-	if l.Wall > 0 && l.CPU == 0 {
-		base.CPU = l.Wall + time.Second
+// sealedMemfd returns a read-only, sealed in-memory file holding data (no trace on disk).
+func sealedMemfd(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: memfd: %w", err)
 	}
-	if l.Wall > 0 {
-		base.Wall = l.Wall
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sandbox: memfd: %w", err)
 	}
-	if l.CPU > 0 {
-		base.CPU = l.CPU
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sandbox: memfd seals: %w", err)
 	}
-	if l.AddressSpace > 0 {
-		base.AddressSpace = l.AddressSpace
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sandbox: memfd: %w", err)
 	}
-	if l.Processes > 0 {
-		base.Processes = l.Processes
-	}
-	if l.OpenFiles > 0 {
-		base.OpenFiles = l.OpenFiles
-	}
-	if l.FileSize > 0 {
-		base.FileSize = l.FileSize
-	}
-	if l.Output > 0 {
-		base.Output = l.Output
-	}
-	return base
+	return f, nil
 }
 
+// answerCap bounds the answer channel beyond the Output limit's share: a return value larger than this (encoded)
+// is a runtime error.
+const answerCap = 16 << 20
+
 func (s *Sandbox) runIn(ctx context.Context, sl *slot, spec Spec) (res Result, err error) {
-	lim := s.limitsFor(spec)
+	lim := spec.Limits.merge(s.limits)
 	res.Isolation = s.Isolation()
-	dir, err := os.MkdirTemp(s.base, "run-")
-	if err != nil {
-		return res, fmt.Errorf("sandbox: %w", err)
-	}
-	defer func() {
-		if sl.uid != 0 {
-			killUID(sl.uid)
-		}
-		if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
-			err = fmt.Errorf("sandbox: cleanup: %w", rerr)
-		}
-	}()
-	if sl.uid != 0 {
-		if err := os.Chown(dir, sl.uid, sl.uid); err != nil {
-			return res, fmt.Errorf("sandbox: %w", err)
-		}
-	}
-	write := func(name, text string) (string, error) {
-		p := filepath.Join(dir, name)
-		return p, os.WriteFile(p, []byte(text), 0o644)
-	}
-	cfg := map[string]any{"mode": spec.Mode, "uid": sl.uid, "private_tmp": s.privTmp, "tmp_size": lim.FileSize,
-		"preamble": !spec.NoPreamble, "func": spec.FuncName}
 	cpu := int64((lim.CPU + time.Second - 1) / time.Second)
 	nproc := 0
 	if s.root {
 		nproc = lim.Processes
 	}
-	cfg["limits"] = map[string]int64{"cpu": cpu, "as": lim.AddressSpace, "nproc": int64(nproc),
-		"nofile": int64(lim.OpenFiles), "fsize": lim.FileSize}
-	if spec.Mode != "probe" {
-		if cfg["program"], err = write("solution.py", spec.Program); err != nil {
+	job := map[string]any{"mode": spec.Mode, "program": spec.Program, "func": spec.FuncName, "args": spec.CallInput,
+		"preamble": !spec.NoPreamble, "uid": sl.uid, "deny_setsid": !s.ns,
+		"limits": map[string]int64{"cpu": cpu, "as": lim.AddressSpace, "nproc": int64(nproc),
+			"nofile": int64(lim.OpenFiles), "fsize": lim.FileSize}}
+	dir := "/"
+	if s.ns {
+		job["fs"] = map[string]any{"binds": s.binds, "size": lim.Disk, "inodes": 16384}
+	} else {
+		base, err := s.baseDir()
+		if err != nil {
+			return res, err
+		}
+		if dir, err = os.MkdirTemp(base, "run-"); err != nil {
 			return res, fmt.Errorf("sandbox: %w", err)
 		}
+		defer func() {
+			if rerr := os.RemoveAll(dir); rerr != nil && err == nil {
+				err = fmt.Errorf("sandbox: cleanup: %w", rerr)
+			}
+		}()
+		if sl.uid != 0 {
+			if err := os.Chown(dir, sl.uid, sl.uid); err != nil {
+				return res, fmt.Errorf("sandbox: %w", err)
+			}
+		}
+		job["cwd"] = dir
 	}
-	stdinPath, err := write("stdin.txt", spec.Stdin)
+	if sl.cg != nil {
+		if err := s.cg.setLimits(sl.cg, lim.Memory, lim.Processes); err != nil {
+			return res, fmt.Errorf("sandbox: %w", err)
+		}
+		job["cgroup_procs"] = sl.cg.procsFiles()
+	}
+	jobJSON, err := json.Marshal(job)
 	if err != nil {
 		return res, fmt.Errorf("sandbox: %w", err)
 	}
-	if spec.Mode == "call" {
-		if cfg["input"], err = write("input.json", spec.CallInput); err != nil {
-			return res, fmt.Errorf("sandbox: %w", err)
+	var files []*os.File // closed on return
+	defer func() {
+		for _, f := range files {
+			f.Close()
 		}
-		if cfg["expected"], err = write("expected.json", spec.CallExpected); err != nil {
-			return res, fmt.Errorf("sandbox: %w", err)
-		}
+	}()
+	jobFile, err := sealedMemfd("job", jobJSON)
+	if err != nil {
+		return res, err
 	}
-	cfgJSON, _ := json.Marshal(cfg)
+	files = append(files, jobFile)
+	stdin, err := sealedMemfd("stdin", []byte(spec.Stdin))
+	if err != nil {
+		return res, err
+	}
+	files = append(files, stdin)
+	var rd, wr [4]*os.File // stdout, stderr, answer, setup
+	for i := range rd {
+		if rd[i], wr[i], err = os.Pipe(); err != nil {
+			return res, fmt.Errorf("sandbox: %w", err)
+		}
+		files = append(files, rd[i], wr[i])
+	}
 
-	stdin, err := os.Open(stdinPath)
-	if err != nil {
-		return res, fmt.Errorf("sandbox: %w", err)
-	}
-	defer stdin.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return res, fmt.Errorf("sandbox: %w", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return res, fmt.Errorf("sandbox: %w", err)
-	}
-	stR, stW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		errR.Close()
-		errW.Close()
-		return res, fmt.Errorf("sandbox: %w", err)
-	}
-	cmd := exec.Command(s.python, "-I", "-B", s.driver, string(cfgJSON))
+	cmd := exec.Command(s.python, "-I", "-B", "-c", driverSource)
 	cmd.Env = []string{} // empty, not inherited
 	cmd.Dir = dir
 	cmd.Stdin = stdin
-	cmd.Stdout = outW
-	cmd.Stderr = errW
-	cmd.ExtraFiles = []*os.File{stW}
+	cmd.Stdout = wr[0]
+	cmd.Stderr = wr[1]
+	cmd.ExtraFiles = []*os.File{jobFile, wr[2], wr[3]} // fds 3, 4, 5
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if s.netns {
-		attr.Unshareflags = syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC
+	if s.ns {
+		attr.Cloneflags = syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NEWIPC |
+			syscall.CLONE_NEWUTS
 	}
 	cmd.SysProcAttr = attr
+	if sl.cg != nil {
+		sl.cg.oomKills = s.cg.oomKills(sl.cg)
+	}
 
-	killed := make(chan struct{})
-	var killOnce sync.Once
 	kill := func() {
-		killOnce.Do(func() { close(killed) })
 		if cmd.Process != nil {
+			// With a PID namespace, killing its first process kills all of it.
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Process.Kill()
 		}
-		if sl.uid != 0 {
+		if !s.ns && sl.uid != 0 {
 			killUID(sl.uid)
 		}
 	}
-	var outLimit bool
-	var outMu sync.Mutex
-	capture := func(r *os.File, dst *bytes.Buffer, wg *sync.WaitGroup) {
+	var overLimit, timedOut atomic.Bool
+	capture := func(r *os.File, dst *bytes.Buffer, limit int64, wg *sync.WaitGroup) {
 		defer wg.Done()
 		buf := make([]byte, 64<<10)
 		for {
 			n, rerr := r.Read(buf)
 			if n > 0 {
-				if int64(dst.Len()+n) > lim.Output {
-					outMu.Lock()
-					outLimit = true
-					outMu.Unlock()
+				if int64(dst.Len()+n) > limit {
+					overLimit.Store(true)
 					kill()
 					return
 				}
@@ -454,57 +572,54 @@ func (s *Sandbox) runIn(ctx context.Context, sl *slot, spec Spec) (res Result, e
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		outR.Close()
-		outW.Close()
-		errR.Close()
-		errW.Close()
-		stR.Close()
-		stW.Close()
-		return res, &startError{err}
+		return res, fmt.Errorf("sandbox: start %s: %w", s.python, err)
 	}
-	outW.Close()
-	errW.Close()
-	stW.Close()
-	var stdout, stderr, status bytes.Buffer
+	for _, f := range wr {
+		f.Close()
+	}
+	var stdout, stderr, answer, setup bytes.Buffer
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go capture(outR, &stdout, &wg)
-	go capture(errR, &stderr, &wg)
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewReader(io.LimitReader(stR, 1<<20))
-		b, _ := sc.ReadBytes('\n')
-		status.Write(b)
-		// Drain the rest so the program never blocks on fd 3.
-		_, _ = io.Copy(io.Discard, stR)
-	}()
-	timer := time.AfterFunc(lim.Wall, func() { res.TimedOut = true; kill() })
+	wg.Add(4)
+	go capture(rd[0], &stdout, lim.Output, &wg)
+	go capture(rd[1], &stderr, lim.Output, &wg)
+	go capture(rd[2], &answer, min(lim.Output, answerCap), &wg)
+	go capture(rd[3], &setup, 1<<16, &wg)
+	timer := time.AfterFunc(lim.Wall, func() {
+		timedOut.Store(true)
+		kill()
+	})
 	stopCtx := context.AfterFunc(ctx, kill)
 	state, werr := cmd.Process.Wait()
 	timer.Stop()
 	stopCtx()
 	res.Wall = time.Since(start)
-	// The main process is gone: kill what it left behind (its group, and as root every process of the slot uid).
-	kill()
+	// The first process is gone; with a PID namespace so is every other. Without one, kill what is left (its
+	// process group and, as root, every process of the slot's uid).
+	if !s.ns {
+		kill()
+	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
-		// A descendant outside our reach (not root) still holds a pipe: stop reading.
-		outR.Close()
-		errR.Close()
-		stR.Close()
+		// A descendant outside our reach (degraded mode) still holds a pipe: stop reading.
+		for _, f := range rd {
+			f.Close()
+		}
 		<-done
 	}
-	outR.Close()
-	errR.Close()
-	stR.Close()
+	if sl.cg != nil {
+		res.MemoryLimit = s.cg.oomKills(sl.cg) > sl.cg.oomKills
+		if err := drainCgroup(sl.cg.mem, sl.cg.pids); err != nil {
+			return res, fmt.Errorf("sandbox: %w", err)
+		}
+	}
 	if werr != nil {
 		return res, fmt.Errorf("sandbox: wait: %w", werr)
 	}
+	res.OutputLimit, res.TimedOut = overLimit.Load(), timedOut.Load()
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
-	res.OutputLimit = outLimit
 	if ru, ok := state.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		res.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
@@ -516,16 +631,32 @@ func (s *Sandbox) runIn(ctx context.Context, sl *slot, spec Spec) (res Result, e
 			res.CPULimit = true
 		}
 	}
-	if line := bytes.TrimSpace(status.Bytes()); len(line) > 0 {
-		if jerr := json.Unmarshal(line, &res.Status); jerr != nil {
-			res.Status = Status{Status: "bad_status", Error: truncate(string(line), 200)}
-		}
-	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}
-	if res.Status.Status == "setup_error" {
-		return res, fmt.Errorf("sandbox: driver setup failed: %s", res.Status.Error)
+	// The setup channel is closed before the program runs: what it says is the driver's word, not the program's.
+	var st struct {
+		Status string   `json:"status"`
+		Error  string   `json:"error"`
+		Notes  []string `json:"notes"`
+	}
+	if line := bytes.TrimSpace(setup.Bytes()); len(line) == 0 || json.Unmarshal(line, &st) != nil || st.Status != "ready" {
+		why := st.Error
+		if why == "" {
+			why = fmt.Sprintf("no word from the driver (exit %d, signal %q, timed out %v, stderr %q)", res.ExitCode,
+				res.Signal, res.TimedOut, lastLines(string(res.Stderr), 3))
+		}
+		return res, fmt.Errorf("sandbox: driver setup failed: %s", why)
+	}
+	res.Notes = st.Notes
+	// The answer channel is the program's: take its last line, whatever it is.
+	if a := bytes.TrimSpace(answer.Bytes()); len(a) > 0 {
+		if i := bytes.LastIndexByte(a, '\n'); i >= 0 {
+			a = a[i+1:]
+		}
+		if jerr := json.Unmarshal(a, &res.Status); jerr != nil {
+			res.Status = Status{Status: "bad_answer", Error: truncate(string(a), 200)}
+		}
 	}
 	return res, nil
 }
@@ -535,57 +666,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n/2] + "...(truncated)..." + s[len(s)-n/2:]
-}
-
-// killUID SIGKILLs every process whose real uid is uid until none is left.
-func killUID(uid int) {
-	want := strconv.Itoa(uid)
-	for round := 0; round < 100; round++ {
-		ents, err := os.ReadDir("/proc")
-		if err != nil {
-			return
-		}
-		found := false
-		for _, e := range ents {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			b, err := os.ReadFile("/proc/" + e.Name() + "/status")
-			if err != nil {
-				continue
-			}
-			if statusField(b, "State") == "Z" {
-				continue // a zombie: already dead, waiting for its parent
-			}
-			for _, id := range strings.Fields(statusField(b, "Uid")) {
-				if id == want {
-					found = true
-					syscall.Kill(pid, syscall.SIGKILL)
-					break
-				}
-			}
-		}
-		if !found {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// statusField returns the first word... of a /proc/<pid>/status field ("State") or all of it ("Uid").
-func statusField(b []byte, name string) string {
-	key := []byte("\n" + name + ":\t")
-	i := bytes.Index(b, key)
-	if i < 0 {
-		return ""
-	}
-	rest := b[i+len(key):]
-	if j := bytes.IndexByte(rest, '\n'); j >= 0 {
-		rest = rest[:j]
-	}
-	if name == "State" && len(rest) > 0 {
-		return string(rest[:1])
-	}
-	return string(rest)
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -59,6 +62,9 @@ func runGrade(ctx context.Context, o *gradeOptions, stdout, stderr io.Writer) er
 	if err != nil {
 		return usageErrorf("%w", err)
 	}
+	if c, ok := bench.(io.Closer); ok {
+		defer c.Close() // LiveCodeBench's sandbox: its uids, cgroups and directories
+	}
 	if _, ok := bench.(eval.RowParser); !ok {
 		return usageErrorf("benchmark %s cannot re-grade upstream rows", o.Bench)
 	}
@@ -82,11 +88,17 @@ func runGrade(ctx context.Context, o *gradeOptions, stdout, stderr io.Writer) er
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Ctrl-C and SIGTERM stop grading through the deferred Close (the sandbox's cgroups and directories).
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	st, err := regrade.Run(ctx, bench, in, out)
 	if outFile != nil {
 		if cerr := outFile.Close(); err == nil {
 			err = cerr
 		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: exitIncomplete, err: fmt.Errorf("%s: stopped after %d lines: %w", o.Input, st.Lines, err)}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.Input, err)

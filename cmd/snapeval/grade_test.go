@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/snapeval/snapeval/sandbox"
 )
 
 func TestRunGradeCommand(t *testing.T) {
@@ -36,6 +40,47 @@ func TestRunGradeCommand(t *testing.T) {
 		if err := runGrade(context.Background(), o, &stdout, &stderr); dataExitCode(err) != exitUsage {
 			t.Errorf("%+v: err %v, want a usage error", o, err)
 		}
+	}
+}
+
+// TestRunGradeClosesSandbox is issue 18's item 7: grading LiveCodeBench outputs must release the sandbox (its
+// uids, cgroups and directories) before runGrade returns.
+func TestRunGradeClosesSandbox(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	rows, err := os.ReadFile(filepath.Join("..", "..", "eval", "livecodebench", "testdata", "rows.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row map[string]any
+	if err := json.Unmarshal(bytes.SplitN(rows, []byte("\n"), 2)[0], &row); err != nil {
+		t.Fatal(err)
+	}
+	row["output"] = "```python\nprint('YES')\n```"
+	line, _ := json.Marshal(row)
+	in := filepath.Join(t.TempDir(), "outputs.jsonl")
+	os.WriteFile(in, append(line, '\n'), 0o644)
+	before := sandbox.Open()
+	var stdout, stderr bytes.Buffer
+	if err := runGrade(context.Background(), &gradeOptions{Bench: "livecodebench", Input: in}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"verdict":"wrong_answer"`) {
+		t.Errorf("graded %s", stdout.String())
+	}
+	if n := sandbox.Open(); n != before {
+		t.Errorf("%d sandboxes open after runGrade returned, %d before", n, before)
+	}
+	// Stopped (Ctrl-C): exit 3, and the sandbox closed all the same.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = runGrade(ctx, &gradeOptions{Bench: "livecodebench", Input: in}, &stdout, &stderr)
+	if dataExitCode(err) != exitIncomplete {
+		t.Errorf("stopped grade: %v, want exit %d", err, exitIncomplete)
+	}
+	if n := sandbox.Open(); n != before {
+		t.Errorf("%d sandboxes open after a stopped runGrade, %d before", n, before)
 	}
 }
 
