@@ -499,13 +499,7 @@ func (b *Bench) preparedItems(ctx context.Context, pf []preparedFile) ([]eval.It
 			if err != nil {
 				return err
 			}
-			depth := -1.0
-			if f.task.Family == FamilyNIAH && len(row.Outputs) > 0 {
-				if at := strings.Index(row.Input, row.Outputs[0]); at >= 0 {
-					depth = 100 * float64(at) / float64(len(row.Input))
-				}
-			}
-			items = append(items, b.item(f.task, f.maxSeq, n, row, depth))
+			items = append(items, b.rowItem(f.task, f.maxSeq, n, row))
 			n++
 			return nil
 		})
@@ -545,12 +539,14 @@ func (b *Bench) Grade(_ context.Context, it eval.Item, output string) (eval.Grad
 }
 
 // ParseRow implements eval.RowParser for `snapeval grade`: a RULER row {index, task, outputs, ...} (task may be
-// given with --opt task=NAME instead). The item id is "task/index".
+// given with --opt task=NAME instead; other fields of prepare.py's rows are read when present). The item id is
+// task/max_seq_length/index, with max_seq_length from an optional field of that name (0 when absent).
 func (b *Bench) ParseRow(raw []byte) (eval.Item, error) {
 	var r struct {
-		Index   *json.Number `json:"index"`
-		Task    *string      `json:"task"`
-		Outputs []*string    `json:"outputs"`
+		Task   *string `json:"task"`
+		MaxSeq int     `json:"max_seq_length"`
+		Index  *int    `json:"index"`
+		Input  string  `json:"input"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return eval.Item{}, fmt.Errorf("ruler row: %w", err)
@@ -566,23 +562,47 @@ func (b *Bench) ParseRow(raw []byte) (eval.Item, error) {
 	if !ok {
 		return eval.Item{}, fmt.Errorf("ruler row: field task %q is not a RULER task (%s)", name, taskNames())
 	}
-	if r.Index == nil {
-		return eval.Item{}, errors.New("ruler row: missing field index")
+	if r.MaxSeq < 0 {
+		return eval.Item{}, errors.New("ruler row: field max_seq_length is negative")
 	}
-	if r.Outputs == nil {
-		return eval.Item{}, errors.New("ruler row: field outputs: want a list of strings")
+	var withInput map[string]json.RawMessage
+	json.Unmarshal(raw, &withInput)
+	if _, ok := withInput["input"]; !ok {
+		withInput["input"] = json.RawMessage(`""`)
+		raw, _ = json.Marshal(withInput)
 	}
-	row := Row{}
-	for i, o := range r.Outputs {
-		if o == nil {
-			return eval.Item{}, fmt.Errorf("ruler row: field outputs[%d] is null", i)
+	row, err := ParsePrepared(raw)
+	if err != nil {
+		return eval.Item{}, err
+	}
+	if row.Index < 0 {
+		return eval.Item{}, errors.New("ruler row: field index is negative")
+	}
+	return b.rowItem(t, r.MaxSeq, row.Index, row), nil
+}
+
+// rowItem builds the item of a prepared row (needle depth from where the first answer sits in the input).
+func (b *Bench) rowItem(t Task, maxSeq, n int, row Row) eval.Item {
+	depth := -1.0
+	if t.Family == FamilyNIAH && len(row.Outputs) > 0 && len(row.Input) > 0 {
+		if at := strings.Index(row.Input, row.Outputs[0]); at >= 0 {
+			depth = 100 * float64(at) / float64(len(row.Input))
 		}
-		row.Outputs = append(row.Outputs, *o)
 	}
-	return eval.Item{ID: t.Name + "/" + r.Index.String(), Tags: map[string]string{"task": t.Name}, Data: &Item{Task: t, Row: row, Depth: -1}}, nil
+	return b.item(t, maxSeq, n, row, depth)
+}
+
+// Gold implements eval.GoldAnswerer: the expected values, space-separated.
+func (b *Bench) Gold(it eval.Item) (string, bool) {
+	d, err := itemOf(it)
+	if err != nil || len(d.Row.Outputs) == 0 {
+		return "", false
+	}
+	return strings.Join(d.Row.Outputs, " "), true
 }
 
 var (
-	_ eval.FileBacked = (*Bench)(nil)
-	_ eval.RowParser  = (*Bench)(nil)
+	_ eval.FileBacked   = (*Bench)(nil)
+	_ eval.RowParser    = (*Bench)(nil)
+	_ eval.GoldAnswerer = (*Bench)(nil)
 )

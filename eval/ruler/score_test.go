@@ -47,7 +47,7 @@ func TestParseRowAndGrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.ID != "qa_2/7" {
+	if it.ID != "qa_2/0/007" {
 		t.Errorf("id %q", it.ID)
 	}
 	g, err := b.Grade(context.Background(), it, "Yes.")
