@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/snapeval/snapeval/eval"
@@ -40,12 +39,6 @@ func (byteTokenizer) Decode(ids []int) string {
 	}
 	return string(b)
 }
-
-// wordTokenizer is one token per whitespace-separated word (RULER's fixtures are sized in words).
-type wordTokenizer struct{}
-
-func (wordTokenizer) Encode(s string) []int { return make([]int, len(strings.Fields(s))) }
-func (wordTokenizer) Decode([]int) string   { return "" }
 
 // variant is one configuration of a registered benchmark on its fixture.
 type variant struct {

@@ -117,9 +117,6 @@ func (r *Random) Seed(seed int64) {
 	r.m.initByArray(key)
 }
 
-// Uint32 is one raw 32-bit output of the generator.
-func (r *Random) Uint32() uint32 { return r.m.uint32() }
-
 // Float64 is random.random().
 func (r *Random) Float64() float64 { return r.m.random53() }
 
