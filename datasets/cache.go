@@ -229,11 +229,17 @@ func Verify(lock *Lock, cacheDir string, names ...string) ([]Status, error) {
 		}
 	} else {
 		for _, n := range names {
-			d, err := lock.Dataset(n)
-			if err != nil {
-				return nil, err
+			members := lock.Members(n)
+			if len(members) == 0 {
+				members = []string{n}
 			}
-			ds = append(ds, d)
+			for _, m := range members {
+				d, err := lock.Dataset(m)
+				if err != nil {
+					return nil, err
+				}
+				ds = append(ds, d)
+			}
 		}
 	}
 	var out []Status

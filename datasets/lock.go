@@ -213,6 +213,19 @@ func (l *Lock) Dataset(name string) (*Dataset, error) {
 	return nil, fmt.Errorf("no dataset %q in the lock (have %s)", name, strings.Join(names, ", "))
 }
 
+// Members returns the datasets a name stands for: the dataset of that name, and every dataset named NAME.PART (a
+// benchmark whose data lives in several repositories, such as ruler.squad and ruler.hotpotqa for ruler). It is
+// empty when the lock has neither.
+func (l *Lock) Members(name string) []string {
+	var out []string
+	for _, d := range l.Datasets {
+		if d.Name == name || strings.HasPrefix(d.Name, name+".") {
+			out = append(out, d.Name)
+		}
+	}
+	return out
+}
+
 // File returns the file of d with the given path.
 func (d *Dataset) File(p string) (*File, error) {
 	for i := range d.Files {

@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,4 +137,22 @@ func FuzzParseLock(f *testing.F) {
 			t.Fatalf("valid lock does not round-trip: %v", err)
 		}
 	})
+}
+
+func TestMembers(t *testing.T) {
+	l, err := ParseLock([]byte(`{"version":1,"datasets":[
+ {"name":"ruler.squad","repo":"a/b","revision":"unknown","license":"x","files":[{"path":"f.json","size":null,"sha256":"unknown","rows":null,"format":"json"}]},
+ {"name":"rulerx","repo":"a/b","revision":"unknown","license":"x","files":[{"path":"f.json","size":null,"sha256":"unknown","rows":null,"format":"json"}]},
+ {"name":"ruler.hotpotqa","repo":"a/b","revision":"unknown","license":"x","files":[{"path":"f.json","size":null,"sha256":"unknown","rows":null,"format":"json"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		want string
+	}{{"ruler", "[ruler.squad ruler.hotpotqa]"}, {"ruler.squad", "[ruler.squad]"}, {"rulerx", "[rulerx]"}, {"rul", "[]"}} {
+		if got := fmt.Sprint(l.Members(c.name)); got != c.want {
+			t.Errorf("Members(%q) = %s, want %s", c.name, got, c.want)
+		}
+	}
 }

@@ -37,7 +37,7 @@ func ItemID(it Item) string { return it.ID }
 
 // Benchmark is one evaluation suite: it loads items, renders requests and grades outputs.
 type Benchmark interface {
-	// Name is the benchmark name used on the command line and in records ("ruler", "aime24", ...).
+	// Name is the benchmark name used on the command line and in records ("synth", "ruler", "aime24", ...).
 	Name() string
 	// Items loads the items. tok is the model's tokenizer when the backend has one (nil otherwise);
 	// benchmarks that size or truncate prompts by tokens use it.

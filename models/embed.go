@@ -15,7 +15,7 @@ var files embed.FS
 
 // SnapTiny is the shipped checkpoint, rooted at its folder: config.json (LlamaForCausalLM), model.safetensors
 // (bf16, tied embeddings), tokenizer.json (byte-level BPE, EOS "<|endoftext|>" = 0) and generation_config.json.
-// It is trained by tools/train/train.py on the train split of the "ruler" suite (package eval/synthetic);
+// It is trained by tools/train/train.py on the train split of the "synth" suite (package eval/synthetic);
 // tools/train/README.md records how, and what it scores. Open it with the cpu backend's OpenFS(SnapTiny, ".", Name, ...).
 var SnapTiny fs.FS = mustSub(files, Name)
 

@@ -14,14 +14,20 @@ import (
 var Files = []string{"report.md", "report.csv", "report.svg", "report.png"}
 
 // WriteFiles writes report.md, report.csv, report.svg and report.png into dir (created if needed), each
-// atomically (a temporary file renamed into place), and returns their paths.
+// atomically (a temporary file renamed into place), and returns their paths. A report with RULER needle records
+// also gets the heat maps ruler-depth.png and ruler-depth.svg.
 func WriteFiles(dir string, r *Report) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	writers := []func(io.Writer, *Report) error{WriteMarkdown, WriteCSV, WriteSVG, WritePNG}
+	names := Files
+	if len(r.depthGrids()) > 0 {
+		writers = append(writers, WriteHeatmapSVG, WriteHeatmapPNG)
+		names = append(append([]string{}, Files...), HeatmapSVG, HeatmapPNG)
+	}
 	var paths []string
-	for i, name := range Files {
+	for i, name := range names {
 		var buf bytes.Buffer
 		if err := writers[i](&buf, r); err != nil {
 			return paths, fmt.Errorf("%s: %w", name, err)

@@ -62,6 +62,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		writeRowsTable(bw, "", []Group{{Rows: b.Rows}}, b.PassK)
 		writeErrors(bw, b.Rows)
+		if b.TaskAverage != nil {
+			writeTaskAverage(p, b.TaskAverage)
+		}
+		if len(b.DepthGrids) > 0 {
+			p("\nNeedle accuracy by length and depth, per policy: [%s](%s) ([SVG](%s)).\n", HeatmapPNG, HeatmapPNG, HeatmapSVG)
+		}
 		for _, bd := range b.Breakdowns {
 			p("\n### by %s\n\n", mdText(bd.Key))
 			writeRowsTable(bw, bd.Key, bd.Groups, b.PassK)

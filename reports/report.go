@@ -58,6 +58,10 @@ type Bench struct {
 	PassK      int         `json:"pass_k,omitempty"`
 	Rows       []Row       `json:"rows"`
 	Breakdowns []Breakdown `json:"breakdowns,omitempty"`
+	// TaskAverage is RULER's aggregate (benchmark ruler only).
+	TaskAverage *TaskAverage `json:"task_average,omitempty"`
+	// DepthGrids are the needle heat maps' data, one per policy (benchmark ruler only).
+	DepthGrids []DepthGrid `json:"depth_grids,omitempty"`
 }
 
 // Breakdown is the results split by one tag key.
@@ -177,6 +181,9 @@ func buildBench(name string, recs []eval.Record, order []string, opt Options) Be
 		}
 	}
 	b.Rows = rows(recs, order, b.PassK, opt)
+	if name == RulerBench {
+		b.TaskAverage, b.DepthGrids = rulerAggregates(recs, order)
+	}
 
 	// breakdowns by every tag key seen in this benchmark
 	keys := map[string]bool{}

@@ -222,7 +222,7 @@ func ParseKV(kvs []string, flag string) (map[string]string, error) {
 // three budgets, StreamingLLM and SnapKV at the middle budget.
 func Default() eval.RunConfig {
 	return eval.RunConfig{
-		Benches:     []string{"ruler"},
+		Benches:     []string{"synth"},
 		Backend:     "cpu",
 		Policies:    []string{"snapstream:budget=128", "snapstream:budget=256", "snapstream:budget=512", "streaming:sinks=4,recent=252", "snapkv:topk=224,window=32,kernel=5"},
 		Seed:        1,

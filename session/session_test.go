@@ -26,10 +26,10 @@ func TestOptionsFor(t *testing.T) {
 	if got := optionsFor(opts, "longbench-v2"); !reflect.DeepEqual(got, map[string]string{"n": "2", "max_len": "1000"}) {
 		t.Errorf("longbench-v2 options %v", got)
 	}
-	if got := optionsFor(opts, "ruler"); !reflect.DeepEqual(got, map[string]string{"n": "2"}) {
-		t.Errorf("ruler options %v", got)
+	if got := optionsFor(opts, "synth"); !reflect.DeepEqual(got, map[string]string{"n": "2"}) {
+		t.Errorf("synth options %v", got)
 	}
-	if optionsFor(nil, "ruler") != nil {
+	if optionsFor(nil, "synth") != nil {
 		t.Error("no options should stay nil")
 	}
 }

@@ -53,7 +53,8 @@ func init() {
 	pull := &cobra.Command{
 		Use:   "pull [NAME...]",
 		Short: "Download datasets from the Hugging Face Hub into the cache, verified against datasets.lock",
-		Long: `pull downloads every file of the named datasets (all when none is named) at the locked revision,
+		Long: `pull downloads every file of the named datasets (all when none is named; NAME also stands for every dataset
+named NAME.PART, so "ruler" pulls ruler.squad and ruler.hotpotqa) at the locked revision,
 resuming interrupted transfers and checking each file's sha256. A file whose hash the lock does not know is
 refused unless --trust-on-first-use, which records the hash it saw in lock.local.json in the cache and warns.
 Environment: HF_ENDPOINT (a mirror), HF_TOKEN (gated repositories; never printed).`,
@@ -137,6 +138,16 @@ func runDataPull(ctx context.Context, o *dataOptions, names []string, log io.Wri
 		for _, d := range l.Datasets {
 			names = append(names, d.Name)
 		}
+	} else {
+		var expanded []string
+		for _, n := range names {
+			if m := l.Members(n); len(m) > 0 {
+				expanded = append(expanded, m...)
+			} else {
+				expanded = append(expanded, n)
+			}
+		}
+		names = expanded
 	}
 	if ctx == nil {
 		ctx = context.Background()

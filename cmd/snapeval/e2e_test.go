@@ -44,7 +44,7 @@ func cli(t *testing.T, args ...string) *exec.Cmd {
 	return cmd
 }
 
-var e2eRunArgs = []string{"run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--bench", "ruler",
+var e2eRunArgs = []string{"run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--bench", "synth",
 	"--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single,niah_multikey", "--bench-opt", "n=16",
 	"--policy", "snapstream:budget=64", "--policy", "streaming:sinks=4,recent=60", "--max-new", "6",
 	"--concurrency", "3", "--quiet"}
@@ -119,7 +119,7 @@ func TestRunResumeRefusesOtherRun(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	dir := filepath.Join(t.TempDir(), "run")
-	args := []string{"run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--bench", "ruler",
+	args := []string{"run", "--model", "../../backends/cpu/testdata/models/qwen2-tied", "--bench", "synth",
 		"--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single", "--bench-opt", "n=1", "--max-new", "2", "--quiet", "--out", dir}
 	if out, err := cli(t, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -155,7 +155,7 @@ func TestDefaultRunStructure(t *testing.T) {
 			t.Errorf("report.md has no row for policy %s", p)
 		}
 	}
-	for _, want := range []string{"## ruler", "### by task", "### by length", "McNemar"} {
+	for _, want := range []string{"## synth", "### by task", "### by length", "McNemar"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
 		}

@@ -103,7 +103,7 @@ func TestPromptsDefaultSuite(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range ps {
-		if p.Bench != "ruler" || p.Prompt == "" || len(p.Messages) != 0 || p.Rendered != "" || p.Truncation != nil {
+		if p.Bench != "synth" || p.Prompt == "" || len(p.Messages) != 0 || p.Rendered != "" || p.Truncation != nil {
 			t.Fatalf("prompt %+v", p)
 		}
 		if ids := tok.EncodeWithSpecial(p.Prompt); p.Tokens != len(ids) || len(p.IDs) != len(ids) {

@@ -27,9 +27,9 @@ func init() {
 	o := &synthOptions{}
 	cmd := &cobra.Command{
 		Use:   "synth",
-		Short: "Write training data for the built-in ruler suite (train split) as JSONL",
+		Short: "Write training data for the built-in synth suite (train split) as JSONL",
 		Long: `Writes one {"id","task","length","prompt","answer","answers"} object per line, generated from the
-train split of the built-in "ruler" suite. The train and eval splits come from disjoint random streams, so
+train split of the built-in "synth" suite. The train and eval splits come from disjoint random streams, so
 training on this data never shows the model an evaluation item. With --tokenizer, prompt lengths are exact
 token counts of that tokenizer.json; without, one token is counted per --chars-per-token bytes.`,
 		Args: cobra.NoArgs,

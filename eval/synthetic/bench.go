@@ -11,7 +11,7 @@ import (
 )
 
 // Name is the benchmark name on the command line and in records.
-const Name = "ruler"
+const Name = "synth"
 
 // Default suite: every task at 512 and 1024 tokens, 17 items each (204 items).
 var (
@@ -27,7 +27,7 @@ func init() {
 	eval.RegisterBenchmark(Name, func(opts eval.BenchOptions) (eval.Benchmark, error) { return New(opts) })
 }
 
-// Bench is the "ruler" benchmark. It implements eval.Benchmark.
+// Bench is the "synth" benchmark (the built-in suite). It implements eval.Benchmark.
 type Bench struct {
 	cfg    Config
 	maxNew int // 0: per-task default
@@ -59,10 +59,10 @@ func New(opts eval.BenchOptions) (*Bench, error) {
 		case "chars_per_token":
 			cfg.CharsPerToken, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
 		default:
-			return nil, fmt.Errorf("ruler: unknown option %q (known: tasks, lengths, n, max_new, chars_per_token)", k)
+			return nil, fmt.Errorf("synth: unknown option %q (known: tasks, lengths, n, max_new, chars_per_token)", k)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("ruler: option %s=%q: %w", k, v, err)
+			return nil, fmt.Errorf("synth: option %s=%q: %w", k, v, err)
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -167,7 +167,7 @@ func sampleOf(item eval.Item) (Sample, error) {
 			return *d, nil
 		}
 	}
-	return Sample{}, fmt.Errorf("ruler: item %s: data is %T, want synthetic.Sample", item.ID, item.Data)
+	return Sample{}, fmt.Errorf("synth: item %s: data is %T, want synthetic.Sample", item.ID, item.Data)
 }
 
 // Request implements eval.Benchmark: the raw prompt (no chat template), greedy, with the item's answer budget.

@@ -1,6 +1,8 @@
-// Package synthetic is snapeval's built-in long-context suite (benchmark "ruler"): RULER-style needle retrieval
-// (single, multi-key, multi-value, multi-query), variable tracking and common-word extraction, generated
-// deterministically from (split, seed, task, length, index) on a haystack of our own generated sentences.
+// Package synthetic is snapeval's built-in long-context suite (benchmark "synth"): needle retrieval (single,
+// multi-key, multi-value, multi-query), variable tracking and common-word extraction in the manner of RULER's task
+// families, generated deterministically from (split, seed, task, length, index) on a haystack of our own generated
+// sentences. It is not RULER: the official benchmark, generated as NVIDIA/RULER's scripts do, is "ruler"
+// (package eval/ruler).
 //
 // Prompts are raw text for a base model (no chat template) and end with the question, so a SnapKV observation
 // window at the end of the prompt holds the question. Grading follows RULER: each expected value is looked up in the

@@ -18,8 +18,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo
   echo "Output of \`snapeval run\` (no flags) on $(nproc) cores ($cpu), wall time ${secs} s:"
   echo
-  # The main table of the ruler section, then its per-task breakdown.
-  awk '/^## ruler/{on=1; next} on && /^##/{exit} on' "$tmp/run/report.md" | cat -s
+  # The main table of the synth section, then its per-task breakdown.
+  awk '/^## synth/{on=1; next} on && /^##/{exit} on' "$tmp/run/report.md" | cat -s
   echo "Per task:"
   awk '/^### by task/{on=1; next} on && /^##/{exit} on' "$tmp/run/report.md" | cat -s
   echo
