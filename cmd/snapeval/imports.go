@@ -8,6 +8,7 @@ import (
 	_ "github.com/snapeval/snapeval/eval/aime"          // benchmark "aime24"
 	_ "github.com/snapeval/snapeval/eval/livecodebench" // benchmark "livecodebench"
 	_ "github.com/snapeval/snapeval/eval/longbench"     // benchmark "longbench-v2"
+	_ "github.com/snapeval/snapeval/eval/longbench1"    // benchmark "longbench" (v1 and LongBench-E)
 	_ "github.com/snapeval/snapeval/eval/ruler"         // benchmark "ruler"
 	_ "github.com/snapeval/snapeval/eval/synthetic"     // benchmark "synth"
 )

@@ -14,6 +14,7 @@ import (
 	"github.com/snapeval/snapeval/eval/benchtest"
 	_ "github.com/snapeval/snapeval/eval/livecodebench"
 	_ "github.com/snapeval/snapeval/eval/longbench"
+	_ "github.com/snapeval/snapeval/eval/longbench1"
 	_ "github.com/snapeval/snapeval/eval/ruler"
 	_ "github.com/snapeval/snapeval/eval/synthetic"
 	"github.com/snapeval/snapeval/internal/contract"
@@ -58,6 +59,8 @@ const (
 	longbenchFixture = "../longbench/testdata/sample.jsonl"
 	rulerPrepared    = "../ruler/testdata/prepared"
 	rulerRows        = "../ruler/testdata/prepared_rows.jsonl"
+	lb1Fixture       = "../longbench1/testdata/rows.jsonl"
+	lb1EFixture      = "../longbench1/testdata/rows_e.jsonl"
 )
 
 // variants opens every registered benchmark on its small testdata fixture, in each configuration that changes
@@ -79,6 +82,14 @@ var variants = map[string][]variant{
 			rows: []string{longbenchFixture}, chained: true},
 		{name: "no_context", opts: eval.BenchOptions{Files: []string{longbenchFixture}, Options: map[string]string{"mode": "0shot_no_context"}},
 			rows: []string{longbenchFixture}},
+	},
+	"longbench": {
+		{opts: eval.BenchOptions{Files: []string{lb1Fixture}}, rows: []string{lb1Fixture}},
+		{name: "truncated", opts: eval.BenchOptions{Files: []string{lb1Fixture}, Options: map[string]string{"max_len": "120"}},
+			tok: byteTokenizer{}, rows: []string{lb1Fixture}},
+		{name: "e", opts: eval.BenchOptions{Files: []string{lb1EFixture}, Options: map[string]string{"e": "true"}}, rows: []string{lb1EFixture}},
+		{name: "levenshtein_rouge100", opts: eval.BenchOptions{Files: []string{lb1Fixture},
+			Options: map[string]string{"code_sim": "levenshtein", "rouge": "1.0.0", "rouge_depth": "0"}}, rows: []string{lb1Fixture}},
 	},
 	"synth": {
 		{opts: eval.BenchOptions{Seed: 7, Options: map[string]string{"lengths": "256", "n": "2"}}},
