@@ -68,12 +68,52 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		if len(b.DepthGrids) > 0 {
 			p("\nNeedle accuracy by length and depth, per policy: [%s](%s) ([SVG](%s)).\n", HeatmapPNG, HeatmapPNG, HeatmapSVG)
 		}
+		writeAggregates(bw, b.Aggregates)
 		for _, bd := range b.Breakdowns {
 			p("\n### by %s\n\n", mdText(bd.Key))
 			writeRowsTable(bw, bd.Key, bd.Groups, b.PassK)
 		}
 	}
 	return bw.Flush()
+}
+
+// writeAggregates writes the benchmark's official aggregate: one row per policy, one column per metric (the
+// union of the policies' metric names, in first-seen order), two decimals.
+func writeAggregates(w io.Writer, rows []AggregateRow) {
+	if len(rows) == 0 {
+		return
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range rows {
+		for _, m := range r.Metrics {
+			if !seen[m.Name] {
+				seen[m.Name] = true
+				names = append(names, m.Name)
+			}
+		}
+	}
+	fmt.Fprintf(w, "\n### official aggregate\n\n")
+	cols := []string{"policy"}
+	for _, n := range names {
+		cols = append(cols, mdText(n))
+	}
+	fmt.Fprintf(w, "| %s |\n|---|%s\n", strings.Join(cols, " | "), strings.Repeat("---:|", len(names)))
+	for _, r := range rows {
+		vals := map[string]float64{}
+		for _, m := range r.Metrics {
+			vals[m.Name] = m.Value
+		}
+		cells := []string{"`" + mdCode(r.Policy) + "`"}
+		for _, n := range names {
+			if v, ok := vals[n]; ok {
+				cells = append(cells, fix(Num(v), 2))
+			} else {
+				cells = append(cells, "–")
+			}
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
 }
 
 // writeRowsTable writes one table of rows; with a tag key, the groups' rows follow each other and every row

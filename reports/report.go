@@ -62,6 +62,14 @@ type Bench struct {
 	TaskAverage *TaskAverage `json:"task_average,omitempty"`
 	// DepthGrids are the needle heat maps' data, one per policy (benchmark ruler only).
 	DepthGrids []DepthGrid `json:"depth_grids,omitempty"`
+	// Aggregates is the benchmark's official summary per policy (eval.Aggregate), when it registers one.
+	Aggregates []AggregateRow `json:"aggregates,omitempty"`
+}
+
+// AggregateRow is a benchmark's official aggregate over one policy's graded records.
+type AggregateRow struct {
+	Policy  string        `json:"policy"`
+	Metrics []eval.Metric `json:"metrics"`
 }
 
 // Breakdown is the results split by one tag key.
@@ -204,7 +212,56 @@ func buildBench(name string, recs []eval.Record, order []string, opt Options) Be
 		}
 		b.Breakdowns = append(b.Breakdowns, bd)
 	}
+	b.Aggregates = aggregateRows(name, recs, order)
 	return b
+}
+
+// aggregateRows computes the benchmark's registered aggregate for each policy in order, over its graded records
+// (an item's score is the mean over its graded samples).
+func aggregateRows(bench string, recs []eval.Record, order []string) []AggregateRow {
+	agg, ok := eval.AggregateFor(bench)
+	if !ok {
+		return nil
+	}
+	type item struct {
+		tags  string
+		sum   float64
+		count int
+	}
+	byPolicy := map[string]map[string]*item{}
+	for _, rec := range recs {
+		if rec.IsError() {
+			continue
+		}
+		m := byPolicy[rec.Policy]
+		if m == nil {
+			m = map[string]*item{}
+			byPolicy[rec.Policy] = m
+		}
+		it := m[rec.ItemID]
+		if it == nil {
+			it = &item{tags: rec.Tags}
+			m[rec.ItemID] = it
+		}
+		it.sum += rec.Score
+		it.count++
+	}
+	var out []AggregateRow
+	for _, p := range order {
+		m, ok := byPolicy[p]
+		if !ok {
+			continue
+		}
+		scores := make([]eval.ItemScore, 0, len(m))
+		for _, id := range sortedKeys(m) {
+			it := m[id]
+			scores = append(scores, eval.ItemScore{ID: id, Tags: eval.ParseTags(it.tags), Score: it.sum / float64(it.count)})
+		}
+		if ms := agg(scores); len(ms) > 0 {
+			out = append(out, AggregateRow{Policy: p, Metrics: ms})
+		}
+	}
+	return out
 }
 
 // rows computes one Row per policy present in recs, in order.

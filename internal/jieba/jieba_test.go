@@ -159,3 +159,23 @@ func BenchmarkCut(b *testing.B) {
 		s.Cut(text)
 	}
 }
+
+// TestRouteTieGoesToLongerWord: with 甲 6, 乙 6, 甲乙 2 and 丙 4 (total 18) the two routes over 甲乙 have exactly
+// equal log probabilities (log 6 - log 18 twice, log 2 - log 18 once); jieba's max over (prob, end) tuples picks
+// the later end, the word 甲乙. jieba 0.42.1 with this dictionary cuts "丙甲乙" into 丙/甲乙.
+func TestRouteTieGoesToLongerWord(t *testing.T) {
+	gz := func(s string) *bytes.Reader {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write([]byte(s))
+		w.Close()
+		return bytes.NewReader(b.Bytes())
+	}
+	s, err := Load(gz("甲 6\n乙 6\n甲乙 2\n丙 4\n"), gz("S 甲 -1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Cut("丙甲乙"); !slices.Equal(got, []string{"丙", "甲乙"}) {
+		t.Fatalf("got %q", got)
+	}
+}
