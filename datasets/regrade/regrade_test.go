@@ -11,6 +11,7 @@ import (
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/eval/aime"
 	"github.com/snapeval/snapeval/eval/longbench"
+	"github.com/snapeval/snapeval/eval/longbench1"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -19,6 +20,7 @@ func TestRunGolden(t *testing.T) {
 	tests := []struct{ bench, input, golden string }{
 		{aime.Name, "testdata/aime_outputs.jsonl", "testdata/aime_graded.golden"},
 		{longbench.Name, "testdata/longbench_outputs.jsonl", "testdata/longbench_graded.golden"},
+		{longbench1.Name, "testdata/longbench1_outputs.jsonl", "testdata/longbench1_graded.golden"},
 	}
 	for _, tc := range tests {
 		b, err := eval.OpenBenchmark(tc.bench, eval.BenchOptions{})
