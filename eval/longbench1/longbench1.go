@@ -25,6 +25,7 @@ import (
 
 	"github.com/snapeval/snapeval/datasets"
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/internal/pytext"
 	"github.com/snapeval/snapeval/llm"
 )
 
@@ -368,7 +369,7 @@ func (b *Bench) Grade(_ context.Context, item eval.Item, output string) (eval.Gr
 func (sc Scorer) Grade(t Task, r Row, output string) (eval.Grade, error) {
 	pred := output
 	if t.FirstLine {
-		pred = firstLine(pred)
+		pred = pytext.FirstLine(pred)
 	}
 	best, bestRef := 0.0, 0
 	for i, ref := range r.Answers {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/snapeval/snapeval/internal/jieba"
+	"github.com/snapeval/snapeval/internal/pytext"
 )
 
 // This file is LongBench/metrics.py, function by function. Every metric returns the official per-reference
@@ -81,91 +82,9 @@ func (sc Scorer) Score(metric, prediction, reference string, allClasses []string
 	return 0, fmt.Errorf("longbench: unknown metric %q", metric)
 }
 
-// normalizeAnswer is normalize_answer: lower case, drop string.punctuation, drop the articles a/an/the (as whole
-// \w words), collapse whitespace.
-func normalizeAnswer(s string) string {
-	s = pyLower(s)
-	s = strings.Map(func(r rune) rune {
-		if r < 128 && strings.ContainsRune(asciiPunct, r) {
-			return -1
-		}
-		return r
-	}, s)
-	s = removeArticles(s)
-	return strings.Join(pySplit(s), " ")
-}
-
-// removeArticles is re.sub(r"\b(a|an|the)\b", " ", s) with Python's Unicode \b: a match is a whole run of word
-// characters equal to a, an or the.
-func removeArticles(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	start := -1
-	flush := func(end int) {
-		switch w := s[start:end]; w {
-		case "a", "an", "the":
-			b.WriteByte(' ')
-		default:
-			b.WriteString(w)
-		}
-		start = -1
-	}
-	for i, r := range s {
-		if isPyWord(r) {
-			if start < 0 {
-				start = i
-			}
-			continue
-		}
-		if start >= 0 {
-			flush(i)
-		}
-		b.WriteRune(r)
-	}
-	if start >= 0 {
-		flush(len(s))
-	}
-	return b.String()
-}
-
-// cnPunct is normalize_zh_answer's cn_punctuation.
-const cnPunct = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
-
-// normalizeZhAnswer is normalize_zh_answer: lower case, drop ASCII and Chinese punctuation, drop whitespace.
-func normalizeZhAnswer(s string) string {
-	s = pyLower(s)
-	return strings.Map(func(r rune) rune {
-		if strings.ContainsRune(asciiPunct, r) || strings.ContainsRune(cnPunct, r) || isPySpace(r) {
-			return -1
-		}
-		return r
-	}, s)
-}
-
-// f1 is f1_score over token lists: the multiset overlap's harmonic mean of precision and recall.
-func f1(pred, truth []string) float64 {
-	counts := make(map[string]int, len(truth))
-	for _, t := range truth {
-		counts[t]++
-	}
-	same := 0
-	for _, p := range pred {
-		if counts[p] > 0 {
-			counts[p]--
-			same++
-		}
-	}
-	if same == 0 {
-		return 0
-	}
-	precision := 1.0 * float64(same) / float64(len(pred))
-	recall := 1.0 * float64(same) / float64(len(truth))
-	return (2 * precision * recall) / (precision + recall)
-}
-
 // QAF1 is qa_f1_score: token F1 of the normalized answers.
 func QAF1(prediction, reference string) float64 {
-	return f1(pySplit(normalizeAnswer(prediction)), pySplit(normalizeAnswer(reference)))
+	return pytext.F1(pytext.Split(pytext.NormalizeAnswer(prediction)), pytext.Split(pytext.NormalizeAnswer(reference)))
 }
 
 // QAF1Zh is qa_f1_zh_score: token F1 over jieba's words, each normalized, empty ones dropped.
@@ -178,7 +97,7 @@ func QAF1Zh(prediction, reference string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return f1(p, r), nil
+	return pytext.F1(p, r), nil
 }
 
 func zhTokens(s string) ([]string, error) {
@@ -188,7 +107,7 @@ func zhTokens(s string) ([]string, error) {
 	}
 	out := words[:0]
 	for _, w := range words {
-		if w = normalizeZhAnswer(w); w != "" {
+		if w = pytext.NormalizeZhAnswer(w); w != "" {
 			out = append(out, w)
 		}
 	}
@@ -263,12 +182,12 @@ func Retrieval(prediction, reference string, pattern *regexp.Regexp) (float64, e
 	if m == nil {
 		return 0, fmt.Errorf("longbench: reference %q has no %q (the official scorer raises IndexError)", reference, pattern)
 	}
-	return shareEqual(findDigitRuns(prediction), m[1]), nil
+	return shareEqual(pytext.DigitRuns(prediction), m[1]), nil
 }
 
 // Count is count_score: the share of the numbers in the prediction that equal the reference.
 func Count(prediction, reference string) float64 {
-	return shareEqual(findDigitRuns(prediction), reference)
+	return shareEqual(pytext.DigitRuns(prediction), reference)
 }
 
 func shareEqual(numbers []string, want string) float64 {

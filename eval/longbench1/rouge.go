@@ -3,6 +3,8 @@ package longbench1
 import (
 	"errors"
 	"strings"
+
+	"github.com/snapeval/snapeval/internal/pytext"
 )
 
 // errRouge is what the rouge package raises where LongBench's rouge_score catches it and scores 0.
@@ -83,7 +85,7 @@ func rougeSentences(text string) []string {
 	var out []string
 	for _, s := range strings.Split(text, ".") {
 		if len(s) > 0 {
-			out = append(out, strings.Join(pySplit(s), " "))
+			out = append(out, strings.Join(pytext.Split(s), " "))
 		}
 	}
 	return out
