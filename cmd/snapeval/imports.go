@@ -6,6 +6,7 @@ import (
 	_ "github.com/snapeval/snapeval/backends/openai"    // backend "openai"
 	_ "github.com/snapeval/snapeval/backends/sn40l"     // backend "sn40l"
 	_ "github.com/snapeval/snapeval/eval/aime"          // benchmark "aime24"
+	_ "github.com/snapeval/snapeval/eval/infinitebench" // benchmark "infinitebench"
 	_ "github.com/snapeval/snapeval/eval/livecodebench" // benchmark "livecodebench"
 	_ "github.com/snapeval/snapeval/eval/longbench"     // benchmark "longbench-v2"
 	_ "github.com/snapeval/snapeval/eval/longbench1"    // benchmark "longbench" (v1 and LongBench-E)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/eval/aime"
+	"github.com/snapeval/snapeval/eval/infinitebench"
 	"github.com/snapeval/snapeval/eval/longbench"
 	"github.com/snapeval/snapeval/eval/longbench1"
 )
@@ -21,6 +22,7 @@ func TestRunGolden(t *testing.T) {
 		{aime.Name, "testdata/aime_outputs.jsonl", "testdata/aime_graded.golden"},
 		{longbench.Name, "testdata/longbench_outputs.jsonl", "testdata/longbench_graded.golden"},
 		{longbench1.Name, "testdata/longbench1_outputs.jsonl", "testdata/longbench1_graded.golden"},
+		{infinitebench.Name, "testdata/infinitebench_outputs.jsonl", "testdata/infinitebench_graded.golden"},
 	}
 	for _, tc := range tests {
 		b, err := eval.OpenBenchmark(tc.bench, eval.BenchOptions{})

@@ -12,6 +12,7 @@ import (
 	"github.com/snapeval/snapeval/eval"
 	_ "github.com/snapeval/snapeval/eval/aime" // every benchmark: TestEveryBenchmarkIsImported checks that none is missing
 	"github.com/snapeval/snapeval/eval/benchtest"
+	_ "github.com/snapeval/snapeval/eval/infinitebench"
 	_ "github.com/snapeval/snapeval/eval/livecodebench"
 	_ "github.com/snapeval/snapeval/eval/longbench"
 	_ "github.com/snapeval/snapeval/eval/longbench1"
@@ -60,6 +61,7 @@ const (
 	rulerPrepared    = "../ruler/testdata/prepared"
 	rulerRows        = "../ruler/testdata/prepared_rows.jsonl"
 	lb1Fixture       = "../longbench1/testdata/rows.jsonl"
+	ibFixture        = "../infinitebench/testdata/rows.jsonl"
 	lb1EFixture      = "../longbench1/testdata/rows_e.jsonl"
 )
 
@@ -70,6 +72,12 @@ var variants = map[string][]variant{
 		{opts: eval.BenchOptions{Files: []string{aimeFixture}}, rows: []string{aimeFixture}},
 		{name: "qwen", opts: eval.BenchOptions{Files: []string{aimeFixture}, Options: map[string]string{"grader": "qwen"}}, rows: []string{aimeFixture}},
 		{name: "lenient", opts: eval.BenchOptions{Files: []string{aimeFixture}, Options: map[string]string{"grader": "lenient"}}, rows: []string{aimeFixture}},
+	},
+	"infinitebench": {
+		{opts: eval.BenchOptions{Files: []string{ibFixture}}, rows: []string{ibFixture}},
+		{name: "gpt4", opts: eval.BenchOptions{Files: []string{ibFixture}, Options: map[string]string{"template": "gpt4"}}, rows: []string{ibFixture}},
+		{name: "truncated", opts: eval.BenchOptions{Files: []string{ibFixture}, Options: map[string]string{"max_len": "150"}},
+			tok: byteTokenizer{}, rows: []string{ibFixture}},
 	},
 	"livecodebench": {
 		{opts: eval.BenchOptions{Files: []string{lcbFixture}, Options: map[string]string{"timeout": "10"}}, rows: []string{lcbFixture}, needs: "python3"},
