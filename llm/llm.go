@@ -99,8 +99,12 @@ const (
 
 // Sentinel errors that backends wrap so the runner can classify failures.
 var (
-	// ErrContextOverflow: the request cannot fit the model's context; recorded, not retried.
+	// ErrContextOverflow: the request cannot fit the model's context (or the cache it asks for cannot fit the
+	// model's positions or the backend's memory budget); recorded, not retried.
 	ErrContextOverflow = errors.New("context length exceeded")
+	// ErrBadRequest: the request cannot be served as asked (chat messages to a model without a chat template, a
+	// parameter out of range): the caller's mistake, which a server answers with 400.
+	ErrBadRequest = errors.New("bad request")
 	// ErrQuotaExhausted: the service refuses further work for a long time (daily quota); the run stops cleanly
 	// without recording the request, so that re-running resumes.
 	ErrQuotaExhausted = errors.New("quota exhausted")

@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu"
 	"github.com/snapeval/snapeval/backends/openai"
+	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/llm"
+	"github.com/snapeval/snapeval/models"
 )
 
 // cpuModel is the qwen2-tied conformance checkpoint the cpu backend keeps in its testdata.
@@ -93,5 +97,59 @@ func TestCPUEndToEnd(t *testing.T) {
 	}
 	if direct[0].Text == "" || direct[0].OutputTokens != 24 {
 		t.Fatalf("degenerate reference output %+v", direct[0])
+	}
+}
+
+// TestHostileRequests: requests that used to kill the server (a cache of a hundred million slots: out of memory)
+// or answer 500 (max_tokens past any context, chat to a model without a chat template) are each a 400 naming the
+// problem, and the server goes on answering.
+func TestHostileRequests(t *testing.T) {
+	b, err := cpu.OpenFS(models.SnapTiny, ".", models.Name, cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s, err := New(Config{Backend: b, Model: "snaptiny", Canonicalize: func(spec string) (string, error) {
+		p, err := compress.Parse(spec)
+		return p.String(), err
+	}, Log: log.New(io.Discard, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	tests := []struct {
+		name, path, body, code, msg string
+	}{
+		{"snapkv topk", "/v1/completions", `{"prompt":"hi","max_tokens":4,"snapeval_policy":"snapkv:topk=100000000"}`, "invalid_policy", "exceeds the model's 4096 positions"},
+		{"snapstream budget", "/v1/completions", `{"prompt":"hi","max_tokens":4,"snapeval_policy":"snapstream:budget=2147483647"}`, "invalid_policy", "exceeds the model's 4096 positions"},
+		{"streaming recent", "/v1/completions", `{"prompt":"hi","max_tokens":4,"snapeval_policy":"streaming:sinks=4,recent=200000000"}`, "invalid_policy", "exceeds the model's 4096 positions"},
+		{"max_tokens", "/v1/completions", `{"prompt":"hi","max_tokens":9223372036854775807}`, "context_length_exceeded", "exceeds the model's 4096 positions"},
+		{"max_tokens streamed", "/v1/completions", `{"prompt":"hi","max_tokens":9223372036854775807,"stream":true}`, "context_length_exceeded", "exceeds the model's 4096 positions"},
+		{"chat without a template", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"max_tokens":4}`, "invalid_request", "chat messages need a chat template"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Post(srv.URL+tc.path, "application/json", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(body), `"code":"`+tc.code+`"`) || !strings.Contains(string(body), tc.msg) {
+				t.Errorf("%s, want code %s saying %q", body, tc.code, tc.msg)
+			}
+			if strings.Contains(tc.body, `"stream":true`) { // the status is sent before generation: the error event has it
+				if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"status":400`) || strings.Contains(string(body), "[DONE]") {
+					t.Errorf("streamed: status %d %s, want an error event with status 400 and no [DONE]", resp.StatusCode, body)
+				}
+			} else if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d %s, want 400", resp.StatusCode, body)
+			}
+		})
+	}
+	code, m := post(t, srv.URL+"/v1/completions", `{"prompt":"The special magic number","max_tokens":3}`)
+	if code != 200 {
+		t.Fatalf("after the hostile requests: %d %v", code, m)
 	}
 }

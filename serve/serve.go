@@ -222,6 +222,8 @@ func classify(err error) (status int, typ, code string) {
 	switch {
 	case errors.Is(err, llm.ErrContextOverflow):
 		return http.StatusBadRequest, "invalid_request_error", "context_length_exceeded"
+	case errors.Is(err, llm.ErrBadRequest):
+		return http.StatusBadRequest, "invalid_request_error", "invalid_request"
 	case errors.Is(err, llm.ErrQuotaExhausted):
 		return http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota"
 	case errors.Is(err, context.DeadlineExceeded):
