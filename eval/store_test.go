@@ -223,3 +223,45 @@ func TestTornLastLine(t *testing.T) {
 		})
 	}
 }
+
+func TestRunConfigValidate(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		name string
+		cfg  RunConfig
+		want string // "" when valid
+	}{
+		{"defaults", RunConfig{Concurrency: 1}, ""},
+		{"limit", RunConfig{Concurrency: 1, Limit: -3}, "--limit -3"},
+		{"samples", RunConfig{Concurrency: 1, Samples: -1}, "--samples -1"},
+		{"max new", RunConfig{Concurrency: 1, MaxNew: -2}, "--max-new -2"},
+		{"concurrency", RunConfig{}, "--concurrency 0"},
+		{"temperature", RunConfig{Concurrency: 1, Temperature: f(-1)}, "--temperature -1"},
+		{"top-p", RunConfig{Concurrency: 1, TopP: f(5)}, "--top-p 5"},
+		{"greedy", RunConfig{Concurrency: 1, Temperature: f(0), TopP: f(1)}, ""},
+	} {
+		err := tc.cfg.Validate()
+		if (tc.want == "") != (err == nil) || err != nil && !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestErrorSummary(t *testing.T) {
+	for _, tc := range []struct {
+		kinds map[string]int
+		want  string
+	}{
+		{map[string]int{"backend": 2, "timeout": 1}, "3 of 10 records are errors (2 backend, 1 timeout; see `snapeval export D`): re-run the same command to retry them"},
+		{map[string]int{"context_overflow": 4}, "4 of 10 records are errors (4 context_overflow; see `snapeval export D`): they recur on every try"},
+		{map[string]int{"context_overflow": 1, "backend": 2}, "re-run the same command to retry the 2 retryable ones; the 1 context_overflow ones recur on every try"},
+	} {
+		got := ErrorSummary(tc.kinds, 10, "D")
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("%v: %q, want it to contain %q", tc.kinds, got, tc.want)
+		}
+		if tc.kinds["backend"] == 0 && strings.Contains(got, "retry them") {
+			t.Errorf("%v: %q offers a retry that cannot help", tc.kinds, got)
+		}
+	}
+}

@@ -5,6 +5,8 @@ package eval
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/snapeval/snapeval/llm"
 )
@@ -142,4 +144,37 @@ type Truncation struct {
 // (LongBench-v2's middle truncation); ok is false when it had no tokenizer to do so. `snapeval prompts` reports it.
 type Truncated interface {
 	Truncation() (t Truncation, ok bool)
+}
+
+// Validate checks the numbers of a resolved run configuration, naming the flag of a bad one: samples, limit and
+// max new tokens not negative (0: the benchmark's default, all items), concurrency at least 1, and temperature and
+// top-p within the ranges every backend accepts (llm.Sampling.Validate, the check `snapeval serve` applies too).
+func (c RunConfig) Validate() error {
+	for _, f := range []struct {
+		flag string
+		v    int
+	}{{"--samples", c.Samples}, {"--limit", c.Limit}, {"--max-new", c.MaxNew}} {
+		if f.v < 0 {
+			return fmt.Errorf("%s %d: want a number >= 0", f.flag, f.v)
+		}
+	}
+	if c.Concurrency < 1 {
+		return fmt.Errorf("--concurrency %d: want a number >= 1", c.Concurrency)
+	}
+	var s llm.Sampling
+	if c.Temperature != nil {
+		s.Temperature = *c.Temperature
+	}
+	if c.TopP != nil {
+		s.TopP = *c.TopP
+	}
+	if err := s.Validate(); err != nil {
+		var fe *llm.FieldError
+		if errors.As(err, &fe) {
+			flag := map[string]string{"temperature": "--temperature", "top_p": "--top-p"}[fe.Field]
+			return fmt.Errorf("%s %v: want %s", flag, fe.Value, fe.Want)
+		}
+		return err
+	}
+	return nil
 }

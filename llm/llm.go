@@ -7,6 +7,8 @@ package llm
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 )
 
 // Message is one chat turn.
@@ -24,6 +26,32 @@ type Sampling struct {
 	MaxNew      int      `json:"max_new"`
 	Stop        []string `json:"stop,omitempty"`
 	Seed        uint64   `json:"seed"`
+}
+
+// FieldError is a sampling parameter out of range. Field is its name in Sampling's JSON form ("temperature",
+// "top_p", "top_k", "max_new"), which callers translate into their own (a flag, a request field).
+type FieldError struct {
+	Field string
+	Value any
+	Want  string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s %v: want %s", e.Field, e.Value, e.Want) }
+
+// Validate checks the ranges every backend and server accepts: Temperature in [0, 2], TopP in [0, 1] (0: no
+// filter), TopK and MaxNew not negative. The error is a *FieldError.
+func (s Sampling) Validate() error {
+	switch {
+	case math.IsNaN(s.Temperature) || s.Temperature < 0 || s.Temperature > 2:
+		return &FieldError{"temperature", s.Temperature, "a number in [0, 2] (0: greedy)"}
+	case math.IsNaN(s.TopP) || s.TopP < 0 || s.TopP > 1:
+		return &FieldError{"top_p", s.TopP, "a number in (0, 1] (0 or 1: no filter)"}
+	case s.TopK < 0:
+		return &FieldError{"top_k", s.TopK, "a number >= 0 (0: no filter)"}
+	case s.MaxNew < 0:
+		return &FieldError{"max_new", s.MaxNew, "a number >= 0"}
+	}
+	return nil
 }
 
 // Request is one generation request sent to a backend.

@@ -260,6 +260,8 @@ type Result struct {
 	Records []eval.Record
 	// Planned, Errors and Missing count the run matrix's records, the error records and those not produced.
 	Planned, Errors, Missing int
+	// ErrorKinds counts the error records by kind.
+	ErrorKinds map[string]int
 }
 
 // Incomplete returns the error the command exits 3 with when the run is not complete, nil when it is.
@@ -269,8 +271,7 @@ func (s *Session) Incomplete(r Result) error {
 		return fmt.Errorf("run stopped (%s) with %d of %d records missing: re-run the same command to resume",
 			s.summary.StopReason, r.Missing, r.Planned)
 	case r.Errors > 0:
-		return fmt.Errorf("%d of %d records are errors (see `snapeval export %s`); re-run to retry them",
-			r.Errors, r.Planned, s.Dir)
+		return errors.New(eval.ErrorSummary(r.ErrorKinds, r.Planned, s.Dir))
 	}
 	return nil
 }
@@ -281,12 +282,13 @@ func (s *Session) Finalize() (Result, error) {
 	for _, t := range s.tasks {
 		want[t.Key()] = true
 	}
-	r := Result{Planned: len(s.tasks)}
+	r := Result{Planned: len(s.tasks), ErrorKinds: map[string]int{}}
 	for _, rec := range s.store.Records() {
 		if want[rec.Key()] {
 			r.Records = append(r.Records, rec)
 			if rec.IsError() {
 				r.Errors++
+				r.ErrorKinds[rec.ErrorKind]++
 			}
 		}
 	}

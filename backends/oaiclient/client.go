@@ -343,13 +343,26 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte) (Result,
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return Result{}, parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter)
+		return Result{}, c.hintV1(parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter))
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/json" {
 		return c.readJSON(resp.Body, start)
 	}
 	return c.readStream(ctx, resp.Body, start)
+}
+
+// hintV1 adds a hint to a 404 from a base URL that does not end in /v1: OpenAI-compatible servers answer under
+// /v1, and a base URL without it is the usual cause.
+func (c *Client) hintV1(e *APIError) error {
+	if e.Status != http.StatusNotFound {
+		return e
+	}
+	u, err := url.Parse(c.baseURL)
+	if err != nil || strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/v1") {
+		return e
+	}
+	return fmt.Errorf("%w (did you mean --base-url %s/v1? OpenAI-compatible servers answer under /v1)", e, c.BaseURL())
 }
 
 // transportCause strips the *url.Error wrapper (which repeats the URL) down to its cause.
@@ -517,7 +530,7 @@ func (c *Client) modelsOnce(ctx context.Context) ([]ModelInfo, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter)
+		return nil, c.hintV1(parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter))
 	}
 	var list struct {
 		Data []ModelInfo `json:"data"`

@@ -285,3 +285,31 @@ func TestKeyNeverLeaks(t *testing.T) {
 		t.Errorf("dead server: %v", err)
 	}
 }
+
+// TestNotFoundHintsV1: a base URL without /v1 gets a 404 from OpenAI-compatible servers; the error says what to try.
+func TestNotFoundHintsV1(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/models" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"object":"list","data":[{"id":"m"}]}`)
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "", DefaultOptions(), nil)
+	_, err := c.Models(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "did you mean --base-url "+srv.URL+"/v1?") {
+		t.Fatalf("Models without /v1: %v", err)
+	}
+	_, err = c.Complete(context.Background(), "/completions", CompletionRequest{Model: "m", MaxTokens: 1})
+	if err == nil || !strings.Contains(err.Error(), "did you mean --base-url") {
+		t.Fatalf("Complete without /v1: %v", err)
+	}
+	if _, err := New(srv.URL+"/v1", "", DefaultOptions(), nil).Models(context.Background()); err != nil {
+		t.Fatalf("with /v1: %v", err)
+	}
+	_, err = New(srv.URL+"/v1", "", DefaultOptions(), nil).Complete(context.Background(), "/nothing", CompletionRequest{Model: "m", MaxTokens: 1})
+	if err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Fatalf("a 404 under /v1 offers the /v1 hint: %v", err)
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/snapeval/snapeval/eval"
+)
+
+// TestUsageErrorsNameTheProblem: bad flags and files that were accepted silently, crashed the process or hung it
+// are each one line naming the flag, file or value, with exit code 2, before any work starts.
+func TestUsageErrorsNameTheProblem(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty-vocab.json")
+	os.WriteFile(empty, []byte(`{"model":{"type":"BPE","vocab":{},"merges":[]}}`), 0o644)
+	tok := filepath.Join("..", "..", "models", "snaptiny", "tokenizer.json")
+	out := filepath.Join(dir, "out")
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"snapkv cache past the positions", []string{"run", "--policy", "snapkv:topk=100000000"}, "", "exceeds the model's 4096 positions"},
+		{"snapstream cache past the positions", []string{"run", "--policy", "snapstream:budget=2147483647"}, "", "exceeds the model's 4096 positions"},
+		{"streaming cache past the positions", []string{"run", "--policy", "streaming:sinks=4,recent=200000000"}, "", "exceeds the model's 4096 positions"},
+		{"cache over the memory budget", []string{"run", "--policy", "snapstream:budget=4096", "--backend-opt", "memory_mb=1"}, "", "memory budget of 1.0 MiB"},
+		{"negative temperature", []string{"run", "--temperature", "-1"}, "", "--temperature -1: want a number in [0, 2]"},
+		{"top-p above 1", []string{"run", "--top-p", "5"}, "", "--top-p 5: want a number in (0, 1]"},
+		{"zero samples", []string{"run", "--samples", "0"}, "", "--samples 0: want a number >= 1"},
+		{"zero max new", []string{"run", "--max-new", "0"}, "", "--max-new 0: want a number >= 1"},
+		{"negative limit", []string{"run", "--limit", "-3"}, "", "--limit -3: want a number >= 0"},
+		{"tokenizer with an empty vocabulary", []string{"run", "--tokenizer", empty}, "", "model.vocab: empty"},
+		{"decode an unknown id", []string{"tokenize", "--tokenizer", tok, "--decode"}, "5 999999", "id 999999 (at index 1) is not in the vocabulary"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if args[0] == "run" {
+				args = append(args, "--out", out, "--quiet")
+			}
+			cmd := cli(t, args...)
+			cmd.Stdin = strings.NewReader(tc.stdin)
+			b, err := cmd.CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(b), tc.want) {
+				t.Fatalf("%v: %v\n%s\nwant exit 2 saying %q", args, err, b, tc.want)
+			}
+			if n := strings.Count(strings.TrimSpace(string(b)), "\n"); n > 0 {
+				t.Errorf("%d lines of output, want one:\n%s", n+1, b)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(out, "records.jsonl")); err == nil {
+		t.Error("a refused run wrote records")
+	}
+}
+
+// TestRunStopsOnSIGTERM: one SIGTERM mid-run stops `snapeval run` with exit code 3 and the records finished so far
+// journaled.
+func TestRunStopsOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	cmd := cli(t, append(e2eRunArgs, "--out", dir)...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.After(2 * time.Minute)
+	for sent := false; ; {
+		select {
+		case err := <-done:
+			if !sent {
+				t.Fatalf("the run ended before any record was journaled: %v\n%s", err, out.String())
+			}
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != exitIncomplete || !strings.Contains(out.String(), "terminated signal received") {
+				t.Fatalf("after SIGTERM: %v\n%s\nwant exit 3 saying the run stopped on the signal", err, out.String())
+			}
+			if _, recs, err := eval.LoadRun(dir); err != nil || len(recs) == 0 {
+				t.Fatalf("journal after the stop: %d records, %v", len(recs), err)
+			}
+			return
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatalf("still running 2 minutes after start (SIGTERM sent: %v)\n%s", sent, out.String())
+		case <-time.After(20 * time.Millisecond):
+			if b, _ := os.ReadFile(filepath.Join(dir, "records.jsonl")); !sent && len(b) > 0 {
+				cmd.Process.Signal(syscall.SIGTERM)
+				sent = true
+			}
+		}
+	}
+}
