@@ -48,6 +48,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// Heartbeat is the interval of SSE comments while a streamed request waits (default 10s).
 	Heartbeat time.Duration
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a connection may take to send its request
+	// headers (default 10s), its whole request, body included (default 60s), and how long an idle keep-alive
+	// connection stays open (default 120s); generation itself is not bounded by them.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// MaxConnections bounds the open connections (default 1024); further ones wait to be accepted.
+	MaxConnections int
 	// Log receives one line per failed request (nil: log.Default()).
 	Log *log.Logger
 }
@@ -83,6 +89,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 60 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 1024
 	}
 	if cfg.Log == nil {
 		cfg.Log = log.Default()
@@ -124,11 +142,14 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully: it stops accepting, lets requests in flight
-// finish for up to grace, then closes what is left.
+// finish for up to grace, then closes what is left. Connections are bounded in number (Config.MaxConnections)
+// and in how long they may take to send a request or stay idle (Config.ReadHeaderTimeout, ReadTimeout,
+// IdleTimeout), so that slow or idle clients cannot hold the server's connections.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, ReadTimeout: s.cfg.ReadTimeout,
+		IdleTimeout: s.cfg.IdleTimeout}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(limitListener(ln, s.cfg.MaxConnections)) }()
 	select {
 	case err := <-errc:
 		return err

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,5 +103,67 @@ func TestRunStopsOnSIGTERM(t *testing.T) {
 				sent = true
 			}
 		}
+	}
+}
+
+// startServe starts `snapeval serve` with args on a free port and returns its base URL (http://host:port) and the
+// process; the process is stopped (SIGTERM) when the test ends.
+func startServe(t *testing.T, args ...string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := cli(t, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if _, url, ok := strings.Cut(sc.Text(), " on http://"); ok {
+			go io.Copy(io.Discard, stderr)
+			return "http://" + strings.TrimSuffix(url, "/v1"), cmd
+		}
+	}
+	t.Fatalf("serve did not start")
+	return "", nil
+}
+
+// TestServeDefaultsAndHelp: `snapeval serve` with no --model serves the embedded model, as `run` does, and the curl
+// example of its help works against it as written.
+func TestServeDefaultsAndHelp(t *testing.T) {
+	help, err := cli(t, "serve", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("serve --help: %v", err)
+	}
+	var path, body string
+	for _, line := range strings.Split(string(help), "\n") {
+		if _, rest, ok := strings.Cut(line, "curl -s 127.0.0.1:8080"); ok {
+			path, body, _ = strings.Cut(rest, " -d ")
+			body = strings.Trim(body, "'")
+		}
+	}
+	if path == "" || strings.Contains(string(help), "SmolLM2") {
+		t.Fatalf("serve --help has no curl example for 127.0.0.1:8080, or names a model that is not shipped:\n%s", help)
+	}
+	base, _ := startServe(t)
+	resp, err := http.Get(base + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(models), `"id":"snaptiny"`) {
+		t.Errorf("/v1/models of serve without --model: %s", models)
+	}
+	resp, err = http.Post(base+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(out), `"finish_reason"`) {
+		t.Fatalf("the help's example %s %s: %d %s", path, body, resp.StatusCode, out)
 	}
 }
