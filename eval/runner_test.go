@@ -344,3 +344,57 @@ func TestChainedBenchmarkAsksTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStopsWhenEndpointDown: once the endpoint stops accepting connections, the run stops after
+// DefaultStopAfterUnreachable failures in a row, records none of them (a resumed run redoes them), and resuming
+// once the endpoint is back gives the records of a run that never saw it down.
+func TestRunStopsWhenEndpointDown(t *testing.T) {
+	b := loaded(t, &echoBench{name: "echo", n: 30})
+	pol := []string{"full", "p"}
+	ref := t.TempDir()
+	runAll(t, ref, &hashBackend{}, []LoadedBench{b}, pol, Shard{})
+
+	dir := t.TempDir()
+	be := &hashBackend{down: func(n int64) bool { return n > 20 }}
+	sum := runAll(t, dir, be, []LoadedBench{b}, pol, Shard{})
+	if !sum.Stopped || !bytes.Contains([]byte(sum.StopReason), []byte("endpoint unreachable: the last 8 requests could not connect")) {
+		t.Fatalf("summary %+v: want stopped on an unreachable endpoint", sum)
+	}
+	if calls := be.calls.Load(); calls > 20+DefaultStopAfterUnreachable+4 { // 4: the requests in flight
+		t.Errorf("%d requests sent, %d after the endpoint went down", calls, calls-20)
+	}
+	recs := mustRecords(t, dir)
+	for _, r := range recs {
+		if r.IsError() {
+			t.Fatalf("a failure to connect was recorded: %+v", r)
+		}
+	}
+	if len(recs) != 20 || sum.Done != 20 {
+		t.Fatalf("%d records (%d done), want the 20 answered before the endpoint went down", len(recs), sum.Done)
+	}
+	runAll(t, dir, &hashBackend{}, []LoadedBench{b}, pol, Shard{})
+	assertSameRecords(t, ref, dir)
+}
+
+// TestUnreachableStreakBroken: failures to connect between answered requests are ordinary error records, and the
+// run goes on to the end.
+func TestUnreachableStreakBroken(t *testing.T) {
+	b := loaded(t, &echoBench{name: "echo", n: 30})
+	dir := t.TempDir()
+	sum := runAll(t, dir, &hashBackend{down: func(n int64) bool { return n%4 != 0 }}, []LoadedBench{b}, []string{"full", "p"}, Shard{})
+	if sum.Stopped || sum.Done != sum.Total || sum.Errors == 0 {
+		t.Fatalf("summary %+v: want a whole run with error records", sum)
+	}
+	errs := 0
+	for _, r := range mustRecords(t, dir) {
+		if r.IsError() {
+			errs++
+			if r.ErrorKind != llm.ErrKindBackend || !bytes.Contains([]byte(r.Error), []byte("connection refused")) {
+				t.Errorf("error record %+v", r)
+			}
+		}
+	}
+	if errs != sum.Errors || errs < sum.Total/2 {
+		t.Fatalf("%d error records, summary %d of %d", errs, sum.Errors, sum.Total)
+	}
+}

@@ -130,6 +130,10 @@ var (
 	// ErrContextOverflow: the request cannot fit the model's context (or the cache it asks for cannot fit the
 	// model's positions or the backend's memory budget); recorded, not retried.
 	ErrContextOverflow = errors.New("context length exceeded")
+	// ErrUnreachable: the backend's endpoint could not be connected to (connection refused, no such host) on any
+	// attempt; a runner stops the run when request after request fails so, without recording them, so that
+	// re-running once the endpoint is back resumes.
+	ErrUnreachable = errors.New("endpoint unreachable")
 	// ErrBadRequest: the request cannot be served as asked (chat messages to a model without a chat template, a
 	// parameter out of range): the caller's mistake, which a server answers with 400.
 	ErrBadRequest = errors.New("bad request")
