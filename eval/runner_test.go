@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -356,11 +357,25 @@ func TestRunStopsWhenEndpointDown(t *testing.T) {
 
 	dir := t.TempDir()
 	be := &hashBackend{down: func(n int64) bool { return n > 20 }}
-	sum := runAll(t, dir, be, []LoadedBench{b}, pol, Shard{})
+	tasks, err := BuildTasks([]LoadedBench{b}, pol, 7, Shard{}, Overrides{Samples: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One request at a time, so that every answer comes before the endpoint goes down.
+	r := &Runner{Backend: be, Store: st, RunID: "r1", BackendID: "hash", Concurrency: 1, GradeConcurrency: 2, RetryErrors: true}
+	sum, err := r.Run(context.Background(), tasks)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !sum.Stopped || !bytes.Contains([]byte(sum.StopReason), []byte("endpoint unreachable: the last 8 requests could not connect")) {
 		t.Fatalf("summary %+v: want stopped on an unreachable endpoint", sum)
 	}
-	if calls := be.calls.Load(); calls > 20+DefaultStopAfterUnreachable+4 { // 4: the requests in flight
+	if calls := be.calls.Load(); calls > 20+DefaultStopAfterUnreachable+3 { // 3: one in flight, one queued, one sent
 		t.Errorf("%d requests sent, %d after the endpoint went down", calls, calls-20)
 	}
 	recs := mustRecords(t, dir)
@@ -398,3 +413,32 @@ func TestUnreachableStreakBroken(t *testing.T) {
 		t.Fatalf("%d error records, summary %d of %d", errs, sum.Errors, sum.Total)
 	}
 }
+
+// sizedBench is echoBench declaring that it sizes prompts in tokens.
+type sizedBench struct{ echoBench }
+
+func (sizedBench) SizesPromptsInTokens() bool { return true }
+
+func TestCheckTokenizer(t *testing.T) {
+	tok := llm.Tokenizer(nil)
+	sized := &sizedBench{echoBench{name: "ruler"}}
+	if err := CheckTokenizer(sized, tok, "openai", false); err == nil ||
+		!strings.Contains(err.Error(), "benchmark ruler sizes its prompts in the model's tokens, but backend openai") ||
+		!strings.Contains(err.Error(), "--tokenizer") || !strings.Contains(err.Error(), "approx_tokens=true") {
+		t.Errorf("no tokenizer: %v", err)
+	}
+	if err := CheckTokenizer(sized, tok, "openai", true); err != nil {
+		t.Errorf("approx_tokens: %v", err)
+	}
+	if err := CheckTokenizer(&echoBench{name: "aime24"}, tok, "openai", false); err != nil {
+		t.Errorf("a benchmark that does not size prompts: %v", err)
+	}
+	if err := CheckTokenizer(sized, wordCounter{}, "openai", false); err != nil {
+		t.Errorf("with a tokenizer: %v", err)
+	}
+}
+
+type wordCounter struct{}
+
+func (wordCounter) Encode(s string) []int { return make([]int, len(strings.Fields(s))) }
+func (wordCounter) Decode([]int) string   { return "" }

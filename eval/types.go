@@ -79,6 +79,9 @@ type Manifest struct {
 	ModelShape *llm.ModelShape `json:"model_shape,omitempty"`
 	// ChatTemplate is the chat template a local backend renders chat messages with.
 	ChatTemplate *llm.ChatTemplateInfo `json:"chat_template,omitempty"`
+	// TokenizerSource says where the tokenizer that sized the prompts came from when it is not the backend's own
+	// model's: "file PATH (sha256 ...)", "served by URL (sha256 ...)", or ApproxTokensNote.
+	TokenizerSource string `json:"tokenizer_source,omitempty"`
 }
 
 // DatasetIdentity names the exact data a benchmark ran on.
@@ -109,6 +112,28 @@ type RunConfig struct {
 	// Data maps a benchmark to a local file or directory that replaces its locked dataset.
 	Data        map[string]string `json:"data,omitempty" yaml:"data"`
 	BackendOpts map[string]string `json:"backend_options,omitempty" yaml:"backend_options"`
+}
+
+// TokenSized is implemented by benchmarks whose protocol sizes or truncates prompts in the model's tokens (RULER's
+// lengths, LongBench-v2's max_len): they must not run on a guess of the tokenizer (CheckTokenizer).
+type TokenSized interface {
+	SizesPromptsInTokens() bool
+}
+
+// ApproxTokensNote is what a manifest's TokenizerSource holds for a run allowed to size prompts without a tokenizer.
+const ApproxTokensNote = "approximate (no tokenizer of the served model: 4 bytes a token; --backend-opt approx_tokens=true)"
+
+// CheckTokenizer refuses to run a benchmark that sizes prompts in tokens when no tokenizer of the model is at hand
+// (tok nil), unless approx allows estimating them. backend names the backend in the message.
+func CheckTokenizer(b Benchmark, tok llm.Tokenizer, backend string, approx bool) error {
+	ts, ok := b.(TokenSized)
+	if tok != nil || approx || !ok || !ts.SizesPromptsInTokens() {
+		return nil
+	}
+	return fmt.Errorf("benchmark %s sizes its prompts in the model's tokens, but backend %s has no tokenizer of the served "+
+		"model: pass --tokenizer with the served model's tokenizer.json (a `snapeval serve` server publishes its own), or "+
+		"accept estimated lengths (4 bytes a token, flagged in the manifest and report) with --backend-opt approx_tokens=true",
+		b.Name(), backend)
 }
 
 // DatasetIdentifier is implemented by benchmarks that can name the exact data they loaded (for the manifest).

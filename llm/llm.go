@@ -170,3 +170,22 @@ type ChatTemplateInfo struct {
 	// Now is strftime_now's clock (RFC 3339), when the template reads it.
 	Now string `json:"now,omitempty"`
 }
+
+// TokenizerPath is the route under which a `snapeval serve` server publishes its model's tokenizer.json (a
+// snapeval extension), when ModelExtension.Tokenizer says so: clients that size prompts in tokens use the served
+// model's own tokenizer.
+const TokenizerPath = "/v1/snapeval/tokenizer"
+
+// ModelExtension is what a /v1/models entry of `snapeval serve` says about the server (its "snapeval" field):
+// clients recognise the server by it, send the cache policy per request when Policy is empty, and fetch the
+// tokenizer from TokenizerPath when Tokenizer is true.
+type ModelExtension struct {
+	// Backend is the backend identity.
+	Backend string `json:"backend"`
+	// Policy is the policy every request runs under; "" when each request chooses ("snapeval_policy").
+	Policy string `json:"policy,omitempty"`
+	// DefaultPolicy is the policy of requests that name none (when Policy is "").
+	DefaultPolicy string `json:"default_policy,omitempty"`
+	// Tokenizer is true when GET TokenizerPath returns the model's tokenizer.json.
+	Tokenizer bool `json:"tokenizer"`
+}

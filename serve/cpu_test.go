@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu"
+	"github.com/snapeval/snapeval/backends/oaiclient"
 	"github.com/snapeval/snapeval/backends/openai"
 	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/llm"
@@ -151,5 +153,81 @@ func TestHostileRequests(t *testing.T) {
 	code, m := post(t, srv.URL+"/v1/completions", `{"prompt":"The special magic number","max_tokens":3}`)
 	if code != 200 {
 		t.Fatalf("after the hostile requests: %d %v", code, m)
+	}
+}
+
+// TestOpenAIAdoptsSnapevalServe: the openai backend recognises `snapeval serve` by its /v1/models entry: it takes
+// the served model's tokenizer (so prompts sized in tokens need no --tokenizer), forwards the policy of each
+// request when the server lets requests choose (unless forward_policy=false), and declares the server's policy
+// when it is fixed.
+func TestOpenAIAdoptsSnapevalServe(t *testing.T) {
+	b, err := cpu.OpenFS(models.SnapTiny, ".", models.Name, cpu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	canon := func(spec string) (string, error) {
+		p, err := compress.Parse(spec)
+		return p.String(), err
+	}
+	start := func(be backends.Backend, policy string) string {
+		s, err := New(Config{Backend: be, Model: "snaptiny", Policy: policy, Canonicalize: canon, Log: log.New(io.Discard, "", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(s.Handler())
+		t.Cleanup(srv.Close)
+		return srv.URL + "/v1"
+	}
+	open := func(base string, opts map[string]string) (*oaiclient.Remote, error) {
+		return openai.Open(context.Background(), backends.Config{BaseURL: base, Options: opts})
+	}
+	t.Setenv("OPENAI_API_KEY", "")
+	const snap = "snapstream:budget=128"
+
+	perRequest := start(b, "")
+	ob, err := open(perRequest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "The special magic number for pale-river is 123456."
+	if ob.Tokenizer() == nil || !reflect.DeepEqual(ob.Tokenizer().Encode(text), b.Tokenizer().Encode(text)) {
+		t.Fatalf("served tokenizer %v does not encode as the model's", ob.Tokenizer())
+	}
+	if src := ob.TokenizerSource(); !strings.HasPrefix(src, "served by "+perRequest+" (sha256 ") {
+		t.Errorf("tokenizer source %q", src)
+	}
+	if err := ob.CheckPolicy(snap); err != nil {
+		t.Fatalf("per-request server, policy not forwarded: %v", err)
+	}
+	out, err := ob.Generate(context.Background(), llm.Request{Key: "k", Prompt: text, Sampling: llm.Sampling{MaxNew: 3}, Policy: snap})
+	if err != nil || out.Cache.Policy != snap || out.Cache.Declared || out.Cache.Capacity != 128 {
+		t.Fatalf("forwarded request: %+v %v", out.Cache, err)
+	}
+	if ob, err := open(perRequest, map[string]string{"forward_policy": "false"}); err != nil || ob.CheckPolicy(snap) == nil {
+		t.Errorf("forward_policy=false: policy %s accepted (%v)", snap, err)
+	}
+
+	fixed := start(b, snap)
+	if ob, err = open(fixed, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ob.CheckPolicy(snap) != nil || ob.CheckPolicy("full") == nil {
+		t.Errorf("fixed server: its policy %v, full %v", ob.CheckPolicy(snap), ob.CheckPolicy("full"))
+	}
+	if _, err := open(fixed, map[string]string{"policy": "full"}); err == nil || !strings.Contains(err.Error(), "runs policy "+snap+" only") {
+		t.Errorf("declaring another policy than the fixed server's: %v", err)
+	}
+
+	words := start(&wordBackend{}, "")
+	if ob, err = open(words, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ob.Tokenizer() != nil || ob.CheckPolicy(snap) != nil {
+		t.Errorf("server without a tokenizer: tokenizer %v, policy %v", ob.Tokenizer(), ob.CheckPolicy(snap))
+	}
+	resp, err := http.Get(strings.TrimSuffix(words, "/v1") + llm.TokenizerPath)
+	if err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET %s of a backend without a tokenizer: %v %v", llm.TokenizerPath, resp.StatusCode, err)
 	}
 }

@@ -1,5 +1,6 @@
 // Package serve is an OpenAI-compatible HTTP server over any backends.Backend: /v1/chat/completions and
-// /v1/completions (streamed as server-sent events or not), /v1/models and /health.
+// /v1/completions (streamed as server-sent events or not), /v1/models, /health, and the served model's
+// tokenizer.json at /v1/snapeval/tokenizer.
 //
 // The cache policy is fixed per server (Config.Policy) or chosen per request with the extension field
 // "snapeval_policy". Every response carries a "snapeval" object (cache policy applied, capacity, KV bytes,
@@ -134,6 +135,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, false) })
 	mux.HandleFunc("GET /v1/models", s.models)
 	mux.HandleFunc("GET /v1/models/{id}", s.model)
+	mux.HandleFunc("GET "+llm.TokenizerPath, s.tokenizer)
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", "", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
@@ -168,18 +170,49 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	return err
 }
 
+// TokenizerSource is implemented by backends that can hand out their model's tokenizer.json (the cpu backend);
+// the server publishes it at llm.TokenizerPath.
+type TokenizerSource interface {
+	TokenizerJSON() []byte
+}
+
 // modelObject is one /v1/models entry.
 type modelObject struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
-	// Backend is the backend identity (snapeval extension).
-	Backend string `json:"snapeval_backend"`
+	// Backend is the backend identity (snapeval extension, kept beside Snapeval.Backend for older clients).
+	Backend  string             `json:"snapeval_backend"`
+	Snapeval llm.ModelExtension `json:"snapeval"`
 }
 
 func (s *Server) modelObject() modelObject {
-	return modelObject{ID: s.cfg.Model, Object: "model", OwnedBy: "snapeval", Backend: s.cfg.Backend.Identity()}
+	ext := llm.ModelExtension{Backend: s.cfg.Backend.Identity(), Policy: s.cfg.Policy, Tokenizer: s.tokenizerJSON() != nil}
+	if ext.Policy == "" {
+		ext.DefaultPolicy = s.cfg.DefaultPolicy
+	}
+	return modelObject{ID: s.cfg.Model, Object: "model", OwnedBy: "snapeval", Backend: ext.Backend, Snapeval: ext}
+}
+
+func (s *Server) tokenizerJSON() []byte {
+	if ts, ok := s.cfg.Backend.(TokenizerSource); ok {
+		return ts.TokenizerJSON()
+	}
+	return nil
+}
+
+// tokenizer answers llm.TokenizerPath with the backend's tokenizer.json, or 404 when it has none.
+func (s *Server) tokenizer(w http.ResponseWriter, r *http.Request) {
+	b := s.tokenizerJSON()
+	if b == nil {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", "",
+			fmt.Sprintf("backend %s has no tokenizer to publish", s.cfg.Backend.Identity()))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {

@@ -110,12 +110,19 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		}
 	}
 	tok := s.be.Tokenizer()
+	tokSource, approx := "", false // where the prompts' tokenizer comes from, when not the backend's own model
+	if ts, ok := s.be.(backends.TokenizerSourcer); ok {
+		tokSource = ts.TokenizerSource()
+	}
+	if a, ok := s.be.(backends.ApproxTokener); ok {
+		approx = a.ApproxTokens()
+	}
 	if cfg.Tokenizer != "" {
 		t, err := tokenizer.Load(cfg.Tokenizer)
 		if err != nil {
 			return nil, Usagef("--tokenizer: %w", err)
 		}
-		tok = t
+		tok, tokSource = t, "file "+cfg.Tokenizer
 	}
 	var ids []eval.DatasetIdentity
 	for _, name := range cfg.Benches {
@@ -132,6 +139,12 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		}
 		if c, ok := b.(io.Closer); ok {
 			s.closers = append(s.closers, c)
+		}
+		if err := eval.CheckTokenizer(b, tok, cfg.Backend, approx); err != nil {
+			return nil, &UsageError{Err: err}
+		}
+		if ts, ok := b.(eval.TokenSized); ok && ts.SizesPromptsInTokens() && tok == nil {
+			tokSource = eval.ApproxTokensNote
 		}
 		items, err := b.Items(ctx, tok)
 		if errors.Is(err, os.ErrNotExist) {
@@ -190,7 +203,7 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 	mcfg := cfg
 	mcfg.BaseURL = RedactURL(cfg.BaseURL)
 	s.Manifest = eval.Manifest{RunID: runID, Version: o.Version, Revision: o.Revision, Config: mcfg,
-		Backend: s.be.Identity(), Datasets: ids, Shard: o.Shard.String(), Planned: len(s.tasks)}
+		Backend: s.be.Identity(), Datasets: ids, Shard: o.Shard.String(), Planned: len(s.tasks), TokenizerSource: tokSource}
 	for spec, ep := range o.Endpoints {
 		if s.Manifest.Endpoints == nil {
 			s.Manifest.Endpoints = map[string]string{}
@@ -218,6 +231,16 @@ func (s *Session) Open() (pending int, err error) {
 		if old.RunID != s.Manifest.RunID || old.Shard != s.Manifest.Shard {
 			return 0, Usagef("%s holds another run (run id %s, shard %q; this one is %s, shard %q): choose another --out",
 				s.Dir, old.RunID, old.Shard, s.Manifest.RunID, s.Manifest.Shard)
+		}
+		if old.TokenizerSource != s.Manifest.TokenizerSource {
+			src := func(s string) string {
+				if s == "" {
+					return "the backend's model"
+				}
+				return s
+			}
+			return 0, Usagef("%s holds a run whose prompts were sized by the tokenizer of %s; this one's would be by %s: choose another --out",
+				s.Dir, src(old.TokenizerSource), src(s.Manifest.TokenizerSource))
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return 0, err

@@ -184,6 +184,7 @@ type Backend struct {
 	chat     *chat.Template // nil when chat messages cannot be rendered (chatErr says why)
 	chatErr  error
 	chatVars map[string]any
+	tokJSON  []byte // the tokenizer.json tok was parsed from
 	eos      []int
 	identity string
 	ck       *safetensors.Checkpoint
@@ -290,7 +291,7 @@ func build(fsys fs.FS, dir, name, display string, ck *safetensors.Checkpoint, op
 	}
 	eo := opts.Engine
 	eo.Pool = model.NewPool(eo.Threads)
-	return &Backend{eng: engine.New(m, eo), pool: eo.Pool, opts: eo, tok: tok, name: name, chat: tmpl, chatErr: chatErr,
+	return &Backend{eng: engine.New(m, eo), pool: eo.Pool, opts: eo, tok: tok, tokJSON: tokBytes, name: name, chat: tmpl, chatErr: chatErr,
 		chatVars: opts.Chat.Vars, eos: eos, ck: ck, identity: identity}, nil
 }
 
@@ -349,6 +350,9 @@ func (b *Backend) Identity() string { return b.identity }
 
 // Tokenizer returns the model's tokenizer.
 func (b *Backend) Tokenizer() llm.Tokenizer { return b.tok }
+
+// TokenizerJSON returns the tokenizer.json the model's tokenizer was read from (what `snapeval serve` publishes).
+func (b *Backend) TokenizerJSON() []byte { return b.tokJSON }
 
 // TokenizerImpl returns the concrete tokenizer.
 func (b *Backend) TokenizerImpl() *tokenizer.Tokenizer { return b.tok }

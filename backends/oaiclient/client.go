@@ -578,6 +578,35 @@ func (c *Client) modelsOnce(ctx context.Context) ([]ModelInfo, error) {
 	return list.Data, nil
 }
 
+// FetchTokenizer returns the tokenizer.json a `snapeval serve` server publishes (llm.TokenizerPath, relative to a
+// base URL ending in /v1), in one attempt.
+func (c *Client) FetchTokenizer(ctx context.Context) ([]byte, error) {
+	path := strings.TrimPrefix(llm.TokenizerPath, "/v1")
+	actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
+	defer cancel()
+	hr, err := c.newRequest(actx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return nil, c.redact(fmt.Errorf("GET %s: %v", path, transportCause(err)))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return nil, c.redact(fmt.Errorf("GET %s: %w", path, parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter)))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
+	if err != nil {
+		return nil, c.redact(fmt.Errorf("GET %s: %v", path, err))
+	}
+	if len(b) > maxJSONBody {
+		return nil, fmt.Errorf("GET %s: the tokenizer exceeds %d bytes", path, maxJSONBody)
+	}
+	return b, nil
+}
+
 // redactedError hides the API key (and any URL password) in an error's text while keeping errors.Is/As working.
 type redactedError struct {
 	msg string

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,5 +167,147 @@ func TestServeDefaultsAndHelp(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(out), `"finish_reason"`) {
 		t.Fatalf("the help's example %s %s: %d %s", path, body, resp.StatusCode, out)
+	}
+}
+
+// servedRecords maps item|policy to what the records of dir say (output, verdict, prompt tokens, error kind).
+func servedRecords(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	_, recs, err := eval.LoadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, r := range recs {
+		m[r.ItemID+"|"+r.Policy] = fmt.Sprintf("%q %v %s %d %s", r.Output, r.Correct, r.Verdict, r.PromptTokens, r.ErrorKind)
+	}
+	return m
+}
+
+// TestRunThroughServeWithoutFlagsAndDeadEndpoint: against `snapeval serve`, `run --backend openai` needs neither
+// --tokenizer nor forward_policy (the server publishes both); when the server dies mid-run the run stops with exit 3
+// and one line instead of writing an error per request, and resuming once it is back gives the records of a run on
+// the cpu backend directly.
+func TestRunThroughServeWithoutFlagsAndDeadEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	common := []string{"--bench-opt", "n=4", "--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single,cwe",
+		"--policy", "snapstream:budget=128", "--quiet", "--no-report"}
+	direct := filepath.Join(t.TempDir(), "direct")
+	if out, err := cli(t, append([]string{"run", "--out", direct}, common...)...).CombinedOutput(); err != nil {
+		t.Fatalf("direct: %v\n%s", err, out)
+	}
+	base, srv := startServe(t)
+	addr := strings.TrimPrefix(base, "http://")
+	via := filepath.Join(t.TempDir(), "via")
+	args := append([]string{"run", "--out", via, "--backend", "openai", "--base-url", base + "/v1", "--concurrency", "2",
+		"--backend-opt", "max_retries=1", "--backend-opt", "backoff_base=10ms"}, common...)
+	run := cli(t, args...)
+	var out strings.Builder
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ { // kill the server once the first records are in
+		if b, _ := os.ReadFile(filepath.Join(via, "records.jsonl")); len(b) > 0 {
+			srv.Process.Kill()
+			srv.Wait()
+			break
+		}
+		if i == 6000 {
+			t.Fatalf("no record after 60 s\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	err := run.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitIncomplete || !strings.Contains(out.String(), "endpoint unreachable: the last 8 requests could not connect") {
+		t.Fatalf("run after the server died: %v\n%s\nwant exit 3 saying the endpoint is unreachable", err, out.String())
+	}
+	if n := strings.Count(out.String(), "snapeval:"); n != 2 { // the run's first line and the stop line
+		t.Errorf("%d lines from snapeval, want 2:\n%s", n, out.String())
+	}
+	for k, v := range servedRecords(t, via) {
+		if strings.HasSuffix(v, " backend") {
+			t.Errorf("%s: a failure to connect was recorded: %s", k, v)
+		}
+	}
+	cmd := cli(t, "serve", "--addr", addr) // back on the same address
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	bufio.NewReader(stderr).ReadString('\n')
+	go io.Copy(io.Discard, stderr)
+	if b, err := cli(t, args...).CombinedOutput(); err != nil {
+		t.Fatalf("resumed through serve: %v\n%s", err, b)
+	}
+	a, b := servedRecords(t, direct), servedRecords(t, via)
+	if len(a) != 16 || len(b) != len(a) {
+		t.Fatalf("%d direct records, %d through serve; want 16 each", len(a), len(b))
+	}
+	for k, v := range a {
+		if b[k] != v {
+			t.Errorf("%s: direct %s, through serve %s", k, v, b[k])
+		}
+	}
+	m, err := eval.ReadManifest(via)
+	if err != nil || !strings.HasPrefix(m.TokenizerSource, "served by "+base+"/v1 (sha256 ") {
+		t.Errorf("manifest tokenizer_source %q (%v), want the served tokenizer", m.TokenizerSource, err)
+	}
+}
+
+// fakeOpenAI is an OpenAI-compatible server that is not snapeval: it publishes no tokenizer and echoes "x".
+func fakeOpenAI(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/models":
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"m","object":"model","owned_by":"vllm"}]}`)
+		case "/v1/completions":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\" x\",\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n")
+		case "/v1/chat/completions":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v1"
+}
+
+// TestRunRefusesGuessedTokenLengths: a benchmark that sizes prompts in tokens does not run on a remote backend
+// without the served model's tokenizer, unless approx_tokens=true allows estimates, which the manifest and the
+// report then say.
+func TestRunRefusesGuessedTokenLengths(t *testing.T) {
+	base := fakeOpenAI(t)
+	dir := t.TempDir()
+	args := []string{"run", "--backend", "openai", "--base-url", base, "--model", "m", "--policy", "full",
+		"--bench-opt", "n=1", "--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single", "--quiet"}
+	b, err := cli(t, append(args, "--out", filepath.Join(dir, "refused"))...).CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(b), "benchmark ruler sizes its prompts in the model's tokens") ||
+		!strings.Contains(string(b), "--tokenizer") || !strings.Contains(string(b), "approx_tokens=true") {
+		t.Fatalf("without a tokenizer: %v\n%s\nwant exit 2 naming --tokenizer and approx_tokens", err, b)
+	}
+	out := filepath.Join(dir, "approx")
+	if b, err := cli(t, append(args, "--out", out, "--backend-opt", "approx_tokens=true")...).CombinedOutput(); err != nil {
+		t.Fatalf("with approx_tokens=true: %v\n%s", err, b)
+	}
+	m, err := eval.ReadManifest(out)
+	if err != nil || m.TokenizerSource != eval.ApproxTokensNote || m.Config.BackendOpts["approx_tokens"] != "true" {
+		t.Errorf("manifest: tokenizer_source %q, backend options %v (%v)", m.TokenizerSource, m.Config.BackendOpts, err)
+	}
+	if report, _ := os.ReadFile(filepath.Join(out, "report.md")); !strings.Contains(string(report), "prompt lengths are estimates") {
+		t.Errorf("report.md does not flag the estimated lengths:\n%s", report)
+	}
+	// aime24 sends its problems as they are: it runs without a tokenizer.
+	aime := append(args[:len(args)-7:len(args)-7], "--bench", "aime24", "--data", "aime24=../../eval/aime/testdata/excerpt.jsonl",
+		"--limit", "1", "--samples", "1", "--quiet", "--out", filepath.Join(dir, "aime"))
+	if b, err := cli(t, aime...).CombinedOutput(); err != nil {
+		t.Errorf("aime24 without a tokenizer: %v\n%s", err, b)
 	}
 }
