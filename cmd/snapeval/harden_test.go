@@ -209,18 +209,25 @@ func TestRunThroughServeWithoutFlagsAndDeadEndpoint(t *testing.T) {
 	if err := run.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ { // kill the server once the first records are in
-		if b, _ := os.ReadFile(filepath.Join(via, "records.jsonl")); len(b) > 0 {
-			srv.Process.Kill()
-			srv.Wait()
-			break
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	var err error
+	for killed := false; ; { // kill the server once the first records are in
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Millisecond):
+			if b, _ := os.ReadFile(filepath.Join(via, "records.jsonl")); !killed && len(b) > 0 {
+				srv.Process.Kill()
+				srv.Wait()
+				killed = true
+			}
+			continue
 		}
-		if i == 6000 {
-			t.Fatalf("no record after 60 s\n%s", out.String())
+		if !killed {
+			t.Fatalf("the run ended before the server was killed: %v\n%s", err, out.String())
 		}
-		time.Sleep(10 * time.Millisecond)
+		break
 	}
-	err := run.Wait()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != exitIncomplete || !strings.Contains(out.String(), "endpoint unreachable: the last 8 requests could not connect") {
 		t.Fatalf("run after the server died: %v\n%s\nwant exit 3 saying the endpoint is unreachable", err, out.String())
