@@ -246,6 +246,9 @@ func (s *Session) Open() (pending int, err error) {
 		return 0, err
 	}
 	if s.store, err = eval.OpenStore(s.Dir); err != nil {
+		if errors.Is(err, eval.ErrLocked) {
+			return 0, &UsageError{Err: err} // another run writes the directory
+		}
 		return 0, err
 	}
 	if err := eval.WriteManifest(s.Dir, s.Manifest); err != nil {

@@ -318,3 +318,22 @@ func TestRunRefusesGuessedTokenLengths(t *testing.T) {
 		t.Errorf("aime24 without a tokenizer: %v\n%s", err, b)
 	}
 }
+
+// TestRunRefusesADirectoryInUse: while another process writes a run directory, `run` on it exits 2 naming that
+// process, and leaves the directory as it was.
+func TestRunRefusesADirectoryInUse(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	st, err := eval.OpenStore(dir) // this test process holds the lock, as a concurrent run would
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	b, err := cli(t, "run", "--limit", "1", "--quiet", "--out", dir).CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(b), fmt.Sprintf("in use by another snapeval run (pid %d on host ", os.Getpid())) {
+		t.Fatalf("run on a directory in use: %v\n%s\nwant exit 2 naming pid %d", err, b, os.Getpid())
+	}
+	if recs := st.Records(); len(recs) != 0 {
+		t.Fatalf("%d records appeared", len(recs))
+	}
+}
