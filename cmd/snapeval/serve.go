@@ -46,7 +46,10 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve any backend over the OpenAI HTTP protocol (chat and text completions, streamed or not)",
-		Long: `serve answers /v1/chat/completions, /v1/completions, /v1/models and /health over a backend.
+		Long: `serve answers /v1/chat/completions, /v1/completions, /v1/models and /health over a backend (by default
+the cpu backend on the embedded model), and publishes the model's tokenizer.json at /v1/snapeval/tokenizer, so that
+"snapeval run --backend openai" against it sizes prompts with the served model's tokenizer and sends each request's
+policy without further flags.
 
 The cache policy is fixed with --policy, or chosen per request with the extension field
 "snapeval_policy" (default --default-policy). Each response carries a "snapeval" object with the
