@@ -417,7 +417,7 @@ func TestUnreachableStreakBroken(t *testing.T) {
 // sizedBench is echoBench declaring that it sizes prompts in tokens.
 type sizedBench struct{ echoBench }
 
-func (sizedBench) SizesPromptsInTokens() bool { return true }
+func (b sizedBench) SizesPromptsInTokens() (sized, estimate bool) { return true, b.name != "exact" }
 
 func TestCheckTokenizer(t *testing.T) {
 	tok := llm.Tokenizer(nil)
@@ -435,6 +435,13 @@ func TestCheckTokenizer(t *testing.T) {
 	}
 	if err := CheckTokenizer(sized, wordCounter{}, "openai", false); err != nil {
 		t.Errorf("with a tokenizer: %v", err)
+	}
+	exact := &sizedBench{echoBench{name: "exact"}}
+	if err := CheckTokenizer(exact, tok, "openai", true); err == nil || !strings.Contains(err.Error(), "cannot run on estimated lengths") {
+		t.Errorf("approx_tokens for a benchmark that cannot estimate: %v", err)
+	}
+	if !EstimatesTokens(sized, tok) || EstimatesTokens(sized, wordCounter{}) || EstimatesTokens(&echoBench{name: "aime24"}, tok) {
+		t.Error("EstimatesTokens")
 	}
 }
 

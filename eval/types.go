@@ -115,25 +115,45 @@ type RunConfig struct {
 }
 
 // TokenSized is implemented by benchmarks whose protocol sizes or truncates prompts in the model's tokens (RULER's
-// lengths, LongBench-v2's max_len): they must not run on a guess of the tokenizer (CheckTokenizer).
+// lengths, LongBench-v2's max_len): they must not run on a guess of the tokenizer (CheckTokenizer). estimate reports
+// whether the benchmark can run on an estimate instead (4 bytes a token) when asked to (approx_tokens).
 type TokenSized interface {
-	SizesPromptsInTokens() bool
+	SizesPromptsInTokens() (sized, estimate bool)
 }
 
 // ApproxTokensNote is what a manifest's TokenizerSource holds for a run allowed to size prompts without a tokenizer.
 const ApproxTokensNote = "approximate (no tokenizer of the served model: 4 bytes a token; --backend-opt approx_tokens=true)"
 
 // CheckTokenizer refuses to run a benchmark that sizes prompts in tokens when no tokenizer of the model is at hand
-// (tok nil), unless approx allows estimating them. backend names the backend in the message.
+// (tok nil), unless approx allows estimating them and the benchmark can. backend names the backend in the message.
 func CheckTokenizer(b Benchmark, tok llm.Tokenizer, backend string, approx bool) error {
 	ts, ok := b.(TokenSized)
-	if tok != nil || approx || !ok || !ts.SizesPromptsInTokens() {
+	if tok != nil || !ok {
 		return nil
+	}
+	sized, estimate := ts.SizesPromptsInTokens()
+	switch {
+	case !sized || approx && estimate:
+		return nil
+	case approx:
+		return fmt.Errorf("benchmark %s sizes its prompts in the model's tokens and cannot run on estimated lengths: "+
+			"pass --tokenizer with the served model's tokenizer.json (a `snapeval serve` server publishes its own)", b.Name())
 	}
 	return fmt.Errorf("benchmark %s sizes its prompts in the model's tokens, but backend %s has no tokenizer of the served "+
 		"model: pass --tokenizer with the served model's tokenizer.json (a `snapeval serve` server publishes its own), or "+
 		"accept estimated lengths (4 bytes a token, flagged in the manifest and report) with --backend-opt approx_tokens=true",
 		b.Name(), backend)
+}
+
+// EstimatesTokens reports whether b sizes prompts in tokens and, with no tokenizer (tok nil), runs on an estimate
+// (the run's manifest then says ApproxTokensNote).
+func EstimatesTokens(b Benchmark, tok llm.Tokenizer) bool {
+	ts, ok := b.(TokenSized)
+	if !ok || tok != nil {
+		return false
+	}
+	sized, _ := ts.SizesPromptsInTokens()
+	return sized
 }
 
 // DatasetIdentifier is implemented by benchmarks that can name the exact data they loaded (for the manifest).

@@ -143,7 +143,7 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		if err := eval.CheckTokenizer(b, tok, cfg.Backend, approx); err != nil {
 			return nil, &UsageError{Err: err}
 		}
-		if ts, ok := b.(eval.TokenSized); ok && ts.SizesPromptsInTokens() && tok == nil {
+		if eval.EstimatesTokens(b, tok) {
 			tokSource = eval.ApproxTokensNote
 		}
 		items, err := b.Items(ctx, tok)

@@ -296,7 +296,7 @@ func TestRunRefusesGuessedTokenLengths(t *testing.T) {
 		"--bench-opt", "n=1", "--bench-opt", "lengths=512", "--bench-opt", "tasks=niah_single", "--quiet"}
 	b, err := cli(t, append(args, "--out", filepath.Join(dir, "refused"))...).CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(b), "benchmark ruler sizes its prompts in the model's tokens") ||
+	if !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(b), "benchmark synth sizes its prompts in the model's tokens") ||
 		!strings.Contains(string(b), "--tokenizer") || !strings.Contains(string(b), "approx_tokens=true") {
 		t.Fatalf("without a tokenizer: %v\n%s\nwant exit 2 naming --tokenizer and approx_tokens", err, b)
 	}
@@ -310,6 +310,12 @@ func TestRunRefusesGuessedTokenLengths(t *testing.T) {
 	}
 	if report, _ := os.ReadFile(filepath.Join(out, "report.md")); !strings.Contains(string(report), "prompt lengths are estimates") {
 		t.Errorf("report.md does not flag the estimated lengths:\n%s", report)
+	}
+	// The official RULER generators cannot size on an estimate at all.
+	b, err = cli(t, "run", "--backend", "openai", "--base-url", base, "--model", "m", "--policy", "full", "--bench", "ruler",
+		"--backend-opt", "approx_tokens=true", "--quiet", "--out", filepath.Join(dir, "ruler")).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(b), "benchmark ruler sizes its prompts in the model's tokens and cannot run on estimated lengths") {
+		t.Errorf("official ruler with approx_tokens: %v\n%s", err, b)
 	}
 	// aime24 sends its problems as they are: it runs without a tokenizer.
 	aime := append(args[:len(args)-7:len(args)-7], "--bench", "aime24", "--data", "aime24=../../eval/aime/testdata/excerpt.jsonl",

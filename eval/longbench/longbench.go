@@ -387,4 +387,4 @@ func (b *Bench) Gold(item eval.Item) (string, bool) {
 
 // SizesPromptsInTokens implements eval.TokenSized: prompts are truncated in the middle to max_len model tokens
 // (without a tokenizer they are not truncated at all).
-func (b *Bench) SizesPromptsInTokens() bool { return true }
+func (b *Bench) SizesPromptsInTokens() (sized, estimate bool) { return true, true }

@@ -211,5 +211,6 @@ func (b *Bench) Gold(item eval.Item) (string, bool) {
 	return s.Answer, true
 }
 
-// SizesPromptsInTokens implements eval.TokenSized: prompts are generated at target lengths in the model's tokens.
-func (b *Bench) SizesPromptsInTokens() bool { return true }
+// SizesPromptsInTokens implements eval.TokenSized: prompts are generated at target lengths in the model's tokens
+// (4 bytes a token without a tokenizer).
+func (b *Bench) SizesPromptsInTokens() (sized, estimate bool) { return true, true }
