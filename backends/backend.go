@@ -52,6 +52,18 @@ type Renderer interface {
 	Render(req llm.Request) (text string, ids []int, err error)
 }
 
+// TokenizerSourcer is a Backend whose Tokenizer is not its own model's but one it obtained (a remote backend that
+// fetched the served model's): TokenizerSource says where from, for the manifest ("" when it has none).
+type TokenizerSourcer interface {
+	TokenizerSource() string
+}
+
+// ApproxTokener is a Backend that may be allowed to run benchmarks that size prompts in tokens without a tokenizer,
+// on an estimate (a remote backend's option approx_tokens=true).
+type ApproxTokener interface {
+	ApproxTokens() bool
+}
+
 // Config is what a backend factory receives: the model reference and free-form options from flags or YAML.
 type Config struct {
 	Model   string

@@ -51,12 +51,17 @@ type hashBackend struct {
 	delay   time.Duration
 	calls   atomic.Int64
 	quotaAt int64 // return ErrQuotaExhausted from this call number on (0: never)
+	// down, when set, makes call number n fail with llm.ErrUnreachable when it returns true.
+	down func(n int64) bool
 }
 
 func (h *hashBackend) Generate(ctx context.Context, req llm.Request) (llm.Output, error) {
 	n := h.calls.Add(1)
 	if h.quotaAt > 0 && n >= h.quotaAt {
 		return llm.Output{}, fmt.Errorf("daily limit: %w", llm.ErrQuotaExhausted)
+	}
+	if h.down != nil && h.down(n) {
+		return llm.Output{}, fmt.Errorf("after 7 attempts: POST /completions: dial tcp 127.0.0.1:9: connect: connection refused: %w", llm.ErrUnreachable)
 	}
 	if h.delay > 0 {
 		select {

@@ -1,5 +1,13 @@
 package eval
 
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/snapeval/snapeval/llm"
+)
+
 // Record is the result of one (benchmark, item, policy, sample): the unit the store keeps, and the only input
 // of reports and gates. Records hold nothing that varies between identical runs (no wall-clock times): timings
 // live apart, in the run's timings file, so that the same config and seed give byte-identical records.
@@ -42,3 +50,36 @@ type Record struct {
 
 // IsError reports whether the record is an error record (not graded).
 func (r Record) IsError() bool { return r.ErrorKind != "" }
+
+// RetryableKind reports whether an error record of kind may come out otherwise when its request is sent again
+// (a backend failure, a timeout, a grader that failed); a context overflow recurs on every try.
+func RetryableKind(kind string) bool { return kind != llm.ErrKindContextOverflow }
+
+// ErrorSummary is the line a run ends with while error records remain: how many of total, of which kinds, and
+// whether re-running the command can change them (only for retryable kinds). kinds counts records by ErrorKind.
+func ErrorSummary(kinds map[string]int, total int, dir string) string {
+	names := make([]string, 0, len(kinds))
+	n, retry := 0, 0
+	for k, c := range kinds {
+		names = append(names, k)
+		n += c
+		if RetryableKind(k) {
+			retry += c
+		}
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%d %s", kinds[k], k)
+	}
+	msg := fmt.Sprintf("%d of %d records are errors (%s; see `snapeval export %s`)", n, total, strings.Join(parts, ", "), dir)
+	switch {
+	case retry == n:
+		return msg + ": re-run the same command to retry them"
+	case retry == 0:
+		return msg + ": they recur on every try (the prompt and max new tokens do not fit the model: lower --max-new, " +
+			"or use a model with a longer context); re-running will not change them"
+	}
+	return fmt.Sprintf("%s: re-run the same command to retry the %d retryable ones; the %d %s ones recur on every try",
+		msg, retry, n-retry, llm.ErrKindContextOverflow)
+}

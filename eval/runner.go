@@ -193,8 +193,14 @@ type Runner struct {
 	RequestTimeout time.Duration
 	// RetryErrors re-runs tasks whose stored record is an error record.
 	RetryErrors bool
-	Progress    Progress
+	// StopAfterUnreachable stops the run when that many requests in a row fail with llm.ErrUnreachable (the
+	// endpoint is down for good); those requests are not recorded. 0: DefaultStopAfterUnreachable; negative: never.
+	StopAfterUnreachable int
+	Progress             Progress
 }
+
+// DefaultStopAfterUnreachable is Runner.StopAfterUnreachable's default.
+const DefaultStopAfterUnreachable = 8
 
 // Summary counts what a Run did.
 type Summary struct {
@@ -301,7 +307,7 @@ func (r *Runner) Run(ctx context.Context, tasks []Task) (Summary, error) {
 		errs     atomic.Int64
 	)
 	grade.SetLimit(gconc)
-	for g := range results {
+	submit := func(g generated) {
 		grade.Go(func() error {
 			rec, ok := r.record(ctx, g)
 			if !ok {
@@ -328,6 +334,35 @@ func (r *Runner) Run(ctx context.Context, tasks []Task) (Summary, error) {
 			}
 			return nil
 		})
+	}
+	// Failures to connect are held back while they come in a row: when limit of them do, the endpoint is down
+	// for good and the run stops without recording them (a resumed run sends them again); a request that reaches
+	// the endpoint in between breaks the streak, and the held failures become error records.
+	limit := r.StopAfterUnreachable
+	if limit == 0 {
+		limit = DefaultStopAfterUnreachable
+	}
+	var held []generated
+	for g := range results {
+		unreachable := g.err != nil && errors.Is(g.err, llm.ErrUnreachable)
+		if limit > 0 && unreachable && ctx.Err() == nil {
+			held = append(held, g)
+			if len(held) >= limit {
+				cancel(fmt.Errorf("%w: the last %d requests could not connect (last: %v)", llm.ErrUnreachable, len(held), g.err))
+				held = nil
+			}
+			continue
+		}
+		if !unreachable {
+			for _, h := range held {
+				submit(h)
+			}
+			held = nil
+		}
+		submit(g)
+	}
+	for _, h := range held { // the run ended with a shorter streak: they are error records
+		submit(h)
 	}
 	grade.Wait()
 	sum.Done = int(done.Load())

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -344,3 +345,107 @@ func TestChainedBenchmarkAsksTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStopsWhenEndpointDown: once the endpoint stops accepting connections, the run stops after
+// DefaultStopAfterUnreachable failures in a row, records none of them (a resumed run redoes them), and resuming
+// once the endpoint is back gives the records of a run that never saw it down.
+func TestRunStopsWhenEndpointDown(t *testing.T) {
+	b := loaded(t, &echoBench{name: "echo", n: 30})
+	pol := []string{"full", "p"}
+	ref := t.TempDir()
+	runAll(t, ref, &hashBackend{}, []LoadedBench{b}, pol, Shard{})
+
+	dir := t.TempDir()
+	be := &hashBackend{down: func(n int64) bool { return n > 20 }}
+	tasks, err := BuildTasks([]LoadedBench{b}, pol, 7, Shard{}, Overrides{Samples: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One request at a time, so that every answer comes before the endpoint goes down.
+	r := &Runner{Backend: be, Store: st, RunID: "r1", BackendID: "hash", Concurrency: 1, GradeConcurrency: 2, RetryErrors: true}
+	sum, err := r.Run(context.Background(), tasks)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sum.Stopped || !bytes.Contains([]byte(sum.StopReason), []byte("endpoint unreachable: the last 8 requests could not connect")) {
+		t.Fatalf("summary %+v: want stopped on an unreachable endpoint", sum)
+	}
+	if calls := be.calls.Load(); calls > 20+DefaultStopAfterUnreachable+3 { // 3: one in flight, one queued, one sent
+		t.Errorf("%d requests sent, %d after the endpoint went down", calls, calls-20)
+	}
+	recs := mustRecords(t, dir)
+	for _, r := range recs {
+		if r.IsError() {
+			t.Fatalf("a failure to connect was recorded: %+v", r)
+		}
+	}
+	if len(recs) != 20 || sum.Done != 20 {
+		t.Fatalf("%d records (%d done), want the 20 answered before the endpoint went down", len(recs), sum.Done)
+	}
+	runAll(t, dir, &hashBackend{}, []LoadedBench{b}, pol, Shard{})
+	assertSameRecords(t, ref, dir)
+}
+
+// TestUnreachableStreakBroken: failures to connect between answered requests are ordinary error records, and the
+// run goes on to the end.
+func TestUnreachableStreakBroken(t *testing.T) {
+	b := loaded(t, &echoBench{name: "echo", n: 30})
+	dir := t.TempDir()
+	sum := runAll(t, dir, &hashBackend{down: func(n int64) bool { return n%4 != 0 }}, []LoadedBench{b}, []string{"full", "p"}, Shard{})
+	if sum.Stopped || sum.Done != sum.Total || sum.Errors == 0 {
+		t.Fatalf("summary %+v: want a whole run with error records", sum)
+	}
+	errs := 0
+	for _, r := range mustRecords(t, dir) {
+		if r.IsError() {
+			errs++
+			if r.ErrorKind != llm.ErrKindBackend || !bytes.Contains([]byte(r.Error), []byte("connection refused")) {
+				t.Errorf("error record %+v", r)
+			}
+		}
+	}
+	if errs != sum.Errors || errs < sum.Total/2 {
+		t.Fatalf("%d error records, summary %d of %d", errs, sum.Errors, sum.Total)
+	}
+}
+
+// sizedBench is echoBench declaring that it sizes prompts in tokens.
+type sizedBench struct{ echoBench }
+
+func (b sizedBench) SizesPromptsInTokens() (sized, estimate bool) { return true, b.name != "exact" }
+
+func TestCheckTokenizer(t *testing.T) {
+	tok := llm.Tokenizer(nil)
+	sized := &sizedBench{echoBench{name: "ruler"}}
+	if err := CheckTokenizer(sized, tok, "openai", false); err == nil ||
+		!strings.Contains(err.Error(), "benchmark ruler sizes its prompts in the model's tokens, but backend openai") ||
+		!strings.Contains(err.Error(), "--tokenizer") || !strings.Contains(err.Error(), "approx_tokens=true") {
+		t.Errorf("no tokenizer: %v", err)
+	}
+	if err := CheckTokenizer(sized, tok, "openai", true); err != nil {
+		t.Errorf("approx_tokens: %v", err)
+	}
+	if err := CheckTokenizer(&echoBench{name: "aime24"}, tok, "openai", false); err != nil {
+		t.Errorf("a benchmark that does not size prompts: %v", err)
+	}
+	if err := CheckTokenizer(sized, wordCounter{}, "openai", false); err != nil {
+		t.Errorf("with a tokenizer: %v", err)
+	}
+	exact := &sizedBench{echoBench{name: "exact"}}
+	if err := CheckTokenizer(exact, tok, "openai", true); err == nil || !strings.Contains(err.Error(), "cannot run on estimated lengths") {
+		t.Errorf("approx_tokens for a benchmark that cannot estimate: %v", err)
+	}
+	if !EstimatesTokens(sized, tok) || EstimatesTokens(sized, wordCounter{}) || EstimatesTokens(&echoBench{name: "aime24"}, tok) {
+		t.Error("EstimatesTokens")
+	}
+}
+
+type wordCounter struct{}
+
+func (wordCounter) Encode(s string) []int { return make([]int, len(strings.Fields(s))) }
+func (wordCounter) Decode([]int) string   { return "" }

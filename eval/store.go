@@ -56,21 +56,39 @@ type Timing struct {
 }
 
 // Store is a run directory's record journal. Every Append is flushed and fsynced before it returns, so a record
-// that Append acknowledged survives SIGKILL. Safe for concurrent use.
+// that Append acknowledged survives SIGKILL. Safe for concurrent use. An open Store holds the directory's lock
+// (LockFile): one writer per run directory.
 type Store struct {
 	dir     string
 	mu      sync.Mutex
+	lock    *dirLock
 	journal *os.File
 	timings *os.File
 	records map[Key]Record
 }
 
-// OpenStore opens (creating if needed) the run directory dir and loads the records already journaled there.
-// A torn final line (the process was killed mid-write) is cut off; any other malformed line is an error naming it.
+// OpenStore opens (creating if needed) the run directory dir, takes its lock and loads the records already
+// journaled there. When another process has the directory open, the error wraps ErrLocked and names it (pid,
+// host, start time). A torn final line (the process was killed mid-write) is cut off and its record redone; a
+// malformed line before the last is an error naming it.
 func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openLocked(dir)
+	if err != nil {
+		lock.unlock()
+		return nil, err
+	}
+	st.lock = lock
+	return st, nil
+}
+
+func openLocked(dir string) (*Store, error) {
 	path := filepath.Join(dir, JournalFile)
 	recs, good, err := readJournal(path)
 	if err != nil {
@@ -102,7 +120,8 @@ func OpenStore(dir string) (*Store, error) {
 }
 
 // readJournal reads a journal, returning the records (later lines superseding earlier ones for the same key are
-// left to the caller) and the byte length of the well-formed prefix.
+// left to the caller) and the byte length of the well-formed prefix. The last line is dropped when it is torn (a
+// kill mid-write: no final newline, or not a whole JSON object); any other malformed line is an error naming it.
 func readJournal(path string) ([]Record, int64, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -123,6 +142,9 @@ func readJournal(path string) ([]Record, int64, error) {
 		}
 		var r Record
 		if err := json.Unmarshal(data[:nl], &r); err != nil {
+			if nl+1 == len(data) {
+				break // the last line, torn: dropped, its record is redone
+			}
 			return nil, 0, fmt.Errorf("%s:%d: malformed record: %w", path, line, err)
 		}
 		if r.Bench == "" || r.ItemID == "" || r.Policy == "" {
@@ -178,7 +200,7 @@ func (s *Store) Records() []Record {
 	return out
 }
 
-// Close closes the journal.
+// Close closes the journal and releases the directory's lock.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -186,6 +208,10 @@ func (s *Store) Close() error {
 	if e := s.timings.Close(); err == nil {
 		err = e
 	}
+	if e := s.lock.unlock(); err == nil {
+		err = e
+	}
+	s.lock = nil
 	return err
 }
 

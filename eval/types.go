@@ -5,6 +5,8 @@ package eval
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/snapeval/snapeval/llm"
 )
@@ -77,6 +79,9 @@ type Manifest struct {
 	ModelShape *llm.ModelShape `json:"model_shape,omitempty"`
 	// ChatTemplate is the chat template a local backend renders chat messages with.
 	ChatTemplate *llm.ChatTemplateInfo `json:"chat_template,omitempty"`
+	// TokenizerSource says where the tokenizer that sized the prompts came from when it is not the backend's own
+	// model's: "file PATH (sha256 ...)", "served by URL (sha256 ...)", or ApproxTokensNote.
+	TokenizerSource string `json:"tokenizer_source,omitempty"`
 }
 
 // DatasetIdentity names the exact data a benchmark ran on.
@@ -107,6 +112,48 @@ type RunConfig struct {
 	// Data maps a benchmark to a local file or directory that replaces its locked dataset.
 	Data        map[string]string `json:"data,omitempty" yaml:"data"`
 	BackendOpts map[string]string `json:"backend_options,omitempty" yaml:"backend_options"`
+}
+
+// TokenSized is implemented by benchmarks whose protocol sizes or truncates prompts in the model's tokens (RULER's
+// lengths, LongBench-v2's max_len): they must not run on a guess of the tokenizer (CheckTokenizer). estimate reports
+// whether the benchmark can run on an estimate instead (4 bytes a token) when asked to (approx_tokens).
+type TokenSized interface {
+	SizesPromptsInTokens() (sized, estimate bool)
+}
+
+// ApproxTokensNote is what a manifest's TokenizerSource holds for a run allowed to size prompts without a tokenizer.
+const ApproxTokensNote = "approximate (no tokenizer of the served model: 4 bytes a token; --backend-opt approx_tokens=true)"
+
+// CheckTokenizer refuses to run a benchmark that sizes prompts in tokens when no tokenizer of the model is at hand
+// (tok nil), unless approx allows estimating them and the benchmark can. backend names the backend in the message.
+func CheckTokenizer(b Benchmark, tok llm.Tokenizer, backend string, approx bool) error {
+	ts, ok := b.(TokenSized)
+	if tok != nil || !ok {
+		return nil
+	}
+	sized, estimate := ts.SizesPromptsInTokens()
+	switch {
+	case !sized || approx && estimate:
+		return nil
+	case approx:
+		return fmt.Errorf("benchmark %s sizes its prompts in the model's tokens and cannot run on estimated lengths: "+
+			"pass --tokenizer with the served model's tokenizer.json (a `snapeval serve` server publishes its own)", b.Name())
+	}
+	return fmt.Errorf("benchmark %s sizes its prompts in the model's tokens, but backend %s has no tokenizer of the served "+
+		"model: pass --tokenizer with the served model's tokenizer.json (a `snapeval serve` server publishes its own), or "+
+		"accept estimated lengths (4 bytes a token, flagged in the manifest and report) with --backend-opt approx_tokens=true",
+		b.Name(), backend)
+}
+
+// EstimatesTokens reports whether b sizes prompts in tokens and, with no tokenizer (tok nil), runs on an estimate
+// (the run's manifest then says ApproxTokensNote).
+func EstimatesTokens(b Benchmark, tok llm.Tokenizer) bool {
+	ts, ok := b.(TokenSized)
+	if !ok || tok != nil {
+		return false
+	}
+	sized, _ := ts.SizesPromptsInTokens()
+	return sized
 }
 
 // DatasetIdentifier is implemented by benchmarks that can name the exact data they loaded (for the manifest).
@@ -142,4 +189,37 @@ type Truncation struct {
 // (LongBench-v2's middle truncation); ok is false when it had no tokenizer to do so. `snapeval prompts` reports it.
 type Truncated interface {
 	Truncation() (t Truncation, ok bool)
+}
+
+// Validate checks the numbers of a resolved run configuration, naming the flag of a bad one: samples, limit and
+// max new tokens not negative (0: the benchmark's default, all items), concurrency at least 1, and temperature and
+// top-p within the ranges every backend accepts (llm.Sampling.Validate, the check `snapeval serve` applies too).
+func (c RunConfig) Validate() error {
+	for _, f := range []struct {
+		flag string
+		v    int
+	}{{"--samples", c.Samples}, {"--limit", c.Limit}, {"--max-new", c.MaxNew}} {
+		if f.v < 0 {
+			return fmt.Errorf("%s %d: want a number >= 0", f.flag, f.v)
+		}
+	}
+	if c.Concurrency < 1 {
+		return fmt.Errorf("--concurrency %d: want a number >= 1", c.Concurrency)
+	}
+	var s llm.Sampling
+	if c.Temperature != nil {
+		s.Temperature = *c.Temperature
+	}
+	if c.TopP != nil {
+		s.TopP = *c.TopP
+	}
+	if err := s.Validate(); err != nil {
+		var fe *llm.FieldError
+		if errors.As(err, &fe) {
+			flag := map[string]string{"temperature": "--temperature", "top_p": "--top-p"}[fe.Field]
+			return fmt.Errorf("%s %v: want %s", flag, fe.Value, fe.Want)
+		}
+		return err
+	}
+	return nil
 }

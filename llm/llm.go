@@ -7,6 +7,8 @@ package llm
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 )
 
 // Message is one chat turn.
@@ -24,6 +26,32 @@ type Sampling struct {
 	MaxNew      int      `json:"max_new"`
 	Stop        []string `json:"stop,omitempty"`
 	Seed        uint64   `json:"seed"`
+}
+
+// FieldError is a sampling parameter out of range. Field is its name in Sampling's JSON form ("temperature",
+// "top_p", "top_k", "max_new"), which callers translate into their own (a flag, a request field).
+type FieldError struct {
+	Field string
+	Value any
+	Want  string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s %v: want %s", e.Field, e.Value, e.Want) }
+
+// Validate checks the ranges every backend and server accepts: Temperature in [0, 2], TopP in [0, 1] (0: no
+// filter), TopK and MaxNew not negative. The error is a *FieldError.
+func (s Sampling) Validate() error {
+	switch {
+	case math.IsNaN(s.Temperature) || s.Temperature < 0 || s.Temperature > 2:
+		return &FieldError{"temperature", s.Temperature, "a number in [0, 2] (0: greedy)"}
+	case math.IsNaN(s.TopP) || s.TopP < 0 || s.TopP > 1:
+		return &FieldError{"top_p", s.TopP, "a number in (0, 1] (0 or 1: no filter)"}
+	case s.TopK < 0:
+		return &FieldError{"top_k", s.TopK, "a number >= 0 (0: no filter)"}
+	case s.MaxNew < 0:
+		return &FieldError{"max_new", s.MaxNew, "a number >= 0"}
+	}
+	return nil
 }
 
 // Request is one generation request sent to a backend.
@@ -99,8 +127,16 @@ const (
 
 // Sentinel errors that backends wrap so the runner can classify failures.
 var (
-	// ErrContextOverflow: the request cannot fit the model's context; recorded, not retried.
+	// ErrContextOverflow: the request cannot fit the model's context (or the cache it asks for cannot fit the
+	// model's positions or the backend's memory budget); recorded, not retried.
 	ErrContextOverflow = errors.New("context length exceeded")
+	// ErrUnreachable: the backend's endpoint could not be connected to (connection refused, no such host) on any
+	// attempt; a runner stops the run when request after request fails so, without recording them, so that
+	// re-running once the endpoint is back resumes.
+	ErrUnreachable = errors.New("endpoint unreachable")
+	// ErrBadRequest: the request cannot be served as asked (chat messages to a model without a chat template, a
+	// parameter out of range): the caller's mistake, which a server answers with 400.
+	ErrBadRequest = errors.New("bad request")
 	// ErrQuotaExhausted: the service refuses further work for a long time (daily quota); the run stops cleanly
 	// without recording the request, so that re-running resumes.
 	ErrQuotaExhausted = errors.New("quota exhausted")
@@ -133,4 +169,23 @@ type ChatTemplateInfo struct {
 	Vars map[string]any `json:"vars,omitempty"`
 	// Now is strftime_now's clock (RFC 3339), when the template reads it.
 	Now string `json:"now,omitempty"`
+}
+
+// TokenizerPath is the route under which a `snapeval serve` server publishes its model's tokenizer.json (a
+// snapeval extension), when ModelExtension.Tokenizer says so: clients that size prompts in tokens use the served
+// model's own tokenizer.
+const TokenizerPath = "/v1/snapeval/tokenizer"
+
+// ModelExtension is what a /v1/models entry of `snapeval serve` says about the server (its "snapeval" field):
+// clients recognise the server by it, send the cache policy per request when Policy is empty, and fetch the
+// tokenizer from TokenizerPath when Tokenizer is true.
+type ModelExtension struct {
+	// Backend is the backend identity.
+	Backend string `json:"backend"`
+	// Policy is the policy every request runs under; "" when each request chooses ("snapeval_policy").
+	Policy string `json:"policy,omitempty"`
+	// DefaultPolicy is the policy of requests that name none (when Policy is "").
+	DefaultPolicy string `json:"default_policy,omitempty"`
+	// Tokenizer is true when GET TokenizerPath returns the model's tokenizer.json.
+	Tokenizer bool `json:"tokenizer"`
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"strings"
+
+	"github.com/snapeval/snapeval/eval"
 )
 
 // WriteMarkdown writes the report as Markdown (report.md).
@@ -28,6 +30,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		p("- model: `%s`, backend: `%s`\n", r.Model, r.Backend)
 	case r.Backend != "":
 		p("- backend: `%s`\n", r.Backend)
+	}
+	switch {
+	case r.TokenizerSource == eval.ApproxTokensNote:
+		p("- **prompt lengths are estimates**: no tokenizer of the served model (4 bytes a token, `approx_tokens=true`); lengths in tokens and truncations are approximate\n")
+	case r.TokenizerSource != "":
+		p("- prompts sized with the tokenizer %s\n", mdText(r.TokenizerSource))
 	}
 	p("- baseline: `%s`; Δ = policy minus baseline on the items graded under both (paired), in percentage points\n", r.Baseline)
 	p("- CI: %g%% paired bootstrap over items (B = %d, fixed seed); p: exact two-sided McNemar test over (item, sample) pairs\n",

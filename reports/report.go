@@ -29,6 +29,9 @@ type Report struct {
 	Backend string `json:"backend,omitempty"`
 	// Shard is the manifest's "i/n" when the records are one shard of a larger run.
 	Shard string `json:"shard,omitempty"`
+	// TokenizerSource is the manifest's: where the tokenizer that sized the prompts came from, when not the
+	// backend's own model (eval.ApproxTokensNote when prompt lengths are estimates).
+	TokenizerSource string `json:"tokenizer_source,omitempty"`
 	// Planned is the number of records the run planned (0 when unknown); Present the number in the report.
 	Planned  int     `json:"planned_records,omitempty"`
 	Present  int     `json:"records"`
@@ -134,7 +137,7 @@ func Build(m eval.Manifest, recs []eval.Record, opt Options) *Report {
 		resamples = stats.DefaultResamples
 	}
 	r := &Report{RunID: m.RunID, Model: m.Config.Model, Backend: m.Backend, Baseline: opt.Baseline, Level: level,
-		Resamples: resamples, Shard: m.Shard, Planned: m.Planned, Present: len(recs)}
+		Resamples: resamples, Shard: m.Shard, Planned: m.Planned, Present: len(recs), TokenizerSource: m.TokenizerSource}
 	if r.Backend == "" {
 		r.Backend = m.Config.Backend
 	}

@@ -2,8 +2,8 @@ package serve
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/snapeval/snapeval/llm"
@@ -133,14 +133,11 @@ func (w *wireRequest) toRequest(chat bool, maxNewDefault int) (llm.Request, erro
 		}
 	}
 	if w.Temperature != nil {
-		if t := *w.Temperature; t < 0 || t > 2 || math.IsNaN(t) {
-			return req, badf("temperature", "must be in [0, 2]")
-		}
 		s.Temperature = *w.Temperature
 	}
 	if w.TopP != nil {
-		if p := *w.TopP; !(p > 0 && p <= 1) {
-			return req, badf("top_p", "must be in (0, 1]")
+		if *w.TopP == 0 {
+			return req, badf("top_p", "0: want a number in (0, 1]")
 		}
 		s.TopP = *w.TopP
 	}
@@ -149,6 +146,13 @@ func (w *wireRequest) toRequest(chat bool, maxNewDefault int) (llm.Request, erro
 			return req, badf("top_k", "must be -1, 0 (disabled) or positive")
 		}
 		s.TopK = max(*w.TopK, 0)
+	}
+	if err := s.Validate(); err != nil { // the ranges `snapeval run` checks too
+		var fe *llm.FieldError
+		if !errors.As(err, &fe) {
+			return req, badf("", "%v", err)
+		}
+		return req, badf(fe.Field, "%v: want %s", fe.Value, fe.Want)
 	}
 	if w.Seed != nil {
 		s.Seed = uint64(*w.Seed)

@@ -1,5 +1,6 @@
 // Package serve is an OpenAI-compatible HTTP server over any backends.Backend: /v1/chat/completions and
-// /v1/completions (streamed as server-sent events or not), /v1/models and /health.
+// /v1/completions (streamed as server-sent events or not), /v1/models, /health, and the served model's
+// tokenizer.json at /v1/snapeval/tokenizer.
 //
 // The cache policy is fixed per server (Config.Policy) or chosen per request with the extension field
 // "snapeval_policy". Every response carries a "snapeval" object (cache policy applied, capacity, KV bytes,
@@ -48,6 +49,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// Heartbeat is the interval of SSE comments while a streamed request waits (default 10s).
 	Heartbeat time.Duration
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout bound how long a connection may take to send its request
+	// headers (default 10s), its whole request, body included (default 60s), and how long an idle keep-alive
+	// connection stays open (default 120s); generation itself is not bounded by them.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
+	// MaxConnections bounds the open connections (default 1024); further ones wait to be accepted.
+	MaxConnections int
 	// Log receives one line per failed request (nil: log.Default()).
 	Log *log.Logger
 }
@@ -84,6 +91,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 10 * time.Second
 	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 60 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 1024
+	}
 	if cfg.Log == nil {
 		cfg.Log = log.Default()
 	}
@@ -116,6 +135,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { s.complete(w, r, false) })
 	mux.HandleFunc("GET /v1/models", s.models)
 	mux.HandleFunc("GET /v1/models/{id}", s.model)
+	mux.HandleFunc("GET "+llm.TokenizerPath, s.tokenizer)
 	mux.HandleFunc("GET /health", s.health)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", "", fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
@@ -124,11 +144,14 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Serve answers on ln until ctx ends, then shuts down gracefully: it stops accepting, lets requests in flight
-// finish for up to grace, then closes what is left.
+// finish for up to grace, then closes what is left. Connections are bounded in number (Config.MaxConnections)
+// and in how long they may take to send a request or stay idle (Config.ReadHeaderTimeout, ReadTimeout,
+// IdleTimeout), so that slow or idle clients cannot hold the server's connections.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: s.cfg.ReadHeaderTimeout, ReadTimeout: s.cfg.ReadTimeout,
+		IdleTimeout: s.cfg.IdleTimeout}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(limitListener(ln, s.cfg.MaxConnections)) }()
 	select {
 	case err := <-errc:
 		return err
@@ -147,18 +170,49 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	return err
 }
 
+// TokenizerSource is implemented by backends that can hand out their model's tokenizer.json (the cpu backend);
+// the server publishes it at llm.TokenizerPath.
+type TokenizerSource interface {
+	TokenizerJSON() []byte
+}
+
 // modelObject is one /v1/models entry.
 type modelObject struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
-	// Backend is the backend identity (snapeval extension).
-	Backend string `json:"snapeval_backend"`
+	// Backend is the backend identity (snapeval extension, kept beside Snapeval.Backend for older clients).
+	Backend  string             `json:"snapeval_backend"`
+	Snapeval llm.ModelExtension `json:"snapeval"`
 }
 
 func (s *Server) modelObject() modelObject {
-	return modelObject{ID: s.cfg.Model, Object: "model", OwnedBy: "snapeval", Backend: s.cfg.Backend.Identity()}
+	ext := llm.ModelExtension{Backend: s.cfg.Backend.Identity(), Policy: s.cfg.Policy, Tokenizer: s.tokenizerJSON() != nil}
+	if ext.Policy == "" {
+		ext.DefaultPolicy = s.cfg.DefaultPolicy
+	}
+	return modelObject{ID: s.cfg.Model, Object: "model", OwnedBy: "snapeval", Backend: ext.Backend, Snapeval: ext}
+}
+
+func (s *Server) tokenizerJSON() []byte {
+	if ts, ok := s.cfg.Backend.(TokenizerSource); ok {
+		return ts.TokenizerJSON()
+	}
+	return nil
+}
+
+// tokenizer answers llm.TokenizerPath with the backend's tokenizer.json, or 404 when it has none.
+func (s *Server) tokenizer(w http.ResponseWriter, r *http.Request) {
+	b := s.tokenizerJSON()
+	if b == nil {
+		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found", "",
+			fmt.Sprintf("backend %s has no tokenizer to publish", s.cfg.Backend.Identity()))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Write(b)
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) {
@@ -222,6 +276,8 @@ func classify(err error) (status int, typ, code string) {
 	switch {
 	case errors.Is(err, llm.ErrContextOverflow):
 		return http.StatusBadRequest, "invalid_request_error", "context_length_exceeded"
+	case errors.Is(err, llm.ErrBadRequest):
+		return http.StatusBadRequest, "invalid_request_error", "invalid_request"
 	case errors.Is(err, llm.ErrQuotaExhausted):
 		return http.StatusTooManyRequests, "insufficient_quota", "insufficient_quota"
 	case errors.Is(err, context.DeadlineExceeded):

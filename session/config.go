@@ -104,6 +104,16 @@ func ReadFile(path string) (Layer, map[string]backends.Endpoint, error) {
 	return Layer{Config: fc.RunConfig, Has: func(k string) bool { _, ok := present[k]; return ok }}, fc.Endpoints, nil
 }
 
+// flagOf is the flag of a setting's key.
+func flagOf(key string) string {
+	for _, s := range Settings {
+		if s.Key == key {
+			return s.Flag
+		}
+	}
+	return key
+}
+
 // Keys lists the YAML keys of the run configuration, in table order.
 func Keys() []string {
 	keys := make([]string, len(Settings))
@@ -158,6 +168,15 @@ func Resolve(defaults, file, flags Layer, getenv func(string) string) (eval.RunC
 			f.Set(reflect.ValueOf(file.Config).Field(i))
 		}
 	}
+	// 0 spells "the benchmark's default" where a setting is left out, never as a value given on the command line.
+	for _, k := range []struct {
+		key string
+		v   int
+	}{{"samples", flags.Config.Samples}, {"max_new", flags.Config.MaxNew}} {
+		if flags.Has != nil && flags.Has(k.key) && k.v == 0 {
+			return cfg, Usagef("--%s 0: want a number >= 1 (leave the flag out for the benchmark's default)", flagOf(k.key))
+		}
+	}
 	if err := Validate(&cfg); err != nil {
 		return cfg, err
 	}
@@ -169,8 +188,8 @@ func Validate(cfg *eval.RunConfig) error {
 	if len(cfg.Benches) == 0 {
 		return Usagef("no benchmark chosen (--bench)")
 	}
-	if cfg.Samples < 0 || cfg.Limit < 0 || cfg.MaxNew < 0 || cfg.Concurrency < 1 {
-		return Usagef("--samples, --limit and --max-new must be >= 0 and --concurrency >= 1")
+	if err := cfg.Validate(); err != nil {
+		return &UsageError{Err: err}
 	}
 	pols, err := CanonicalPolicies(cfg.Policies)
 	if err != nil {

@@ -110,12 +110,19 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		}
 	}
 	tok := s.be.Tokenizer()
+	tokSource, approx := "", false // where the prompts' tokenizer comes from, when not the backend's own model
+	if ts, ok := s.be.(backends.TokenizerSourcer); ok {
+		tokSource = ts.TokenizerSource()
+	}
+	if a, ok := s.be.(backends.ApproxTokener); ok {
+		approx = a.ApproxTokens()
+	}
 	if cfg.Tokenizer != "" {
 		t, err := tokenizer.Load(cfg.Tokenizer)
 		if err != nil {
 			return nil, Usagef("--tokenizer: %w", err)
 		}
-		tok = t
+		tok, tokSource = t, "file "+cfg.Tokenizer
 	}
 	var ids []eval.DatasetIdentity
 	for _, name := range cfg.Benches {
@@ -132,6 +139,12 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		}
 		if c, ok := b.(io.Closer); ok {
 			s.closers = append(s.closers, c)
+		}
+		if err := eval.CheckTokenizer(b, tok, cfg.Backend, approx); err != nil {
+			return nil, &UsageError{Err: err}
+		}
+		if eval.EstimatesTokens(b, tok) {
+			tokSource = eval.ApproxTokensNote
 		}
 		items, err := b.Items(ctx, tok)
 		if errors.Is(err, os.ErrNotExist) {
@@ -190,7 +203,7 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 	mcfg := cfg
 	mcfg.BaseURL = RedactURL(cfg.BaseURL)
 	s.Manifest = eval.Manifest{RunID: runID, Version: o.Version, Revision: o.Revision, Config: mcfg,
-		Backend: s.be.Identity(), Datasets: ids, Shard: o.Shard.String(), Planned: len(s.tasks)}
+		Backend: s.be.Identity(), Datasets: ids, Shard: o.Shard.String(), Planned: len(s.tasks), TokenizerSource: tokSource}
 	for spec, ep := range o.Endpoints {
 		if s.Manifest.Endpoints == nil {
 			s.Manifest.Endpoints = map[string]string{}
@@ -219,10 +232,23 @@ func (s *Session) Open() (pending int, err error) {
 			return 0, Usagef("%s holds another run (run id %s, shard %q; this one is %s, shard %q): choose another --out",
 				s.Dir, old.RunID, old.Shard, s.Manifest.RunID, s.Manifest.Shard)
 		}
+		if old.TokenizerSource != s.Manifest.TokenizerSource {
+			src := func(s string) string {
+				if s == "" {
+					return "the backend's model"
+				}
+				return s
+			}
+			return 0, Usagef("%s holds a run whose prompts were sized by the tokenizer of %s; this one's would be by %s: choose another --out",
+				s.Dir, src(old.TokenizerSource), src(s.Manifest.TokenizerSource))
+		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return 0, err
 	}
 	if s.store, err = eval.OpenStore(s.Dir); err != nil {
+		if errors.Is(err, eval.ErrLocked) {
+			return 0, &UsageError{Err: err} // another run writes the directory
+		}
 		return 0, err
 	}
 	if err := eval.WriteManifest(s.Dir, s.Manifest); err != nil {
@@ -260,6 +286,8 @@ type Result struct {
 	Records []eval.Record
 	// Planned, Errors and Missing count the run matrix's records, the error records and those not produced.
 	Planned, Errors, Missing int
+	// ErrorKinds counts the error records by kind.
+	ErrorKinds map[string]int
 }
 
 // Incomplete returns the error the command exits 3 with when the run is not complete, nil when it is.
@@ -269,8 +297,7 @@ func (s *Session) Incomplete(r Result) error {
 		return fmt.Errorf("run stopped (%s) with %d of %d records missing: re-run the same command to resume",
 			s.summary.StopReason, r.Missing, r.Planned)
 	case r.Errors > 0:
-		return fmt.Errorf("%d of %d records are errors (see `snapeval export %s`); re-run to retry them",
-			r.Errors, r.Planned, s.Dir)
+		return errors.New(eval.ErrorSummary(r.ErrorKinds, r.Planned, s.Dir))
 	}
 	return nil
 }
@@ -281,12 +308,13 @@ func (s *Session) Finalize() (Result, error) {
 	for _, t := range s.tasks {
 		want[t.Key()] = true
 	}
-	r := Result{Planned: len(s.tasks)}
+	r := Result{Planned: len(s.tasks), ErrorKinds: map[string]int{}}
 	for _, rec := range s.store.Records() {
 		if want[rec.Key()] {
 			r.Records = append(r.Records, rec)
 			if rec.IsError() {
 				r.Errors++
+				r.ErrorKinds[rec.ErrorKind]++
 			}
 		}
 	}

@@ -85,7 +85,8 @@ type ChatOptions struct {
 }
 
 // ParseOptions reads backend options given as strings (flags or YAML): slots, threads, prefill_chunk,
-// prefix_cache_mb (0 disables the prefix cache), weights (bf16 or int8), and the chat template's:
+// prefix_cache_mb (0 disables the prefix cache), memory_mb (the engine's memory budget,
+// engine.Options.MemoryBytes; 0: the default), weights (bf16 or int8), and the chat template's:
 // chat_style (a built-in template), chat_template (a Jinja file), chat_template_name (a named template of
 // the model), chat_var.NAME (a template variable: JSON when the value parses as JSON, else the text) and
 // chat_now (strftime_now's clock, RFC 3339 or YYYY-MM-DD). Unknown keys are errors.
@@ -121,6 +122,11 @@ func ParseOptions(m map[string]string) (Options, error) {
 			if n == 0 {
 				o.Engine.PrefixCacheBytes = -1
 			}
+		case "memory_mb":
+			if err == nil && n > 1<<30 {
+				return Options{}, fmt.Errorf("cpu backend: option %s=%q: too large", k, v)
+			}
+			o.Engine.MemoryBytes = int64(n) << 20
 		case "chat_style":
 			o.Chat.Style = v
 			continue
@@ -145,7 +151,7 @@ func ParseOptions(m map[string]string) (Options, error) {
 			o.Weights = w
 			continue
 		default:
-			return Options{}, fmt.Errorf("cpu backend: unknown option %q (known: slots, threads, prefill_chunk, prefix_cache_mb, weights, chat_style, chat_template, chat_template_name, chat_var.NAME, chat_now)", k)
+			return Options{}, fmt.Errorf("cpu backend: unknown option %q (known: slots, threads, prefill_chunk, prefix_cache_mb, memory_mb, weights, chat_style, chat_template, chat_template_name, chat_var.NAME, chat_now)", k)
 		}
 		if err := isInt(); err != nil {
 			return Options{}, err
@@ -178,6 +184,7 @@ type Backend struct {
 	chat     *chat.Template // nil when chat messages cannot be rendered (chatErr says why)
 	chatErr  error
 	chatVars map[string]any
+	tokJSON  []byte // the tokenizer.json tok was parsed from
 	eos      []int
 	identity string
 	ck       *safetensors.Checkpoint
@@ -284,7 +291,7 @@ func build(fsys fs.FS, dir, name, display string, ck *safetensors.Checkpoint, op
 	}
 	eo := opts.Engine
 	eo.Pool = model.NewPool(eo.Threads)
-	return &Backend{eng: engine.New(m, eo), pool: eo.Pool, opts: eo, tok: tok, name: name, chat: tmpl, chatErr: chatErr,
+	return &Backend{eng: engine.New(m, eo), pool: eo.Pool, opts: eo, tok: tok, tokJSON: tokBytes, name: name, chat: tmpl, chatErr: chatErr,
 		chatVars: opts.Chat.Vars, eos: eos, ck: ck, identity: identity}, nil
 }
 
@@ -344,6 +351,9 @@ func (b *Backend) Identity() string { return b.identity }
 // Tokenizer returns the model's tokenizer.
 func (b *Backend) Tokenizer() llm.Tokenizer { return b.tok }
 
+// TokenizerJSON returns the tokenizer.json the model's tokenizer was read from (what `snapeval serve` publishes).
+func (b *Backend) TokenizerJSON() []byte { return b.tokJSON }
+
 // TokenizerImpl returns the concrete tokenizer.
 func (b *Backend) TokenizerImpl() *tokenizer.Tokenizer { return b.tok }
 
@@ -391,10 +401,14 @@ func (b *Backend) Shape() llm.ModelShape {
 	return llm.ModelShape{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, ElemBytes: engine.ElemBytes}
 }
 
-// CheckPolicy accepts every policy package compress parses, "@int8" included.
+// CheckPolicy accepts every policy package compress parses, "@int8" included, whose cache fits the model's
+// positions and the engine's memory budget (engine.Engine.CheckPolicy).
 func (b *Backend) CheckPolicy(spec string) error {
-	_, err := compress.Parse(spec)
-	return err
+	pol, err := compress.Parse(spec)
+	if err != nil {
+		return err
+	}
+	return b.eng.CheckPolicy(pol)
 }
 
 // engineFor is the engine that runs pol: for pol.Weights int8 an engine on the int8 copy of the model
@@ -436,18 +450,25 @@ func (b *Backend) EncodePrompt(req llm.Request) ([]int, error) {
 func (b *Backend) Render(req llm.Request) (string, []int, error) {
 	switch {
 	case len(req.Messages) > 0 && req.Prompt != "":
-		return "", nil, fmt.Errorf("cpu backend: request %s sets both messages and prompt", req.Key)
+		return "", nil, badRequest{fmt.Errorf("cpu backend: request %s sets both messages and prompt", req.Key)}
 	case len(req.Messages) > 0:
 		text, err := b.renderChat(req.Messages)
 		if err != nil {
-			return "", nil, fmt.Errorf("cpu backend: model %s: request %s: %w", b.name, req.Key, err)
+			return "", nil, badRequest{fmt.Errorf("cpu backend: model %s: request %s: %w", b.name, req.Key, err)}
 		}
 		return text, b.tok.Encode(text), nil
 	case req.Prompt != "":
 		return req.Prompt, b.tok.EncodeWithSpecial(req.Prompt), nil
 	}
-	return "", nil, fmt.Errorf("cpu backend: request %s has neither messages nor prompt", req.Key)
+	return "", nil, badRequest{fmt.Errorf("cpu backend: request %s has neither messages nor prompt", req.Key)}
 }
+
+// badRequest marks a request the model cannot be fed as the caller's mistake (llm.ErrBadRequest: a server
+// answers 400), keeping the error's text.
+type badRequest struct{ error }
+
+func (e badRequest) Is(target error) bool { return target == llm.ErrBadRequest }
+func (e badRequest) Unwrap() error        { return e.error }
 
 // Generate runs one request. Sampling.MaxNew 0 means the rest of the model's context.
 func (b *Backend) Generate(ctx context.Context, req llm.Request) (llm.Output, error) {

@@ -1,18 +1,23 @@
 package oaiclient
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/snapeval/snapeval/backends"
+	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
 	"github.com/snapeval/snapeval/llm"
 )
 
@@ -34,11 +39,15 @@ type Flavor struct {
 
 // BackendOptionKeys are the Config.Options keys Open reads besides OptionKeys:
 //   - endpoint: "auto" (default: chat for Messages, completions for Prompt), "chat" or "completions";
-//   - policy: the cache policy the Config.BaseURL deployment runs (default "full");
+//   - policy: the cache policy the Config.BaseURL deployment runs (default "full"; against `snapeval serve`, what
+//     its /v1/models says);
 //   - forward_policy: "true" sends Request.Policy as "snapeval_policy" (a `snapeval serve` server applies it);
+//     the default is true against a `snapeval serve` server whose /v1/models says each request chooses, else false;
 //   - seed: "true"/"false" overrides whether the service honours seeds;
-//   - preflight: "false" skips listing /models when the backend opens.
-var BackendOptionKeys = []string{"endpoint", "policy", "forward_policy", "seed", "preflight"}
+//   - preflight: "false" skips listing /models when the backend opens (and with it recognising `snapeval serve`);
+//   - approx_tokens: "true" lets benchmarks that size prompts in tokens run without the served model's tokenizer,
+//     estimating 4 bytes a token (ApproxTokens; the run's manifest and report say so).
+var BackendOptionKeys = []string{"endpoint", "policy", "forward_policy", "seed", "preflight", "approx_tokens"}
 
 // deployment is one served model at one base URL.
 type deployment struct {
@@ -58,7 +67,12 @@ type Remote struct {
 	forward  bool
 	endpoint string
 	seed     bool
+	approx   bool
 	clients  []*Client
+	// tok is the tokenizer every deployment publishes (`snapeval serve`), nil when they do not; tokSource says
+	// where it came from.
+	tok       llm.Tokenizer
+	tokSource string
 }
 
 // Open builds a Remote from cfg: the base URL (Config.BaseURL, then $BaseURLEnv, then DefaultBaseURL), the key
@@ -73,6 +87,8 @@ func Open(ctx context.Context, fl Flavor, cfg backends.Config) (*Remote, error) 
 	r := &Remote{flavor: fl, byPolicy: map[string]*deployment{}, endpoint: "auto", seed: fl.Seed}
 	declared := "full"
 	preflight := true
+	_, policySet := cfg.Options["policy"]
+	_, forwardSet := cfg.Options["forward_policy"]
 	for k, v := range cfg.Options {
 		switch k {
 		case "endpoint":
@@ -85,7 +101,7 @@ func Open(ctx context.Context, fl Flavor, cfg backends.Config) (*Remote, error) 
 			r.endpoint = v
 		case "policy":
 			declared = strings.TrimSpace(v)
-		case "forward_policy", "seed", "preflight":
+		case "forward_policy", "seed", "preflight", "approx_tokens":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return nil, fmt.Errorf("%s: backend option %s=%q: want true or false", fl.Name, k, v)
@@ -97,6 +113,8 @@ func Open(ctx context.Context, fl Flavor, cfg backends.Config) (*Remote, error) 
 				r.seed = b
 			case "preflight":
 				preflight = b
+			case "approx_tokens":
+				r.approx = b
 			}
 		}
 	}
@@ -172,6 +190,12 @@ func Open(ctx context.Context, fl Flavor, cfg backends.Config) (*Remote, error) 
 				return nil, err
 			}
 		}
+		if err := r.adoptSnapeval(policySet, forwardSet, declared); err != nil {
+			return nil, err
+		}
+		if err := r.fetchTokenizer(ctx); err != nil {
+			return nil, err
+		}
 	} else {
 		for _, d := range r.deployments() {
 			if d.model == "" {
@@ -181,6 +205,68 @@ func Open(ctx context.Context, fl Flavor, cfg backends.Config) (*Remote, error) 
 	}
 	return r, nil
 }
+
+// adoptSnapeval applies what a `snapeval serve` server at the base URL says of itself (its /v1/models "snapeval"
+// field): when each request chooses its policy, the policy is forwarded (unless forward_policy was given); when the
+// server runs one policy, that is the deployment's declared policy (a different policy=SPEC is an error).
+func (r *Remote) adoptSnapeval(policySet, forwardSet bool, declared string) error {
+	if r.def == nil || r.def.info == nil || r.def.info.Snapeval == nil {
+		return nil
+	}
+	ext := r.def.info.Snapeval
+	switch {
+	case ext.Policy == "" && !forwardSet:
+		r.forward = true
+		r.def.policy = ""
+	case ext.Policy == "" && !r.forward && !policySet:
+		r.def.policy = ext.DefaultPolicy // what the server applies to requests that name no policy
+	case ext.Policy != "" && policySet && declared != ext.Policy:
+		return fmt.Errorf("%s: the snapeval server at %s runs policy %s only, but --backend-opt policy=%s declares another",
+			r.flavor.Name, r.def.client.BaseURL(), ext.Policy, declared)
+	case ext.Policy != "" && !r.forward:
+		r.def.policy = ext.Policy
+	}
+	return nil
+}
+
+// fetchTokenizer takes the tokenizer every deployment publishes, when each is a `snapeval serve` server that
+// publishes one and they all publish the same; otherwise the remote has none.
+func (r *Remote) fetchTokenizer(ctx context.Context) error {
+	var data []byte
+	var where []string
+	for _, d := range r.deployments() {
+		if d.info == nil || d.info.Snapeval == nil || !d.info.Snapeval.Tokenizer {
+			return nil
+		}
+		b, err := d.client.FetchTokenizer(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: fetching the served tokenizer: %w", r.flavor.Name, err)
+		}
+		if data != nil && !bytes.Equal(b, data) {
+			return nil // deployments with different tokenizers: prompts cannot be sized for all of them
+		}
+		data = b
+		where = append(where, d.client.BaseURL())
+	}
+	if data == nil {
+		return nil
+	}
+	name := where[0] + strings.TrimPrefix(llm.TokenizerPath, "/v1")
+	tok, err := tokenizer.Parse(data, name)
+	if err != nil {
+		return fmt.Errorf("%s: the served tokenizer: %w", r.flavor.Name, err)
+	}
+	sum := sha256.Sum256(data)
+	r.tok = tok
+	r.tokSource = fmt.Sprintf("served by %s (sha256 %s)", strings.Join(slices.Compact(where), ", "), hex.EncodeToString(sum[:])[:16])
+	return nil
+}
+
+// TokenizerSource says where Tokenizer came from ("served by URL (sha256 ...)"), "" when there is none.
+func (r *Remote) TokenizerSource() string { return r.tokSource }
+
+// ApproxTokens reports whether the option approx_tokens=true allows sizing prompts without a tokenizer.
+func (r *Remote) ApproxTokens() bool { return r.approx }
 
 // deployments lists the distinct deployments, the default first.
 func (r *Remote) deployments() []*deployment {
@@ -308,8 +394,9 @@ func (r *Remote) Identity() string {
 	return r.flavor.Name + ":" + strings.Join(parts, ",")
 }
 
-// Tokenizer returns nil: remote servers tokenize on their side.
-func (r *Remote) Tokenizer() llm.Tokenizer { return nil }
+// Tokenizer returns the served model's tokenizer when every deployment is a `snapeval serve` server publishing the
+// same one, else nil (other servers tokenize on their side and do not say how).
+func (r *Remote) Tokenizer() llm.Tokenizer { return r.tok }
 
 // Close releases idle connections.
 func (r *Remote) Close() error {
@@ -414,4 +501,8 @@ func normalizeFinish(s string) string {
 	return s
 }
 
-var _ backends.Preflighter = (*Remote)(nil)
+var (
+	_ backends.Preflighter      = (*Remote)(nil)
+	_ backends.TokenizerSourcer = (*Remote)(nil)
+	_ backends.ApproxTokener    = (*Remote)(nil)
+)

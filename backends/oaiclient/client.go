@@ -14,10 +14,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/snapeval/snapeval/llm"
@@ -132,6 +134,8 @@ type Client struct {
 	rpm     *Bucket
 	tpm     *Bucket
 	sem     Semaphore
+	// down is set when a request gave up because it could not connect on any attempt, until an attempt connects.
+	down atomic.Bool
 	// now and jitter are replaced in tests.
 	now    func() time.Time
 	jitter func(max time.Duration) time.Duration
@@ -191,9 +195,32 @@ type Result struct {
 }
 
 // transientError is a failure worth retrying that is not an APIError (transport, truncated stream, bad JSON, timeout).
-type transientError struct{ msg string }
+// unreachable marks a failure to connect at all (refused, no such host): it unwraps to llm.ErrUnreachable.
+type transientError struct {
+	msg         string
+	unreachable bool
+}
 
 func (e *transientError) Error() string { return e.msg }
+
+// Unwrap is llm.ErrUnreachable for a failure to connect, nil otherwise.
+func (e *transientError) Unwrap() error {
+	if e.unreachable {
+		return llm.ErrUnreachable
+	}
+	return nil
+}
+
+// cannotConnect reports whether a transport error means the endpoint could not be connected to at all: the
+// connection was refused or timed out while dialing, or the host name does not resolve.
+func cannotConnect(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
 
 // protocolError is a permanent protocol failure (an over-long SSE line, an unreadable success body).
 type protocolError struct{ msg string }
@@ -221,6 +248,10 @@ func (c *Client) Complete(ctx context.Context, path string, req CompletionReques
 		return Result{}, fmt.Errorf("encoding request: %v", err)
 	}
 	tokens := float64(estimateTokens(req))
+	retries := c.opts.MaxRetries
+	if c.down.Load() {
+		retries = 0 // a request already spent its retries on a down endpoint: one attempt each until one connects
+	}
 	var last error
 	for attempt := 0; ; attempt++ {
 		res, err := c.once(ctx, path, body, tokens)
@@ -232,7 +263,10 @@ func (c *Client) Complete(ctx context.Context, path string, req CompletionReques
 			return Result{}, c.redact(stopped(attempt+1, ctx.Err(), last))
 		}
 		last = err
-		if !retryable(err) || attempt >= c.opts.MaxRetries {
+		if !retryable(err) || attempt >= retries {
+			if errors.Is(err, llm.ErrUnreachable) {
+				c.down.Store(true)
+			}
 			if attempt > 0 {
 				err = fmt.Errorf("after %d attempts: %w", attempt+1, err)
 			}
@@ -297,7 +331,7 @@ func (c *Client) once(ctx context.Context, path string, body []byte, tokens floa
 	defer cancel()
 	res, err := c.attempt(actx, path, body)
 	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
-		return Result{}, &transientError{fmt.Sprintf("attempt timed out after %v: %v", c.opts.AttemptTimeout, err)}
+		return Result{}, &transientError{msg: fmt.Sprintf("attempt timed out after %v: %v", c.opts.AttemptTimeout, err)}
 	}
 	return res, err
 }
@@ -334,22 +368,38 @@ func (c *Client) attempt(ctx context.Context, path string, body []byte) (Result,
 	}
 	start := c.now()
 	resp, err := c.http.Do(hr)
+	if err == nil {
+		c.down.Store(false)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
 		}
-		return Result{}, &transientError{fmt.Sprintf("POST %s: %v", path, transportCause(err))}
+		return Result{}, &transientError{msg: fmt.Sprintf("POST %s: %v", path, transportCause(err)), unreachable: cannotConnect(err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return Result{}, parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter)
+		return Result{}, c.hintV1(parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter))
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/json" {
 		return c.readJSON(resp.Body, start)
 	}
 	return c.readStream(ctx, resp.Body, start)
+}
+
+// hintV1 adds a hint to a 404 from a base URL that does not end in /v1: OpenAI-compatible servers answer under
+// /v1, and a base URL without it is the usual cause.
+func (c *Client) hintV1(e *APIError) error {
+	if e.Status != http.StatusNotFound {
+		return e
+	}
+	u, err := url.Parse(c.baseURL)
+	if err != nil || strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/v1") {
+		return e
+	}
+	return fmt.Errorf("%w (did you mean --base-url %s/v1? OpenAI-compatible servers answer under /v1)", e, c.BaseURL())
 }
 
 // transportCause strips the *url.Error wrapper (which repeats the URL) down to its cause.
@@ -367,21 +417,21 @@ func transportCause(err error) error {
 func (c *Client) readJSON(r io.Reader, start time.Time) (Result, error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxJSONBody+1))
 	if err != nil {
-		return Result{}, &transientError{fmt.Sprintf("reading response: %v", err)}
+		return Result{}, &transientError{msg: fmt.Sprintf("reading response: %v", err)}
 	}
 	if len(b) > maxJSONBody {
 		return Result{}, &protocolError{fmt.Sprintf("response body exceeds %d bytes", maxJSONBody)}
 	}
 	var ch Chunk
 	if err := json.Unmarshal(b, &ch); err != nil {
-		return Result{}, &transientError{fmt.Sprintf("malformed JSON response: %v", err)}
+		return Result{}, &transientError{msg: fmt.Sprintf("malformed JSON response: %v", err)}
 	}
 	var res Result
 	if err := res.add(&ch); err != nil {
 		return Result{}, err
 	}
 	if len(ch.Choices) == 0 {
-		return Result{}, &transientError{"response has no choices"}
+		return Result{}, &transientError{msg: "response has no choices"}
 	}
 	res.Elapsed = c.now().Sub(start)
 	res.TTFT = res.Elapsed
@@ -402,9 +452,9 @@ func (c *Client) readStream(ctx context.Context, r io.Reader, start time.Time) (
 				return Result{}, &protocolError{err.Error()}
 			}
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return Result{}, &transientError{fmt.Sprintf("stream ended before [DONE] after %d lines", sr.Line())}
+				return Result{}, &transientError{msg: fmt.Sprintf("stream ended before [DONE] after %d lines", sr.Line())}
 			}
-			return Result{}, &transientError{fmt.Sprintf("reading stream at line %d: %v", sr.Line(), err)}
+			return Result{}, &transientError{msg: fmt.Sprintf("reading stream at line %d: %v", sr.Line(), err)}
 		}
 		data := strings.TrimSpace(ev.Data)
 		if ev.Type == "error" {
@@ -412,7 +462,7 @@ func (c *Client) readStream(ctx context.Context, r io.Reader, start time.Time) (
 		}
 		if data == "[DONE]" {
 			if !res.sawChoice {
-				return Result{}, &transientError{"stream finished without any choice"}
+				return Result{}, &transientError{msg: "stream finished without any choice"}
 			}
 			res.Elapsed = c.now().Sub(start)
 			if !gotFirst {
@@ -425,7 +475,7 @@ func (c *Client) readStream(ctx context.Context, r io.Reader, start time.Time) (
 		}
 		var ch Chunk
 		if err := json.Unmarshal([]byte(data), &ch); err != nil {
-			return Result{}, &transientError{fmt.Sprintf("malformed JSON in stream event ending at line %d: %v", sr.Line(), err)}
+			return Result{}, &transientError{msg: fmt.Sprintf("malformed JSON in stream event ending at line %d: %v", sr.Line(), err)}
 		}
 		before := len(res.Text) + len(res.Reasoning)
 		if err := res.add(&ch); err != nil {
@@ -470,7 +520,7 @@ func (res *Result) add(ch *Chunk) error {
 	if len(ch.Usage) > 0 && string(ch.Usage) != "null" {
 		var u Usage
 		if err := json.Unmarshal(ch.Usage, &u); err != nil {
-			return &transientError{fmt.Sprintf("malformed usage object: %v", err)}
+			return &transientError{msg: fmt.Sprintf("malformed usage object: %v", err)}
 		}
 		u.Raw = append(json.RawMessage(nil), ch.Usage...)
 		res.Usage = &u
@@ -512,20 +562,49 @@ func (c *Client) modelsOnce(ctx context.Context) ([]ModelInfo, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &transientError{transportCause(err).Error()}
+		return nil, &transientError{msg: transportCause(err).Error(), unreachable: cannotConnect(err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter)
+		return nil, c.hintV1(parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter))
 	}
 	var list struct {
 		Data []ModelInfo `json:"data"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJSONBody)).Decode(&list); err != nil {
-		return nil, &transientError{fmt.Sprintf("malformed model list: %v", err)}
+		return nil, &transientError{msg: fmt.Sprintf("malformed model list: %v", err)}
 	}
 	return list.Data, nil
+}
+
+// FetchTokenizer returns the tokenizer.json a `snapeval serve` server publishes (llm.TokenizerPath, relative to a
+// base URL ending in /v1), in one attempt.
+func (c *Client) FetchTokenizer(ctx context.Context) ([]byte, error) {
+	path := strings.TrimPrefix(llm.TokenizerPath, "/v1")
+	actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
+	defer cancel()
+	hr, err := c.newRequest(actx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return nil, c.redact(fmt.Errorf("GET %s: %v", path, transportCause(err)))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return nil, c.redact(fmt.Errorf("GET %s: %w", path, parseError(resp.StatusCode, resp.Header, b, c.now(), c.opts.QuotaAfter)))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody+1))
+	if err != nil {
+		return nil, c.redact(fmt.Errorf("GET %s: %v", path, err))
+	}
+	if len(b) > maxJSONBody {
+		return nil, fmt.Errorf("GET %s: the tokenizer exceeds %d bytes", path, maxJSONBody)
+	}
+	return b, nil
 }
 
 // redactedError hides the API key (and any URL password) in an error's text while keeping errors.Is/As working.

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -285,3 +288,95 @@ func TestKeyNeverLeaks(t *testing.T) {
 		t.Errorf("dead server: %v", err)
 	}
 }
+
+// TestNotFoundHintsV1: a base URL without /v1 gets a 404 from OpenAI-compatible servers; the error says what to try.
+func TestNotFoundHintsV1(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/models" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"object":"list","data":[{"id":"m"}]}`)
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "", DefaultOptions(), nil)
+	_, err := c.Models(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "did you mean --base-url "+srv.URL+"/v1?") {
+		t.Fatalf("Models without /v1: %v", err)
+	}
+	_, err = c.Complete(context.Background(), "/completions", CompletionRequest{Model: "m", MaxTokens: 1})
+	if err == nil || !strings.Contains(err.Error(), "did you mean --base-url") {
+		t.Fatalf("Complete without /v1: %v", err)
+	}
+	if _, err := New(srv.URL+"/v1", "", DefaultOptions(), nil).Models(context.Background()); err != nil {
+		t.Fatalf("with /v1: %v", err)
+	}
+	_, err = New(srv.URL+"/v1", "", DefaultOptions(), nil).Complete(context.Background(), "/nothing", CompletionRequest{Model: "m", MaxTokens: 1})
+	if err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Fatalf("a 404 under /v1 offers the /v1 hint: %v", err)
+	}
+}
+
+// TestUnreachableEndpoint: a request that cannot connect on any attempt fails with llm.ErrUnreachable; once one
+// has, further requests make one attempt each (a dead endpoint fails fast) until an attempt connects again, which
+// restores the retries. Failures of an endpoint that answers are never ErrUnreachable.
+func TestUnreachableEndpoint(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Fail") != "" {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"choices\":[{\"index\":0,\"text\":\"ok\",\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	var down atomic.Bool
+	var dials atomic.Int64
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		if down.Load() {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	opts := DefaultOptions()
+	opts.MaxRetries, opts.BackoffBase, opts.BackoffMax = 3, time.Millisecond, time.Millisecond
+	c := New(srv.URL+"/v1", "", opts, &http.Client{Transport: tr})
+	complete := func() (int64, error) {
+		before := dials.Load()
+		_, err := c.Complete(context.Background(), "/completions", CompletionRequest{Model: "m", MaxTokens: 1})
+		return dials.Load() - before, err
+	}
+	down.Store(true)
+	if n, err := complete(); !errors.Is(err, llm.ErrUnreachable) || n != 4 || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("first request to a dead endpoint: %d attempts, %v; want 4 and ErrUnreachable", n, err)
+	}
+	if n, err := complete(); !errors.Is(err, llm.ErrUnreachable) || n != 1 {
+		t.Fatalf("second request: %d attempts, %v; want 1 and ErrUnreachable", n, err)
+	}
+	down.Store(false)
+	if n, err := complete(); err != nil || n != 1 {
+		t.Fatalf("endpoint back: %d attempts, %v", n, err)
+	}
+	down.Store(true)
+	if n, _ := complete(); n != 4 {
+		t.Fatalf("after a connection the retries are back: %d attempts, want 4", n)
+	}
+	// An endpoint that answers 500 is not unreachable, however often it fails.
+	tr.DialContext = (&net.Dialer{}).DialContext
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r.Header.Set("X-Fail", "1")
+		return tr.RoundTrip(r)
+	})}
+	_, err := New(srv.URL+"/v1", "", opts, hc).Complete(context.Background(), "/completions", CompletionRequest{Model: "m", MaxTokens: 1})
+	if err == nil || errors.Is(err, llm.ErrUnreachable) {
+		t.Fatalf("HTTP 500s: %v, want an error that is not ErrUnreachable", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

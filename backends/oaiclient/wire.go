@@ -73,23 +73,33 @@ type ModelInfo struct {
 	ContextLength int
 	// MaxCompletionTokens is the largest max_tokens the service accepts (0 if not published).
 	MaxCompletionTokens int
+	// OwnedBy is the entry's owned_by ("snapeval" for `snapeval serve`).
+	OwnedBy string
+	// Snapeval is what a `snapeval serve` server says about itself, nil for other servers.
+	Snapeval *llm.ModelExtension
 }
 
 // UnmarshalJSON reads the id and any of the context-limit spellings.
 func (m *ModelInfo) UnmarshalJSON(b []byte) error {
 	var raw struct {
-		ID                  string `json:"id"`
-		MaxModelLen         *int   `json:"max_model_len"`
-		ContextLength       *int   `json:"context_length"`
-		ContextWindow       *int   `json:"context_window"`
-		MaxContextLength    *int   `json:"max_context_length"`
-		MaxCompletionTokens *int   `json:"max_completion_tokens"`
-		MaxOutputTokens     *int   `json:"max_output_tokens"`
+		ID                  string          `json:"id"`
+		MaxModelLen         *int            `json:"max_model_len"`
+		ContextLength       *int            `json:"context_length"`
+		ContextWindow       *int            `json:"context_window"`
+		MaxContextLength    *int            `json:"max_context_length"`
+		MaxCompletionTokens *int            `json:"max_completion_tokens"`
+		MaxOutputTokens     *int            `json:"max_output_tokens"`
+		OwnedBy             string          `json:"owned_by"`
+		Snapeval            json.RawMessage `json:"snapeval"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
-	m.ID = raw.ID
+	m.ID, m.OwnedBy = raw.ID, raw.OwnedBy
+	var ext llm.ModelExtension
+	if raw.OwnedBy == "snapeval" && len(raw.Snapeval) > 0 && json.Unmarshal(raw.Snapeval, &ext) == nil {
+		m.Snapeval = &ext
+	}
 	for _, p := range []*int{raw.MaxModelLen, raw.ContextLength, raw.ContextWindow, raw.MaxContextLength} {
 		if p != nil && *p > 0 {
 			m.ContextLength = *p

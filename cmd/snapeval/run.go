@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -182,7 +180,7 @@ func runRun(ctx context.Context, o *runOptions, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usageErrorf("--shard: %w", err)
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopOnSignal(ctx, stderr)
 	defer stop()
 
 	s, err := session.Prepare(ctx, session.Options{Config: cfg, Endpoints: endpoints, Shard: shard, Out: o.Out,

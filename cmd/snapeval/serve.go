@@ -20,6 +20,7 @@ import (
 	_ "github.com/snapeval/snapeval/backends/openai" // registers "openai"
 	_ "github.com/snapeval/snapeval/backends/sn40l"  // registers "sn40l"
 	"github.com/snapeval/snapeval/compress"
+	"github.com/snapeval/snapeval/models"
 	"github.com/snapeval/snapeval/serve"
 	"github.com/snapeval/snapeval/session"
 )
@@ -45,16 +46,19 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve any backend over the OpenAI HTTP protocol (chat and text completions, streamed or not)",
-		Long: `serve answers /v1/chat/completions, /v1/completions, /v1/models and /health over a backend.
+		Long: `serve answers /v1/chat/completions, /v1/completions, /v1/models and /health over a backend (by default
+the cpu backend on the embedded model), and publishes the model's tokenizer.json at /v1/snapeval/tokenizer, so that
+"snapeval run --backend openai" against it sizes prompts with the served model's tokenizer and sends each request's
+policy without further flags.
 
 The cache policy is fixed with --policy, or chosen per request with the extension field
 "snapeval_policy" (default --default-policy). Each response carries a "snapeval" object with the
 policy applied, cache capacity, KV bytes and timings. Streaming sends the whole text once the backend
 has generated it (Backend.Generate is not incremental), with SSE heartbeats meanwhile.
 SIGINT or SIGTERM stops accepting and lets requests in flight finish (up to --grace).`,
-		Example: `  snapeval serve --backend cpu --model ./models/SmolLM2-135M-Instruct --addr 127.0.0.1:8080
-  snapeval serve --backend cpu --model ./m --policy snapstream:budget=1024
-  curl -s localhost:8080/v1/chat/completions -d '{"messages":[{"role":"user","content":"hi"}],"snapeval_policy":"full"}'`,
+		Example: `  snapeval serve                                   # the embedded model, on 127.0.0.1:8080
+  snapeval serve --model ./Qwen2.5-0.5B-Instruct --policy snapstream:budget=1024   # a local checkpoint
+  curl -s 127.0.0.1:8080/v1/completions -d '{"prompt":"The special magic number for","max_tokens":8,"snapeval_policy":"snapstream:budget=256"}'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Stderr = cmd.ErrOrStderr()
@@ -65,7 +69,7 @@ SIGINT or SIGTERM stops accepting and lets requests in flight finish (up to --gr
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Backend, "backend", "cpu", "backend name ("+strings.Join(backends.Names(), ", ")+")")
-	f.StringVar(&o.Model, "model", "", "model reference for the backend (a checkpoint directory for cpu)")
+	f.StringVar(&o.Model, "model", "", "model reference for the backend: a checkpoint directory or Hub id for cpu (default: the embedded model)")
 	f.StringVar(&o.Name, "name", "", "model name served in /v1/models (default: the base name of --model)")
 	f.StringVar(&o.BaseURL, "base-url", "", "base URL for remote backends")
 	f.StringVar(&o.Policy, "policy", "", "fix the cache policy of every request (default: per request)")
@@ -88,9 +92,6 @@ func canonicalPolicy(spec string) (string, error) {
 }
 
 func runServe(ctx context.Context, o *serveOptions) error {
-	if o.Model == "" && o.Backend == "cpu" {
-		return usageErrorf("--model is required for the cpu backend")
-	}
 	if o.MaxConcurrent <= 0 || o.MaxTokens <= 0 {
 		return usageErrorf("--max-concurrent and --max-tokens must be positive")
 	}
@@ -114,7 +115,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	name := o.Name
 	if name == "" {
 		name = filepath.Base(strings.TrimRight(o.Model, "/"))
-		if o.Model == "" {
+		switch {
+		case o.Model == "" && o.Backend == "cpu":
+			name = models.Name // the cpu backend opens the embedded model
+		case o.Model == "":
 			name = o.Backend
 		}
 	}

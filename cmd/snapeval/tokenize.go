@@ -73,6 +73,9 @@ func runTokenize(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return usageErrorf("tokenize: stdin: %w", err)
 	}
+	if err := tok.CheckIDs(ids); err != nil {
+		return usageErrorf("tokenize: %v", err)
+	}
 	decode := tok.Decode
 	if fl.skipSpecial {
 		decode = tok.DecodeSkipSpecial

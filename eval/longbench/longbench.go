@@ -373,6 +373,7 @@ var (
 	_ eval.GoldAnswerer = (*Bench)(nil)
 	_ eval.Chained      = (*Bench)(nil)
 	_ eval.Truncated    = (*Problem)(nil)
+	_ eval.TokenSized   = (*Bench)(nil)
 )
 
 // Gold implements eval.GoldAnswerer: the official answer statement with the gold letter.
@@ -383,3 +384,7 @@ func (b *Bench) Gold(item eval.Item) (string, bool) {
 	}
 	return "The correct answer is (" + p.Answer + ")", true
 }
+
+// SizesPromptsInTokens implements eval.TokenSized: prompts are truncated in the middle to max_len model tokens
+// (without a tokenizer they are not truncated at all).
+func (b *Bench) SizesPromptsInTokens() (sized, estimate bool) { return true, true }

@@ -605,4 +605,9 @@ var (
 	_ eval.FileBacked   = (*Bench)(nil)
 	_ eval.RowParser    = (*Bench)(nil)
 	_ eval.GoldAnswerer = (*Bench)(nil)
+	_ eval.TokenSized   = (*Bench)(nil)
 )
+
+// SizesPromptsInTokens implements eval.TokenSized: haystacks are sized to each length in the model's tokens, and
+// RULER's generators cannot run on an estimate.
+func (b *Bench) SizesPromptsInTokens() (sized, estimate bool) { return true, false }

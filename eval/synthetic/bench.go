@@ -197,7 +197,10 @@ func (b *Bench) Defaults() eval.Defaults {
 	return eval.Defaults{Sampling: llm.Sampling{Temperature: 0, MaxNew: DefaultMaxNew}, Samples: 1}
 }
 
-var _ eval.GoldAnswerer = (*Bench)(nil)
+var (
+	_ eval.GoldAnswerer = (*Bench)(nil)
+	_ eval.TokenSized   = (*Bench)(nil)
+)
 
 // Gold implements eval.GoldAnswerer: the completion the suite's generator writes for the item (Sample.Answer).
 func (b *Bench) Gold(item eval.Item) (string, bool) {
@@ -207,3 +210,7 @@ func (b *Bench) Gold(item eval.Item) (string, bool) {
 	}
 	return s.Answer, true
 }
+
+// SizesPromptsInTokens implements eval.TokenSized: prompts are generated at target lengths in the model's tokens
+// (4 bytes a token without a tokenizer).
+func (b *Bench) SizesPromptsInTokens() (sized, estimate bool) { return true, true }

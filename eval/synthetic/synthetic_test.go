@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/llm"
@@ -340,4 +341,38 @@ func FuzzParseLengths(f *testing.F) {
 			}
 		}
 	})
+}
+
+// nothingTok encodes every text to no tokens; encodeOnly encodes only the texts containing want (the template and
+// the needles, not the haystack's words).
+type nothingTok struct{ keep string }
+
+func (n nothingTok) Encode(s string) []int {
+	if n.keep != "" && strings.Contains(s, n.keep) {
+		return wordTok{}.Encode(s)
+	}
+	return nil
+}
+func (nothingTok) Decode([]int) string { return "" }
+
+// TestTokenizerThatEncodesNothing: a tokenizer under which haystack text has no tokens used to grow the prompt
+// without end (100% CPU, all memory); every task now fails at once, naming the piece it could not size.
+func TestTokenizerThatEncodesNothing(t *testing.T) {
+	for _, tok := range []nothingTok{{}, {keep: "magic"}} {
+		for _, task := range Tasks {
+			done := make(chan error, 1)
+			go func() {
+				_, err := GenerateOne(cfg(SplitEval, 1, []int{512}, 1, tok), task, 512, 0)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "to no tokens") {
+					t.Errorf("%s (keep %q): err = %v, want one saying the tokenizer encodes text to no tokens", task, tok.keep, err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%s (keep %q): still generating after 30 s", task, tok.keep)
+			}
+		}
+	}
 }

@@ -90,6 +90,12 @@ func varNames(r *rand.Rand, n int) []string {
 	})
 }
 
+// errNoTokens is the error of a tokenizer that encodes a piece of the haystack to nothing: such a piece would be
+// added without end to reach a length in tokens.
+func errNoTokens(piece string) error {
+	return fmt.Errorf("the tokenizer encodes %q to no tokens: it cannot size prompts (is it the model's tokenizer?)", piece)
+}
+
 // fillMisses is how many sentences that overshoot the budget are drawn before the haystack is closed.
 const fillMisses = 8
 
@@ -224,6 +230,9 @@ func genNeedles(r *rand.Rand, c counter, task string, length int) (Sample, error
 	for misses := 0; misses < fillMisses; {
 		s := fillerSentence(r)
 		u := c.units(" " + s)
+		if u == 0 {
+			return Sample{}, errNoTokens(s)
+		}
 		if used+u > budget {
 			misses++ // try a few shorter sentences before giving up, so the gap to the target stays small
 			continue
@@ -295,6 +304,9 @@ func genCWE(r *rand.Rand, c counter, length int) (Sample, error) {
 				w = pick(r, rare)
 			}
 			n := c.units(" " + w)
+			if n == 0 {
+				return Sample{}, errNoTokens(w)
+			}
 			if used+n > budget {
 				break
 			}

@@ -37,6 +37,11 @@ type Options struct {
 	// QueryKeep is the number of last prompt queries kept per prefill state (default 64; a policy with a
 	// larger observation window prefills again when a cached state holds too few).
 	QueryKeep int
+	// MemoryBytes bounds the memory of the caches the engine holds at once: the batch slots' KV caches and the
+	// full prefills in flight (default DefaultMemoryBytes; the prefix cache has its own bound, PrefixCacheBytes).
+	// A job that alone would exceed it is refused before any allocation (Check); jobs that fit alone wait for
+	// admission until enough of it is free.
+	MemoryBytes int64
 	// Pool, when set, is the kernels' worker pool, shared with other engines (their forward steps take
 	// turns on it) and not closed by Close; Threads is then the pool's size. Nil: the engine starts its own.
 	Pool *model.Pool
@@ -60,6 +65,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.QueryKeep <= 0 {
 		o.QueryKeep = 64
+	}
+	if o.MemoryBytes <= 0 {
+		o.MemoryBytes = DefaultMemoryBytes()
 	}
 	return o
 }
@@ -153,8 +161,9 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// Check validates a job without running it and returns its cache plan. Errors wrap
-// llm.ErrContextOverflow when the prompt plus MaxNew exceeds the model's positions.
+// Check validates a job without running it and returns its cache plan. Errors wrap llm.ErrContextOverflow when
+// the prompt plus MaxNew exceeds the model's positions, when the policy's cache is larger than the model's positions
+// or the memory budget (CheckPolicy), and when the job's cache and prefill alone exceed the memory budget.
 func (e *Engine) Check(job Job) (compress.Plan, error) {
 	c := &e.m.Cfg
 	L := len(job.Prompt)
@@ -164,7 +173,7 @@ func (e *Engine) Check(job Job) (compress.Plan, error) {
 	if job.MaxNew < 0 {
 		return compress.Plan{}, fmt.Errorf("engine: max new tokens %d is negative", job.MaxNew)
 	}
-	if L+job.MaxNew > c.MaxPositions {
+	if L > c.MaxPositions || job.MaxNew > c.MaxPositions-L { // no overflow for any MaxNew
 		return compress.Plan{}, fmt.Errorf("prompt of %d tokens + %d new tokens exceeds the model's %d positions: %w",
 			L, job.MaxNew, c.MaxPositions, llm.ErrContextOverflow)
 	}
@@ -175,8 +184,14 @@ func (e *Engine) Check(job Job) (compress.Plan, error) {
 	}
 	// Capacity as docs/policies.md §4 counts it (prompt + max new for full and snapkv); the last sampled token is never
 	// fed back, so its slot stays unused.
+	if err := e.CheckPolicy(job.Policy); err != nil {
+		return compress.Plan{}, err
+	}
 	plan, err := job.Policy.Plan(L, job.MaxNew)
 	if err != nil {
+		return compress.Plan{}, err
+	}
+	if err := e.checkMemory(plan); err != nil {
 		return compress.Plan{}, err
 	}
 	return plan, nil

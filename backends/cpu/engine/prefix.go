@@ -24,6 +24,14 @@ func (c *prefixLRU) get(key string) *prefillTask {
 	return nil
 }
 
+// peek returns the state of key when it keeps at least need queries, without counting a hit or a miss.
+func (c *prefixLRU) peek(key string, need int) *prefillTask {
+	if e, ok := c.byKey[key]; ok && e.Value.(*prefillTask).qRows >= need {
+		return e.Value.(*prefillTask)
+	}
+	return nil
+}
+
 // put stores a completed task, evicting the least recently used ones to stay within budget.
 // A state larger than the whole budget is not kept.
 func (c *prefixLRU) put(t *prefillTask) {

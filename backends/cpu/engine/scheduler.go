@@ -69,6 +69,7 @@ type scheduler struct {
 	decoders []*sequence        // sequence of each decode segment in segs (nil for prefill segments)
 	scratch  []compress.Scratch // per worker
 	finished []*sequence
+	peak     int64 // the most memory held() right after an admission (for tests)
 }
 
 func newScheduler(m *model.Model, opts Options) *scheduler {
@@ -117,31 +118,30 @@ func qNeed(p compress.Plan) int {
 	return min(p.Window, p.PromptLen)
 }
 
-// admit moves waiting requests into free batch slots.
+// admit moves waiting requests into free batch slots, in order, while the memory budget allows: a request whose
+// cache and prefill do not fit beside the sequences in flight waits for them to finish.
 func (s *scheduler) admit() {
 	for len(s.waiting) > 0 && len(s.free) > 0 {
 		r := s.waiting[0]
-		s.waiting = s.waiting[1:]
 		if r.ctx.Err() != nil {
+			s.waiting = s.waiting[1:]
 			r.out <- reply{err: r.ctx.Err()}
 			continue
 		}
+		key := promptKey(r.job.Prompt)
+		need := qNeed(r.plan)
 		mem := s.free[len(s.free)-1]
+		if !s.reserve(r, mem, s.inFlight(key, need) == nil && s.lru.peek(key, need) == nil) {
+			return
+		}
+		s.waiting = s.waiting[1:]
 		s.free = s.free[:len(s.free)-1]
 		q := &sequence{req: r, mem: mem, t0: time.Now(), smp: sample.New(r.job.Sampling)}
 		q.res.Plan = r.plan
 		c := &s.m.Cfg
 		q.res.KVBytes = compress.KVBytes(r.plan.Capacity, c.Layers, c.KVHeads, c.HeadDim, ElemBytes)
 		s.bindMem(q)
-		key := promptKey(r.job.Prompt)
-		need := qNeed(r.plan)
-		var task *prefillTask
-		for _, t := range s.tasks {
-			if t.key == key && t.qRows >= need {
-				task = t
-				break
-			}
-		}
+		task := s.inFlight(key, need)
 		if task == nil {
 			if t := s.lru.get(key); t != nil && t.qRows >= need {
 				task = t
@@ -155,12 +155,76 @@ func (s *scheduler) admit() {
 		}
 		q.task = task
 		s.active = append(s.active, q)
+		s.peak = max(s.peak, s.held())
 		if task.done {
 			s.finishPrefill(q)
 		} else {
 			task.waiters = append(task.waiters, q)
 		}
 	}
+}
+
+// inFlight returns the prefill in flight of the prompt with key that keeps at least need queries, or nil.
+func (s *scheduler) inFlight(key string, need int) *prefillTask {
+	for _, t := range s.tasks {
+		if t.key == key && t.qRows >= need {
+			return t
+		}
+	}
+	return nil
+}
+
+// bytes is the memory a batch slot holds.
+func (m *slotMem) bytes() int64 {
+	n := int64(cap(m.logits)) * 4
+	for l := range m.k {
+		n += int64(cap(m.k[l])+cap(m.v[l])) * 4
+	}
+	return n
+}
+
+// drop releases a free slot's memory (it is allocated again at its next admission).
+func (m *slotMem) drop() { m.k, m.v, m.logits = nil, nil, nil }
+
+// held is the memory of the batch slots and of the prefills in flight.
+func (s *scheduler) held() int64 {
+	var n int64
+	for _, m := range s.free {
+		n += m.bytes()
+	}
+	for _, q := range s.active {
+		if q.mem != nil {
+			n += q.mem.bytes()
+		}
+	}
+	for _, t := range s.tasks {
+		n += t.bytes()
+	}
+	return n
+}
+
+// reserve reports whether r can be admitted into slot mem now (newTask: its prompt needs a prefill of its own)
+// within the memory budget, releasing idle slots' memory when that makes it fit. With nothing in flight to wait
+// for it always admits: Check has refused every job that does not fit the budget alone.
+func (s *scheduler) reserve(r *request, mem *slotMem, newTask bool) bool {
+	sh := &modelShape{Layers: s.m.Cfg.Layers, KVHeads: s.m.Cfg.KVHeads, HeadDim: s.m.Cfg.HeadDim, Heads: s.m.Cfg.Heads, Vocab: s.m.Cfg.Vocab}
+	extra := max(0, slotBytes(sh, r.plan.Capacity)-mem.bytes())
+	if newTask {
+		L := len(r.job.Prompt)
+		extra += taskBytes(sh, L, min(L, max(s.opts.QueryKeep, qNeed(r.plan))))
+	}
+	if extra == 0 || s.held()+extra <= s.opts.MemoryBytes {
+		return true
+	}
+	for _, f := range s.free {
+		if f != mem {
+			f.drop()
+		}
+	}
+	if s.held()+extra <= s.opts.MemoryBytes {
+		return true
+	}
+	return len(s.active) == 0 && len(s.tasks) == 0
 }
 
 func (s *scheduler) newTask(ids []int, key string, need int) *prefillTask {

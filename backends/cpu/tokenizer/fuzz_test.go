@@ -43,6 +43,9 @@ func TestParseErrors(t *testing.T) {
 		{"added token without id", `{"added_tokens":[{"content":"x"}],"model":{"vocab":{},"merges":[]}}`, `added_tokens[0]: missing "id"`},
 		{"bad template", `{"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<s>"}},{"Sequence":{"id":"A"}}],"special_tokens":{}},"model":{"vocab":{},"merges":[]}}`, `special token "<s>" missing`},
 		{"unk not in vocab", `{"model":{"vocab":{},"merges":[],"unk_token":"<unk>"}}`, "model.unk_token"},
+		{"empty vocab", `{"model":{"type":"BPE","vocab":{},"merges":[]}}`, "model.vocab: empty"},
+		{"empty vocab, added tokens only", `{"added_tokens":[{"id":0,"content":"<s>","special":true}],"model":{"type":"BPE","vocab":{},"merges":[]}}`, "model.vocab: empty"},
+		{"encodes nothing", `{"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"model":{"type":"BPE","vocab":{"<0x00>":0},"merges":[]}}`, "encodes \"The quick brown fox, 42.\" to no tokens"},
 	}
 	for _, tc := range tests {
 		_, err := Parse([]byte(tc.data), "x.json")

@@ -176,6 +176,14 @@ func parse(data []byte) (*Tokenizer, error) {
 		}
 		return a.content
 	})
+	// Refused last, so that a malformed component is named first. A tokenizer that encodes text to nothing would
+	// make every prompt sized in tokens grow without end.
+	if len(t.model.vocab) == 0 {
+		return nil, errors.New("model.vocab: empty (such a tokenizer encodes every text to no tokens)")
+	}
+	if probe := "The quick brown fox, 42."; len(t.Encode(probe)) == 0 {
+		return nil, fmt.Errorf("unusable: it encodes %q to no tokens", probe)
+	}
 	return t, nil
 }
 
@@ -187,6 +195,7 @@ func parseModel(mj *modelJSON) (*bpe, error) {
 	if mj.Vocab == nil {
 		return nil, errors.New("model.vocab: missing")
 	}
+
 	if mj.ContinuingSubwordPrefix != nil && *mj.ContinuingSubwordPrefix != "" {
 		return nil, errors.New("model.continuing_subword_prefix: not supported")
 	}
@@ -328,6 +337,17 @@ func (t *Tokenizer) appendBytes(dst []byte, id int, skipSpecial bool) []byte {
 		return dst
 	}
 	return append(dst, t.idBytes[id]...)
+}
+
+// CheckIDs returns an error naming the first id that is not a token of the vocabulary (added tokens included):
+// Decode skips such ids silently.
+func (t *Tokenizer) CheckIDs(ids []int) error {
+	for i, id := range ids {
+		if _, ok := t.token(id, false); !ok {
+			return fmt.Errorf("id %d (at index %d) is not in the vocabulary of %s (%d ids)", id, i, t.name, t.vocabSize)
+		}
+	}
+	return nil
 }
 
 // TokenID returns the id of a token given in its vocabulary spelling (added tokens by content).

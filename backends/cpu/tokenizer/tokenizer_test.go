@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -244,4 +245,19 @@ func TestConcurrentEncode(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestCheckIDs: ids outside the vocabulary, or in a hole of it, are named; Decode would skip them silently.
+func TestCheckIDs(t *testing.T) {
+	tok := loadFixture(t, "chatml")
+	if err := tok.CheckIDs([]int{0, 5, tok.VocabSize() - 1}); err != nil {
+		t.Errorf("known ids: %v", err)
+	}
+	for _, ids := range [][]int{{1, tok.VocabSize()}, {-1}, {1 << 30}} {
+		bad := ids[len(ids)-1]
+		err := tok.CheckIDs(ids)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("id %d (at index %d)", bad, len(ids)-1)) {
+			t.Errorf("CheckIDs(%v) = %v, want an error naming id %d", ids, err, bad)
+		}
+	}
 }
