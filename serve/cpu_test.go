@@ -59,6 +59,12 @@ func TestCPUEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ob.Close()
+	// A forwarded policy the server could never parse is refused before any request.
+	for _, bad := range []string{"bogus", "snapstream:budget=8,kernel=4"} {
+		if err := ob.CheckPolicy(bad); err == nil {
+			t.Errorf("CheckPolicy(%q) accepted a policy the server cannot parse", bad)
+		}
+	}
 	policies := []string{"full", "streaming:sinks=4,recent=16", "snapkv:topk=24,window=8,kernel=5", "snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5"}
 	var reqs []llm.Request
 	for i, p := range policies {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
+	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/llm"
 )
 
@@ -372,8 +373,17 @@ func (r *Remote) pick(policy string) (*deployment, error) {
 
 // CheckPolicy fails when no deployment serves spec.
 func (r *Remote) CheckPolicy(spec string) error {
-	_, err := r.pick(spec)
-	return err
+	d, err := r.pick(spec)
+	if err != nil {
+		return err
+	}
+	// A forwarded policy is applied by the server: refuse one it could never parse now, not request by request.
+	if r.forward && d == r.def && r.byPolicy[spec] == nil {
+		if _, err := compress.Parse(spec); err != nil {
+			return fmt.Errorf("%s: policy %q cannot be forwarded: %w", r.flavor.Name, spec, err)
+		}
+	}
+	return nil
 }
 
 // Identity names the service, model(s) and host(s): "openai:Qwen2.5-7B@localhost:8000".
