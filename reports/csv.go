@@ -14,7 +14,8 @@ import (
 var csvHeader = []string{
 	"bench", "tag_key", "tag_value", "policy", "baseline", "method", "budget", "sinks", "topk", "recent", "window",
 	"kernel", "adaptive", "items", "records", "errors", "error_kinds", "accuracy", "strict_accuracy", "k", "pass_k",
-	"cons_k", "delta_pp", "ci_lo_pp", "ci_hi_pp", "mcnemar_p", "pairs", "base_wins", "policy_wins", "paired_items",
+	"cons_k", "delta_pp", "ci_lo_pp", "ci_hi_pp", "ci_method", "ci_design_effect", "ci_half_width_pp", "item_losses",
+	"item_gains", "plan_max_drop_pp", "plan_items", "mcnemar_p", "pairs", "base_wins", "policy_wins", "paired_items",
 	"unpaired_items", "mean_output_tokens", "mean_kv_bytes",
 }
 
@@ -36,7 +37,8 @@ func WriteCSV(w io.Writer, r *Report) error {
 				itoa(s.TopK), itoa(s.Recent), itoa(s.Window), itoa(s.Kernel), strconv.FormatBool(s.Adaptive),
 				itoa(row.Items), itoa(row.Records), itoa(row.Errors), kinds(row.ErrorKinds), num(row.Accuracy),
 				num(row.Strict), itoa(k), num(row.PassK), num(row.ConsK), num(row.Delta), num(row.Lo), num(row.Hi),
-				num(row.P), itoa(row.Pairs), itoa(row.BaseWins), itoa(row.PolicyWins), itoa(row.Paired),
+				row.CIMethod, num(row.Design), num(row.HalfWidth), num(row.ItemLosses), num(row.ItemGains), planDrop(row, r.PlanDrop),
+				planItems(row.PlanItems), num(row.P), itoa(row.Pairs), itoa(row.BaseWins), itoa(row.PolicyWins), itoa(row.Paired),
 				itoa(row.Unpaired), num(row.OutputTokens), num(row.KVBytes),
 			}
 			if err := cw.Write(rec); err != nil {
@@ -70,6 +72,22 @@ func WriteJSON(w io.Writer, r *Report) error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// planDrop is the report's planning max drop on rows that have planning figures.
+func planDrop(row Row, drop float64) string {
+	if row.PlanItems == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(drop, 'f', -1, 64)
+}
+
+// planItems is a PlanItems cell: empty when not computable.
+func planItems(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
 
 func num(n Num) string {
 	if !n.OK() {

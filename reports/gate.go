@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/snapeval/snapeval/stats"
 )
 
 // GateOptions configures a CI gate over a report.
@@ -31,11 +33,16 @@ type GateCheck struct {
 	Loss     Num `json:"loss_pp"`
 	LossHigh Num `json:"loss_ci_high_pp"`
 	// Gated is the value compared with MaxDrop (Loss or LossHigh).
-	Gated  Num  `json:"gated_pp"`
-	Paired int  `json:"paired_items"`
-	P      Num  `json:"mcnemar_p"`
-	Errors int  `json:"errors"`
-	Pass   bool `json:"pass"`
+	Gated Num `json:"gated_pp"`
+	// CIMethod names the interval's method; HalfWidth is its half-width (pp); PlanItems the paired items a run
+	// would need for a half-width of at most MaxDrop at the observed loss and gain rates (0 when not computable).
+	CIMethod  string `json:"ci_method,omitempty"`
+	HalfWidth Num    `json:"ci_half_width_pp"`
+	PlanItems int    `json:"plan_items"`
+	Paired    int    `json:"paired_items"`
+	P         Num    `json:"mcnemar_p"`
+	Errors    int    `json:"errors"`
+	Pass      bool   `json:"pass"`
 	// Reasons says why the check failed (empty when it passed).
 	Reasons []string `json:"reasons,omitempty"`
 }
@@ -84,7 +91,12 @@ func Gate(r *Report, opt GateOptions) (GateResult, error) {
 			policySeen = true
 			// 0 - x rather than -x: a zero delta must print as 0, never -0.
 			c := GateCheck{Bench: b.Name, Policy: row.Policy, Loss: 0 - row.Delta, LossHigh: 0 - row.Lo, Paired: row.Paired,
-				P: row.P, Errors: row.Errors, Pass: true}
+				P: row.P, Errors: row.Errors, Pass: true, CIMethod: row.CIMethod, HalfWidth: row.HalfWidth}
+			if row.CIMethod == "" {
+				c.HalfWidth = nan()
+			}
+			c.PlanItems = stats.PlanItems(stats.Interval{N: row.Paired, Loss: float64(row.ItemLosses),
+				Gain: float64(row.ItemGains), Design: float64(row.Design), Level: r.Level}, opt.MaxDrop/100)
 			c.Gated = c.Loss
 			if opt.UseCI {
 				c.Gated = c.LossHigh
@@ -149,7 +161,7 @@ func WriteGateTable(w io.Writer, g GateResult) error {
 		gated = "the upper end of the loss's CI"
 	}
 	fmt.Fprintf(w, "gate: %s against a max drop of %g pp (loss = baseline minus policy, paired items)\n", gated, g.MaxDrop)
-	fmt.Fprintf(tw, "bench\tpolicy\tloss pp\tCI-high loss pp\tpaired\terrors\tresult\n")
+	fmt.Fprintf(tw, "bench\tpolicy\tloss pp\tCI-high loss pp\tCI method\tpaired\titems for ±%g pp\terrors\tresult\n", g.MaxDrop)
 	for _, c := range g.Checks {
 		verdict := "PASS"
 		if !c.Pass {
@@ -158,8 +170,16 @@ func WriteGateTable(w io.Writer, g GateResult) error {
 		if len(c.Reasons) > 0 {
 			verdict += ": " + strings.Join(c.Reasons, "; ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", c.Bench, c.Policy, signedGate(c.Loss), signedGate(c.LossHigh),
-			c.Paired, c.Errors, verdict)
+		method := c.CIMethod
+		if method == "" {
+			method = "–"
+		}
+		need := "–"
+		if c.PlanItems > 0 {
+			need = items(c.PlanItems)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", c.Bench, c.Policy, signedGate(c.Loss), signedGate(c.LossHigh),
+			method, c.Paired, need, c.Errors, verdict)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

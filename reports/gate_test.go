@@ -11,7 +11,8 @@ import (
 // gateReport is a hand-made report: bench "b" with a baseline and three policies.
 func gateReport(baseErrors int) *Report {
 	row := func(policy string, delta, lo, hi float64, errors, paired int) Row {
-		return Row{Policy: policy, Delta: Num(delta), Lo: Num(lo), Hi: Num(hi), P: 0.5, Errors: errors, Paired: paired}
+		return Row{Policy: policy, Delta: Num(delta), Lo: Num(lo), Hi: Num(hi), P: 0.5, Errors: errors, Paired: paired,
+			CIMethod: "tango", Design: 1, HalfWidth: Num((hi - lo) / 2), ItemLosses: Num(-delta + 2), ItemGains: 2}
 	}
 	return &Report{Baseline: "full", Benches: []Bench{{
 		Name: "b", HasBaseline: true,
@@ -112,6 +113,32 @@ func TestGateOutputs(t *testing.T) {
 	}
 }
 
+// TestGatePlanItems: the gate's planning figure at the report's planning max drop is the report's, and a
+// looser max drop needs fewer items.
+func TestGatePlanItems(t *testing.T) {
+	m, recs := synthRun()
+	r := Build(m, recs, Options{})
+	rows := map[string]Row{}
+	for _, row := range r.Benches[0].Rows {
+		rows[row.Policy] = row
+	}
+	g, err := Gate(r, GateOptions{MaxDrop: DefaultPlanDrop, Bench: r.Benches[0].Name, AllowErrors: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loose, _ := Gate(r, GateOptions{MaxDrop: 4 * DefaultPlanDrop, Bench: r.Benches[0].Name, AllowErrors: true})
+	for i, c := range g.Checks {
+		row := rows[c.Policy]
+		if c.PlanItems <= 0 || c.PlanItems != row.PlanItems || c.CIMethod != row.CIMethod || c.HalfWidth != row.HalfWidth {
+			t.Errorf("%s: gate plans %d items (%s, ±%g), the report %d (%s, ±%g)", c.Policy, c.PlanItems, c.CIMethod,
+				c.HalfWidth, row.PlanItems, row.CIMethod, row.HalfWidth)
+		}
+		if l := loose.Checks[i].PlanItems; l <= 0 || l >= c.PlanItems {
+			t.Errorf("%s: %d items for ±%g pp, %d for ±%g pp", c.Policy, l, 4*DefaultPlanDrop, c.PlanItems, DefaultPlanDrop)
+		}
+	}
+}
+
 // TestGateOnSynthRun gates the synthetic run end to end: streaming has errors and a large loss.
 func TestGateOnSynthRun(t *testing.T) {
 	m, recs := synthRun()
@@ -120,7 +147,7 @@ func TestGateOnSynthRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// point loss 2.1 pp, CI upper loss 6.2 pp > 3
+	// point loss 2.1 pp, CI upper loss 20.0 pp > 3
 	if g.Pass || len(g.Checks) != 1 {
 		t.Errorf("want one failing check (CI upper loss > 3): %+v", g)
 	}

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/stats"
 )
 
 // WriteMarkdown writes the report as Markdown (report.md).
@@ -38,8 +41,11 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		p("- prompts sized with the tokenizer %s\n", mdText(r.TokenizerSource))
 	}
 	p("- baseline: `%s`; Δ = policy minus baseline on the items graded under both (paired), in percentage points\n", r.Baseline)
-	p("- CI: %g%% paired bootstrap over items (B = %d, fixed seed); p: exact two-sided McNemar test over (item, sample) pairs\n",
-		100*r.Level, r.Resamples)
+	p("- CI: %g%% interval of Δ over paired items: Tango's score interval for right/wrong items (`tango`), the same on counts divided by a design effect for partial scores or several samples per item (`tango-de`); never zero width (docs/statistics.md)\n",
+		100*r.Level)
+	p("- p: exact two-sided McNemar test over (item, sample) pairs\n")
+	p("- planning: the CI half-width a run achieved, and the paired items a gate at `--max-drop %g` would need for a half-width of at most %g pp at the same loss and gain rates\n",
+		r.PlanDrop, r.PlanDrop)
 	p("- acc: mean over items of the mean score of graded samples (pass@1); strict: error records count as wrong\n")
 	p("- pass@k (unbiased estimator) and cons@k (majority vote of extracted answers) cover items with at least k graded samples\n")
 	p("- KV MiB: mean KV-cache bytes per sequence as reported by the backend; out tok: mean generated tokens of graded records\n")
@@ -69,6 +75,8 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			p("> no `%s` baseline records for this benchmark: no deltas.\n\n", mdCode(r.Baseline))
 		}
 		writeRowsTable(bw, "", []Group{{Rows: b.Rows}}, b.PassK)
+		writeMethods(bw, []Group{{Rows: b.Rows}})
+		writePlanning(bw, b.Rows, r.PlanDrop)
 		writeErrors(bw, b.Rows)
 		if b.TaskAverage != nil {
 			writeTaskAverage(p, b.TaskAverage)
@@ -80,6 +88,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		for _, bd := range b.Breakdowns {
 			p("\n### by %s\n\n", mdText(bd.Key))
 			writeRowsTable(bw, bd.Key, bd.Groups, b.PassK)
+			writeMethods(bw, bd.Groups)
 		}
 	}
 	return bw.Flush()
@@ -169,6 +178,91 @@ func writeRowsTable(w io.Writer, key string, groups []Group, k int) {
 			p("| %s |\n", strings.Join(cells, " | "))
 		}
 	}
+}
+
+// methodNames describes each interval method in a table note.
+var methodNames = map[string]string{
+	stats.MethodTango:   "Tango's score interval on right/wrong items",
+	stats.MethodTangoDE: "Tango's score interval on counts divided by a design effect D, for partial scores or several samples per item",
+}
+
+// writeMethods writes the note naming the method of each interval in a table.
+func writeMethods(w io.Writer, groups []Group) {
+	var order []string
+	byMethod := map[string][]string{}
+	seen := map[string]map[string]bool{}
+	dLo, dHi := math.Inf(1), math.Inf(-1)
+	for _, g := range groups {
+		for _, r := range g.Rows {
+			if r.CIMethod == "" {
+				continue
+			}
+			if _, ok := byMethod[r.CIMethod]; !ok {
+				order = append(order, r.CIMethod)
+				seen[r.CIMethod] = map[string]bool{}
+			}
+			if !seen[r.CIMethod][r.Policy] {
+				seen[r.CIMethod][r.Policy] = true
+				byMethod[r.CIMethod] = append(byMethod[r.CIMethod], "`"+mdCode(r.Policy)+"`")
+			}
+			if r.CIMethod == stats.MethodTangoDE && r.Design.OK() {
+				dLo, dHi = math.Min(dLo, float64(r.Design)), math.Max(dHi, float64(r.Design))
+			}
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	sort.Strings(order)
+	var parts []string
+	for _, m := range order {
+		desc := methodNames[m]
+		if desc == "" {
+			desc = mdText(m)
+		}
+		if m == stats.MethodTangoDE {
+			if dLo == dHi {
+				desc += fmt.Sprintf(", D = %.2f", dLo)
+			} else {
+				desc += fmt.Sprintf(", D %.2f–%.2f", dLo, dHi)
+			}
+		}
+		who := "every row"
+		if len(order) > 1 {
+			who = strings.Join(byMethod[m], ", ")
+		}
+		parts = append(parts, fmt.Sprintf("`%s` (%s): %s", m, desc, who))
+	}
+	fmt.Fprintf(w, "\nCI method: %s.\n", strings.Join(parts, "; "))
+}
+
+// writePlanning writes the line of planning figures under a benchmark's table.
+func writePlanning(w io.Writer, rows []Row, drop float64) {
+	var parts []string
+	for _, r := range rows {
+		if r.Baseline || !r.HalfWidth.OK() {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("`%s` ±%s pp from %d items, needs %s", mdCode(r.Policy), fix(r.HalfWidth, 1), r.Paired,
+			items(r.PlanItems)))
+	}
+	if len(parts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nPlanning (CI half-width now, paired items a gate at `--max-drop %g` needs for ±%g pp): %s.\n", drop, drop,
+		strings.Join(parts, "; "))
+}
+
+// items prints an item count with thousands separators ("> 10^12" for the PlanItems overflow).
+func items(n int) string {
+	if n == math.MaxInt {
+		return "> 10^12"
+	}
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func writeErrors(w io.Writer, rows []Row) {

@@ -1,7 +1,7 @@
 // Package reports derives snapeval's reports and CI gate from stored records alone: per benchmark and cache
-// policy the accuracy (graded and strict), the paired delta against the full-cache baseline with a bootstrap
-// confidence interval and an exact McNemar p-value, error counts, token and KV-memory means, and breakdowns by
-// item tag. It writes Markdown, CSV, JSON and an accuracy-versus-budget plot (SVG, PNG); the same records always
+// policy the accuracy (graded and strict), the paired delta against the full-cache baseline with a score-type
+// confidence interval (stats.PairedCI), the number of items a gate would need, an exact McNemar p-value, error
+// counts, token and KV-memory means, and breakdowns by item tag. It writes Markdown, CSV, JSON and an accuracy-versus-budget plot (SVG, PNG); the same records always
 // give byte-identical output.
 package reports
 
@@ -14,12 +14,19 @@ import (
 	"github.com/snapeval/snapeval/stats"
 )
 
+// DefaultPlanDrop is the max drop, in percentage points, that the report's planning figures assume when
+// Options.PlanDrop is zero.
+const DefaultPlanDrop = 2.0
+
 // Options configures Build.
 type Options struct {
 	// Baseline is the policy every other is compared with (default "full").
 	Baseline string
-	// Stats configures the bootstrap (zero: B = 10000, fixed seed, 95%).
+	// Stats configures the intervals (zero: 95%).
 	Stats stats.Options
+	// PlanDrop is the gate's max drop in percentage points that Row.PlanItems is computed for (default
+	// DefaultPlanDrop).
+	PlanDrop float64
 }
 
 // Report is everything a report shows, computed from records.
@@ -37,8 +44,8 @@ type Report struct {
 	Present  int     `json:"records"`
 	Baseline string  `json:"baseline"`
 	Level    float64 `json:"ci_level"`
-	// Resamples is the bootstrap's B.
-	Resamples int `json:"bootstrap_resamples"`
+	// PlanDrop is the max drop (pp) the rows' PlanItems assume.
+	PlanDrop float64 `json:"plan_max_drop_pp"`
 	// Policies lists every policy seen, in report order, with its slot split.
 	Policies []PolicyInfo `json:"policies"`
 	Benches  []Bench      `json:"benches"`
@@ -108,6 +115,20 @@ type Row struct {
 	Delta Num `json:"delta_pp"`
 	Lo    Num `json:"ci_lo_pp"`
 	Hi    Num `json:"ci_hi_pp"`
+	// CIMethod names the interval's method (stats.MethodTango or stats.MethodTangoDE; "" without an interval),
+	// Design its design effect (1 for right/wrong items), HalfWidth half its width in percentage points.
+	CIMethod  string `json:"ci_method,omitempty"`
+	Design    Num    `json:"ci_design_effect"`
+	HalfWidth Num    `json:"ci_half_width_pp"`
+	// ItemLosses and ItemGains are the per-item losses and gains summed over Paired items (for right/wrong
+	// items, the numbers of items only the baseline or only the policy got right): what the interval and
+	// PlanItems are computed from.
+	ItemLosses Num `json:"item_losses"`
+	ItemGains  Num `json:"item_gains"`
+	// PlanItems is the number of paired items a gate at the report's PlanDrop would need for the interval's
+	// half-width to be at most PlanDrop, at the observed loss and gain rates (stats.PlanItems; 0 when not
+	// computable).
+	PlanItems int `json:"plan_items"`
 	// P is the exact McNemar p-value over (item, sample) pairs; BaseWins/PolicyWins are its discordant counts.
 	P          Num `json:"mcnemar_p"`
 	Pairs      int `json:"pairs"`
@@ -132,12 +153,12 @@ func Build(m eval.Manifest, recs []eval.Record, opt Options) *Report {
 	if level <= 0 || level >= 1 {
 		level = stats.DefaultLevel
 	}
-	resamples := opt.Stats.Resamples
-	if resamples <= 0 {
-		resamples = stats.DefaultResamples
+	opt.Stats.Level = level
+	if !(opt.PlanDrop > 0) {
+		opt.PlanDrop = DefaultPlanDrop
 	}
 	r := &Report{RunID: m.RunID, Model: m.Config.Model, Backend: m.Backend, Baseline: opt.Baseline, Level: level,
-		Resamples: resamples, Shard: m.Shard, Planned: m.Planned, Present: len(recs), TokenizerSource: m.TokenizerSource}
+		PlanDrop: opt.PlanDrop, Shard: m.Shard, Planned: m.Planned, Present: len(recs), TokenizerSource: m.TokenizerSource}
 	if r.Backend == "" {
 		r.Backend = m.Config.Backend
 	}
@@ -284,9 +305,15 @@ func rows(recs []eval.Record, order []string, k int, opt Options) []Row {
 		row := summarize(p, prs, k)
 		row.Baseline = p == opt.Baseline
 		row.Delta, row.Lo, row.Hi, row.P = nan(), nan(), nan(), nan()
+		row.Design, row.HalfWidth, row.ItemLosses, row.ItemGains = nan(), nan(), nan(), nan()
 		if hasBase && !row.Baseline {
 			c := stats.Compare(baseObs, graded(prs), opt.Stats)
 			row.Delta, row.Lo, row.Hi = Num(100*c.Delta), Num(100*c.Lo), Num(100*c.Hi)
+			if c.Items > 0 {
+				row.CIMethod, row.Design, row.HalfWidth = c.CI.Method, Num(c.CI.Design), Num(100*c.CI.HalfWidth())
+				row.ItemLosses, row.ItemGains = Num(c.CI.Loss), Num(c.CI.Gain)
+				row.PlanItems = stats.PlanItems(c.CI, opt.PlanDrop/100)
+			}
 			row.P = Num(c.P)
 			row.Pairs, row.BaseWins, row.PolicyWins = c.Pairs, c.BaseWins, c.PolicyWins
 			row.Paired, row.Unpaired = c.Items, c.BaseOnly+c.PolicyOnly

@@ -1,9 +1,12 @@
 // Package stats holds the paired statistics snapeval reports: accuracy, the delta of a compressed cache policy
-// against the full-cache baseline on the same items, a paired bootstrap confidence interval of that delta,
-// the exact McNemar test on discordant (item, sample) pairs, and the pass@k and cons@k estimators.
+// against the full-cache baseline on the same items, a score-type confidence interval of that delta (Tango's
+// interval for right/wrong items, on design-effect-scaled counts for partial scores and several samples per
+// item; see PairedCI and docs/statistics.md), the number of items a gate would need (PlanItems), the exact
+// McNemar test on discordant (item, sample) pairs, and the pass@k and cons@k estimators.
 //
-// Everything is deterministic: the bootstrap draws from a seeded PCG generator, so the same inputs and
-// options always give the same numbers, bit for bit.
+// Everything is deterministic: the intervals are closed-form up to a bisection, and the percentile bootstrap
+// kept for comparison (BootstrapMeanCI) draws from a seeded PCG generator, so the same inputs and options always
+// give the same numbers, bit for bit.
 package stats
 
 import (
@@ -34,11 +37,11 @@ type Obs struct {
 	Correct bool
 }
 
-// Options configures the paired bootstrap. Zero fields take the defaults.
+// Options configures the intervals. Zero fields take the defaults.
 type Options struct {
-	// Resamples is the number of bootstrap resamples B (default 10000).
+	// Resamples is the number of resamples B of BootstrapMeanCI (default 10000); Compare does not resample.
 	Resamples int
-	// Seed seeds the resampling generator (default DefaultSeed); the same seed gives the same interval.
+	// Seed seeds BootstrapMeanCI's generator (default DefaultSeed); the same seed gives the same interval.
 	Seed uint64
 	// Level is the confidence level of the interval (default 0.95).
 	Level float64
@@ -65,8 +68,10 @@ type Comparison struct {
 	Items, BaseOnly, PolicyOnly int
 	// Base and Policy are the mean over paired items of the per-item mean score.
 	Base, Policy float64
-	// Delta is Policy - Base; Lo and Hi bound its paired bootstrap confidence interval (NaN without items).
+	// Delta is Policy - Base; Lo and Hi bound its confidence interval (NaN without items), CI.Lo and CI.Hi.
 	Delta, Lo, Hi float64
+	// CI is the interval with its method, the summed per-item losses and gains and the design effect.
+	CI Interval
 	// Pairs is the number of (item, sample) pairs graded on both sides.
 	Pairs int
 	// BaseWins counts pairs the baseline got right and the policy wrong; PolicyWins the reverse.
@@ -111,7 +116,8 @@ func Accuracy(obs []Obs) float64 {
 }
 
 // Compare compares policy with base on the items graded on both sides: the per-item mean scores are paired,
-// their differences bootstrapped over items, and the binary verdicts of (item, sample) pairs fed to McNemar's test.
+// the interval of their mean difference computed by PairedCI, and the binary verdicts of (item, sample) pairs
+// fed to McNemar's test.
 func Compare(base, policy []Obs, opt Options) Comparison {
 	bIDs, bMean := ItemMeans(base)
 	_, pMean := ItemMeans(policy)
@@ -130,7 +136,8 @@ func Compare(base, policy []Obs, opt Options) Comparison {
 	c.Items = len(diffs)
 	c.PolicyOnly = len(pMean) - c.Items
 	c.Base, c.Policy, c.Delta = Mean(bx), Mean(px), Mean(diffs)
-	c.Lo, c.Hi = BootstrapMeanCI(diffs, opt)
+	c.CI = PairedCI(diffs, opt.Level)
+	c.Lo, c.Hi = c.CI.Lo, c.CI.Hi
 
 	type key struct {
 		item   string
@@ -159,7 +166,8 @@ func Compare(base, policy []Obs, opt Options) Comparison {
 
 // BootstrapMeanCI returns the percentile bootstrap confidence interval of the mean of x, resampling the
 // elements of x with replacement opt.Resamples times. For paired data pass the per-item differences.
-// It returns NaN, NaN for an empty x.
+// It returns NaN, NaN for an empty x. Reports used it before PairedCI; it undercovers with few changed items and
+// collapses to zero width when none changed, and is kept for the coverage comparison in docs/statistics.md.
 func BootstrapMeanCI(x []float64, opt Options) (lo, hi float64) {
 	if len(x) == 0 {
 		return math.NaN(), math.NaN()

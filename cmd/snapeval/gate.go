@@ -28,8 +28,11 @@ func init() {
 		Short: "Fail (exit 1) when a compressed policy loses more than POINTS accuracy points against the baseline",
 		Long: `gate compares every compressed policy of a run with the full-cache baseline on the same items and fails
 (exit code 1) when one loses more than --max-drop percentage points: the point estimate by default, or with
---use ci the upper end of the 95% paired bootstrap CI of the loss. A run with error records fails the gate
-unless --allow-errors. It prints a table of what passed and failed (--json for machines).
+--use ci the upper end of the 95% paired CI of the loss (Tango's score interval for right/wrong items, on
+design-effect-scaled counts for partial scores or several samples per item; docs/statistics.md). A run with
+error records fails the gate unless --allow-errors. It prints a table of what passed and failed, with each
+interval's method and the paired items a run would need for a CI half-width within --max-drop at the observed
+loss and gain rates (--json for machines).
 
 Exit codes: 0 every check passed, 1 the gate failed, 2 usage error (including a filter that matches nothing).`,
 		Args: cobra.MinimumNArgs(1),
@@ -55,7 +58,7 @@ func runGate(o *gateOptions, stdout io.Writer) error {
 	if o.Use != "point" && o.Use != "ci" {
 		return usageErrorf("--use %q: want point or ci", o.Use)
 	}
-	r, err := loadReport(o.Dirs)
+	r, err := loadReport(o.Dirs, o.MaxDrop)
 	if err != nil {
 		return err
 	}

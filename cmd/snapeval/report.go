@@ -15,6 +15,8 @@ type reportOptions struct {
 	Dirs   []string
 	Format string // md, csv or json
 	Out    string // where report.md/csv/svg/png go (default: the first run directory)
+	// MaxDrop is the gate max drop (pp) the planning figures assume (0: reports.DefaultPlanDrop).
+	MaxDrop float64
 }
 
 func init() {
@@ -24,9 +26,11 @@ func init() {
 		Short: "Print the paired accuracy report of a run and write report.md, .csv, .svg and .png",
 		Long: `report reads the records of a run directory (several directories are shards of one run and are merged),
 compares every compressed policy with the full-cache baseline on the same items (accuracy, strict accuracy with
-errors counted wrong, delta in percentage points, 95% paired bootstrap CI, exact McNemar p, breakdowns by item
-tag), prints the report to stdout and writes report.md, report.csv, report.svg and report.png into the first
-run directory (or --out). The same records always give byte-identical files.`,
+errors counted wrong, delta in percentage points, its 95% paired CI with the method that produced it, exact
+McNemar p, breakdowns by item tag, and planning figures: the CI half-width achieved and the paired items a gate
+at --max-drop would need for a half-width within it), prints the report to stdout and writes report.md,
+report.csv, report.svg and report.png into the first run directory (or --out). The same records always give
+byte-identical files.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Dirs = args
@@ -35,6 +39,7 @@ run directory (or --out). The same records always give byte-identical files.`,
 	}
 	cmd.Flags().StringVar(&o.Format, "format", "md", "stdout format: md, csv or json")
 	cmd.Flags().StringVar(&o.Out, "out", "", "directory for the report files (default: the first DIR)")
+	cmd.Flags().Float64Var(&o.MaxDrop, "max-drop", reports.DefaultPlanDrop, "the gate's max drop (pp) that the planning figures assume")
 	rootCmd.AddCommand(cmd)
 
 	// `snapeval run` writes the report of a finished run through this hook.
@@ -51,7 +56,10 @@ func runReport(o *reportOptions, stdout, stderr io.Writer) error {
 	if write == nil {
 		return usageErrorf("--format %q: want md, csv or json", o.Format)
 	}
-	r, err := loadReport(o.Dirs)
+	if o.MaxDrop < 0 || o.MaxDrop != o.MaxDrop {
+		return usageErrorf("--max-drop %g: must be a non-negative number of percentage points", o.MaxDrop)
+	}
+	r, err := loadReport(o.Dirs, o.MaxDrop)
 	if err != nil {
 		return err
 	}
@@ -69,8 +77,9 @@ func runReport(o *reportOptions, stdout, stderr io.Writer) error {
 	return write(stdout, r)
 }
 
-// loadReport builds the report of the merged records of dirs; a run without records is an error.
-func loadReport(dirs []string) (*reports.Report, error) {
+// loadReport builds the report of the merged records of dirs, with planning figures for a gate at maxDrop
+// (0: the default); a run without records is an error.
+func loadReport(dirs []string, maxDrop float64) (*reports.Report, error) {
 	m, recs, err := eval.LoadRuns(dirs)
 	if err != nil {
 		return nil, usageErrorf("%w", err)
@@ -78,5 +87,5 @@ func loadReport(dirs []string) (*reports.Report, error) {
 	if len(recs) == 0 {
 		return nil, usageErrorf("no records in %v", dirs)
 	}
-	return reports.Build(m, recs, reports.Options{}), nil
+	return reports.Build(m, recs, reports.Options{PlanDrop: maxDrop}), nil
 }

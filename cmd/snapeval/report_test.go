@@ -94,6 +94,23 @@ func TestReportCommand(t *testing.T) {
 	if err := runReport(&reportOptions{Dirs: []string{dir}, Format: "json"}, &js, &bytes.Buffer{}); err != nil || !json.Valid(js.Bytes()) {
 		t.Errorf("json report: %v", err)
 	}
+	// --max-drop sets the planning figures: 1 of 20 items lost needs more items for ±1 pp than for ±5 pp
+	plan := func(drop float64) string {
+		var md bytes.Buffer
+		if err := runReport(&reportOptions{Dirs: []string{dir}, Format: "md", Out: t.TempDir(), MaxDrop: drop}, &md, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+		_, line, _ := strings.Cut(md.String(), "\nPlanning (")
+		line, _, _ = strings.Cut(line, "\n")
+		return line
+	}
+	if p1, p5 := plan(1), plan(5); !strings.Contains(p1, "gate at `--max-drop 1` needs for ±1 pp") ||
+		!strings.Contains(p5, "`snapstream:budget=64` ±") || p1 == p5 {
+		t.Errorf("planning lines:\n%s\n%s", p1, p5)
+	}
+	if err := runReport(&reportOptions{Dirs: []string{dir}, Format: "md", MaxDrop: -1}, &js, &bytes.Buffer{}); exitCode(err) != exitUsage {
+		t.Errorf("negative --max-drop: exit %d, want %d", exitCode(err), exitUsage)
+	}
 	if err := runReport(&reportOptions{Dirs: []string{dir}, Format: "html"}, &js, &bytes.Buffer{}); exitCode(err) != exitUsage {
 		t.Errorf("bad format: exit %d, want %d", exitCode(err), exitUsage)
 	}
@@ -148,7 +165,7 @@ func TestGateCommand(t *testing.T) {
 		{"streaming loses 40 pp", clean, gateOptions{MaxDrop: 10, Use: "point"}, exitGateFailed, "gate FAIL: 1 of 2 checks passed"},
 		{"generous", clean, gateOptions{MaxDrop: 50, Use: "point"}, exitOK, "gate PASS: 2 of 2 checks passed"},
 		{"one policy", clean, gateOptions{MaxDrop: 10, Use: "point", Policy: "snapstream:budget=64"}, exitOK, "gate PASS: 1 of 1"},
-		{"ci is stricter", clean, gateOptions{MaxDrop: 10, Use: "ci", Policy: "snapstream:budget=64"}, exitGateFailed, "CI upper loss 15.00 pp > max drop 10 pp"},
+		{"ci is stricter", clean, gateOptions{MaxDrop: 10, Use: "ci", Policy: "snapstream:budget=64"}, exitGateFailed, "CI upper loss 23.61 pp > max drop 10 pp"},
 		{"errors fail", withErr, gateOptions{MaxDrop: 10, Use: "point", Policy: "snapstream:budget=64"}, exitGateFailed, "1 error records"},
 		{"errors allowed", withErr, gateOptions{MaxDrop: 10, Use: "point", Policy: "snapstream:budget=64", AllowErrors: true}, exitOK, "PASS"},
 		{"json", clean, gateOptions{MaxDrop: 10, Use: "point", JSON: true}, exitGateFailed, `"pass": false`},
