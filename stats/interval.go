@@ -111,7 +111,11 @@ func bisect(f func(float64) float64, a, b float64) float64 {
 // while keeping the score interval's skew near the bounds and its width when few items change. D = 1 exactly for
 // right/wrong items, so the two cases agree where they meet. No change at all gives Tango's interval for zero
 // discordant pairs, ±z²/(n+z²): never zero width.
-func PairedCI(d []float64, level float64) Interval {
+func PairedCI(d []float64, level float64) Interval { return PairedCIShrunk(d, level, PseudoMass) }
+
+// PairedCIShrunk is PairedCI with pseudo in place of PseudoMass (tools/coverage measures what the shrinkage buys;
+// pseudo 0 leaves D unshrunk, and an all-equal partial sample then gets D = 0 and a NaN interval).
+func PairedCIShrunk(d []float64, level, pseudo float64) Interval {
 	if level <= 0 || level >= 1 {
 		level = DefaultLevel
 	}
@@ -137,7 +141,7 @@ func PairedCI(d []float64, level float64) Interval {
 		n := float64(len(d))
 		m2 := sq2(iv.Gain-iv.Loss) / n // n·mean²
 		iv.Method = MethodTangoDE
-		iv.Design = math.Min(1, (math.Max(0, sq-m2)+PseudoMass)/(math.Max(0, iv.Loss+iv.Gain-m2)+PseudoMass))
+		iv.Design = math.Min(1, (math.Max(0, sq-m2)+pseudo)/(math.Max(0, iv.Loss+iv.Gain-m2)+pseudo))
 	}
 	iv.Lo, iv.Hi = designCI(iv.Loss, iv.Gain, float64(len(d)), iv.Design, level)
 	return iv

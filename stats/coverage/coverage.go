@@ -318,10 +318,10 @@ type Attainable struct {
 // have its coverage in [lo, hi] at all. Agreeing means: the interval contains its estimate, and contains 0 whenever
 // the exact two-sided McNemar test (stats.McNemarExact) does not reject at 1-level. Such an interval must cover the
 // truth on every outcome whose estimate lies on the far side of the truth from 0 and whose p-value is above
-// 1-level; on the other outcomes it may miss. The coverage is 1 minus the probability of the outcomes it misses,
-// so the band is attainable exactly when some set of free outcomes has a probability in [1-hi, 1-lo]; the sets are
-// enumerated when at most 22 free outcomes have a probability above 1e-12 (else Known is false). The outcomes
-// under 1e-12 may be missed or not; they shift a coverage by less than their total.
+// 1-level; on the other (free) outcomes it may miss. The coverage is 1 minus the probability of the outcomes it
+// misses, so the band is attainable exactly when some set of free outcomes has a probability in [1-hi, 1-lo].
+// Outcomes no more probable than the band's width step through it one by one, so only the sets of the more
+// probable ones are enumerated, when there are at most 22 of them (else Known is false).
 func McNemarAttainable(c Cell, level, lo, hi float64) Attainable {
 	a := Attainable{Above: math.NaN(), Below: math.NaN()}
 	if c.Family != Binary {
@@ -337,8 +337,8 @@ func McNemarAttainable(c Cell, level, lo, hi float64) Attainable {
 		}
 		return float64(k) * math.Log(x)
 	}
-	var free []float64
-	freeTotal := 0.0
+	var big []float64 // free outcomes more probable than the band is wide
+	small := 0.0      // the total of the others
 	for l := 0; l <= n; l++ {
 		if pl == 0 && l > 0 {
 			break
@@ -350,39 +350,36 @@ func McNemarAttainable(c Cell, level, lo, hi float64) Attainable {
 			p := math.Exp(lf(n) - lf(l) - lf(g) - lf(n-l-g) + logp(pl, l) + logp(pg, g) + logp(1-pl-pg, n-l-g))
 			est := float64(g-l) / float64(n)
 			between := math.Min(0, est) <= truth+1e-12 && truth-1e-12 <= math.Max(0, est)
-			if between && stats.McNemarExact(l, g) > 1-level {
+			switch {
+			case between && stats.McNemarExact(l, g) > 1-level:
 				a.Forced += p
-				continue
-			}
-			freeTotal += p
-			if p > 1e-12 {
-				free = append(free, p)
+			case p > hi-lo:
+				big = append(big, p)
+			default:
+				small += p
 			}
 		}
 	}
-	if len(free) > 22 {
+	if len(big) > 22 {
 		return a
 	}
 	a.Known = true
-	rest := freeTotal
-	for _, p := range free {
-		rest -= p
-	}
-	for mask := 0; mask < 1<<len(free); mask++ {
-		miss := 0.0
-		for i, p := range free {
+	// a set of big outcomes with probability s, plus small ones added one at a time, misses anything in
+	// [s, s+small] to within the band's width
+	for mask := 0; mask < 1<<len(big); mask++ {
+		s := 0.0
+		for i, p := range big {
 			if mask&(1<<i) != 0 {
-				miss += p
+				s += p
 			}
 		}
-		cov := 1 - miss
 		switch {
-		case miss <= 1-lo && miss+rest >= 1-hi:
+		case s <= 1-lo && s+small >= 1-hi:
 			a.InBand = true
-		case cov > hi && !(cov >= a.Above):
-			a.Above = cov
-		case cov < lo && !(cov <= a.Below):
-			a.Below = cov
+		case s+small < 1-hi && !(1-(s+small) >= a.Above):
+			a.Above = 1 - (s + small)
+		case s > 1-lo && !(1-s <= a.Below):
+			a.Below = 1 - s
 		}
 	}
 	if a.InBand {

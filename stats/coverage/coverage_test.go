@@ -123,7 +123,7 @@ func TestMcNemarAttainable(t *testing.T) {
 	}{
 		{Cell{Family: Binary, Items: 30, Base: 0.9, Loss: 0.05}, true, false, 0.998},
 		{Cell{Family: Binary, Items: 100, Base: 0.95, Loss: 0.02}, true, false, 0.988},
-		{Cell{Family: Binary, Items: 30, Base: 0.7, Loss: 0.15, Gain: 0.05}, false, false, math.NaN()},
+		{Cell{Family: Binary, Items: 30, Base: 0.7, Loss: 0.15, Gain: 0.05}, true, true, math.NaN()},
 		{Cell{Family: Binary, Items: 100, Base: 0.5, Gain: 0.05}, true, true, math.NaN()},
 	} {
 		a := McNemarAttainable(tc.c, 0.95, 0.93, 0.97)

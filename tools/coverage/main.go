@@ -1,8 +1,8 @@
 // Command coverage measures the coverage of snapeval's paired confidence intervals and prints the Markdown tables
 // of docs/statistics.md.
 //
-//	go run ./tools/coverage grid [-reps 4000] [-old]          the full grid (exact for right/wrong items)
-//	go run ./tools/coverage issue -snapeval BIN [-reps 1000]  issue #25's table, through `BIN report`
+//	go run ./tools/coverage grid [-reps 4000] [-old] [-pseudo M] [-families F,...]  the full grid (exact for right/wrong items)
+//	go run ./tools/coverage issue -snapeval BIN [-reps 1000] [-family F]  issue #25's table, through `BIN report`
 //
 // Everything is seeded: the same flags print the same tables.
 package main
@@ -58,8 +58,11 @@ var (
 	bandLo, bandHi = 0.93, 0.97
 )
 
+// pseudoMass is the design effect's shrinkage the grid measures (stats.PseudoMass unless -pseudo).
+var pseudoMass = stats.PseudoMass
+
 func paired(d []float64) (float64, float64) {
-	iv := stats.PairedCI(d, stats.DefaultLevel)
+	iv := stats.PairedCIShrunk(d, stats.DefaultLevel, pseudoMass)
 	return iv.Lo, iv.Hi
 }
 
@@ -86,10 +89,20 @@ func grid(args []string) error {
 	reps := fs.Int("reps", 4000, "Monte Carlo replicates per cell (families other than binary)")
 	old := fs.Bool("old", false, "also measure the percentile bootstrap the reports used before (binary, 30 and 100 items)")
 	oldReps := fs.Int("old-reps", 1000, "replicates per cell for -old")
+	fs.Float64Var(&pseudoMass, "pseudo", stats.PseudoMass, "the design effect's pseudo mass (to measure what it buys)")
+	fams := fs.String("families", "binary,samples,partial,jitter", "comma-separated families")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	families := []coverage.Family{coverage.Binary, coverage.Samples, coverage.Partial, coverage.Jitter}
+	var families []coverage.Family
+	for _, f := range strings.Split(*fams, ",") {
+		switch fam := coverage.Family(f); fam {
+		case coverage.Binary, coverage.Samples, coverage.Partial, coverage.Jitter:
+			families = append(families, fam)
+		default:
+			return fmt.Errorf("-families: unknown family %q (binary, samples, partial, jitter)", f)
+		}
+	}
 	failed := 0
 	var summary []string
 	for _, f := range families {
@@ -138,7 +151,7 @@ func printGrid(f coverage.Family, res []coverage.Result, reps int) (string, int)
 		fmt.Print("---:|")
 	}
 	fmt.Println()
-	lo, hi, sparseLo := math.Inf(1), math.Inf(-1), math.Inf(1)
+	lo, hi, sparseLo, sparseHi := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	var nDeg, nSparse, nUnattainable, bad int
 	zero := 0.0
 	for i := 0; i < len(res); i += len(gridRates) {
@@ -153,7 +166,7 @@ func printGrid(f coverage.Family, res []coverage.Result, reps int) (string, int)
 			case r.Sparse():
 				mark = "*"
 				nSparse++
-				sparseLo = math.Min(sparseLo, r.Coverage)
+				sparseLo, sparseHi = math.Min(sparseLo, r.Coverage), math.Max(sparseHi, r.Coverage)
 				if f == coverage.Binary && r.Coverage > bandHi {
 					if a := coverage.McNemarAttainable(r.Cell, stats.DefaultLevel, bandLo, bandHi); a.Known && !a.InBand {
 						mark += "†"
@@ -184,7 +197,7 @@ func printGrid(f coverage.Family, res []coverage.Result, reps int) (string, int)
 	if zero > 0 {
 		zw = fmt.Sprintf("%.4f", zero)
 	}
-	return fmt.Sprintf("| %s | %d | %d | %d | %.3f–%.3f | ≥ %.3f | %s | %d |", f, len(res), nDeg, nSparse, lo, hi, sparseLo, zw, bad), bad
+	return fmt.Sprintf("| %s | %d | %d | %d | %.3f–%.3f | %.3f–%.3f | %s | %d |", f, len(res), nDeg, nSparse, lo, hi, sparseLo, sparseHi, zw, bad), bad
 }
 
 // printOld measures the percentile bootstrap (B = 1000) on the binary grid at 30 and 100 items.
@@ -242,12 +255,17 @@ func issue(args []string) error {
 	fs := flag.NewFlagSet("issue", flag.ExitOnError)
 	bin := fs.String("snapeval", "", "the snapeval binary to run (required)")
 	reps := fs.Int("reps", 1000, "replicates (run directories) per row")
-	family := fs.String("family", string(coverage.Binary), "binary or samples (4 samples per item)")
+	family := fs.String("family", string(coverage.Binary), "binary, samples (4 per item), partial or jitter")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *bin == "" {
 		return fmt.Errorf("-snapeval BIN is required")
+	}
+	switch coverage.Family(*family) {
+	case coverage.Binary, coverage.Samples, coverage.Partial, coverage.Jitter:
+	default:
+		return fmt.Errorf("-family %q: want binary, samples, partial or jitter", *family)
 	}
 	tmp, err := os.MkdirTemp("", "snapeval-coverage-")
 	if err != nil {
