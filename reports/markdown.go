@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -186,23 +185,20 @@ var methodNames = map[string]string{
 	stats.MethodTangoDE: "Tango's score interval on counts divided by a design effect D, for partial scores or several samples per item",
 }
 
-// writeMethods writes the note naming the method of each interval in a table.
+// writeMethods writes the note naming the method of the intervals in a table: with one method "every row";
+// with several, the policies of each in a benchmark's own table, and where each applies in a breakdown (whose
+// groups can differ; report.csv and report.json give every row's).
 func writeMethods(w io.Writer, groups []Group) {
-	var order []string
 	byMethod := map[string][]string{}
-	seen := map[string]map[string]bool{}
+	seen := map[string]bool{}
 	dLo, dHi := math.Inf(1), math.Inf(-1)
 	for _, g := range groups {
 		for _, r := range g.Rows {
 			if r.CIMethod == "" {
 				continue
 			}
-			if _, ok := byMethod[r.CIMethod]; !ok {
-				order = append(order, r.CIMethod)
-				seen[r.CIMethod] = map[string]bool{}
-			}
-			if !seen[r.CIMethod][r.Policy] {
-				seen[r.CIMethod][r.Policy] = true
+			if !seen[r.CIMethod+"\x00"+r.Policy] {
+				seen[r.CIMethod+"\x00"+r.Policy] = true
 				byMethod[r.CIMethod] = append(byMethod[r.CIMethod], "`"+mdCode(r.Policy)+"`")
 			}
 			if r.CIMethod == stats.MethodTangoDE && r.Design.OK() {
@@ -210,12 +206,11 @@ func writeMethods(w io.Writer, groups []Group) {
 			}
 		}
 	}
-	if len(order) == 0 {
+	if len(byMethod) == 0 {
 		return
 	}
-	sort.Strings(order)
 	var parts []string
-	for _, m := range order {
+	for _, m := range sortedKeys(byMethod) {
 		desc := methodNames[m]
 		if desc == "" {
 			desc = mdText(m)
@@ -227,13 +222,24 @@ func writeMethods(w io.Writer, groups []Group) {
 				desc += fmt.Sprintf(", D %.2f–%.2f", dLo, dHi)
 			}
 		}
-		who := "every row"
-		if len(order) > 1 {
-			who = strings.Join(byMethod[m], ", ")
+		var who string
+		switch {
+		case len(byMethod) == 1:
+			who = ": every row"
+		case len(groups) == 1:
+			who = ": " + strings.Join(byMethod[m], ", ")
+		case m == stats.MethodTango:
+			who = " where every item of the row is right or wrong"
+		default:
+			who = " in the other rows"
 		}
-		parts = append(parts, fmt.Sprintf("`%s` (%s): %s", m, desc, who))
+		parts = append(parts, fmt.Sprintf("`%s` (%s)%s", m, desc, who))
 	}
-	fmt.Fprintf(w, "\nCI method: %s.\n", strings.Join(parts, "; "))
+	note := strings.Join(parts, "; ")
+	if len(byMethod) > 1 && len(groups) > 1 {
+		note += " (each row's in the `ci_method` column of report.csv and report.json)"
+	}
+	fmt.Fprintf(w, "\nCI method: %s.\n", note)
 }
 
 // writePlanning writes the line of planning figures under a benchmark's table.

@@ -327,3 +327,32 @@ func FuzzBuild(f *testing.F) {
 		_, _ = Gate(r, GateOptions{MaxDrop: 1})
 	})
 }
+
+// TestMethodNote: the note under a table names every interval's method: "every row" with one method, the
+// policies of each in a benchmark's table, where each applies in a breakdown.
+func TestMethodNote(t *testing.T) {
+	tango := Row{Policy: "a", CIMethod: stats.MethodTango, Design: 1}
+	de := func(p string, d float64) Row { return Row{Policy: p, CIMethod: stats.MethodTangoDE, Design: Num(d)} }
+	base := Row{Policy: "full", Baseline: true, Design: nan()}
+	tests := []struct {
+		name   string
+		groups []Group
+		want   string
+	}{
+		{"none", []Group{{Rows: []Row{base}}}, ""},
+		{"one method", []Group{{Rows: []Row{base, tango, {Policy: "b", CIMethod: stats.MethodTango, Design: 1}}}},
+			"\nCI method: `tango` (Tango's score interval on right/wrong items): every row.\n"},
+		{"one design effect", []Group{{Rows: []Row{base, de("a", 0.5)}}}, "D = 0.50): every row.\n"},
+		{"mixed table", []Group{{Rows: []Row{base, tango, de("b", 0.3), de("c", 0.61)}}},
+			"`tango` (Tango's score interval on right/wrong items): `a`; `tango-de` (Tango's score interval on counts divided by a design effect D, for partial scores or several samples per item, D 0.30–0.61): `b`, `c`.\n"},
+		{"mixed breakdown", []Group{{Rows: []Row{base, tango}}, {Rows: []Row{base, de("a", 0.4)}}},
+			"`tango` (Tango's score interval on right/wrong items) where every item of the row is right or wrong; `tango-de` (Tango's score interval on counts divided by a design effect D, for partial scores or several samples per item, D = 0.40) in the other rows (each row's in the `ci_method` column of report.csv and report.json).\n"},
+	}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		writeMethods(&b, tt.groups)
+		if got := b.String(); (tt.want == "") != (got == "") || !strings.HasSuffix(got, tt.want) {
+			t.Errorf("%s: note %q, want it to end with %q", tt.name, got, tt.want)
+		}
+	}
+}

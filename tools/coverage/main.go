@@ -272,19 +272,20 @@ func issue(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	fmt.Printf("| items | p base | flips a / b | true delta | coverage (%d runs) | zero-width intervals | method | expected discordant pairs | exact coverage | 93-97%% attainable |\n", *reps)
+	fmt.Printf("| items | p base | flips a / b | true delta | coverage (%d runs) | zero-width intervals | method | discordant pairs (Σd²) | exact coverage | 93-97%% attainable |\n", *reps)
 	fmt.Println("|---:|---:|---|---:|---:|---:|---|---:|---:|---|")
 	for ri, c := range issueRows {
 		c.Family = coverage.Family(*family)
 		truth := 100 * c.Truth()
 		covered, zero := make([]bool, *reps), make([]bool, *reps)
+		sqSum := make([]float64, *reps)
 		methods := make([]string, *reps)
 		errs := make([]error, *reps)
 		parallel(*reps, func(k int) {
 			dir := filepath.Join(tmp, fmt.Sprintf("row%d-rep%05d", ri, k))
 			r := rand.New(rand.NewPCG(uint64(ri+1), uint64(k+1)))
 			var lo, hi float64
-			lo, hi, methods[k], errs[k] = reportOnce(*bin, dir, c, r)
+			lo, hi, methods[k], sqSum[k], errs[k] = reportOnce(*bin, dir, c, r)
 			covered[k] = lo <= truth+1e-9 && truth-1e-9 <= hi
 			zero[k] = hi <= lo
 			os.RemoveAll(dir)
@@ -307,9 +308,13 @@ func issue(args []string) error {
 				ms = append(ms, methods[k])
 			}
 		}
-		mass := float64(c.Items) * (c.Base*c.Loss + (1-c.Base)*c.Gain)
+		mass := 0.0 // the binary family's expected discordant pairs, else the mean summed squared change
+		for _, v := range sqSum {
+			mass += v / float64(*reps)
+		}
 		exact, attain := "–", "–"
 		if c.Family == coverage.Binary {
+			mass = c.ExpectedMass()
 			exact = fmt.Sprintf("%.3f", coverage.ExactBinary(c, paired).Coverage)
 			attain = attainable(c)
 		}
@@ -332,17 +337,24 @@ func attainable(c coverage.Cell) string {
 }
 
 // reportOnce writes one replicate of c as a run directory, runs `bin report` on it and returns the compressed
-// policy's interval (pp) and method from report.json.
-func reportOnce(bin, dir string, c coverage.Cell, r *rand.Rand) (lo, hi float64, method string, err error) {
+// policy's interval (pp) and method from report.json, and the replicate's summed squared per-item change.
+func reportOnce(bin, dir string, c coverage.Cell, r *rand.Rand) (lo, hi float64, method string, sq float64, err error) {
 	const policy = "snapstream:budget=64"
 	m := eval.Manifest{RunID: "coverage", Config: eval.RunConfig{Benches: []string{"synth"}, Policies: []string{"full", policy}}}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, 0, "", err
+		return 0, 0, "", 0, err
 	}
 	if err := eval.WriteManifest(dir, m); err != nil {
-		return 0, 0, "", err
+		return 0, 0, "", 0, err
 	}
 	base, pol := c.DrawScores(r, c.Items)
+	for i := range base {
+		d := 0.0
+		for s := range base[i] {
+			d += (pol[i][s] - base[i][s]) / float64(len(base[i]))
+		}
+		sq += d * d
+	}
 	var sb strings.Builder
 	enc := json.NewEncoder(&sb)
 	for i := range base {
@@ -354,17 +366,17 @@ func reportOnce(bin, dir string, c coverage.Cell, r *rand.Rand) (lo, hi float64,
 				rec := eval.Record{RunID: m.RunID, Bench: "synth", ItemID: fmt.Sprintf("i%04d", i), Policy: side.policy, Sample: s,
 					Score: side.score, Correct: side.score == 1, Verdict: "graded", FinishReason: "stop"}
 				if err := enc.Encode(rec); err != nil {
-					return 0, 0, "", err
+					return 0, 0, "", 0, err
 				}
 			}
 		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, eval.JournalFile), []byte(sb.String()), 0o644); err != nil {
-		return 0, 0, "", err
+		return 0, 0, "", 0, err
 	}
 	out, err := exec.Command(bin, "report", dir, "--format", "json", "--out", filepath.Join(dir, "out")).Output()
 	if err != nil {
-		return 0, 0, "", fmt.Errorf("%s report %s: %w", bin, dir, err)
+		return 0, 0, "", 0, fmt.Errorf("%s report %s: %w", bin, dir, err)
 	}
 	var rep struct {
 		Benches []struct {
@@ -377,7 +389,7 @@ func reportOnce(bin, dir string, c coverage.Cell, r *rand.Rand) (lo, hi float64,
 		} `json:"benches"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil {
-		return 0, 0, "", fmt.Errorf("report of %s: %w", dir, err)
+		return 0, 0, "", 0, fmt.Errorf("report of %s: %w", dir, err)
 	}
 	for _, b := range rep.Benches {
 		for _, row := range b.Rows {
@@ -386,9 +398,9 @@ func reportOnce(bin, dir string, c coverage.Cell, r *rand.Rand) (lo, hi float64,
 				if method == "" {
 					method = "percentile bootstrap" // reports before the score intervals had no ci_method
 				}
-				return *row.Lo, *row.Hi, method, nil
+				return *row.Lo, *row.Hi, method, sq, nil
 			}
 		}
 	}
-	return 0, 0, "", fmt.Errorf("report of %s: no interval for %s", dir, policy)
+	return 0, 0, "", 0, fmt.Errorf("report of %s: no interval for %s", dir, policy)
 }
