@@ -57,6 +57,10 @@ func (p Policy) Plan(promptLen, maxNew int) (Plan, error) {
 	case MethodFull:
 		pl.Sinks = L + maxNew
 		pl.Lo, pl.Hi = L, L
+	case MethodKNorm:
+		pl.TopK = p.TopK
+		pl.Hi = L
+		pl.AppendDecode = true
 	case MethodSnapKV:
 		pl.Ring = p.Window
 		pl.TopK = p.TopK

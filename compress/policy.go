@@ -17,6 +17,7 @@ const (
 	MethodStreaming  Method = "streaming"  // sinks + ring of the most recent tokens (StreamingLLM, original positions)
 	MethodSnapKV     Method = "snapkv"     // SnapKV top-K of the prompt + observation window; decoded tokens appended
 	MethodSnapStream Method = "snapstream" // sinks + SnapKV top-K of the middle of the prompt + ring
+	MethodKNorm      Method = "knorm"      // the B prompt keys of lowest L2 norm per KV head; decoded tokens appended
 )
 
 // Defaults of docs/policies.md §3 [choice].
@@ -45,6 +46,10 @@ type Policy struct {
 	Kernel   int
 	Budget   int
 	Adaptive bool
+	// Rerotate (streaming and snapstream) re-indexes positions inside the cache during decode, as StreamingLLM's
+	// original method does: a held key is rotated for its rank among the held positions and the query for the
+	// rank of the current token (docs/policies.md §14). False: original absolute positions (the paper's choice).
+	Rerotate bool
 	// Weights asks for the model's weights in another format than its own: "" (its own) or WeightsInt8.
 	// It is not a cache parameter: it rides along in the spec ("snapstream:budget=256@int8") so that one
 	// run can compare weight formats as it compares policies; backends that cannot honour it refuse it.
@@ -71,6 +76,8 @@ func MustParse(spec string) Policy {
 //	snapkv:topk=2048,window=32,kernel=5    (window 32 and kernel 5 by default; budget=B may replace topk: K = B - W)
 //	snapstream:budget=4096                 (S = 4, R = B/2, K = B - S - R, W = 32, k = 5)
 //	snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5[,adaptive=true]
+//	streaming:sinks=4,recent=60,rerotate=true (rerotate=true also for snapstream: positions re-indexed in the cache)
+//	knorm:budget=256                       (the 256 prompt keys of lowest L2 norm per layer and KV head)
 //
 // For snapstream, budget may be combined with some of sinks/recent/topk; the missing ones are derived
 // from it (sinks defaults to 4; recent to B/2 when topk is also missing). Keys may come in any order;
@@ -106,13 +113,15 @@ func parseBody(spec, body string) (Policy, error) {
 		}
 		return Policy{Method: MethodFull}, nil
 	case MethodStreaming:
-		allowed = []string{"sinks", "recent", "budget"}
+		allowed = []string{"sinks", "recent", "budget", "rerotate"}
+	case MethodKNorm:
+		allowed = []string{"budget"}
 	case MethodSnapKV:
 		allowed = []string{"topk", "window", "kernel", "budget"}
 	case MethodSnapStream:
-		allowed = []string{"sinks", "recent", "topk", "window", "kernel", "budget", "adaptive"}
+		allowed = []string{"sinks", "recent", "topk", "window", "kernel", "budget", "adaptive", "rerotate"}
 	default:
-		return Policy{}, fmt.Errorf("policy %q: unknown method %q (want full, streaming, snapkv or snapstream)", spec, name)
+		return Policy{}, fmt.Errorf("policy %q: unknown method %q (want full, streaming, snapkv, snapstream or knorm)", spec, name)
 	}
 	if !hasParams || params == "" {
 		return Policy{}, fmt.Errorf("policy %q: %s needs parameters, e.g. %q", spec, m, example(m))
@@ -121,7 +130,7 @@ func parseBody(spec, body string) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
-	p := Policy{Method: m}
+	p := Policy{Method: m, Rerotate: kv["rerotate"] == 1}
 	get := func(key string, def int) (int, bool) {
 		v, ok := kv[key]
 		if !ok {
@@ -130,6 +139,12 @@ func parseBody(spec, body string) (Policy, error) {
 		return v, true
 	}
 	switch m {
+	case MethodKNorm:
+		b, hasB := get("budget", 0)
+		if !hasB {
+			return Policy{}, fmt.Errorf("policy %q: knorm needs budget", spec)
+		}
+		p.Budget, p.TopK = b, b
 	case MethodStreaming:
 		p.Sinks, _ = get("sinks", DefaultSinks)
 		r, hasR := get("recent", 0)
@@ -232,14 +247,14 @@ func parseParams(spec, params string, allowed []string) (map[string]int, error) 
 		if _, dup := kv[key]; dup {
 			return nil, fmt.Errorf("policy %q: duplicate key %q", spec, key)
 		}
-		if key == "adaptive" {
+		if key == "adaptive" || key == "rerotate" {
 			switch val {
 			case "true":
 				kv[key] = 1
 			case "false":
 				kv[key] = 0
 			default:
-				return nil, fmt.Errorf("policy %q: adaptive=%q: want true or false", spec, val)
+				return nil, fmt.Errorf("policy %q: %s=%q: want true or false", spec, key, val)
 			}
 			continue
 		}
@@ -264,6 +279,8 @@ func example(m Method) string {
 		return "streaming:sinks=4,recent=1024"
 	case MethodSnapKV:
 		return "snapkv:topk=2048,window=32,kernel=5"
+	case MethodKNorm:
+		return "knorm:budget=2048"
 	default:
 		return "snapstream:budget=4096"
 	}
@@ -283,11 +300,17 @@ func (p Policy) String() string {
 		q.Weights = ""
 		return q.String() + "@" + p.Weights
 	}
+	rerotate := ""
+	if p.Rerotate {
+		rerotate = ",rerotate=true"
+	}
 	switch p.Method {
 	case MethodFull:
 		return "full"
+	case MethodKNorm:
+		return fmt.Sprintf("knorm:budget=%d", p.Budget)
 	case MethodStreaming:
-		return fmt.Sprintf("streaming:sinks=%d,recent=%d", p.Sinks, p.Recent)
+		return fmt.Sprintf("streaming:sinks=%d,recent=%d%s", p.Sinks, p.Recent, rerotate)
 	case MethodSnapKV:
 		return fmt.Sprintf("snapkv:topk=%d,window=%d,kernel=%d", p.TopK, p.Window, p.Kernel)
 	case MethodSnapStream:
@@ -307,6 +330,7 @@ func (p Policy) String() string {
 		if p.Adaptive {
 			b.WriteString(",adaptive=true")
 		}
+		b.WriteString(rerotate)
 		return b.String()
 	}
 	return fmt.Sprintf("invalid-policy(%q)", string(p.Method))
@@ -314,9 +338,15 @@ func (p Policy) String() string {
 
 // Split describes the slot split for reports, e.g. "S=4 K=2044 R=2048 W=32 k=5" ("" for full).
 func (p Policy) Split() string {
+	rr := ""
+	if p.Rerotate {
+		rr = " rerotate"
+	}
 	switch p.Method {
+	case MethodKNorm:
+		return fmt.Sprintf("K=%d (+decoded)", p.TopK)
 	case MethodStreaming:
-		return fmt.Sprintf("S=%d R=%d", p.Sinks, p.Recent)
+		return fmt.Sprintf("S=%d R=%d%s", p.Sinks, p.Recent, rr)
 	case MethodSnapKV:
 		return fmt.Sprintf("K=%d W=%d k=%d (+decoded)", p.TopK, p.Window, p.Kernel)
 	case MethodSnapStream:
@@ -324,7 +354,7 @@ func (p Policy) Split() string {
 		if p.Adaptive {
 			s += " adaptive"
 		}
-		return s
+		return s + rr
 	}
 	return ""
 }
@@ -358,6 +388,9 @@ func (p Policy) Validate() error {
 		if p.Adaptive && p.Method != MethodSnapStream {
 			return fmt.Errorf("%s does not use adaptive", p.Method)
 		}
+		if p.Rerotate && p.Method != MethodSnapStream && p.Method != MethodStreaming {
+			return fmt.Errorf("%s does not use rerotate", p.Method)
+		}
 		return nil
 	}
 	scored := func() error {
@@ -372,6 +405,17 @@ func (p Policy) Validate() error {
 	switch p.Method {
 	case MethodFull:
 		return unused("sinks", "recent", "topk", "window", "kernel", "budget")
+	case MethodKNorm:
+		if err := unused("sinks", "recent", "window", "kernel"); err != nil {
+			return err
+		}
+		if p.Budget < 1 {
+			return fmt.Errorf("budget=%d must be at least 1", p.Budget)
+		}
+		if p.TopK != p.Budget {
+			return fmt.Errorf("topk %d != budget %d", p.TopK, p.Budget)
+		}
+		return nil
 	case MethodStreaming:
 		if err := unused("topk", "window", "kernel"); err != nil {
 			return err
@@ -416,7 +460,9 @@ func (p Policy) Normalized() Policy {
 	case MethodFull:
 		return Policy{Method: MethodFull}
 	case MethodStreaming:
-		return Policy{Method: p.Method, Sinks: p.Sinks, Recent: p.Recent, Budget: p.Sinks + p.Recent}
+		return Policy{Method: p.Method, Sinks: p.Sinks, Recent: p.Recent, Budget: p.Sinks + p.Recent, Rerotate: p.Rerotate}
+	case MethodKNorm:
+		return Policy{Method: p.Method, TopK: p.TopK, Budget: p.TopK}
 	case MethodSnapKV:
 		return Policy{Method: p.Method, TopK: p.TopK, Window: p.Window, Kernel: p.Kernel, Budget: p.TopK + p.Window}
 	case MethodSnapStream:
@@ -427,12 +473,12 @@ func (p Policy) Normalized() Policy {
 
 // Capacity returns the number of slots per layer and KV head that a sequence of promptLen prompt tokens
 // and up to maxNew new tokens is given at admission (docs/policies.md §4): prompt+maxNew for full, S+R for
-// streaming, K+W+maxNew for snapkv, B for snapstream. It equals Plan(promptLen, maxNew).Capacity.
+// streaming, K+W+maxNew for snapkv, B+maxNew for knorm, B for snapstream. It equals Plan(promptLen, maxNew).Capacity.
 func (p Policy) Capacity(promptLen, maxNew int) int {
 	switch p.Method {
 	case MethodFull:
 		return promptLen + maxNew
-	case MethodSnapKV:
+	case MethodSnapKV, MethodKNorm:
 		return p.TopK + p.Window + maxNew
 	}
 	return p.Budget

@@ -35,6 +35,13 @@ func TestParse(t *testing.T) {
 		{"full@int8", Policy{Method: MethodFull, Weights: WeightsInt8}, ""},
 		{"snapstream:budget=256,sinks=4@int8", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 128, TopK: 124, Window: 32, Kernel: 5, Budget: 256, Weights: WeightsInt8}, "snapstream:budget=256@int8"},
 		{"streaming:recent=8@int8", Policy{Method: MethodStreaming, Sinks: 4, Recent: 8, Budget: 12, Weights: WeightsInt8}, "streaming:sinks=4,recent=8@int8"},
+		{"streaming:sinks=4,recent=60,rerotate=true", Policy{Method: MethodStreaming, Sinks: 4, Recent: 60, Budget: 64, Rerotate: true}, ""},
+		{"streaming:rerotate=false,budget=64", Policy{Method: MethodStreaming, Sinks: 4, Recent: 60, Budget: 64}, "streaming:sinks=4,recent=60"},
+		{"snapstream:rerotate=true,budget=256", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 128, TopK: 124, Window: 32, Kernel: 5, Budget: 256, Rerotate: true}, "snapstream:budget=256,rerotate=true"},
+		{"snapstream:budget=256,adaptive=true,rerotate=true@int8", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 128, TopK: 124, Window: 32, Kernel: 5, Budget: 256, Adaptive: true, Rerotate: true, Weights: WeightsInt8}, ""},
+		{"snapstream:sinks=2,recent=8,topk=40,window=16,kernel=7,rerotate=true", Policy{Method: MethodSnapStream, Sinks: 2, Recent: 8, TopK: 40, Window: 16, Kernel: 7, Budget: 50, Rerotate: true}, ""},
+		{"knorm:budget=256", Policy{Method: MethodKNorm, TopK: 256, Budget: 256}, ""},
+		{"knorm:budget=1@int8", Policy{Method: MethodKNorm, TopK: 1, Budget: 1, Weights: WeightsInt8}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -71,6 +78,14 @@ func TestParseErrors(t *testing.T) {
 		{"snapstream:budget=3@int8", "budget 3 must exceed sinks 4"},
 		{"Full", "unknown method"},
 		{"h2o:budget=4", "unknown method"},
+		{"snapkv:topk=8,rerotate=true", `unknown key "rerotate"`},
+		{"streaming:recent=8,rerotate=yes", `rerotate="yes": want true or false`},
+		{"streaming:recent=8,rerotate=true,rerotate=true", `duplicate key "rerotate"`},
+		{"knorm", "needs parameters"},
+		{"knorm:budget=0", "budget=0 must be at least 1"},
+		{"knorm:topk=8", `unknown key "topk"`},
+		{"knorm:rerotate=true", `unknown key "rerotate"`},
+		{"knorm:budget=-1", "must not be negative"},
 		{"full:", "full takes no parameters"},
 		{"full:budget=4", "full takes no parameters"},
 		{"snapstream", "needs parameters"},
@@ -145,6 +160,12 @@ func TestValidate(t *testing.T) {
 		{"snapkv adaptive", Policy{Method: MethodSnapKV, TopK: 8, Window: 8, Kernel: 5, Budget: 16, Adaptive: true}, "does not use adaptive"},
 		{"snapstream even kernel", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 4, TopK: 4, Window: 8, Kernel: 2, Budget: 12}, "kernel=2"},
 		{"snapstream ok", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 4, TopK: 4, Window: 8, Kernel: 3, Budget: 12}, ""},
+		{"snapkv rerotate", Policy{Method: MethodSnapKV, TopK: 8, Window: 8, Kernel: 5, Budget: 16, Rerotate: true}, "snapkv does not use rerotate"},
+		{"full rerotate", Policy{Method: MethodFull, Rerotate: true}, "full does not use rerotate"},
+		{"knorm ok", Policy{Method: MethodKNorm, TopK: 8, Budget: 8}, ""},
+		{"knorm topk mismatch", Policy{Method: MethodKNorm, TopK: 7, Budget: 8}, "topk 7 != budget 8"},
+		{"knorm window", Policy{Method: MethodKNorm, TopK: 8, Budget: 8, Window: 4}, "knorm does not use window"},
+		{"knorm rerotate", Policy{Method: MethodKNorm, TopK: 8, Budget: 8, Rerotate: true}, "knorm does not use rerotate"},
 		{"too large", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 1 << 40, TopK: 4, Window: 8, Kernel: 3, Budget: 12}, "too large"},
 	}
 	for _, tt := range tests {
@@ -187,6 +208,10 @@ func TestCapacityAndSplit(t *testing.T) {
 		{"snapkv:topk=2048,window=32,kernel=5", 100000, 500, 2580, "K=2048 W=32 k=5 (+decoded)"},
 		{"snapstream:budget=4096", 100000, 500, 4096, "S=4 K=2044 R=2048 W=32 k=5"},
 		{"snapstream:budget=4096,adaptive=true", 100, 5000, 4096, "S=4 K=2044 R=2048 W=32 k=5 adaptive"},
+		{"snapstream:budget=4096,rerotate=true", 100000, 500, 4096, "S=4 K=2044 R=2048 W=32 k=5 rerotate"},
+		{"streaming:sinks=4,recent=60,rerotate=true", 1000, 50, 64, "S=4 R=60 rerotate"},
+		{"knorm:budget=256", 1000, 48, 304, "K=256 (+decoded)"},
+		{"knorm:budget=256", 100, 48, 304, "K=256 (+decoded)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {

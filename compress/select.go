@@ -72,6 +72,9 @@ func SelectTopK(plan Plan, queries, keys []float32, numQHeads, numKVHeads, headD
 		return out
 	}
 	L := plan.PromptLen
+	if plan.Policy.Method == MethodKNorm {
+		return selectKNorm(plan, keys, numKVHeads, headDim, s)
+	}
 	w := min(plan.Window, L)
 	if headDim < 1 || len(queries) != w*numQHeads*headDim || len(keys) != L*numKVHeads*headDim {
 		panic(fmt.Sprintf("compress: SelectTopK: got %d query and %d key floats, want %d x %d x %d and %d x %d x %d",
@@ -166,6 +169,35 @@ func poolCandidates(group, score []float64, lo, hi, k int) {
 		}
 		group[j-lo] += sum / fk
 	}
+}
+
+// selectKNorm is SelectTopK for knorm (docs/policies.md §15): per KV head, the plan.ValidTopK prompt
+// positions whose post-RoPE key has the lowest L2 norm (float64 sum of squares of the float32 components,
+// the square root omitted as it keeps the order), ties to the lower position. Queries are not used.
+func selectKNorm(plan Plan, keys []float32, numKVHeads, headDim int, s *Scratch) [][]int {
+	L := plan.PromptLen
+	if headDim < 1 || len(keys) != L*numKVHeads*headDim {
+		panic(fmt.Sprintf("compress: SelectTopK (knorm): got %d key floats, want %d x %d x %d", len(keys), L, numKVHeads, headDim))
+	}
+	if s == nil {
+		s = &Scratch{}
+	}
+	c := plan.Hi - plan.Lo
+	s.group = grow(s.group, c)
+	s.idx = grow(s.idx, c)
+	out := make([][]int, numKVHeads)
+	for g := range numKVHeads {
+		for j := range c {
+			k := keys[((plan.Lo+j)*numKVHeads+g)*headDim:][:headDim]
+			var ss float64
+			for _, x := range k {
+				ss += float64(x) * float64(x)
+			}
+			s.group[j] = -ss
+		}
+		out[g] = topK(s, plan.Lo, plan.ValidTopK)
+	}
+	return out
 }
 
 // topK returns the n candidates with the highest s.group value (NaN lowest, ties to the lower position),

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"testing"
@@ -339,5 +340,39 @@ func TestSelectionFixtureCopyIsCurrent(t *testing.T) {
 	}
 	if string(shared) != string(local) {
 		t.Fatal("testdata/selection.json differs from ../shared/conformance/selection.json: copy it again")
+	}
+}
+
+// TestSelectKNorm: knorm keeps, per KV head, the prompt keys of lowest L2 norm, ties to the lower
+// position, in ascending order, and ignores queries.
+func TestSelectKNorm(t *testing.T) {
+	// 6 positions, 2 KV heads, headDim 2. Head 0 norms^2: 25 1 4 1 9 0; head 1: 1 1 1 1 1 1 (all tie).
+	keys := []float32{
+		3, 4, 1, 0,
+		1, 0, 0, 1,
+		0, 2, 1, 0,
+		0, -1, 0, -1,
+		3, 0, 1, 0,
+		0, 0, 0, 1,
+	}
+	pl, err := MustParse("knorm:budget=3").Plan(6, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pl.NeedScores || pl.Capacity != 7 || pl.ValidTopK != 3 {
+		t.Fatalf("plan %+v", pl)
+	}
+	got := SelectTopK(pl, nil, keys, 4, 2, 2, nil)
+	want := [][]int{{1, 3, 5}, {0, 1, 2}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("kept %v, want %v", got, want)
+	}
+	s := NewSlots(pl)
+	s.Prefill(got[0])
+	if slot := s.Decode(6); slot != 3 {
+		t.Fatalf("first decoded token to slot %d, want 3 (after the 3 kept)", slot)
+	}
+	if k := s.Kept(); !reflect.DeepEqual(k, []int{1, 3, 5, 6}) {
+		t.Fatalf("kept %v", k)
 	}
 }

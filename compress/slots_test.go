@@ -137,16 +137,18 @@ func randomTopK(rng *rand.Rand, pl Plan) []int {
 func randomPolicy(rng *rand.Rand) Policy {
 	for {
 		var p Policy
-		switch rng.IntN(4) {
+		switch rng.IntN(5) {
 		case 0:
 			p = Policy{Method: MethodFull}
 		case 1:
-			p = Policy{Method: MethodStreaming, Sinks: rng.IntN(8), Recent: 1 + rng.IntN(40)}
+			p = Policy{Method: MethodStreaming, Sinks: rng.IntN(8), Recent: 1 + rng.IntN(40), Rerotate: rng.IntN(2) == 0}
+		case 4:
+			p = Policy{Method: MethodKNorm, TopK: 1 + rng.IntN(60)}
 		case 2:
 			p = Policy{Method: MethodSnapKV, TopK: rng.IntN(50), Window: 1 + rng.IntN(40), Kernel: 1 + 2*rng.IntN(4)}
 		default:
 			p = Policy{Method: MethodSnapStream, Sinks: rng.IntN(8), Recent: 1 + rng.IntN(40), TopK: rng.IntN(50),
-				Window: 1 + rng.IntN(40), Kernel: 1 + 2*rng.IntN(4), Adaptive: rng.IntN(3) == 0}
+				Window: 1 + rng.IntN(40), Kernel: 1 + 2*rng.IntN(4), Adaptive: rng.IntN(3) == 0, Rerotate: rng.IntN(2) == 0}
 		}
 		p = p.Normalized()
 		if p.Validate() == nil {
@@ -261,6 +263,8 @@ func TestCoveringBudgetEqualsFull(t *testing.T) {
 			Policy{Method: MethodSnapStream, Sinks: s, Recent: 1 + rng.IntN(n+1), TopK: n + rng.IntN(5), Window: 1 + rng.IntN(40), Kernel: 3, Adaptive: true}.Normalized(),
 			Policy{Method: MethodSnapStream, Sinks: s, Recent: max(1, n-s+rng.IntN(3)), TopK: rng.IntN(10), Window: 8, Kernel: 5}.Normalized(),
 			Policy{Method: MethodSnapKV, TopK: L + rng.IntN(3), Window: 1 + rng.IntN(40), Kernel: 5}.Normalized(),
+			Policy{Method: MethodKNorm, TopK: L + rng.IntN(3)}.Normalized(),
+			Policy{Method: MethodStreaming, Sinks: s, Recent: max(1, n-s+rng.IntN(5)), Rerotate: true}.Normalized(),
 		)
 		full := NewSlots(mustPlan(t, "full", L, maxNew))
 		full.Prefill(nil)
