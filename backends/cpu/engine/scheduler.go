@@ -26,6 +26,9 @@ func (t *prefillTask) bytes() int64 {
 	n := int64(0)
 	for l := range t.seq.K {
 		n += int64(len(t.seq.K[l])+len(t.seq.V[l])+len(t.seq.Q[l])) * 4
+		if t.seq.RawK != nil {
+			n += int64(len(t.seq.RawK[l])) * 4
+		}
 	}
 	return n + int64(len(t.logits))*4
 }
@@ -35,8 +38,15 @@ func (t *prefillTask) bytes() int64 {
 type slotMem struct {
 	k, v   [][]float32
 	logits []float32
-	seg    [1]int
-	seg2   [1]int
+	// With a rerotate policy: the pre-RoPE keys (layout of k), each slot's rank among the held positions
+	// (the mask of a re-indexed cache), the position each slot's key in k is rotated for, and the
+	// slots ordered by position (scratch).
+	rawK  [][]float32
+	rank  []int32
+	rotAt []int32
+	order []int32
+	seg   [1]int
+	seg2  [1]int
 }
 
 // sequence is one admitted job.
@@ -130,8 +140,10 @@ func (s *scheduler) admit() {
 		}
 		key := promptKey(r.job.Prompt)
 		need := qNeed(r.plan)
+		raw := r.plan.Policy.Rerotate
+		serves := func(t *prefillTask) bool { return t != nil && t.serves(need, raw) }
 		mem := s.free[len(s.free)-1]
-		if !s.reserve(r, mem, s.inFlight(key, need) == nil && s.lru.peek(key, need) == nil) {
+		if !s.reserve(r, mem, s.inFlight(key, need, raw) == nil && !serves(s.lru.peek(key, need))) {
 			return
 		}
 		s.waiting = s.waiting[1:]
@@ -141,16 +153,16 @@ func (s *scheduler) admit() {
 		c := &s.m.Cfg
 		q.res.KVBytes = compress.KVBytes(r.plan.Capacity, c.Layers, c.KVHeads, c.HeadDim, ElemBytes)
 		s.bindMem(q)
-		task := s.inFlight(key, need)
+		task := s.inFlight(key, need, raw)
 		if task == nil {
-			if t := s.lru.get(key); t != nil && t.qRows >= need {
+			if t := s.lru.get(key); t != nil && serves(t) {
 				task = t
 			}
 		}
 		if task != nil {
 			q.res.PrefixReused = true
 		} else {
-			task = s.newTask(r.job.Prompt, key, need)
+			task = s.newTask(r.job.Prompt, key, need, raw)
 			s.tasks = append(s.tasks, task)
 		}
 		q.task = task
@@ -164,10 +176,16 @@ func (s *scheduler) admit() {
 	}
 }
 
-// inFlight returns the prefill in flight of the prompt with key that keeps at least need queries, or nil.
-func (s *scheduler) inFlight(key string, need int) *prefillTask {
+// serves reports whether t can be the prefill of a sequence that needs need observation queries and, with
+// raw (a rerotate policy), the pre-RoPE keys.
+func (t *prefillTask) serves(need int, raw bool) bool {
+	return t.qRows >= need && (!raw || t.seq.RawK != nil)
+}
+
+// inFlight returns the prefill in flight of the prompt with key that serves (need, raw), or nil.
+func (s *scheduler) inFlight(key string, need int, raw bool) *prefillTask {
 	for _, t := range s.tasks {
-		if t.key == key && t.qRows >= need {
+		if t.key == key && t.serves(need, raw) {
 			return t
 		}
 	}
@@ -180,11 +198,14 @@ func (m *slotMem) bytes() int64 {
 	for l := range m.k {
 		n += int64(cap(m.k[l])+cap(m.v[l])) * 4
 	}
+	for l := range m.rawK {
+		n += int64(cap(m.rawK[l])) * 4
+	}
 	return n
 }
 
 // drop releases a free slot's memory (it is allocated again at its next admission).
-func (m *slotMem) drop() { m.k, m.v, m.logits = nil, nil, nil }
+func (m *slotMem) drop() { m.k, m.v, m.logits, m.rawK = nil, nil, nil, nil }
 
 // held is the memory of the batch slots and of the prefills in flight.
 func (s *scheduler) held() int64 {
@@ -208,10 +229,17 @@ func (s *scheduler) held() int64 {
 // for it always admits: Check has refused every job that does not fit the budget alone.
 func (s *scheduler) reserve(r *request, mem *slotMem, newTask bool) bool {
 	sh := &modelShape{Layers: s.m.Cfg.Layers, KVHeads: s.m.Cfg.KVHeads, HeadDim: s.m.Cfg.HeadDim, Heads: s.m.Cfg.Heads, Vocab: s.m.Cfg.Vocab}
-	extra := max(0, slotBytes(sh, r.plan.Capacity)-mem.bytes())
+	want := slotBytes(sh, r.plan.Capacity)
+	if r.plan.Policy.Rerotate { // the pre-RoPE key copy
+		want += int64(sh.Layers) * int64(r.plan.Capacity) * int64(sh.KVHeads) * int64(sh.HeadDim) * 4
+	}
+	extra := max(0, want-mem.bytes())
 	if newTask {
 		L := len(r.job.Prompt)
 		extra += taskBytes(sh, L, min(L, max(s.opts.QueryKeep, qNeed(r.plan))))
+		if r.plan.Policy.Rerotate {
+			extra += int64(sh.Layers) * int64(L) * int64(sh.KVHeads) * int64(sh.HeadDim) * 4
+		}
 	}
 	if extra == 0 || s.held()+extra <= s.opts.MemoryBytes {
 		return true
@@ -227,7 +255,7 @@ func (s *scheduler) reserve(r *request, mem *slotMem, newTask bool) bool {
 	return len(s.active) == 0 && len(s.tasks) == 0
 }
 
-func (s *scheduler) newTask(ids []int, key string, need int) *prefillTask {
+func (s *scheduler) newTask(ids []int, key string, need int, raw bool) *prefillTask {
 	c := &s.m.Cfg
 	L := len(ids)
 	qRows := min(L, max(s.opts.QueryKeep, need))
@@ -236,6 +264,12 @@ func (s *scheduler) newTask(ids []int, key string, need int) *prefillTask {
 	t.seq.Q = make([][]float32, c.Layers)
 	for l := range t.seq.Q {
 		t.seq.Q[l] = make([]float32, qRows*c.Heads*c.HeadDim)
+	}
+	if raw {
+		t.seq.RawK = make([][]float32, c.Layers)
+		for l := range t.seq.RawK {
+			t.seq.RawK[l] = make([]float32, len(t.seq.K[l]))
+		}
 	}
 	return t
 }
@@ -262,10 +296,65 @@ func (s *scheduler) bindMem(q *sequence) {
 		q.kv.K[l] = mem.k[l][:n]
 		q.kv.V[l] = mem.v[l][:n]
 	}
+	if q.req.plan.Policy.Rerotate {
+		if len(mem.rawK) == 0 || cap(mem.rawK[0]) < n {
+			mem.rawK = make([][]float32, c.Layers)
+			for l := range mem.rawK {
+				mem.rawK[l] = make([]float32, n)
+			}
+		}
+		if cap(mem.rank) < capacity {
+			mem.rank, mem.rotAt, mem.order = make([]int32, capacity), make([]int32, capacity), make([]int32, capacity)
+		}
+		mem.rank, mem.rotAt, mem.order = mem.rank[:capacity], mem.rotAt[:capacity], mem.order[:capacity]
+		q.kv.RawK = make([][]float32, c.Layers)
+		for l := range mem.rawK {
+			q.kv.RawK[l] = mem.rawK[l][:n]
+		}
+	}
 	if q.slots == nil {
 		q.slots = compress.NewSlots(q.req.plan)
 	}
 	q.kv.Live = q.slots.Pos
+}
+
+// rerank re-indexes a rerotate sequence's cache (docs/policies.md §14): every held slot's rank among the
+// held positions becomes its position in the mask (q.kv.Live = rank), and every held key whose rank
+// differs from the position it is rotated for is rotated again from its pre-RoPE copy. skip is a slot
+// whose key the coming forward step writes (the new token, at the last rank), -1 for none. It returns
+// the number of held slots. It allocates nothing.
+func (s *scheduler) rerank(q *sequence, skip int) int {
+	c := &s.m.Cfg
+	mem := q.mem
+	pos := q.slots.Pos
+	order := mem.order[:0]
+	for slot, p := range pos {
+		mem.rank[slot] = -1
+		if p >= 0 {
+			order = append(order, int32(slot))
+		}
+	}
+	slices.SortFunc(order, func(a, b int32) int { return int(pos[a]) - int(pos[b]) })
+	d, nKV := c.HeadDim, c.KVHeads
+	for r, slot := range order {
+		mem.rank[slot] = int32(r)
+		if int(slot) == skip {
+			mem.rotAt[slot] = int32(r)
+			continue
+		}
+		if mem.rotAt[slot] == int32(r) {
+			continue
+		}
+		mem.rotAt[slot] = int32(r)
+		for l := range q.kv.K {
+			for h := 0; h < nKV; h++ {
+				o := (int(slot)*nKV + h) * d
+				s.m.RotateKey(q.kv.K[l][o:o+d], q.kv.RawK[l][o:o+d], r)
+			}
+		}
+	}
+	q.kv.Live = mem.rank
+	return len(order)
 }
 
 // finishPrefill compresses the prompt's full K/V into the sequence's slots and samples the first token.
@@ -305,6 +394,9 @@ func (s *scheduler) finishPrefill(q *sequence) {
 				dst := (a.Slot*nKV + h) * d
 				copy(q.kv.K[l][dst:dst+d], t.seq.K[l][src:src+d])
 				copy(q.kv.V[l][dst:dst+d], t.seq.V[l][src:src+d])
+				if plan.Policy.Rerotate {
+					copy(q.kv.RawK[l][dst:dst+d], t.seq.RawK[l][src:src+d])
+				}
 			}
 			if q.req.job.WantKept {
 				q.res.Kept[l][h] = q.slots.Kept()
@@ -314,6 +406,12 @@ func (s *scheduler) finishPrefill(q *sequence) {
 	// Every (layer, head) has the same mask: sinks, ValidTopK top-K slots and the ring; q.slots.Pos
 	// (left from the last head) drives attention for all of them.
 	q.kv.Live = q.slots.Pos
+	if plan.Policy.Rerotate {
+		// The copied keys are rotated for their original positions; rerank rotates the others at the first step.
+		for slot, p := range q.slots.Pos {
+			q.mem.rotAt[slot] = p
+		}
+	}
 	if q.req.job.WantLogits {
 		q.res.PromptLogits = slices.Clone(t.logits)
 	}
@@ -366,7 +464,11 @@ func (s *scheduler) step() {
 		}
 		slot := q.slots.Decode(q.pos)
 		q.mem.seg[0] = q.next
-		s.segs = append(s.segs, model.Segment{Seq: &q.kv, Tokens: q.mem.seg[:], Pos: q.pos, Slots: slotArg(q, slot), Logits: q.mem.logits})
+		pos := q.pos
+		if q.req.plan.Policy.Rerotate {
+			pos = s.rerank(q, slot) - 1 // the new token holds the last rank
+		}
+		s.segs = append(s.segs, model.Segment{Seq: &q.kv, Tokens: q.mem.seg[:], Pos: pos, Slots: slotArg(q, slot), Logits: q.mem.logits})
 		s.owners = append(s.owners, nil)
 		s.decoders = append(s.decoders, q)
 	}

@@ -18,6 +18,9 @@ type Seq struct {
 	// QFrom, QFrom+1, ... for each layer (len(Q[l]) / (Heads*HeadDim) positions).
 	Q     [][]float32
 	QFrom int
+	// RawK, when non-nil, receives every key written to the cache before RoPE too (same layout as K), so
+	// that a cache that re-indexes positions (compress.Policy.Rerotate) can rotate it again for a new position.
+	RawK [][]float32
 }
 
 // NewSeq allocates a cache of capacity slots for every layer.
@@ -435,11 +438,19 @@ func (ws *Workspace) qkvHeads(l, lo, hi, worker int) {
 	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
 	qkvDim := (nQ + 2*nKV) * d
 	L := &m.Layers[l]
+	var rawBuf [maxRawHeadDim]float32
+	raw := rawBuf[:]
+	if d > maxRawHeadDim {
+		raw = make([]float32, d)
+	}
 	for u := lo; u < hi; u++ {
 		h := qkvHead(c, u)
 		matmulRows(&L.QKV, L.QKVBias, ws.xn, ws.R, ws.qkv, qkvDim, h*d, (h+1)*d, ws.pbuf[worker])
 		for r := 0; r < ws.R; r++ {
 			v := ws.qkv[r*qkvDim+h*d : r*qkvDim+(h+1)*d]
+			if h >= nQ && h < nQ+nKV && ws.segs[ws.rowSeg[r]].Seq.RawK != nil {
+				copy(raw[:d], v)
+			}
 			if h < nQ+nKV {
 				rope(v, ws.cos[r*d/2:(r+1)*d/2], ws.sin[r*d/2:(r+1)*d/2])
 			}
@@ -454,6 +465,9 @@ func (ws *Workspace) qkvHeads(l, lo, hi, worker int) {
 				}
 			case h < nQ+nKV:
 				copy(s.K[l][off+(h-nQ)*d:off+(h-nQ+1)*d], v)
+				if s.RawK != nil {
+					copy(s.RawK[l][off+(h-nQ)*d:off+(h-nQ+1)*d], raw[:d])
+				}
 			default:
 				copy(s.V[l][off+(h-nQ-nKV)*d:off+(h-nQ-nKV+1)*d], v)
 			}
@@ -502,6 +516,26 @@ func rmsnorm(out, x, weight []float32, rows, n int, eps float32) {
 			or[i] = weight[i] * (v * inv)
 		}
 	}
+}
+
+// maxRawHeadDim bounds the stack buffer of a pre-RoPE key copy (Seq.RawK); wider heads allocate.
+const maxRawHeadDim = 256
+
+// RotateKey writes into dst the key head raw (pre-RoPE, HeadDim floats) rotated for position pos, with
+// the float32 arithmetic of Forward: the result has the bits a key computed at pos would have.
+func (m *Model) RotateKey(dst, raw []float32, pos int) {
+	d := m.Cfg.HeadDim
+	var cs, sn [maxRawHeadDim / 2]float32
+	cos, sin := cs[:], sn[:]
+	if d > maxRawHeadDim {
+		cos, sin = make([]float32, d/2), make([]float32, d/2)
+	}
+	for k, f := range m.invFreq {
+		s, c := math.Sincos(float64(pos) * f)
+		cos[k], sin[k] = float32(c), float32(s)
+	}
+	copy(dst[:d], raw[:d])
+	rope(dst[:d], cos, sin)
 }
 
 // rope rotates one head vector in place with the rotate_half convention of Hugging Face:

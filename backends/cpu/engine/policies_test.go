@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/snapeval/snapeval/backends/cpu/model"
+	"github.com/snapeval/snapeval/compress"
+)
+
+// policyFixture is testdata/policies-MODEL.json, written by tools/policies/reference.py (float64): for each
+// policy spec, the kept positions after prefill ([layer][kv head]) and the greedy tokens.
+type policyFixture struct {
+	PromptIDs []int `json:"prompt_ids"`
+	Cases     []struct {
+		Spec   string    `json:"spec"`
+		Kept   [][][]int `json:"kept"`
+		Greedy []int     `json:"greedy"`
+	} `json:"cases"`
+}
+
+// TestPolicyConformance: the policies beyond the shared fixtures (rerotate, knorm) reproduce the float64
+// reference's kept positions and greedy tokens exactly, on both kernel paths, alone and batched with the
+// shared fixtures' policies, and again from the prefix cache.
+func TestPolicyConformance(t *testing.T) {
+	prev := model.SIMD()
+	defer model.SetSIMD(prev)
+	for _, simd := range []bool{true, false} {
+		model.SetSIMD(simd)
+		for _, name := range fixtures {
+			m, ref := loadFixture(t, name)
+			b, err := os.ReadFile(filepath.Join("testdata", "policies-"+name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fx policyFixture
+			if err := json.Unmarshal(b, &fx); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(fx.PromptIDs, ref.PromptIDs) {
+				t.Fatalf("%s: fixture prompt differs from reference.json", name)
+			}
+			for _, slots := range []int{1, 4} {
+				t.Run(fmt.Sprintf("simd=%v/%s/slots=%d", model.SIMD(), name, slots), func(t *testing.T) {
+					e := New(m, Options{Slots: slots, PrefillChunk: 64})
+					defer e.Close()
+					var jobs []Job
+					for _, c := range fx.Cases {
+						jobs = append(jobs, Job{Prompt: fx.PromptIDs, Policy: compress.MustParse(c.Spec), MaxNew: len(c.Greedy), WantKept: true})
+					}
+					// Two of the shared cases ride along (a plain streaming and snapstream in the same batches).
+					jobs = append(jobs, job(t, ref, ref.Cases[1]), job(t, ref, ref.Cases[3]))
+					for round := range 2 {
+						res := runAll(t, e, jobs)
+						for i, c := range fx.Cases {
+							if !reflect.DeepEqual(res[i].Kept, c.Kept) {
+								t.Errorf("round %d %s: kept differs from the reference\n got %v\nwant %v", round, c.Spec, res[i].Kept, c.Kept)
+							}
+							if !reflect.DeepEqual(res[i].Tokens, c.Greedy) {
+								t.Errorf("round %d %s: greedy = %v, want %v", round, c.Spec, res[i].Tokens, c.Greedy)
+							}
+						}
+						for j, c := range []refCase{ref.Cases[1], ref.Cases[3]} {
+							if r := res[len(fx.Cases)+j]; !reflect.DeepEqual(r.Tokens, c.Greedy) {
+								t.Errorf("round %d %s beside the new policies: greedy = %v, want %v", round, policySpec(c.Policy), r.Tokens, c.Greedy)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestRerotateCoveringEqualsFull: with a budget that is never exceeded, re-indexed positions are the
+// original ones, so rerotate must give full's tokens bit for bit (every key re-rotated from its pre-RoPE copy).
+func TestRerotateCoveringEqualsFull(t *testing.T) {
+	m, ref := loadFixture(t, "llama-gqa")
+	e := New(m, Options{Slots: 2, PrefillChunk: 64})
+	defer e.Close()
+	n := 24
+	L := len(ref.PromptIDs)
+	specs := []string{"full", fmt.Sprintf("streaming:sinks=4,recent=%d,rerotate=true", L+n), fmt.Sprintf("snapstream:sinks=4,recent=%d,topk=8,rerotate=true", L+n)}
+	var jobs []Job
+	for _, s := range specs {
+		jobs = append(jobs, Job{Prompt: ref.PromptIDs, Policy: compress.MustParse(s), MaxNew: n})
+	}
+	res := runAll(t, e, jobs)
+	for i := 1; i < len(res); i++ {
+		if !reflect.DeepEqual(res[i].Tokens, res[0].Tokens) {
+			t.Errorf("%s: %v, full %v", specs[i], res[i].Tokens, res[0].Tokens)
+		}
+	}
+}

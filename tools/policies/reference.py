@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Float64 reference of the cache policies of docs/policies.md on the shared conformance checkpoints.
+
+Plain Python (stdlib only). It runs a Llama/Qwen2 checkpoint of backends/cpu/testdata/models in float64
+(bf16 weights widened exactly), prefills the prompt of the model's reference.json with full causal
+attention, compresses the cache under each policy and decodes greedily, and writes the kept positions
+after prefill ([layer][kv head]) and the greedy tokens:
+
+    python3 tools/policies/reference.py backends/cpu/testdata/models/llama-gqa > OUT.json
+    python3 tools/policies/reference.py --check DIR   # reproduce the model's own reference.json cases first
+
+Policies (docs/policies.md): full, streaming and snapstream (rerotate or not), snapkv, knorm.
+"""
+from __future__ import annotations
+
+import json
+import math
+import struct
+import sys
+from typing import Any
+
+Vec = list[float]
+Mat = list[list[float]]
+
+
+def load_safetensors(path: str) -> dict[str, tuple[list[int], list[float]]]:
+    """Reads a safetensors file of BF16/F32 tensors into (shape, flat float list)."""
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    base = 8 + n
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        lo, hi = t["data_offsets"]
+        raw = b[base + lo:base + hi]
+        if t["dtype"] == "BF16":
+            vals = [struct.unpack("<f", b"\x00\x00" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
+        elif t["dtype"] == "F32":
+            vals = list(struct.unpack("<%df" % (len(raw) // 4), raw))
+        else:
+            raise ValueError(f"{path}: tensor {name}: dtype {t['dtype']} not supported")
+        out[name] = (t["shape"], vals)
+    return out
+
+
+def rows(t: tuple[list[int], list[float]]) -> Mat:
+    shape, v = t
+    c = shape[1]
+    return [v[i * c:(i + 1) * c] for i in range(shape[0])]
+
+
+def matvec(m: Mat, x: Vec) -> Vec:
+    return [math.fsum(a * b for a, b in zip(r, x)) for r in m]
+
+
+def rmsnorm(x: Vec, w: Vec, eps: float) -> Vec:
+    inv = 1 / math.sqrt(math.fsum(v * v for v in x) / len(x) + eps)
+    return [wi * v * inv for wi, v in zip(w, x)]
+
+
+def inv_freq(cfg: dict[str, Any], d: int) -> list[float]:
+    theta = cfg.get("rope_theta", 10000.0)
+    inv = [1 / theta ** (2 * i / d) for i in range(d // 2)]
+    rs = cfg.get("rope_scaling") or {}
+    kind = rs.get("rope_type", rs.get("type"))
+    if kind == "linear":
+        inv = [f / rs["factor"] for f in inv]
+    elif kind == "llama3":
+        old = rs["original_max_position_embeddings"]
+        low, high = old / rs["low_freq_factor"], old / rs["high_freq_factor"]
+        out = []
+        for f in inv:
+            wave = 2 * math.pi / f
+            if wave < high:
+                out.append(f)
+            elif wave > low:
+                out.append(f / rs["factor"])
+            else:
+                s = (old / wave - rs["low_freq_factor"]) / (rs["high_freq_factor"] - rs["low_freq_factor"])
+                out.append((1 - s) * f / rs["factor"] + s * f)
+        inv = out
+    return inv
+
+
+class Model:
+    """A Llama/Qwen2 decoder in float64."""
+
+    def __init__(self, d: str) -> None:
+        with open(d + "/config.json") as f:
+            c = json.load(f)
+        self.cfg = c
+        t = load_safetensors(d + "/model.safetensors")
+        self.H = c["hidden_size"]
+        self.nq = c["num_attention_heads"]
+        self.nkv = c["num_key_value_heads"]
+        self.hd = c.get("head_dim") or self.H // self.nq
+        self.eps = c["rms_norm_eps"]
+        self.nl = c["num_hidden_layers"]
+        self.inv = inv_freq(c, self.hd)
+        self.embed = rows(t["model.embed_tokens.weight"])
+        self.lm = rows(t["lm_head.weight"]) if "lm_head.weight" in t else self.embed
+        self.norm = t["model.norm.weight"][1]
+        self.layers = []
+        for i in range(self.nl):
+            p = f"model.layers.{i}."
+            g = lambda k: t.get(p + k)
+            bias = lambda k, n: g(k)[1] if g(k) else [0.0] * n
+            self.layers.append({
+                "in": g("input_layernorm.weight")[1], "post": g("post_attention_layernorm.weight")[1],
+                "q": rows(g("self_attn.q_proj.weight")), "k": rows(g("self_attn.k_proj.weight")),
+                "v": rows(g("self_attn.v_proj.weight")), "o": rows(g("self_attn.o_proj.weight")),
+                "qb": bias("self_attn.q_proj.bias", self.nq * self.hd),
+                "kb": bias("self_attn.k_proj.bias", self.nkv * self.hd),
+                "vb": bias("self_attn.v_proj.bias", self.nkv * self.hd),
+                "gate": rows(g("mlp.gate_proj.weight")), "up": rows(g("mlp.up_proj.weight")),
+                "down": rows(g("mlp.down_proj.weight")),
+            })
+
+    def rope(self, x: Vec, pos: int) -> Vec:
+        h = len(x) // 2
+        out = [0.0] * len(x)
+        for i in range(h):
+            c, s = math.cos(pos * self.inv[i]), math.sin(pos * self.inv[i])
+            out[i] = x[i] * c - x[i + h] * s
+            out[i + h] = x[i + h] * c + x[i] * s
+        return out
+
+    def step(self, tok: int, pos: int, attend: Any, want_logits: bool) -> tuple[Vec | None, list[Any]]:
+        """Runs one token. attend(layer, qs, k_raw, v) returns the attention output (nq*hd) given the
+        token's pre-RoPE query heads, pre-RoPE key heads and value heads, and stores what the policy keeps.
+        Returns the logits (if wanted)."""
+        x = list(self.embed[tok])
+        for li, L in enumerate(self.layers):
+            xn = rmsnorm(x, L["in"], self.eps)
+            q = [a + b for a, b in zip(matvec(L["q"], xn), L["qb"])]
+            k = [a + b for a, b in zip(matvec(L["k"], xn), L["kb"])]
+            v = [a + b for a, b in zip(matvec(L["v"], xn), L["vb"])]
+            d = self.hd
+            qs = [q[h * d:(h + 1) * d] for h in range(self.nq)]
+            ks = [k[h * d:(h + 1) * d] for h in range(self.nkv)]
+            vs = [v[h * d:(h + 1) * d] for h in range(self.nkv)]
+            att = attend(li, qs, ks, vs)
+            o = matvec(L["o"], att)
+            x = [a + b for a, b in zip(x, o)]
+            xn = rmsnorm(x, L["post"], self.eps)
+            gt, up = matvec(L["gate"], xn), matvec(L["up"], xn)
+            act = [g / (1 + math.exp(-g)) * u for g, u in zip(gt, up)]
+            x = [a + b for a, b in zip(x, matvec(L["down"], act))]
+        if not want_logits:
+            return None, []
+        return matvec(self.lm, rmsnorm(x, self.norm, self.eps)), []
+
+
+def softmax_attend(q: Vec, keys: list[Vec], vals: list[Vec]) -> tuple[Vec, list[float]]:
+    """Attention of one query (rotated) over keys (rotated): output and probabilities."""
+    sc = 1 / math.sqrt(len(q))
+    lg = [math.fsum(a * b for a, b in zip(q, k)) * sc for k in keys]
+    m = max(lg)
+    ex = [math.exp(v - m) for v in lg]
+    s = math.fsum(ex)
+    p = [e / s for e in ex]
+    out = [math.fsum(p[t] * vals[t][i] for t in range(len(vals))) for i in range(len(q))]
+    return out, p
+
+
+class Prefill:
+    """Full causal prefill: per layer and KV head the pre-RoPE keys, the post-RoPE keys and the values of
+    every prompt position, per layer the post-RoPE queries of every position, and the last logits."""
+
+    def __init__(self, m: Model, ids: list[int]) -> None:
+        self.m = m
+        n = m.nl
+        self.kraw = [[[] for _ in range(m.nkv)] for _ in range(n)]
+        self.k = [[[] for _ in range(m.nkv)] for _ in range(n)]
+        self.v = [[[] for _ in range(m.nkv)] for _ in range(n)]
+        self.q: list[list[list[Vec]]] = [[] for _ in range(n)]  # [layer][pos][head]
+        logits = None
+        for pos, tok in enumerate(ids):
+            def attend(li: int, qs: list[Vec], ks: list[Vec], vs: list[Vec], pos: int = pos) -> Vec:
+                g = m.nq // m.nkv
+                for h in range(m.nkv):
+                    self.kraw[li][h].append(ks[h])
+                    self.k[li][h].append(m.rope(ks[h], pos))
+                    self.v[li][h].append(vs[h])
+                qr = [m.rope(qh, pos) for qh in qs]
+                self.q[li].append(qr)
+                out: Vec = []
+                for h in range(m.nq):
+                    o, _ = softmax_attend(qr[h], self.k[li][h // g], self.v[li][h // g])
+                    out += o
+                return out
+            logits, _ = m.step(tok, pos, attend, pos == len(ids) - 1)
+        self.logits = logits
+        self.L = len(ids)
+
+
+def plan(p: dict[str, Any], L: int, max_new: int) -> dict[str, int]:
+    """docs/policies.md §5-6: the blocks and the candidate range."""
+    meth = p["method"]
+    if meth == "full":
+        return {"sinks": L + max_new, "ring": 0, "topk": 0, "lo": L, "hi": L, "append": 0}
+    if meth == "snapkv":
+        return {"sinks": 0, "ring": p["window"], "topk": p["topk"], "lo": 0, "hi": max(0, L - p["window"]), "append": max_new}
+    if meth == "knorm":
+        return {"sinks": 0, "ring": 0, "topk": p["budget"], "lo": 0, "hi": L, "append": max_new}
+    lo = min(p["sinks"], L)
+    return {"sinks": p["sinks"], "ring": p["recent"], "topk": p.get("topk", 0), "lo": lo,
+            "hi": max(lo, L - p["recent"]), "append": 0}
+
+
+def rank_top(score: list[float], lo: int, n: int) -> list[int]:
+    """The n candidates of highest score (ties to the lower position), ascending positions."""
+    idx = sorted(range(len(score)), key=lambda i: (-score[i], i))[:n]
+    return sorted(lo + i for i in idx)
+
+
+def select(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, h: int) -> list[int]:
+    """The kept candidates of layer li, KV head h (§8 SnapKV, §15 knorm)."""
+    m, L = pre.m, pre.L
+    lo, hi, K = pl["lo"], pl["hi"], pl["topk"]
+    c = hi - lo
+    if K == 0:
+        return []
+    if c <= K:
+        return list(range(lo, hi))
+    if p["method"] == "knorm":
+        return rank_top([-math.fsum(x * x for x in pre.k[li][h][j]) for j in range(lo, hi)], lo, K)
+    g = m.nq // m.nkv
+    w = min(p["window"], L)
+    k = p["kernel"]
+    group = [0.0] * c
+    for hq in range(h * g, (h + 1) * g):
+        score = [0.0] * L
+        for i in range(w):
+            a = L - w + i
+            _, pr = softmax_attend(pre.q[li][a][hq], pre.k[li][h][:a + 1], pre.v[li][h][:a + 1])
+            for t in range(a + 1):
+                score[t] += pr[t]
+        r = k // 2
+        for j in range(lo, hi):
+            group[j - lo] += math.fsum(score[t] for t in range(max(0, j - r), min(L - 1, j + r) + 1)) / k
+    return rank_top([v / g for v in group], lo, K)
+
+
+def run_policy(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
+    """Compresses the prefill under p and decodes max_new tokens greedily (the last sampled token is not fed)."""
+    m, L = pre.m, pre.L
+    pl = plan(p, L, max_new)
+    rer = bool(p.get("rerotate"))
+    held: list[list[list[int]]] = []  # [layer][head] kept positions after prefill
+    for li in range(m.nl):
+        held.append([])
+        for h in range(m.nkv):
+            keep = list(range(pl["lo"])) + select(pre, p, pl, li, h) + list(range(pl["hi"], L))
+            held[li].append(keep)
+    kept = [[list(x) for x in hl] for hl in held]
+    store = {(li, h, pos): (pre.kraw[li][h][pos], pre.k[li][h][pos], pre.v[li][h][pos])
+             for li in range(m.nl) for h in range(m.nkv) for pos in range(L)}
+    tokens = [max(range(len(pre.logits)), key=lambda i: (pre.logits[i], -i))]
+    for step in range(max_new - 1):
+        pos = L + step
+        for li in range(m.nl):
+            for h in range(m.nkv):
+                hp = held[li][h]
+                hp.append(pos)
+                ring = [x for x in hp if x >= pl["hi"] and x >= pl["sinks"]] if pl["ring"] and not pl["append"] else []
+                if pl["ring"] and len(ring) > pl["ring"]:
+                    hp.remove(min(ring))  # the oldest ring entry
+        def attend(li: int, qs: list[Vec], ks: list[Vec], vs: list[Vec], pos: int = pos) -> Vec:
+            g = m.nq // m.nkv
+            out: Vec = []
+            for h in range(m.nkv):
+                hp = held[li][h]
+                qpos = len(hp) - 1 if rer else pos
+                store[(li, h, pos)] = (ks[h], m.rope(ks[h], qpos), vs[h])
+                keys = [m.rope(store[(li, h, x)][0], r) if rer else store[(li, h, x)][1] for r, x in enumerate(hp)]
+                vals = [store[(li, h, x)][2] for x in hp]
+                for hq in range(h * g, (h + 1) * g):
+                    o, _ = softmax_attend(m.rope(qs[hq], qpos), keys, vals)
+                    out += o
+            return out
+        logits, _ = m.step(tokens[-1], pos, attend, True)
+        tokens.append(max(range(len(logits)), key=lambda i: (logits[i], -i)))
+    return {"kept": kept, "greedy": tokens}
+
+
+POLICIES: list[tuple[str, dict[str, Any]]] = [
+    ("streaming:sinks=4,recent=32,rerotate=true", {"method": "streaming", "sinks": 4, "recent": 32, "rerotate": True}),
+    ("snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5,rerotate=true",
+     {"method": "snapstream", "sinks": 4, "recent": 16, "topk": 24, "window": 8, "kernel": 5, "rerotate": True}),
+    ("snapstream:sinks=2,recent=8,topk=40,window=16,kernel=7,rerotate=true",
+     {"method": "snapstream", "sinks": 2, "recent": 8, "topk": 40, "window": 16, "kernel": 7, "rerotate": True}),
+    # knorm budgets where the K-th and (K+1)-th lowest key norms differ by more than 1e-3 (relative) in every
+    # layer and KV head of both models, so that float32 keys rank them as float64 ones do (knorm_margin).
+    ("knorm:budget=42", {"method": "knorm", "budget": 42}),
+    ("knorm:budget=99", {"method": "knorm", "budget": 99}),
+]
+
+
+def knorm_margin(pre: Prefill, budget: int) -> float:
+    """The smallest relative gap, over layers and KV heads, between the budget-th and the next squared key norm."""
+    gap = math.inf
+    for li in range(pre.m.nl):
+        for h in range(pre.m.nkv):
+            ns = sorted(math.fsum(x * x for x in k) for k in pre.k[li][h])
+            if budget < len(ns):
+                gap = min(gap, (ns[budget] - ns[budget - 1]) / ns[budget])
+    return gap
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    args = [a for a in argv if a != "--check"]
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    d = args[0]
+    m = Model(d)
+    with open(d + "/reference.json") as f:
+        ref = json.load(f)
+    pre = Prefill(m, ref["prompt_ids"])
+    if check:
+        bad = 0
+        for c in ref["cases"]:
+            p = dict(c["policy"])
+            got = run_policy(pre, p, len(c["greedy"]))
+            ok = got["kept"] == c["kept"] and got["greedy"] == c["greedy"]
+            bad += not ok
+            print(("ok  " if ok else "BAD ") + json.dumps(p), file=sys.stderr)
+        if bad:
+            return 1
+    n = len(ref["cases"][0]["greedy"])
+    out = {"model": d.rstrip("/").split("/")[-1], "prompt_ids": ref["prompt_ids"], "cases": []}
+    for spec, p in POLICIES:
+        r = run_policy(pre, p, n)
+        case = {"spec": spec, "kept": r["kept"], "greedy": r["greedy"]}
+        if p["method"] == "knorm":
+            case["knorm_margin"] = knorm_margin(pre, p["budget"])
+            if case["knorm_margin"] < 1e-3:
+                print(f"warning: {spec}: key norms at the budget boundary differ by {case['knorm_margin']:.2g} only", file=sys.stderr)
+        out["cases"].append(case)
+    json.dump(out, sys.stdout, separators=(",", ":"))
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
