@@ -10,6 +10,12 @@
 //	                                       the window, decoded tokens appended and never evicted
 //	snapstream:budget=B                    capacity B = S + K + R (defaults S=4, R=B/2, K=B-S-R, W=32, k=5)
 //	snapstream:sinks=S,recent=R,topk=K,window=W,kernel=k[,adaptive=true]
+//	knorm:budget=B                         capacity B + max_new: the B prompt keys of lowest L2 norm per layer
+//	                                       and KV head (attention-free), decoded tokens appended
+//
+// streaming and snapstream take rerotate=true: the same slots, but during decode every held key is rotated
+// for its rank among the held positions and the query for the last rank (StreamingLLM's original positions
+// inside the cache; docs/policies.md §14). Without it keys keep their original absolute positions.
 //
 // Any spec may end in "@int8" (Policy.Weights): the same cache policy, run on int8 weights by a backend
 // that can (the CPU backend quantizes its model); it changes nothing in this package's plans.

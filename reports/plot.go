@@ -131,6 +131,9 @@ func benchPlot(b Bench, splits map[string]Split) (*plot.Plot, error) {
 		if s.Adaptive {
 			name += " (adaptive)"
 		}
+		if s.Rerotate {
+			name += " (rerotate)"
+		}
 		if s.Weights != "" {
 			name += ", " + s.Weights
 		}

@@ -8,7 +8,7 @@ import (
 
 // Split is the slot split of a cache policy, as printed in every report (docs/policies.md §2.2).
 type Split struct {
-	// Method is "full", "streaming", "snapkv", "snapstream", or whatever precedes ':' in a spec compress cannot parse.
+	// Method is "full", "streaming", "snapkv", "snapstream", "knorm", or whatever precedes ':' in a spec compress cannot parse.
 	Method string `json:"method"`
 	// Budget is the total slots (snapstream S+K+R, streaming S+R, snapkv K+W); 0 for full.
 	Budget   int  `json:"budget"`
@@ -18,6 +18,8 @@ type Split struct {
 	Window   int  `json:"window"`
 	Kernel   int  `json:"kernel"`
 	Adaptive bool `json:"adaptive"`
+	// Rerotate is set for streaming and snapstream with positions re-indexed in the cache (docs/policies.md §14).
+	Rerotate bool `json:"rerotate,omitempty"`
 	// Weights is the weight format a spec asks for ("int8" for "...@int8"; empty: the model's own).
 	Weights string `json:"weights,omitempty"`
 }
@@ -32,7 +34,7 @@ func ParseSplit(spec string) (Split, error) {
 		return Split{Method: method}, err
 	}
 	return Split{Method: string(p.Method), Budget: p.Budget, Sinks: p.Sinks, TopK: p.TopK, Recent: p.Recent,
-		Window: p.Window, Kernel: p.Kernel, Adaptive: p.Adaptive, Weights: p.Weights}, nil
+		Window: p.Window, Kernel: p.Kernel, Adaptive: p.Adaptive, Rerotate: p.Rerotate, Weights: p.Weights}, nil
 }
 
 // canonical returns the canonical form of a policy spec (itself when it does not parse).
