@@ -251,6 +251,7 @@ func FuzzParse(f *testing.F) {
 		"snapstream:budget=7", "streaming:budget=9", "snapkv:budget=100", "snapstream:budget=100,topk=3",
 		"snapstream:sinks=0,recent=0,topk=1,window=1,kernel=1", "full:", "snapstream:budget=-1", "x:y=z,,",
 		"full@int8", "snapstream:budget=64@int8", "full@int8@int8", "@",
+		"streaming:recent=8,rerotate=true", "snapstream:budget=64,adaptive=true,rerotate=true@int8", "knorm:budget=256", "knorm:budget=0",
 	} {
 		f.Add(s)
 	}
