@@ -20,6 +20,7 @@ import (
 
 	"github.com/snapeval/snapeval/datasets"
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/internal/pytext"
 	"github.com/snapeval/snapeval/llm"
 )
 
@@ -97,33 +98,18 @@ func ParseRow(raw []byte) (Row, error) {
 // Render fills a template the official way: plain substring replacement of $DOC$, $Q$, $C_A$..$C_D$ in that
 // order (chained like the official str.replace calls), each value stripped of surrounding whitespace first.
 func Render(template string, r Row) string {
-	s := strings.ReplaceAll(template, "$DOC$", pyStrip(r.Context))
-	s = strings.ReplaceAll(s, "$Q$", pyStrip(r.Question))
-	s = strings.ReplaceAll(s, "$C_A$", pyStrip(r.ChoiceA))
-	s = strings.ReplaceAll(s, "$C_B$", pyStrip(r.ChoiceB))
-	s = strings.ReplaceAll(s, "$C_C$", pyStrip(r.ChoiceC))
-	return strings.ReplaceAll(s, "$C_D$", pyStrip(r.ChoiceD))
+	s := strings.ReplaceAll(template, "$DOC$", pytext.Strip(r.Context))
+	s = strings.ReplaceAll(s, "$Q$", pytext.Strip(r.Question))
+	s = strings.ReplaceAll(s, "$C_A$", pytext.Strip(r.ChoiceA))
+	s = strings.ReplaceAll(s, "$C_B$", pytext.Strip(r.ChoiceB))
+	s = strings.ReplaceAll(s, "$C_C$", pytext.Strip(r.ChoiceC))
+	return strings.ReplaceAll(s, "$C_D$", pytext.Strip(r.ChoiceD))
 }
 
 // RenderCoTAnswer renders the second chain-of-thought pass (0shot_cot_ans) from the first pass's output.
 func RenderCoTAnswer(r Row, cot string) string {
 	t, _ := Template("0shot_cot_ans")
 	return strings.ReplaceAll(Render(t, r), "$COT$", cot)
-}
-
-// pyStrip is Python's str.strip(): it removes leading and trailing Unicode whitespace.
-func pyStrip(s string) string {
-	return strings.TrimFunc(s, isPySpace)
-}
-
-func isPySpace(r rune) bool {
-	switch r {
-	case ' ', '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f, 0x85, 0xa0, 0x1680,
-		0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
-		0x2028, 0x2029, 0x202f, 0x205f, 0x3000:
-		return true
-	}
-	return false
 }
 
 // Truncate is the official middle truncation, pred.py's query_llm for open models:
@@ -297,7 +283,7 @@ func (b *Bench) FollowUp(item eval.Item, first string) (llm.Request, bool, error
 	if !ok {
 		return llm.Request{}, false, fmt.Errorf("longbench: item %s has data %T", item.ID, item.Data)
 	}
-	prompt := RenderCoTAnswer(p.Row, strings.TrimSpace(first))
+	prompt := RenderCoTAnswer(p.Row, pytext.Strip(first))
 	if b.tok != nil {
 		prompt, _, _ = Truncate(b.tok, prompt, b.maxLen)
 	}

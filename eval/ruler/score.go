@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/snapeval/snapeval/eval"
+	"github.com/snapeval/snapeval/internal/pytext"
 )
 
 // Postprocess is evaluate.py's postprocess_pred: strip, turn every control character U+0000..U+001F into a
@@ -25,10 +26,10 @@ func StringMatchAll(pred string, refs []string) float64 {
 	if len(refs) == 0 {
 		return 0
 	}
-	p := strings.ToLower(pred)
+	p := pytext.Lower(pred)
 	n := 0
 	for _, r := range refs {
-		if strings.Contains(p, strings.ToLower(r)) {
+		if strings.Contains(p, pytext.Lower(r)) {
 			n++
 		}
 	}
@@ -38,9 +39,9 @@ func StringMatchAll(pred string, refs []string) float64 {
 // StringMatchPart is one sample's string_match_part: 1 when any reference is found in the prediction
 // (case-insensitively, as a substring), else 0.
 func StringMatchPart(pred string, refs []string) float64 {
-	p := strings.ToLower(pred)
+	p := pytext.Lower(pred)
 	for _, r := range refs {
-		if strings.Contains(p, strings.ToLower(r)) {
+		if strings.Contains(p, pytext.Lower(r)) {
 			return 1
 		}
 	}

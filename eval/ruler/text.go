@@ -5,27 +5,19 @@ import (
 	"math"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/snapeval/snapeval/internal/pytext"
 )
 
-// isPySpace reports whether r is whitespace for Python's str.isspace, str.split(), str.strip() and re's \s.
-func isPySpace(r rune) bool {
-	switch r {
-	case ' ', '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f, 0x85, 0xa0, 0x1680,
-		0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
-		0x2028, 0x2029, 0x202f, 0x205f, 0x3000:
-		return true
-	}
-	return false
-}
-
-// pyStrip is Python's str.strip().
-func pyStrip(s string) string { return strings.TrimFunc(s, isPySpace) }
+// isPySpace, pyStrip and pySplit are Python's str.isspace(), str.strip() and str.split() (package pytext).
+var (
+	isPySpace = pytext.IsSpace
+	pyStrip   = pytext.Strip
+	pySplit   = pytext.Split
+)
 
 // pyRStrip is Python's str.rstrip().
-func pyRStrip(s string) string { return strings.TrimRightFunc(s, isPySpace) }
-
-// pySplit is Python's str.split() with no separator: runs of whitespace separate, no empty fields.
-func pySplit(s string) []string { return strings.FieldsFunc(s, isPySpace) }
+func pyRStrip(s string) string { return strings.TrimRightFunc(s, pytext.IsSpace) }
 
 // collapseSpaces is re.sub(r'\s+', " ", s).
 func collapseSpaces(s string) string {

@@ -30,6 +30,8 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/snapeval/snapeval/internal/pytext"
 )
 
 //go:embed dict.txt.gz
@@ -168,7 +170,7 @@ func eachLine(r io.Reader, what string, fn func(n int, line string) error) error
 	n := 0
 	for sc.Scan() {
 		n++
-		line := strings.TrimFunc(sc.Text(), isPySpace)
+		line := strings.TrimFunc(sc.Text(), pytext.IsSpace)
 		if line == "" {
 			continue
 		}
@@ -451,15 +453,4 @@ func (s *Segmenter) hmmCut(sentence string, out []string) []string {
 		out = append(out, sentence[byteOff[next]:])
 	}
 	return out
-}
-
-// isPySpace is Python's str.isspace() for one character (what str.strip() and \s remove or match).
-func isPySpace(r rune) bool {
-	switch r {
-	case ' ', '\t', '\n', '\v', '\f', '\r', 0x1c, 0x1d, 0x1e, 0x1f, 0x85, 0xa0, 0x1680,
-		0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
-		0x2028, 0x2029, 0x202f, 0x205f, 0x3000:
-		return true
-	}
-	return false
 }
