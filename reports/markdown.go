@@ -77,9 +77,6 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		writeMethods(bw, []Group{{Rows: b.Rows}})
 		writePlanning(bw, b.Rows, r.PlanDrop)
 		writeErrors(bw, b.Rows)
-		if b.TaskAverage != nil {
-			writeTaskAverage(p, b.TaskAverage)
-		}
 		if len(b.DepthGrids) > 0 {
 			p("\nNeedle accuracy by length and depth, per policy: [%s](%s) ([SVG](%s)).\n", HeatmapPNG, HeatmapPNG, HeatmapSVG)
 		}

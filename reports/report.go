@@ -68,8 +68,6 @@ type Bench struct {
 	PassK      int         `json:"pass_k,omitempty"`
 	Rows       []Row       `json:"rows"`
 	Breakdowns []Breakdown `json:"breakdowns,omitempty"`
-	// TaskAverage is RULER's aggregate (benchmark ruler only).
-	TaskAverage *TaskAverage `json:"task_average,omitempty"`
 	// DepthGrids are the needle heat maps' data, one per policy (benchmark ruler only).
 	DepthGrids []DepthGrid `json:"depth_grids,omitempty"`
 	// Aggregates is the benchmark's official summary per policy (eval.Aggregate), when it registers one.
@@ -214,7 +212,7 @@ func buildBench(name string, recs []eval.Record, order []string, opt Options) Be
 	}
 	b.Rows = rows(recs, order, b.PassK, opt)
 	if name == RulerBench {
-		b.TaskAverage, b.DepthGrids = rulerAggregates(recs, order)
+		b.DepthGrids = depthGridsOf(recs, order)
 	}
 
 	// breakdowns by every tag key seen in this benchmark

@@ -27,20 +27,6 @@ const (
 	HeatmapPNG = "ruler-depth.png"
 )
 
-// TaskAverage is RULER's aggregate: per policy and length, the mean over tasks of each task's mean score (x100),
-// and the mean of those over lengths (the "Avg." of RULER's tables).
-type TaskAverage struct {
-	Lengths []string         `json:"lengths"`
-	Rows    []TaskAverageRow `json:"rows"`
-}
-
-// TaskAverageRow is one policy's RULER scores.
-type TaskAverageRow struct {
-	Policy   string `json:"policy"`
-	ByLength []Num  `json:"by_length"`
-	Average  Num    `json:"average"`
-}
-
 // DepthGrid is needle accuracy (x100) by length and depth bin for one policy.
 type DepthGrid struct {
 	Policy  string   `json:"policy"`
@@ -72,11 +58,10 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
-// rulerAggregates computes TaskAverage and the depth grids from graded records (error records are left out,
-// as accuracy does).
-func rulerAggregates(recs []eval.Record, order []string) (*TaskAverage, []DepthGrid) {
-	type key struct{ policy, length, task string }
-	sum, n := map[key]float64{}, map[key]int{}
+// depthGridsOf computes needle accuracy by length and depth bin per policy from graded records (error records
+// are left out, as accuracy does); records without length and depth tags are left out. RULER's score itself is
+// the benchmark's registered aggregate (eval/ruler).
+func depthGridsOf(recs []eval.Record, order []string) []DepthGrid {
 	type dkey struct{ policy, length, depth string }
 	dsum, dn := map[dkey]float64{}, map[dkey]int{}
 	lengths, depths := map[string]bool{}, map[string]bool{}
@@ -85,55 +70,19 @@ func rulerAggregates(recs []eval.Record, order []string) (*TaskAverage, []DepthG
 			continue
 		}
 		tags := eval.ParseTags(r.Tags)
-		l, t := tags["length"], tags["task"]
-		if l == "" || t == "" {
+		l, d := tags["length"], tags["depth"]
+		_, hasDepth := tags["depth"]
+		if l == "" || !hasDepth {
 			continue
 		}
-		lengths[l] = true
-		sum[key{r.Policy, l, t}] += r.Score
-		n[key{r.Policy, l, t}]++
-		if d, ok := tags["depth"]; ok {
-			depths[d] = true
-			dsum[dkey{r.Policy, l, d}] += r.Score
-			dn[dkey{r.Policy, l, d}]++
-		}
+		lengths[l], depths[d] = true, true
+		dsum[dkey{r.Policy, l, d}] += r.Score
+		dn[dkey{r.Policy, l, d}]++
 	}
 	if len(lengths) == 0 {
-		return nil, nil
+		return nil
 	}
 	ls := numericOrder(sortedKeys(lengths))
-	ta := &TaskAverage{Lengths: ls}
-	for _, p := range order {
-		row := TaskAverageRow{Policy: p}
-		var total float64
-		var nl int
-		for _, l := range ls {
-			var s float64
-			var nt int
-			for k, c := range n {
-				if k.policy == p && k.length == l {
-					s += sum[k] / float64(c)
-					nt++
-				}
-			}
-			if nt == 0 {
-				row.ByLength = append(row.ByLength, nan())
-				continue
-			}
-			v := 100 * s / float64(nt)
-			row.ByLength = append(row.ByLength, Num(v))
-			total += v
-			nl++
-		}
-		if nl == 0 {
-			continue
-		}
-		row.Average = Num(total / float64(nl))
-		ta.Rows = append(ta.Rows, row)
-	}
-	if len(depths) == 0 {
-		return ta, nil
-	}
 	ds := numericOrder(sortedKeys(depths))
 	var grids []DepthGrid
 	for _, p := range order {
@@ -156,26 +105,7 @@ func rulerAggregates(recs []eval.Record, order []string) (*TaskAverage, []DepthG
 			grids = append(grids, g)
 		}
 	}
-	return ta, grids
-}
-
-func writeTaskAverage(p func(string, ...any), ta *TaskAverage) {
-	p("\n### RULER score (mean over tasks of each task's mean score, x100; avg over lengths)\n\n| policy |")
-	for _, l := range ta.Lengths {
-		p(" %s |", mdText(l))
-	}
-	p(" avg |\n|---|")
-	for range ta.Lengths {
-		p("---:|")
-	}
-	p("---:|\n")
-	for _, r := range ta.Rows {
-		p("| `%s` |", mdCode(r.Policy))
-		for _, v := range r.ByLength {
-			p(" %s |", fix(v, 2))
-		}
-		p(" %s |\n", fix(r.Average, 2))
-	}
+	return grids
 }
 
 // grid adapts a DepthGrid to plotter.GridXYZ (columns: depth bins, rows: lengths).
