@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,5 +45,31 @@ func TestRunBenchUsage(t *testing.T) {
 		if err := runBench(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{}); exitCode(err) != exitUsage {
 			t.Errorf("%s: %v, want a usage error", name, err)
 		}
+	}
+}
+
+func TestRunTokenizeInProcess(t *testing.T) {
+	tok := "../../backends/cpu/tokenizer/testdata/chatml/tokenizer.json"
+	if _, err := os.Stat(tok); err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	var enc bytes.Buffer
+	if err := runTokenize(&tokenizeOptions{File: tok}, strings.NewReader("hello world"), &enc); err != nil {
+		t.Fatal(err)
+	}
+	var ids struct{ IDs []int }
+	if err := json.Unmarshal(enc.Bytes(), &ids); err != nil || len(ids.IDs) == 0 {
+		t.Fatalf("encode: %q, %v", enc.String(), err)
+	}
+	var dec bytes.Buffer
+	in, _ := json.Marshal(ids.IDs)
+	if err := runTokenize(&tokenizeOptions{File: tok, Decode: true}, bytes.NewReader(in), &dec); err != nil {
+		t.Fatal(err)
+	}
+	if dec.String() != "{\"text\":\"hello world\"}\n" {
+		t.Errorf("decode: %q", dec.String())
+	}
+	if err := runTokenize(&tokenizeOptions{File: tok, Decode: true, Special: true}, strings.NewReader("1"), &dec); exitCode(err) != exitUsage {
+		t.Errorf("--special with --decode: %v", err)
 	}
 }

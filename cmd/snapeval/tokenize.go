@@ -9,59 +9,61 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/tokenizer"
 )
 
-// tokenizeCmd encodes stdin with a tokenizer.json, or decodes ids read from stdin.
-var tokenizeCmd = &cobra.Command{
-	Use:   "tokenize --tokenizer FILE [--decode]",
-	Short: "Encode stdin with a tokenizer.json (prints {\"ids\": [...]}), or decode ids (prints {\"text\": ...})",
-	Long: `tokenize reads the whole of stdin verbatim and encodes it like Hugging Face
+// tokenizeOptions are the flags of `snapeval tokenize`.
+type tokenizeOptions struct {
+	File        string
+	Decode      bool
+	Special     bool
+	SkipSpecial bool
+}
+
+func init() {
+	o := &tokenizeOptions{}
+	cmd := &cobra.Command{
+		Use:   "tokenize --tokenizer FILE [--decode]",
+		Short: "Encode stdin with a tokenizer.json (prints {\"ids\": [...]}), or decode ids (prints {\"text\": ...})",
+		Long: `tokenize reads the whole of stdin verbatim and encodes it like Hugging Face
 encode(text, add_special_tokens=False) (--special adds the post-processor's tokens, e.g. BOS).
 Special tokens written in the text are matched as single tokens.
 With --decode, stdin holds token ids (a JSON array, or separated by commas/whitespace) and the
 output is decode(ids, skip_special_tokens=False) (--skip-special to drop special tokens).`,
-	Args: cobra.NoArgs,
-	RunE: runTokenize,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTokenize(o, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.File, "tokenizer", "", "path to a Hugging Face tokenizer.json (required)")
+	f.BoolVar(&o.Decode, "decode", false, "decode token ids from stdin instead of encoding text")
+	f.BoolVar(&o.Special, "special", false, "when encoding, add the post-processor's special tokens (add_special_tokens=True)")
+	f.BoolVar(&o.SkipSpecial, "skip-special", false, "when decoding, drop special tokens (skip_special_tokens=True)")
+	rootCmd.AddCommand(cmd)
 }
 
-var tokenizeFlags struct {
-	file        string
-	decode      bool
-	special     bool
-	skipSpecial bool
-}
-
-func init() {
-	f := tokenizeCmd.Flags()
-	f.StringVar(&tokenizeFlags.file, "tokenizer", "", "path to a Hugging Face tokenizer.json (required)")
-	f.BoolVar(&tokenizeFlags.decode, "decode", false, "decode token ids from stdin instead of encoding text")
-	f.BoolVar(&tokenizeFlags.special, "special", false, "when encoding, add the post-processor's special tokens (add_special_tokens=True)")
-	f.BoolVar(&tokenizeFlags.skipSpecial, "skip-special", false, "when decoding, drop special tokens (skip_special_tokens=True)")
-	rootCmd.AddCommand(tokenizeCmd)
-}
-
-func runTokenize(cmd *cobra.Command, _ []string) error {
-	fl := tokenizeFlags
-	if fl.file == "" {
+// runTokenize encodes stdin (or decodes the ids on stdin) and prints one JSON object on stdout.
+func runTokenize(fl *tokenizeOptions, stdin io.Reader, stdout io.Writer) error {
+	if fl.File == "" {
 		return usageErrorf("tokenize: --tokenizer FILE is required")
 	}
-	if fl.decode && fl.special {
+	if fl.Decode && fl.Special {
 		return usageErrorf("tokenize: --special applies to encoding, not --decode")
 	}
-	if !fl.decode && fl.skipSpecial {
+	if !fl.Decode && fl.SkipSpecial {
 		return usageErrorf("tokenize: --skip-special applies to --decode only")
 	}
-	tok, err := tokenizer.Load(fl.file)
+	tok, err := tokenizer.Load(fl.File)
 	if err != nil {
 		return err
 	}
-	in, err := io.ReadAll(cmd.InOrStdin())
+	in, err := io.ReadAll(stdin)
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false) // keep "<|im_start|>" readable
-	if !fl.decode {
+	if !fl.Decode {
 		encode := tok.Encode
-		if fl.special {
+		if fl.Special {
 			encode = tok.EncodeWithSpecial
 		}
 		ids := encode(string(in))
@@ -74,10 +76,10 @@ func runTokenize(cmd *cobra.Command, _ []string) error {
 		return usageErrorf("tokenize: stdin: %w", err)
 	}
 	if err := tok.CheckIDs(ids); err != nil {
-		return usageErrorf("tokenize: %v", err)
+		return usageErrorf("tokenize: %w", err)
 	}
 	decode := tok.Decode
-	if fl.skipSpecial {
+	if fl.SkipSpecial {
 		decode = tok.DecodeSkipSpecial
 	}
 	text := decode(ids)
