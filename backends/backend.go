@@ -64,6 +64,17 @@ type ApproxTokener interface {
 	ApproxTokens() bool
 }
 
+// Describer is a Backend that reports facts about its engine for the run manifest (backend_info): the torch backend's
+// GPU, dtype and torch and transformers versions.
+type Describer interface {
+	BackendInfo() map[string]string
+}
+
+// LogKeeper is a Backend with a log of its own (a worker process's stderr) that belongs in the run directory.
+type LogKeeper interface {
+	SetLogDir(dir string) error
+}
+
 // Config is what a backend factory receives: the model reference and free-form options from flags or YAML.
 type Config struct {
 	Model   string

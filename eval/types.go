@@ -82,6 +82,8 @@ type Manifest struct {
 	// TokenizerSource says where the tokenizer that sized the prompts came from when it is not the backend's own
 	// model's: "file PATH (sha256 ...)", "served by URL (sha256 ...)", or ApproxTokensNote.
 	TokenizerSource string `json:"tokenizer_source,omitempty"`
+	// BackendInfo is what a local engine reports about itself (torch: GPU, dtype, torch and transformers versions).
+	BackendInfo map[string]string `json:"backend_info,omitempty"`
 }
 
 // DatasetIdentity names the exact data a benchmark ran on.

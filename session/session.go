@@ -215,6 +215,9 @@ func Prepare(ctx context.Context, o Options) (_ *Session, err error) {
 		s.Manifest.ModelShape = &shape
 	}
 	s.Manifest.ChatTemplate = chatTemplate
+	if d, ok := s.be.(backends.Describer); ok {
+		s.Manifest.BackendInfo = d.BackendInfo()
+	}
 	return s, nil
 }
 
@@ -250,6 +253,11 @@ func (s *Session) Open() (pending int, err error) {
 			return 0, &UsageError{Err: err} // another run writes the directory
 		}
 		return 0, err
+	}
+	if lk, ok := s.be.(backends.LogKeeper); ok { // a worker's log goes with the run's records
+		if err := lk.SetLogDir(s.Dir); err != nil {
+			return 0, err
+		}
 	}
 	if err := eval.WriteManifest(s.Dir, s.Manifest); err != nil {
 		return 0, err

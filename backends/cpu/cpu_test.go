@@ -270,7 +270,7 @@ func TestChatTemplate(t *testing.T) {
 	}
 	g := open(modelWith(t, map[string]string{"chat_template.jinja": string(gemma)}), nil)
 	_, err = g.Generate(ctx, llm.Request{Key: "k1", Messages: msgs, Policy: "full", Sampling: llm.Sampling{MaxNew: 1}})
-	if want := "cpu backend: model " + g.name + ": request k1: the chat template (chat_template.jinja) refuses the conversation: System role not supported"; err == nil || err.Error() != want {
+	if want := "cpu backend: model " + g.text.Name + ": request k1: the chat template (chat_template.jinja) refuses the conversation: System role not supported"; err == nil || err.Error() != want {
 		t.Errorf("refused conversation: %v, want %s", err, want)
 	}
 

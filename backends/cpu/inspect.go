@@ -4,23 +4,15 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/cpu/engine"
 	"github.com/snapeval/snapeval/compress"
 )
 
-// InspectResult is what `snapeval inspect` prints: the cache after prefill and the greedy path under one
-// policy, in the vocabulary of the conformance fixtures.
-type InspectResult struct {
-	PromptIDs []int  `json:"prompt_ids"`
-	Policy    string `json:"policy"`
-	Capacity  int    `json:"capacity"`
-	KVBytes   int64  `json:"kv_bytes"`
-	// Kept is [layer][kv head] sorted absolute positions held right after prefill.
-	Kept [][][]int `json:"kept"`
-	// Greedy is MaxNew greedy tokens (EOS ignored, as in the fixtures).
-	Greedy     []int     `json:"greedy"`
-	LogitsLast []float32 `json:"logits_last"`
-}
+// InspectResult is what `snapeval inspect` prints (backends.InspectResult).
+type InspectResult = backends.InspectResult
+
+var _ backends.Inspector = (*Backend)(nil)
 
 // Inspect prefills ids under policy spec, and decodes maxNew greedy tokens ignoring EOS.
 func (b *Backend) Inspect(ctx context.Context, ids []int, spec string, maxNew int) (InspectResult, error) {

@@ -5,6 +5,7 @@ import (
 	_ "github.com/snapeval/snapeval/backends/cpu"       // backend "cpu"
 	_ "github.com/snapeval/snapeval/backends/openai"    // backend "openai"
 	_ "github.com/snapeval/snapeval/backends/sn40l"     // backend "sn40l"
+	_ "github.com/snapeval/snapeval/backends/torch"     // backend "torch"
 	_ "github.com/snapeval/snapeval/eval/aime"          // benchmark "aime24"
 	_ "github.com/snapeval/snapeval/eval/infinitebench" // benchmark "infinitebench"
 	_ "github.com/snapeval/snapeval/eval/livecodebench" // benchmark "livecodebench"

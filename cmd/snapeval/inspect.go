@@ -11,17 +11,21 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/snapeval/snapeval/backends/cpu"
+	"github.com/snapeval/snapeval/backends"
+	"github.com/snapeval/snapeval/llm"
+	"github.com/snapeval/snapeval/session"
 )
 
 // inspectOptions are the flags of `snapeval inspect`.
 type inspectOptions struct {
-	Model      string
-	PromptIDs  string
-	PromptText string
-	Policy     string
-	MaxNew     int
-	Out        io.Writer
+	Backend     string
+	BackendOpts []string
+	Model       string
+	PromptIDs   string
+	PromptText  string
+	Policy      string
+	MaxNew      int
+	Out         io.Writer
 }
 
 func init() {
@@ -29,10 +33,10 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "inspect",
 		Short: "Show the KV cache kept after prefill and the greedy tokens of a local model under one policy",
-		Long: `inspect loads a local Hugging Face checkpoint with the cpu backend, prefills the prompt, compresses
-the cache under --policy and decodes --max-new greedy tokens (EOS ignored). It prints one JSON object:
-prompt_ids, kept ([layer][kv_head] sorted absolute positions after prefill), greedy and logits_last.
---prompt-text is tokenized like a raw prompt (with the tokenizer's BOS, if any).`,
+		Long: `inspect loads a Hugging Face checkpoint with a local backend (cpu, or torch on a GPU), prefills the
+prompt, compresses the cache under --policy and decodes --max-new greedy tokens (EOS ignored). It prints one
+JSON object: prompt_ids, policy, capacity, kv_bytes, kept ([layer][kv_head] sorted absolute positions after
+prefill), greedy and logits_last. --prompt-text is tokenized like a raw prompt (with the tokenizer's BOS, if any).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
@@ -40,6 +44,8 @@ prompt_ids, kept ([layer][kv_head] sorted absolute positions after prefill), gre
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&o.Backend, "backend", "cpu", "local backend (cpu or torch)")
+	f.StringArrayVar(&o.BackendOpts, "backend-opt", nil, "backend option key=value (repeatable), e.g. dtype=float32")
 	f.StringVar(&o.Model, "model", "", "model directory (config.json, model.safetensors, tokenizer.json)")
 	f.StringVar(&o.PromptIDs, "prompt-ids", "", "prompt token ids: 1,2,3 or @file.json (a JSON list, or an object with prompt_ids)")
 	f.StringVar(&o.PromptText, "prompt-text", "", "prompt text (instead of --prompt-ids)")
@@ -65,17 +71,30 @@ func runInspect(cmd *cobra.Command, o *inspectOptions) error {
 			return usageErrorf("inspect: --prompt-ids: %w", err)
 		}
 	}
-	b, err := cpu.Open(o.Model, cpu.Options{})
+	if o.Backend == "" {
+		o.Backend = "cpu"
+	}
+	opts, err := session.ParseKV(o.BackendOpts, "--backend-opt")
 	if err != nil {
 		return err
-	}
-	defer b.Close()
-	if o.PromptText != "" {
-		ids = b.TokenizerImpl().EncodeWithSpecial(o.PromptText)
 	}
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	be, err := backends.Open(ctx, o.Backend, backends.Config{Model: o.Model, Options: opts, Concurrency: 1})
+	if err != nil {
+		return fmt.Errorf("opening backend %s: %w", o.Backend, err)
+	}
+	defer be.Close()
+	b, ok := be.(backends.Inspector)
+	if !ok {
+		return usageErrorf("inspect: backend %s cannot show its cache (use cpu or torch)", o.Backend)
+	}
+	if o.PromptText != "" {
+		if ids, err = b.EncodePrompt(llm.Request{Prompt: o.PromptText}); err != nil {
+			return err
+		}
 	}
 	res, err := b.Inspect(ctx, ids, o.Policy, o.MaxNew)
 	if err != nil {

@@ -70,4 +70,7 @@ func TestRunInspect(t *testing.T) {
 	if err := runInspect(&cobra.Command{}, &inspectOptions{Model: dir, Out: &out}); err == nil {
 		t.Error("missing prompt accepted")
 	}
+	if err := runInspect(&cobra.Command{}, &inspectOptions{Backend: "cpu", BackendOpts: []string{"slots"}, Model: dir, PromptIDs: "1", Out: &out}); err == nil {
+		t.Error("a bad --backend-opt was accepted")
+	}
 }

@@ -19,6 +19,7 @@ import (
 	_ "github.com/snapeval/snapeval/backends/cpu"    // registers "cpu"
 	_ "github.com/snapeval/snapeval/backends/openai" // registers "openai"
 	_ "github.com/snapeval/snapeval/backends/sn40l"  // registers "sn40l"
+	_ "github.com/snapeval/snapeval/backends/torch"  // registers "torch"
 	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/models"
 	"github.com/snapeval/snapeval/serve"

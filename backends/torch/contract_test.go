@@ -1,0 +1,28 @@
+package torch
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/snapeval/snapeval/backends"
+	"github.com/snapeval/snapeval/backends/backendtest"
+)
+
+// TestContract runs the backend contract suite on the torch backend's Go side over the fake worker (the
+// llama-gqa fixture's tokenizer, no chat template: raw prompts), under one policy of each method it implements; @int8, knorm and rerotate are refused.
+func TestContract(t *testing.T) {
+	t.Setenv("SNAPEVAL_CACHE", t.TempDir())
+	open := func(ctx context.Context) (backends.Backend, error) {
+		return Open(ctx, fixture, Options{Command: []string{os.Args[0]}, KVMemoryBytes: 1 << 30,
+			Env: []string{"SNAPEVAL_FAKE_WORKER=1", "FAKE_STEP_US=200"}})
+	}
+	backendtest.Run(t, backendtest.Target{
+		Open:          open,
+		Raw:           true,
+		Policies:      []string{"full", "snapstream:budget=64", "streaming:sinks=4,recent=60", "snapkv:topk=32,window=8,kernel=5"},
+		Refused:       []string{"snapstream:budget=64@int8", "knorm:budget=64", "snapstream:budget=64,rerotate=true"},
+		Seeded:        true,
+		ContextLength: 4096,
+	})
+}

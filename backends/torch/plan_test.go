@@ -1,0 +1,158 @@
+package torch
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/snapeval/snapeval/compress"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// goldenPlans is testdata/plans.json: the plans the Python tests run with (the worker computes none of them) and
+// compress.SlotOf and Slots.Prefill over a grid of plans, which the worker's slot formula must reproduce.
+type goldenPlans struct {
+	Note      string                   `json:"note"`
+	Fixtures  map[string][]fixturePlan `json:"fixtures"`
+	Selection []wirePlan               `json:"selection"`
+	Slots     []slotCase               `json:"slots"`
+}
+
+type fixturePlan struct {
+	Spec string   `json:"spec"`
+	Plan wirePlan `json:"plan"`
+}
+
+type slotCase struct {
+	Spec    string   `json:"spec"`
+	Plan    wirePlan `json:"plan"`
+	SlotOf  []int    `json:"slot_of"` // compress.SlotOf for positions 0 .. prompt_len+max_new+1
+	Prefill [][2]int `json:"prefill"` // Slots.Prefill with the first valid_topk candidates as the top-K
+}
+
+// fixtureSpecs reads the policies of a conformance model's reference.json as spec strings.
+func fixtureSpecs(t *testing.T, model string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "cpu", "testdata", "models", model, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Cases []struct {
+			Policy map[string]any `json:"policy"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &ref); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, c := range ref.Cases {
+		out = append(out, policySpec(c.Policy))
+	}
+	return out
+}
+
+func policySpec(p map[string]any) string {
+	i := func(k string) int { return int(p[k].(float64)) }
+	switch p["method"] {
+	case "full":
+		return "full"
+	case "streaming":
+		return fmt.Sprintf("streaming:sinks=%d,recent=%d", i("sinks"), i("recent"))
+	case "snapkv":
+		return fmt.Sprintf("snapkv:topk=%d,window=%d,kernel=%d", i("topk"), i("window"), i("kernel"))
+	}
+	return fmt.Sprintf("snapstream:sinks=%d,recent=%d,topk=%d,window=%d,kernel=%d", i("sinks"), i("recent"), i("topk"), i("window"), i("kernel"))
+}
+
+func mustPlan(t *testing.T, p compress.Policy, L, maxNew int) compress.Plan {
+	t.Helper()
+	pl, err := p.Plan(L, maxNew)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
+func buildGolden(t *testing.T) goldenPlans {
+	g := goldenPlans{Note: "written by `go test ./backends/torch -run TestGoldenPlans -update`; read by worker/tests",
+		Fixtures: map[string][]fixturePlan{}}
+	for _, m := range []string{"llama-gqa", "qwen2-tied"} {
+		for _, spec := range fixtureSpecs(t, m) {
+			g.Fixtures[m] = append(g.Fixtures[m], fixturePlan{Spec: spec, Plan: toWire(mustPlan(t, compress.MustParse(spec), 160, 24))})
+		}
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "compress", "testdata", "selection.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sel []struct {
+		PromptLen int `json:"prompt_len"`
+		Sinks     int `json:"sinks"`
+		Recent    int `json:"recent"`
+		TopK      int `json:"topk"`
+		Window    int `json:"window"`
+		Kernel    int `json:"kernel"`
+	}
+	if err := json.Unmarshal(b, &sel); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range sel {
+		pol := compress.Policy{Method: compress.MethodSnapStream, Sinks: c.Sinks, Recent: c.Recent, TopK: c.TopK,
+			Window: c.Window, Kernel: c.Kernel, Budget: c.Sinks + c.Recent + c.TopK}
+		g.Selection = append(g.Selection, toWire(mustPlan(t, pol, c.PromptLen, 0)))
+	}
+	grid := []struct {
+		spec      string
+		L, maxNew int
+	}{
+		{"full", 7, 5}, {"full", 1, 0},
+		{"streaming:sinks=4,recent=8", 30, 20}, {"streaming:sinks=4,recent=8", 3, 20}, {"streaming:sinks=0,recent=5", 12, 9},
+		{"snapkv:topk=6,window=4,kernel=3", 25, 7}, {"snapkv:topk=30,window=8,kernel=5", 12, 3}, {"snapkv:topk=6,window=40,kernel=3", 25, 4},
+		{"snapstream:budget=32", 100, 50}, {"snapstream:budget=32", 20, 50}, {"snapstream:sinks=2,recent=6,topk=10,window=4,kernel=3", 40, 13},
+		{"snapstream:budget=32,adaptive=true", 20, 50}, {"snapstream:budget=32,adaptive=true", 200, 50},
+	}
+	for _, c := range grid {
+		pl := mustPlan(t, compress.MustParse(c.spec), c.L, c.maxNew)
+		sc := slotCase{Spec: c.spec, Plan: toWire(pl)}
+		for p := 0; p < c.L+c.maxNew+2; p++ {
+			sc.SlotOf = append(sc.SlotOf, compress.SlotOf(pl, p))
+		}
+		top := make([]int, pl.ValidTopK)
+		for i := range top {
+			top[i] = pl.Lo + i
+		}
+		for _, a := range compress.NewSlots(pl).Prefill(top) {
+			sc.Prefill = append(sc.Prefill, [2]int{a.Pos, a.Slot})
+		}
+		g.Slots = append(g.Slots, sc)
+	}
+	return g
+}
+
+// TestGoldenPlans keeps testdata/plans.json equal to what package compress computes today (-update rewrites it).
+func TestGoldenPlans(t *testing.T) {
+	b, err := json.MarshalIndent(buildGolden(t), "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	path := filepath.Join("testdata", "plans.json")
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(old, b) {
+		t.Errorf("%s is stale: run go test ./backends/torch -run TestGoldenPlans -update", path)
+	}
+}

@@ -1,0 +1,79 @@
+"""The attention function the model runs with: it owns the slot caches of the sequences in the current step.
+
+The engine packs every sequence of a step into one row of tokens (batch 1) with explicit position ids and no
+attention mask, and sets the step's segments here before the forward. The model calls attention(module, q, k, v, ...)
+per layer with post-RoPE q [1, H, T, D] and k, v [1, KVH, T, D] (transformers' AttentionInterface convention); for
+each segment this function runs dense causal attention and the SnapKV selection (prefill) or writes the token at its
+slot and attends to the valid slots (decode).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+
+import torch
+
+from .cache import SeqCache, causal_attention, default_scale
+from .select import select_topk
+
+
+@dataclass
+class Segment:
+    """A run of tokens of one sequence within the packed step: [start, start+length)."""
+
+    cache: SeqCache
+    start: int
+    length: int
+    prefill: bool
+    slot: int = -1  # decode: the slot of the token
+
+
+class Step:
+    """The segments of the forward in progress."""
+
+    def __init__(self, segments: List[Segment]) -> None:
+        self.segments = segments
+
+
+_current: Optional[Step] = None
+
+# masks_seen counts calls that received an attention mask: the model must build none (the GPU session checks 0).
+masks_seen = 0
+
+
+def set_step(step: Optional[Step]) -> None:
+    """Installs the segments of the next forward (None after it)."""
+    global _current
+    _current = step
+
+
+def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+              attention_mask: Optional[torch.Tensor], dropout: float = 0.0, scaling: Optional[float] = None,
+              **kwargs: Any) -> Tuple[torch.Tensor, None]:
+    """The AttentionInterface function "snapeval": returns (output [1, T, H, D], None)."""
+    global masks_seen
+    if attention_mask is not None:
+        masks_seen += 1
+    step = _current
+    if step is None:
+        raise RuntimeError("snapeval attention called outside an engine step")
+    if kwargs.get("sliding_window") is not None or kwargs.get("softcap") is not None:
+        raise RuntimeError("snapeval attention: sliding-window or soft-capped attention is not supported")
+    if query.shape[0] != 1:
+        raise RuntimeError(f"snapeval attention: batch {query.shape[0]}, want 1 packed row")
+    layer = int(module.layer_idx)
+    scale = float(scaling) if scaling is not None else default_scale(query.shape[-1])
+    q, k, v = query[0], key[0], value[0]
+    out = torch.empty_like(q)
+    for seg in step.segments:
+        a, b = seg.start, seg.start + seg.length
+        if seg.prefill:
+            out[:, a:b] = causal_attention(q[:, a:b], k[:, a:b], v[:, a:b], scale)
+            plan = seg.cache.plan
+            w = min(plan.window, plan.prompt_len) if plan.need_scores else 0
+            top = select_topk(plan, q[:, b - w:b], k[:, a:b])
+            seg.cache.write_prefill(layer, k[:, a:b], v[:, a:b], top)
+        else:
+            seg.cache.write_decode(layer, seg.slot, k[:, a:b], v[:, a:b])
+            out[:, a:b] = seg.cache.attend(layer, q[:, a:b], scale)
+    return out.transpose(0, 1)[None].contiguous(), None

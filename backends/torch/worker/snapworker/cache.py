@@ -1,0 +1,141 @@
+"""The fixed-size slot cache of one sequence (spec sections 4-5) and the attention that reads it.
+
+A sequence owns, for every layer, K and V tensors of [kv_heads, capacity, head_dim] allocated once at admission.
+Keys are stored after RoPE at their original position and never moved. A boolean per slot (the same for every layer
+and KV head: the top-K positions differ between them, their slots do not) masks the slots that hold nothing.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .plan import Plan
+
+HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
+
+# flash_attn_func, when attn=flash: the prefill's dense causal attention runs in flash-attn's kernel (bf16/fp16).
+FLASH: Optional[Callable[..., torch.Tensor]] = None
+
+
+def use_flash() -> None:
+    """Routes half-precision prefill attention through flash-attn (ImportError when it is not installed)."""
+    global FLASH
+    from flash_attn import flash_attn_func  # type: ignore
+
+    FLASH = flash_attn_func
+
+
+def _attend_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: Optional[torch.Tensor],
+                 scale: float) -> torch.Tensor:
+    """Softmax attention of q [N, M, D] over k, v [N, S, D]; allowed [M, S] or [1, S] bool (None: everything)."""
+    att = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale
+    if allowed is not None:
+        att = att.masked_fill(~allowed, float("-inf"))
+    return torch.matmul(att.softmax(-1), v.float()).to(q.dtype)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """Dense causal attention of one sequence's prompt: q [H, T, D], k, v [KVH, T, D] -> [H, T, D]."""
+    h, t, d = q.shape
+    kvh = k.shape[0]
+    group = h // kvh
+    if FLASH is not None and q.dtype in (torch.bfloat16, torch.float16):
+        o = FLASH(q.transpose(0, 1)[None], k.transpose(0, 1)[None], v.transpose(0, 1)[None], causal=True,
+                  softmax_scale=scale)
+        return o[0].transpose(0, 1)
+    if HAS_SDPA:
+        if group > 1 and q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+            try:  # flash attention reads the KV heads in place (torch >= 2.5)
+                return F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True, scale=scale,
+                                                      enable_gqa=True)[0]
+            except TypeError:
+                pass
+        # Only flash attention takes enable_gqa; float32 goes to the memory-efficient kernel with repeated heads.
+        kk = k.repeat_interleave(group, dim=0) if group > 1 else k
+        vv = v.repeat_interleave(group, dim=0) if group > 1 else v
+        return F.scaled_dot_product_attention(q[None], kk[None], vv[None], is_causal=True, scale=scale)[0]
+    allowed = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+    qg = q.reshape(kvh, group, t, d)
+    return _attend_math(qg, k[:, None], v[:, None], allowed, scale).reshape(h, t, d)
+
+
+def slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor,
+                   scale: float) -> torch.Tensor:
+    """Attention of decode queries over a slot cache: q [H, 1, D]; k, v [KVH, C, D]; valid [C] bool -> [H, 1, D].
+
+    The query heads of a KV head are laid out as that head's rows, so the cache is read in place (no repeat)."""
+    h, t, d = q.shape
+    kvh = k.shape[0]
+    qg = q.reshape(kvh, (h // kvh) * t, d)
+    mask = valid[None, :]
+    if HAS_SDPA:
+        o = F.scaled_dot_product_attention(qg[None], k[None], v[None], attn_mask=mask[None, None], scale=scale)[0]
+    else:
+        o = _attend_math(qg, k, v, mask, scale)
+    return o.reshape(h, t, d)
+
+
+class SeqCache:
+    """The slot cache of one sequence under one plan."""
+
+    def __init__(self, plan: Plan, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        self.plan = plan
+        shape = (layers, kv_heads, plan.capacity, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.valid = torch.zeros(plan.capacity, dtype=torch.bool, device=device)
+        pos, slots = plan.fixed_prefill()
+        self.fixed_pos = pos
+        self.fixed_pos_t = torch.tensor(pos, dtype=torch.long, device=device)
+        self.fixed_slot_t = torch.tensor(slots, dtype=torch.long, device=device)
+        self.topk: List[Optional[torch.Tensor]] = [None] * layers
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes held by K and V."""
+        return 2 * self.k.numel() * self.k.element_size()
+
+    def mark_prefill(self) -> None:
+        """Marks the slots the prefill fills: sinks, ring and the valid top-K slots."""
+        self.valid[self.fixed_slot_t] = True
+        base = self.plan.topk_base
+        self.valid[base:base + self.plan.valid_topk] = True
+
+    def write_prefill(self, layer: int, k: torch.Tensor, v: torch.Tensor, topk: torch.Tensor) -> None:
+        """Copies a layer's kept prompt K/V into the slots: k, v [KVH, L, D]; topk [KVH, valid_topk] positions."""
+        self.k[layer][:, self.fixed_slot_t] = k[:, self.fixed_pos_t]
+        self.v[layer][:, self.fixed_slot_t] = v[:, self.fixed_pos_t]
+        n = topk.shape[1]
+        if n:
+            base = self.plan.topk_base
+            idx = topk[:, :, None].expand(-1, -1, k.shape[2])
+            self.k[layer][:, base:base + n] = torch.gather(k, 1, idx)
+            self.v[layer][:, base:base + n] = torch.gather(v, 1, idx)
+        self.topk[layer] = topk
+
+    def write_decode(self, layer: int, slot: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Writes one decoded token's K/V ([KVH, 1, D]) at its slot."""
+        self.k[layer][:, slot] = k[:, 0]
+        self.v[layer][:, slot] = v[:, 0]
+
+    def attend(self, layer: int, q: torch.Tensor, scale: float) -> torch.Tensor:
+        """Decode attention of q [H, 1, D] over the valid slots of a layer."""
+        return slot_attention(q, self.k[layer], self.v[layer], self.valid, scale)
+
+    def kept(self) -> List[List[List[int]]]:
+        """[layer][kv head] sorted positions held right after prefill (what compress.Slots.Kept returns)."""
+        out = []
+        for t in self.topk:
+            if t is None:
+                raise RuntimeError("kept: the prefill has not run")
+            out.append([sorted(self.fixed_pos + row) for row in t.tolist()])
+        return out
+
+
+def default_scale(head_dim: int) -> float:
+    """1/sqrt(head_dim), the scaling of attention when the model gives none."""
+    return 1.0 / math.sqrt(head_dim)

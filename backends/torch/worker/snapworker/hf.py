@@ -1,0 +1,144 @@
+"""Loading a checkpoint with Hugging Face transformers and running it with the snapeval attention function.
+
+Only decoder-only models whose every layer runs standard (full, causal, softmax) attention over per-KV-head keys and
+values can keep a SnapStream cache: multi-head latent attention (DeepSeek-V2/V3, Kimi), sliding-window or chunked
+layers (Mistral with a window, Gemma 2/3, Cohere 2, Llama 4, GPT-OSS) and linear or recurrent layers are refused before
+anything is loaded, naming the architecture.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import torch
+
+from .attention import attention
+
+ATTN_NAME = "snapeval"
+
+# Architectures whose attention is not per-KV-head softmax attention, whatever their config says.
+_REFUSED_TYPES = {
+    "deepseek_v2": "multi-head latent attention (MLA)",
+    "deepseek_v3": "multi-head latent attention (MLA)",
+    "kimi_k2": "multi-head latent attention (MLA)",
+    "minicpm3": "multi-head latent attention (MLA)",
+    "gemma2": "alternating sliding-window layers",
+    "gemma3": "alternating sliding-window layers",
+    "gemma3_text": "alternating sliding-window layers",
+    "cohere2": "alternating sliding-window layers",
+    "llama4": "chunked attention layers",
+    "llama4_text": "chunked attention layers",
+    "gpt_oss": "alternating sliding-window layers and attention sinks",
+    "mamba": "no attention (state-space layers)",
+    "mamba2": "no attention (state-space layers)",
+    "jamba": "hybrid state-space layers",
+    "zamba": "hybrid state-space layers",
+    "qwen3_next": "hybrid linear-attention layers",
+    "falcon_h1": "hybrid state-space layers",
+}
+
+
+class Refused(Exception):
+    """The model cannot be compressed by this backend (a setup error)."""
+
+
+def check_architecture(config: Any) -> None:
+    """Raises Refused, naming the architecture, when a layer's attention cannot hold a SnapStream cache."""
+    mt = getattr(config, "model_type", "?")
+    arch = ",".join(getattr(config, "architectures", None) or [mt])
+    if mt in _REFUSED_TYPES:
+        raise Refused(f"{arch} (model_type {mt}) uses {_REFUSED_TYPES[mt]}, which the torch backend cannot compress")
+    if getattr(config, "kv_lora_rank", None) or getattr(config, "q_lora_rank", None):
+        raise Refused(f"{arch} (model_type {mt}) uses multi-head latent attention (MLA), which the torch backend "
+                      "cannot compress")
+    if getattr(config, "is_encoder_decoder", False):
+        raise Refused(f"{arch} (model_type {mt}) is an encoder-decoder model; the torch backend runs decoder-only "
+                      "models")
+    kinds = set(getattr(config, "layer_types", None) or [])
+    if kinds - {"full_attention"}:
+        raise Refused(f"{arch} (model_type {mt}) has {sorted(kinds - {'full_attention'})} layers; the torch backend "
+                      "compresses only full-attention layers")
+    window = getattr(config, "sliding_window", None)
+    use_window = getattr(config, "use_sliding_window", True)
+    if window and use_window and window < getattr(config, "max_position_embeddings", 0):
+        raise Refused(f"{arch} (model_type {mt}) uses sliding-window attention (window {window}); the torch backend "
+                      "compresses only full attention")
+    for key in ("attn_logit_softcapping", "attention_chunk_size"):
+        if getattr(config, key, None):
+            raise Refused(f"{arch} (model_type {mt}) sets {key}; the torch backend runs standard softmax attention only")
+
+
+def register() -> None:
+    """Registers the attention function (and a no-op mask, so that no T x T mask is ever built)."""
+    import transformers
+
+    transformers.AttentionInterface.register(ATTN_NAME, attention)
+    mask_iface = getattr(transformers, "AttentionMaskInterface", None)
+    if mask_iface is None:
+        try:
+            from transformers.masking_utils import AttentionMaskInterface as mask_iface  # type: ignore
+        except ImportError:
+            mask_iface = None
+    if mask_iface is not None:
+        mask_iface.register(ATTN_NAME, lambda *args, **kwargs: None)
+
+
+def _dtype_kw(transformers_version: str) -> str:
+    major, minor = (int(x) for x in transformers_version.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+class HFRunner:
+    """A transformers causal LM run over packed rows with explicit positions and no cache of its own."""
+
+    def __init__(self, model_dir: str, device: str, dtype: torch.dtype, random_weights: bool, seed: int = 0) -> None:
+        import transformers
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        register()
+        config = AutoConfig.from_pretrained(model_dir)
+        check_architecture(config)
+        self.config = config
+        self.device = torch.device(device)
+        self.dtype = dtype
+        kw: Dict[str, Any] = {_dtype_kw(transformers.__version__): dtype, "attn_implementation": ATTN_NAME}
+        if random_weights:
+            torch.manual_seed(seed)
+            with self.device:  # the weights are made on the device, not copied there
+                model = AutoModelForCausalLM.from_config(config, **kw)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(model_dir, **kw)
+        model = model.to(self.device)
+        self.model = model.eval()
+        tc = getattr(config, "get_text_config", lambda: config)()
+        self.layers = int(tc.num_hidden_layers)
+        self.q_heads = int(tc.num_attention_heads)
+        self.kv_heads = int(getattr(tc, "num_key_value_heads", None) or self.q_heads)
+        self.head_dim = int(getattr(tc, "head_dim", None) or tc.hidden_size // self.q_heads)
+        self.vocab = int(tc.vocab_size)
+        self.max_positions = int(getattr(tc, "max_position_embeddings", 0) or 0)
+        self.params = sum(p.numel() for p in self.model.parameters())
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.model(input_ids=ids[None], position_ids=positions[None], use_cache=False, logits_to_keep=last)
+        logits = out.logits[0]
+        if logits.shape[0] != last.shape[0]:
+            raise RuntimeError(f"model returned {logits.shape[0]} logits rows, asked for {last.shape[0]}")
+        return logits
+
+    def info(self) -> Dict[str, Any]:
+        """What the manifest records about the model as loaded."""
+        tc = self.config
+        return {"architecture": ",".join(getattr(tc, "architectures", None) or []),
+                "model_type": getattr(tc, "model_type", ""), "layers": self.layers, "q_heads": self.q_heads,
+                "kv_heads": self.kv_heads, "head_dim": self.head_dim, "vocab": self.vocab,
+                "max_positions": self.max_positions, "params": self.params}
+
+
+def device_info(device: str) -> Dict[str, Any]:
+    """The device's name and memory (free after the model is loaded)."""
+    d = torch.device(device)
+    if d.type != "cuda":
+        return {"gpu": "", "device_memory_bytes": 0, "free_bytes": 0}
+    free, total = torch.cuda.mem_get_info(d)
+    return {"gpu": torch.cuda.get_device_name(d), "device_memory_bytes": int(total), "free_bytes": int(free)}

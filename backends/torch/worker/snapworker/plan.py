@@ -1,0 +1,100 @@
+"""The per-sequence cache layout, as computed on the Go side by compress.Policy.Plan and sent with each request.
+
+Only slot_of, the spec's slot formula (compress.SlotOf), is computed here; every other number comes from Go, and
+tests/test_plan.py checks slot_of and the prefill placement against a golden file written by the Go tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Tuple
+
+_INT_FIELDS = ("prompt_len", "max_new", "capacity", "sinks", "ring", "topk", "lo", "hi", "valid_topk", "window",
+               "kernel")
+_BOOL_FIELDS = ("need_scores", "append_decode")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The static layout of one sequence: [ sinks | ring | top-K | append (snapkv only) ] slots per layer/KV head."""
+
+    prompt_len: int
+    max_new: int
+    capacity: int
+    sinks: int
+    ring: int
+    topk: int
+    lo: int
+    hi: int
+    valid_topk: int
+    need_scores: bool
+    window: int
+    kernel: int
+    append_decode: bool
+
+    @classmethod
+    def from_json(cls, d: Any) -> "Plan":
+        """Reads a plan object of the protocol, naming the field that is missing or wrong."""
+        if not isinstance(d, dict):
+            raise ValueError("plan: want an object")
+        vals: Dict[str, Any] = {}
+        for f in _INT_FIELDS:
+            v = d.get(f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"plan.{f}: want a non-negative integer, got {v!r}")
+            vals[f] = v
+        for f in _BOOL_FIELDS:
+            v = d.get(f)
+            if not isinstance(v, bool):
+                raise ValueError(f"plan.{f}: want a boolean, got {v!r}")
+            vals[f] = v
+        p = cls(**vals)
+        p.check()
+        return p
+
+    def check(self) -> None:
+        """Rejects layouts that cannot come from compress.Plan (blocks that do not fit the capacity)."""
+        blocks = self.sinks + self.ring + self.topk + (self.max_new if self.append_decode else 0)
+        if self.prompt_len < 1:
+            raise ValueError("plan.prompt_len: must be positive")
+        if blocks != self.capacity:
+            raise ValueError(f"plan.capacity: {self.capacity} is not sinks+ring+topk(+max_new) = {blocks}")
+        if not (self.lo <= self.hi <= self.prompt_len) or self.lo > self.sinks:
+            raise ValueError(f"plan.lo/hi: [{self.lo}, {self.hi}) does not fit prompt {self.prompt_len}")
+        if self.valid_topk > min(self.topk, self.hi - self.lo):
+            raise ValueError(f"plan.valid_topk: {self.valid_topk} exceeds the top-K block or the candidates")
+        if self.need_scores and (self.window < 1 or self.kernel < 1):
+            raise ValueError("plan.window/kernel: must be positive when scores are needed")
+        if self.prompt_len - self.hi > self.ring:
+            raise ValueError("plan.hi: more ring positions than ring slots")
+
+    @property
+    def topk_base(self) -> int:
+        """The first slot of the top-K block."""
+        return self.sinks + self.ring
+
+    def slot_of(self, p: int) -> int:
+        """compress.SlotOf: the slot of position p when it is not a top-K position, -1 when it has none."""
+        if p < 0:
+            return -1
+        if p < self.sinks:
+            return p
+        if self.append_decode and p >= self.prompt_len:
+            if p - self.prompt_len >= self.max_new:
+                return -1
+            return self.sinks + self.ring + self.topk + (p - self.prompt_len)
+        if self.ring == 0:
+            return -1
+        return self.sinks + (p - self.sinks) % self.ring
+
+    def fixed_prefill(self) -> Tuple[List[int], List[int]]:
+        """The kept prompt positions that do not depend on the selection (sinks [0, lo) and ring [hi, L)), with
+        their slots, in ascending position order."""
+        pos = list(range(self.lo)) + list(range(self.hi, self.prompt_len))
+        return pos, [self.slot_of(p) for p in pos]
+
+    def decode_slot(self, p: int) -> int:
+        """The slot a decoded token at position p (p >= prompt_len) is written to; ValueError when it has none."""
+        s = self.slot_of(p)
+        if p < self.prompt_len or s < 0 or s >= self.capacity:
+            raise ValueError(f"position {p} has no decode slot (prompt {self.prompt_len}, max new {self.max_new})")
+        return s

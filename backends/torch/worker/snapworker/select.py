@@ -1,0 +1,85 @@
+"""SnapKV top-K selection at the end of a sequence's prefill, the arithmetic of compress.SelectTopK in torch.
+
+Per query head: float32 logits q.k * float32(1/sqrt(head_dim)) of the last W' = min(W, L) prompt queries over every
+key of its causal row; float64 max-subtracted exponentials, normalised per row (full-row softmax) and summed over the
+W' rows in row order; average pooling with kernel k over the whole length-L vector (zero padding, always divided by
+k, summed left to right); the pooled vectors of a KV head's query heads summed in head order and divided by the group
+size; the K highest candidates of [lo, hi) kept, NaN lowest, ties to the lower position. Given the same float32
+logits, every float64 step adds in the order compress does; only exp may differ in the last bit.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .plan import Plan
+
+
+def head_scores(logits: torch.Tensor, first: int) -> torch.Tensor:
+    """logits [G, w, L] float32 for observation queries at positions first..first+w-1; returns [G, L] float64,
+    the sum over the w rows of each row's causal softmax (keys after the row's position get 0)."""
+    g, w, length = logits.shape
+    keys = torch.arange(length, device=logits.device)
+    rows = torch.arange(first, first + w, device=logits.device)
+    allowed = keys[None, :] <= rows[:, None]  # [w, L]
+    m = logits.masked_fill(~allowed, float("-inf")).amax(dim=2)  # [G, w] float32
+    ex = torch.exp(logits.double() - m.double()[:, :, None]).masked_fill(~allowed, 0.0)
+    inv = 1.0 / ex.sum(dim=2)  # [G, w]
+    probs = ex * inv[:, :, None]
+    score = torch.zeros(g, length, dtype=torch.float64, device=logits.device)
+    for i in range(w):
+        score += probs[:, i, :]
+    return score
+
+
+def pool_candidates(score: torch.Tensor, lo: int, hi: int, kernel: int) -> torch.Tensor:
+    """score [G, L] float64 -> [G, hi-lo]: the average pool with kernel k centred on each candidate, zero padding
+    k//2 on both sides, divided by k (avg_pool1d with count_include_pad), summed left to right."""
+    padded = F.pad(score, (kernel // 2, kernel // 2))  # padded[j + d] is score[j - k//2 + d]
+    acc = padded[:, lo:hi].clone()
+    for d in range(1, kernel):
+        acc += padded[:, lo + d:hi + d]
+    return acc / float(kernel)
+
+
+def top_positions(group: torch.Tensor, lo: int, n: int) -> torch.Tensor:
+    """group [C] float64 scores of candidates lo..lo+C-1 -> the n best as ascending positions (NaN lowest, ties to
+    the lower position)."""
+    v = torch.nan_to_num(group, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+    order = torch.sort(v, descending=True, stable=True).indices[:n]
+    return torch.sort(order + lo).values
+
+
+def select_topk(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """The kept top-K positions of one layer per KV head: LongTensor [KVH, valid_topk], ascending rows.
+
+    queries [H, w, D]: the post-RoPE queries of the last w = min(window, L) prompt positions; keys [KVH, L, D]: the
+    post-RoPE keys of the whole prompt. Query head h belongs to KV head h // (H // KVH). Without need_scores every
+    candidate is kept and the inputs are not read."""
+    kvh = keys.shape[0]
+    device = keys.device
+    if not plan.need_scores:
+        row = torch.arange(plan.lo, plan.lo + plan.valid_topk, device=device)
+        return row[None, :].expand(kvh, -1).clone()
+    h, w, d = queries.shape
+    length = keys.shape[1]
+    if length != plan.prompt_len or w != min(plan.window, length) or h % kvh:
+        raise ValueError(f"select_topk: queries {tuple(queries.shape)} / keys {tuple(keys.shape)} do not fit the plan "
+                         f"(prompt {plan.prompt_len}, window {plan.window})")
+    group = h // kvh
+    scale = torch.tensor(1.0 / math.sqrt(d), dtype=torch.float32, device=device)
+    first = length - w
+    out = []
+    for g in range(kvh):
+        qg = queries[g * group:(g + 1) * group].float()  # [G, w, D]
+        kg = keys[g].float()  # [L, D]
+        logits = torch.matmul(qg, kg.t()) * scale  # [G, w, L] float32
+        pooled = pool_candidates(head_scores(logits, first), plan.lo, plan.hi, plan.kernel)
+        acc = torch.zeros(plan.hi - plan.lo, dtype=torch.float64, device=device)
+        for j in range(group):
+            acc += pooled[j]
+        acc /= float(group)
+        out.append(top_positions(acc, plan.lo, plan.valid_topk))
+    return torch.stack(out)

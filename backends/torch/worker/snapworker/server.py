@@ -1,0 +1,148 @@
+"""The worker's main loop: a reader thread turns stdin lines into commands, the main thread runs engine steps.
+
+Setup problems (no transformers, no CUDA device, an architecture it cannot compress, a GPU too small for the model)
+are reported as one fatal event with kind "setup" before ready; the Go side turns them into a setup error (exit 2)
+that says what to install or change. A CUDA error during a step is fatal (kind "runtime"): the process exits and the
+Go side restarts it.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import queue
+import sys
+import threading
+import traceback
+from typing import IO, Any, Callable, Dict, Optional
+
+from . import PROTOCOL_VERSION
+from .protocol import Command, Writer, parse_command
+
+_EOF = object()
+
+
+def _reader(inp: IO[str], q: "queue.Queue[Any]") -> None:
+    for line in inp:
+        if line.strip():
+            q.put(line)
+    q.put(_EOF)
+
+
+def serve(engine: Any, inp: IO[str], emit: Callable[[Dict[str, Any]], None]) -> int:
+    """Runs commands and steps until shutdown or the end of input; returns the exit status."""
+    q: "queue.Queue[Any]" = queue.Queue()
+    threading.Thread(target=_reader, args=(inp, q), daemon=True).start()
+    while True:
+        block = not engine.busy()
+        while True:
+            try:
+                item = q.get(block=block)
+            except queue.Empty:
+                break
+            block = False
+            if item is _EOF:
+                return 0
+            try:
+                cmd = parse_command(item)
+            except ValueError as e:
+                emit({"ev": "fatal", "kind": "protocol", "msg": f"bad command: {e}"})
+                return 3
+            if not apply(engine, cmd):
+                return 0
+        engine.step()
+
+
+def apply(engine: Any, cmd: Command) -> bool:
+    """Applies one command; False for shutdown."""
+    if cmd.op == "shutdown":
+        return False
+    if cmd.op == "cancel":
+        engine.cancel(cmd.id)
+    elif cmd.request is not None:
+        engine.submit(cmd.request)
+    return True
+
+
+def _parse_args(argv: Optional[list]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="snapworker")
+    ap.add_argument("--model", required=True, help="checkpoint directory (config.json, weights)")
+    ap.add_argument("--device", default="cuda:0")
+    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--prefill-tokens", type=int, default=16384)
+    ap.add_argument("--random-weights", action="store_true", help="initialise the weights from the config (seed 0)")
+    ap.add_argument("--attn", default="sdpa", choices=["sdpa", "flash"])
+    return ap.parse_args(argv)
+
+
+def _setup(emit: Callable[[Dict[str, Any]], None], msg: str) -> int:
+    emit({"ev": "fatal", "kind": "setup", "msg": msg})
+    return 2
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Loads the model, announces ready and serves stdin until it ends."""
+    emit = Writer(sys.stdout)
+    args = _parse_args(argv)
+    py = f"Python {platform.python_version()} at {sys.executable}"
+    try:
+        import torch
+    except ImportError as e:
+        return _setup(emit, f"{py} cannot import torch ({e}): install PyTorch (pip install torch) or point "
+                            "--backend-opt python=PATH at a Python that has it")
+    try:
+        import transformers
+    except ImportError as e:
+        return _setup(emit, f"{py} cannot import transformers ({e}): pip install 'transformers>=4.56'")
+    if not hasattr(transformers, "AttentionInterface"):
+        return _setup(emit, f"transformers {transformers.__version__} has no AttentionInterface: "
+                            "pip install -U 'transformers>=4.56'")
+    from .engine import Engine
+    from .hf import HFRunner, Refused, device_info
+
+    if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return _setup(emit, f"torch {torch.__version__} sees no CUDA device (device={args.device}): install a "
+                                "CUDA build of PyTorch, or set --backend-opt device=cpu")
+        idx = torch.device(args.device).index or 0
+        if idx >= torch.cuda.device_count():
+            return _setup(emit, f"device {args.device} does not exist ({torch.cuda.device_count()} CUDA devices)")
+        torch.cuda.set_device(idx)
+    if args.attn == "flash":
+        from .cache import use_flash
+        try:
+            use_flash()
+        except ImportError:
+            return _setup(emit, "attn=flash needs the flash-attn package (pip install flash-attn), or use attn=sdpa")
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[args.dtype]
+    if dtype == torch.float32:  # float32 means float32: no TF32 in matmuls or convolutions
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    try:
+        runner = HFRunner(args.model, args.device, dtype, args.random_weights)
+    except Refused as e:
+        return _setup(emit, str(e))
+    except Exception as e:  # noqa: BLE001
+        from .engine import is_oom
+        if is_oom(e):
+            info = device_info(args.device)
+            return _setup(emit, f"the model does not fit {info['gpu'] or args.device} "
+                                f"({info['device_memory_bytes'] / 2**30:.1f} GiB) in {args.dtype}: {e}; use a larger "
+                                "GPU or a smaller dtype")
+        traceback.print_exc()
+        return _setup(emit, f"loading {args.model} with transformers {transformers.__version__}: "
+                            f"{type(e).__name__}: {e}")
+    info: Dict[str, Any] = {"torch": torch.__version__, "transformers": transformers.__version__,
+                            "python": platform.python_version(), "device": args.device, "dtype": args.dtype,
+                            "elem_bytes": torch.empty((), dtype=dtype).element_size(), "attn": args.attn,
+                            "tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
+    info.update(runner.info())
+    info.update(device_info(args.device))
+    engine = Engine(runner, emit, max_batch=args.max_batch, prefill_tokens=args.prefill_tokens)
+    emit({"ev": "ready", "protocol": PROTOCOL_VERSION, "info": info})
+    try:
+        return serve(engine, sys.stdin, emit)
+    except Exception as e:  # noqa: BLE001 - a CUDA error leaves the context unusable: report and exit
+        traceback.print_exc()
+        emit({"ev": "fatal", "kind": "runtime", "msg": f"{type(e).__name__}: {e}"})
+        return 1

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# One GPU session for the torch backend (issue #20): every check in one device call, results packed under $OUT.
+#
+#   tools/gpu/torch_session.sh [PHASE...]      (default: all phases, most important first, within DEADLINE seconds)
+#
+# Phases: env pytests conformance inspect longctx crossengine kill. It needs, in $CARRY (default .devcarry):
+#   bin/snapeval, bin/gpucheck   CGO_ENABLED=0 builds of ./cmd/snapeval and ./tools/gpu/gpucheck (or .gz of them)
+#   repo/                        backends/torch, backends/cpu/testdata, compress/testdata, tools/train/tinyllama.py,
+#                                tools/gpu and models/snaptiny/tokenizer.json of the commit under test
+#   cpurun/                      the cpu backend's run of the default suite (`snapeval run`), for crossengine
+# and a python3 with torch and transformers (the lent GPU machines have them). Raw logs and JSON go to
+# $OUT/results.tgz, a summary to $OUT/summary.txt; copy them to tools/gpu/results/<date>/.
+set -u -o pipefail
+CARRY=${CARRY:-.devcarry}
+OUT=${OUT:-/tmp/torch-session-out}
+DEADLINE=${DEADLINE:-560}
+REPO=$(cd "$CARRY/repo" && pwd)
+R=/tmp/torch-session
+mkdir -p "$R" "$OUT" "$CARRY/bin"
+export SNAPEVAL_CACHE=/tmp/snapeval-cache PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+START=$(date +%s)
+for b in snapeval gpucheck; do
+  if [ -f "$CARRY/bin/$b.gz" ] && [ ! -x "$CARRY/bin/$b" ]; then gunzip -c "$CARRY/bin/$b.gz" > "$CARRY/bin/$b" && chmod +x "$CARRY/bin/$b"; fi
+done
+SNAP=$(cd "$CARRY/bin" && pwd)/snapeval
+CHECK=$(cd "$CARRY/bin" && pwd)/gpucheck
+SUMMARY=$R/summary.txt
+: > "$SUMMARY"
+
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+# phase NAME LIMIT CMD...: runs CMD with a time limit if the deadline allows, logs to $R/NAME.log.
+phase() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$((DEADLINE - ($(date +%s) - START)))
+  if [ "$left" -lt 20 ]; then note "=== $name: skipped (deadline)"; return 0; fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "=== $name (limit ${limit}s, $(date -u +%T))"
+  local t0=$(date +%s)
+  timeout --kill-after=10 "$limit" bash -c "$*" > "$R/$name.log" 2>&1
+  local rc=$?
+  note "=== $name: rc=$rc in $(( $(date +%s) - t0 ))s"
+  tail -n 60 "$R/$name.log" | tee -a "$SUMMARY"
+}
+
+want() { for p in "${PHASES[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+PHASES=("$@")
+[ ${#PHASES[@]} -eq 0 ] && PHASES=(env pytests conformance longctx crossengine inspect kill)
+
+env_info() {
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c 'import sys, torch, transformers; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__, torch.cuda.get_device_name(0))'
+  "$SNAP" version 2>/dev/null || true
+}
+
+inspect_check() {
+  for m in llama-gqa qwen2-tied; do
+    local d=$REPO/backends/cpu/testdata/models/$m
+    local spec
+    spec=$(python3 -c "import json; print(json.load(open('$REPO/backends/torch/testdata/plans.json'))['fixtures']['$m'][1]['spec'])")
+    "$SNAP" inspect --backend torch --backend-opt dtype=float32 --model "$d" --prompt-ids "@$d/reference.json" --policy "$spec" --max-new 24 > "$R/inspect-$m.json" || return 1
+    python3 - "$R/inspect-$m.json" "$d/reference.json" <<'PY' || return 1
+import json, sys
+got, ref = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+case = ref["cases"][1]
+den = max(abs(x) for x in ref["logits_last"])
+rel = max(abs(a - b) for a, b in zip(got["logits_last"], ref["logits_last"])) / den
+ok = got["kept"] == case["kept"] and got["greedy"] == case["greedy"] and rel <= 1e-4
+print(sys.argv[1], got["policy"], "capacity", got["capacity"], "kept equal", got["kept"] == case["kept"],
+      "greedy equal", got["greedy"] == case["greedy"], "logits rel err %.2e" % rel, "PASS" if ok else "FAIL")
+sys.exit(0 if ok else 1)
+PY
+  done
+}
+
+longctx() {
+  local M=/tmp/llama31-8b-shape
+  mkdir -p "$M"
+  cp "$REPO/tools/gpu/llama31-8b-shape/config.json" "$M/"
+  cp "$REPO/models/snaptiny/tokenizer.json" "$M/"  # the Go side needs a tokenizer; the prompts are token ids
+  "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt max_batch=8 \
+    -json "$R/longctx.json"
+}
+
+crossengine() {
+  "$SNAP" run --backend torch --backend-opt dtype=float32 --backend-opt max_batch=64 --concurrency 64 \
+    --out "$R/torch-f32" --quiet --no-report
+  echo "run exit $?"
+  "$CHECK" compare -a "$CARRY/cpurun" -b "$R/torch-f32" -trace -backend-opt dtype=float32 -json "$R/crossengine.json"
+}
+
+kill_test() {
+  local D=$R/torch-kill
+  "$SNAP" run --backend torch --backend-opt dtype=float32 --backend-opt max_batch=16 --concurrency 16 --limit 40 \
+    --out "$D" --quiet --no-report &
+  local pid=$! killed=""
+  for _ in $(seq 1 600); do
+    sleep 0.2
+    local n=0
+    [ -f "$D/records.jsonl" ] && n=$(wc -l < "$D/records.jsonl")
+    if [ -z "$killed" ] && [ "$n" -ge 20 ]; then
+      local wp
+      wp=$(grep -o 'worker pid [0-9]* running' "$D/torch-worker.log" | tail -1 | awk '{print $3}')
+      if [ -n "$wp" ]; then kill -9 "$wp" && killed=$wp && echo "killed worker pid $wp after $n records"; fi
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+  done
+  wait "$pid"
+  echo "run exit $?"
+  [ -n "$killed" ] || { echo "no kill landed mid-run: the test proves nothing"; return 1; }
+  grep -E 'ended|restarting|retrying' "$D/torch-worker.log" | head -20
+  local base=$R/torch-f32
+  [ -d "$base" ] || { echo "no undisturbed run to compare with (run crossengine first)"; return 1; }
+  "$CHECK" compare -a "$base" -b "$D" -expect-same -json "$R/kill.json"
+}
+
+pytests() { cd "$REPO/backends/torch/worker" && python3 -m unittest discover -s tests -t .; }
+conformance() { python3 "$REPO/tools/gpu/conformance.py" --repo "$REPO" --out "$R/conformance.json"; }
+export -f env_info pytests conformance inspect_check longctx crossengine kill_test
+export REPO R SNAP CHECK CARRY
+
+want env && phase env 60 env_info
+want pytests && phase pytests 90 pytests
+want conformance && phase conformance 180 conformance
+want longctx && phase longctx 300 longctx
+want crossengine && phase crossengine 240 crossengine
+want inspect && phase inspect 60 inspect_check
+want kill && phase kill 150 kill_test
+note "total $(( $(date +%s) - START ))s"
+tar czf "$OUT/results.tgz" -C "$R" . 2>/dev/null
+cp "$SUMMARY" "$OUT/summary.txt"
