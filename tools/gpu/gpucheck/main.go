@@ -28,7 +28,7 @@ import (
 	"github.com/snapeval/snapeval/backends"
 	"github.com/snapeval/snapeval/backends/torch"
 	"github.com/snapeval/snapeval/eval"
-	_ "github.com/snapeval/snapeval/eval/synthetic" // benchmark "ruler", the default suite
+	_ "github.com/snapeval/snapeval/eval/synthetic" // benchmark "synth", the default suite
 	"github.com/snapeval/snapeval/llm"
 )
 
