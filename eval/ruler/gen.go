@@ -117,6 +117,26 @@ func Generate(s Spec) ([]Sample, error) {
 // search is the binary search every generator runs over its haystack size: the largest size in
 // [lo, hi] whose prompt plus extra tokens fits maxSeq, else lo. Every probe draws from the generator's random
 // streams, as RULER's does.
+// estimateSize is RULER's sizing of a haystack (niah, qa): probe inc units, estimate the tokens per unit, binary-search
+// between inc and three times the estimate for the largest size that fits maxSeq with extra tokens to generate;
+// inc when none does.
+func estimateSize(inc, maxSeq int, probe func(size int) (string, error), count func(string) int, extra int) (int, error) {
+	sample, err := probe(inc)
+	if err != nil {
+		return 0, err
+	}
+	per := float64(count(sample)) / float64(inc)
+	est := int(float64(maxSeq) / per * 3)
+	best, err := search(inc, max(est, inc*2), maxSeq, probe, count, extra)
+	if err != nil {
+		return 0, err
+	}
+	if best < 0 {
+		best = inc
+	}
+	return best, nil
+}
+
 func search(lo, hi, maxSeq int, probe func(size int) (string, error), count func(string) int, extra int) (int, error) {
 	best := -1
 	for lo <= hi {
@@ -336,18 +356,9 @@ func (g *gen) niah() ([]Sample, error) {
 		s, _, _, err := g.niahInputOutput(n)
 		return s, err
 	}
-	sample, err := probe(inc)
+	best, err := estimateSize(inc, g.MaxSeq, probe, g.count, ttg)
 	if err != nil {
 		return nil, err
-	}
-	perHay := float64(g.count(sample)) / float64(inc)
-	est := int(float64(g.MaxSeq) / perHay * 3)
-	best, err := search(inc, max(est, inc*2), g.MaxSeq, probe, g.count, ttg)
-	if err != nil {
-		return nil, err
-	}
-	if best < 0 {
-		best = inc
 	}
 	out := make([]Sample, 0, g.N)
 	for i := range g.N {

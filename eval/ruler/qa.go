@@ -380,18 +380,9 @@ func (g *gen) qaSamples() ([]Sample, error) {
 		s, _, err := g.qaInputOutput(0, n)
 		return s, err
 	}
-	sample, err := probe(inc)
+	best, err := estimateSize(inc, g.MaxSeq, probe, g.count, ttg)
 	if err != nil {
 		return nil, err
-	}
-	perDoc := float64(g.count(sample)) / float64(inc)
-	est := int(float64(g.MaxSeq) / perDoc * 3)
-	best, err := search(inc, max(est, inc*2), g.MaxSeq, probe, g.count, ttg)
-	if err != nil {
-		return nil, err
-	}
-	if best < 0 {
-		best = inc
 	}
 	var out []Sample
 	for i := range g.N {
