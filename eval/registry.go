@@ -1,6 +1,12 @@
 package eval
 
-import "github.com/snapeval/snapeval/internal/registry"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/snapeval/snapeval/internal/registry"
+)
 
 // BenchOptions configures how a benchmark loads its items.
 type BenchOptions struct {
@@ -39,3 +45,31 @@ func OpenBenchmark(name string, opts BenchOptions) (Benchmark, error) {
 
 // BenchmarkNames lists the registered benchmarks in sorted order.
 func BenchmarkNames() []string { return benchmarks.Names() }
+
+// ParseTokenLengths parses a benchmark's comma list of prompt lengths in tokens ("512,1k,4K": k means 1024), each
+// in [1, limit]. Empty fields are skipped; no length at all is an error.
+func ParseTokenLengths(s string, limit int) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		mul := 1
+		if strings.HasSuffix(f, "k") || strings.HasSuffix(f, "K") {
+			mul, f = 1024, f[:len(f)-1]
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("bad length %q", f)
+		}
+		if n <= 0 || n > limit/mul {
+			return nil, fmt.Errorf("length %q out of range (1 to %d tokens)", f, limit)
+		}
+		out = append(out, n*mul)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no lengths in %q", s)
+	}
+	return out, nil
+}

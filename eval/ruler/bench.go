@@ -170,29 +170,8 @@ func parseTasks(s string) ([]Task, error) {
 	return out, nil
 }
 
-// ParseLengths parses a comma list of lengths in tokens; "4k" means 4096.
-func ParseLengths(s string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		mul := 1
-		if strings.HasSuffix(f, "k") || strings.HasSuffix(f, "K") {
-			mul, f = 1024, f[:len(f)-1]
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n <= 0 || n > (1<<24)/mul {
-			return nil, fmt.Errorf("bad length %q", f)
-		}
-		out = append(out, n*mul)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no lengths in %q", s)
-	}
-	return out, nil
-}
+// ParseLengths parses a comma list of lengths in tokens; "4k" means 4096 (at most 16M tokens each).
+func ParseLengths(s string) ([]int, error) { return eval.ParseTokenLengths(s, 1<<24) }
 
 // Name implements eval.Benchmark.
 func (b *Bench) Name() string { return Name }

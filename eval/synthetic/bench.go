@@ -98,32 +98,8 @@ func ParseTasks(s string) ([]string, error) {
 	return out, nil
 }
 
-// ParseLengths parses a comma list of token lengths; "1k"/"4K" mean 1024/4096.
-func ParseLengths(s string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		mul := 1
-		if strings.HasSuffix(f, "k") || strings.HasSuffix(f, "K") {
-			mul, f = 1024, f[:len(f)-1]
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("bad length %q", f)
-		}
-		if n <= 0 || n > (1<<20)/mul {
-			return nil, fmt.Errorf("length %q out of range", f)
-		}
-		out = append(out, n*mul)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no lengths in %q", s)
-	}
-	return out, nil
-}
+// ParseLengths parses a comma list of token lengths; "1k"/"4K" mean 1024/4096 (at most 1M tokens each).
+func ParseLengths(s string) ([]int, error) { return eval.ParseTokenLengths(s, 1<<20) }
 
 // Name implements eval.Benchmark.
 func (b *Bench) Name() string { return Name }
