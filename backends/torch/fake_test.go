@@ -23,6 +23,7 @@ import (
 //	FAKE_GARBAGE=1          a line that is not JSON after the first step
 //	FAKE_STEP_US=n          each step takes n microseconds more
 //	FAKE_DTYPE, FAKE_VOCAB, FAKE_MAXPOS   what ready reports
+//	FAKE_POOL=rows,capacity                  ready reports a KV pool of that geometry
 func TestMain(m *testing.M) {
 	if os.Getenv("SNAPEVAL_FAKE_WORKER") == "1" {
 		os.Exit(fakeWorker(os.Stdin, os.Stdout, os.Stderr))
@@ -76,10 +77,16 @@ func fakeWorker(in io.Reader, out io.Writer, errw io.Writer) int {
 	if dtype == "" {
 		dtype = "bfloat16"
 	}
-	emit(map[string]any{"ev": "ready", "protocol": protocolVersion, "info": Info{Torch: "0.0-fake", Transformers: "0.0-fake",
+	info := Info{Torch: "0.0-fake", Transformers: "0.0-fake",
 		Python: "none", Device: "cuda:0", GPU: "Fake GPU", DType: dtype, Attn: "sdpa", ElemBytes: 2, Architecture: "FakeForCausalLM",
 		Layers: 2, QHeads: 4, KVHeads: 2, HeadDim: 16, Vocab: vocab, MaxPositions: envInt("FAKE_MAXPOS", 4096),
-		FreeBytes: 1 << 30, DeviceMemoryBytes: 2 << 30}})
+		FreeBytes: 1 << 30, DeviceMemoryBytes: 2 << 30}
+	if p := os.Getenv("FAKE_POOL"); p != "" {
+		fmt.Sscanf(p, "%d,%d", &info.PoolRows, &info.PoolCapacity)
+		info.KVPoolBytes = int64(info.PoolRows*info.PoolCapacity) * 2 * 2 * 2 * 16 * 2
+		info.StaticDecode, info.CUDAGraphs, info.DecodeAttn = true, true, "auto"
+	}
+	emit(map[string]any{"ev": "ready", "protocol": protocolVersion, "info": info})
 	cmds := make(chan command)
 	go func() {
 		sc := bufio.NewScanner(in)

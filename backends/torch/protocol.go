@@ -81,6 +81,19 @@ type Info struct {
 	Params            int64  `json:"params"`
 	DeviceMemoryBytes int64  `json:"device_memory_bytes"`
 	FreeBytes         int64  `json:"free_bytes"`
+	// WeightBytes is the bytes of every parameter; WeightBytesRead leaves out the input embedding when it is not
+	// tied to the output head (what one decode step reads).
+	WeightBytes     int64 `json:"weight_bytes"`
+	WeightBytesRead int64 `json:"weight_bytes_read"`
+	// The KV pool allocated at start: PoolRows rows of PoolCapacity slots, KVPoolBytes in all (0: no pool, every
+	// sequence allocates its own cache).
+	KVPoolBytes  int64 `json:"kv_pool_bytes"`
+	PoolRows     int   `json:"pool_rows"`
+	PoolCapacity int   `json:"pool_capacity"`
+	// StaticDecode: single-row pool sequences decode in one static forward; CUDAGraphs: replayed from CUDA graphs.
+	StaticDecode bool   `json:"static_decode"`
+	CUDAGraphs   bool   `json:"cuda_graphs"`
+	DecodeAttn   string `json:"decode_attn"`
 }
 
 func (i Info) check() error {
@@ -98,8 +111,12 @@ func (i Info) check() error {
 	if i.ElemBytes != 2 && i.ElemBytes != 4 {
 		return fmt.Errorf("info.elem_bytes: %d, want 2 or 4", i.ElemBytes)
 	}
-	if i.MaxPositions < 0 || i.Params < 0 || i.DeviceMemoryBytes < 0 || i.FreeBytes < 0 {
+	if i.MaxPositions < 0 || i.Params < 0 || i.DeviceMemoryBytes < 0 || i.FreeBytes < 0 || i.WeightBytes < 0 ||
+		i.WeightBytesRead < 0 || i.KVPoolBytes < 0 || i.PoolRows < 0 || i.PoolCapacity < 0 {
 		return errors.New("info: negative size")
+	}
+	if (i.KVPoolBytes > 0) != (i.PoolRows > 0 && i.PoolCapacity > 0) {
+		return fmt.Errorf("info: kv_pool_bytes %d with %d pool rows of %d slots", i.KVPoolBytes, i.PoolRows, i.PoolCapacity)
 	}
 	return nil
 }

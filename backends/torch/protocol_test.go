@@ -46,6 +46,8 @@ func TestDecodeEvent(t *testing.T) {
 		{`{"ev":"ready","protocol":1,"info":{"layers":1,"q_heads":4,"kv_heads":3,"head_dim":8,"vocab":9,"elem_bytes":2}}`, "multiple"},
 		{`{"ev":"ready","protocol":1,"info":{"layers":1,"q_heads":4,"kv_heads":4,"head_dim":8,"vocab":9,"elem_bytes":3}}`, "elem_bytes"},
 		{`{"ev":"ready","protocol":1,"info":{"layers":0,"q_heads":4,"kv_heads":4,"head_dim":8,"vocab":9,"elem_bytes":2}}`, "info.layers"},
+		{`{"ev":"ready","protocol":1,"info":{"layers":1,"q_heads":4,"kv_heads":4,"head_dim":8,"vocab":9,"elem_bytes":2,"kv_pool_bytes":64}}`, "pool rows"},
+		{`{"ev":"ready","protocol":1,"info":{"layers":1,"q_heads":4,"kv_heads":4,"head_dim":8,"vocab":9,"elem_bytes":2,"pool_rows":-1}}`, "negative size"},
 		{`{"ev":"tokens","t":[]}`, "no tokens"},
 		{`{"ev":"tokens","t":[[1]]}`, "item 0"},
 		{`{"ev":"tokens","t":[[1,2],[-1,2]]}`, "item 1"},

@@ -93,6 +93,14 @@ type Options struct {
 	Attn string
 	// PrefillTokens is the most prompt tokens admitted into one step (default 16384; a longer prompt runs alone).
 	PrefillTokens int
+	// NoStaticDecode turns the KV pool off: every sequence allocates its own cache at admission and decodes in the
+	// packed forward (static_decode=false).
+	NoStaticDecode bool
+	// NoCUDAGraphs runs the static decode step eagerly instead of replaying CUDA graphs (cuda_graphs=false).
+	NoCUDAGraphs bool
+	// DecodeAttn is the static decode step's attention kernel: auto (default: the faster, timed per batch size),
+	// sdpa or split.
+	DecodeAttn string
 	// Chat chooses the chat template that renders chat messages and its variables (as the cpu backend's).
 	Chat textgen.ChatOptions
 	// RandomWeights initialises the weights from config.json on the device instead of loading them (a model of a
@@ -107,7 +115,8 @@ type Options struct {
 }
 
 // optionKeys are the --backend-opt keys ParseOptions knows.
-const optionKeys = "python, device, dtype, max_batch, kv_memory_gib, attn, prefill_tokens, random_weights, " + textgen.ChatOptionKeys
+const optionKeys = "python, device, dtype, max_batch, kv_memory_gib, attn, prefill_tokens, random_weights, static_decode, " +
+	"cuda_graphs, decode_attn, " + textgen.ChatOptionKeys
 
 // ParseOptions reads backend options given as strings (flags or YAML). Unknown keys are errors.
 func ParseOptions(m map[string]string) (Options, error) {
@@ -158,12 +167,24 @@ func ParseOptions(m map[string]string) (Options, error) {
 				return Options{}, bad("sdpa or flash")
 			}
 			o.Attn = v
-		case "random_weights":
+		case "random_weights", "static_decode", "cuda_graphs":
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				return Options{}, bad("true or false")
 			}
-			o.RandomWeights = b
+			switch k {
+			case "random_weights":
+				o.RandomWeights = b
+			case "static_decode":
+				o.NoStaticDecode = !b
+			default:
+				o.NoCUDAGraphs = !b
+			}
+		case "decode_attn":
+			if v != "auto" && v != "sdpa" && v != "split" {
+				return Options{}, bad("auto, sdpa or split")
+			}
+			o.DecodeAttn = v
 		default:
 			return Options{}, fmt.Errorf("torch backend: unknown option %q (known: %s)", k, optionKeys)
 		}
@@ -190,7 +211,29 @@ func (o Options) withDefaults() Options {
 	if o.PrefillTokens == 0 {
 		o.PrefillTokens = 16384
 	}
+	if o.DecodeAttn == "" {
+		o.DecodeAttn = "auto"
+	}
 	return o
+}
+
+// workerArgs are the worker's command-line arguments for a model directory (after python -m snapworker).
+func (o Options) workerArgs(dir string) []string {
+	args := []string{"--model", dir, "--device", o.Device, "--dtype", o.DType, "--max-batch", strconv.Itoa(o.MaxBatch),
+		"--prefill-tokens", strconv.Itoa(o.PrefillTokens), "--attn", o.Attn, "--decode-attn", o.DecodeAttn}
+	if o.RandomWeights {
+		args = append(args, "--random-weights")
+	}
+	if o.KVMemoryBytes > 0 {
+		args = append(args, "--kv-pool-bytes", strconv.FormatInt(o.KVMemoryBytes, 10))
+	}
+	if o.NoStaticDecode {
+		args = append(args, "--static-decode", "off")
+	}
+	if o.NoCUDAGraphs {
+		args = append(args, "--cuda-graphs", "off")
+	}
+	return args
 }
 
 // Backend is the torch backend. It is safe for concurrent use.
@@ -249,11 +292,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Backend, error) {
 			log.close()
 			return nil, err
 		}
-		sp.argv = []string{opts.Python, "-m", "snapworker", "--model", dir, "--device", opts.Device, "--dtype", opts.DType,
-			"--max-batch", strconv.Itoa(opts.MaxBatch), "--prefill-tokens", strconv.Itoa(opts.PrefillTokens), "--attn", opts.Attn}
-		if opts.RandomWeights {
-			sp.argv = append(sp.argv, "--random-weights")
-		}
+		sp.argv = append([]string{opts.Python, "-m", "snapworker"}, opts.workerArgs(dir)...)
 		pp := wd
 		if old := os.Getenv("PYTHONPATH"); old != "" {
 			pp += string(os.PathListSeparator) + old
@@ -272,7 +311,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Backend, error) {
 		return nil, &SetupError{Msg: fmt.Sprintf("the worker loaded the model in %s, not %s", w.info.DType, opts.DType)}
 	}
 	b.identity = "torch:" + name + "@" + fp + "+" + opts.DType
-	kv := opts.KVMemoryBytes
+	kv := w.info.KVPoolBytes // the pool the worker allocated (its rows bound admission too)
+	if kv == 0 {
+		kv = opts.KVMemoryBytes
+	}
 	if kv == 0 {
 		kv = int64(float64(w.info.FreeBytes) * 0.6)
 		if !strings.HasPrefix(opts.Device, "cuda") {
@@ -345,6 +387,8 @@ func (b *Backend) BackendInfo() map[string]string {
 		"gpu": i.GPU, "dtype": i.DType, "attn": i.Attn, "tf32": strconv.FormatBool(i.TF32), "architecture": i.Architecture,
 		"max_batch": strconv.Itoa(b.opts.MaxBatch), "kv_pool_bytes": strconv.FormatInt(b.pool.cap, 10),
 		"worker_version": workerVersion(), "random_weights": strconv.FormatBool(b.opts.RandomWeights),
+		"static_decode": strconv.FormatBool(i.StaticDecode), "cuda_graphs": strconv.FormatBool(i.CUDAGraphs),
+		"decode_attn": i.DecodeAttn, "pool_rows": strconv.Itoa(i.PoolRows), "pool_capacity": strconv.Itoa(i.PoolCapacity),
 	}
 }
 
@@ -527,6 +571,10 @@ func (b *Backend) run(ctx context.Context, j job) (result, error) {
 		return result{}, err
 	}
 	kv := compress.KVBytes(plan.Capacity, b.info.Layers, b.info.KVHeads, b.info.HeadDim, b.info.ElemBytes)
+	if c := b.info.PoolCapacity; c > 0 && (plan.Capacity+c-1)/c > b.info.PoolRows {
+		return result{}, fmt.Errorf("a cache of %d slots needs %d rows of the KV pool's %d rows of %d slots (kv_memory_gib, max_batch): %w",
+			plan.Capacity, (plan.Capacity+c-1)/c, b.info.PoolRows, c, llm.ErrContextOverflow)
+	}
 	if kv > b.pool.cap {
 		return result{}, fmt.Errorf("a cache of %d slots needs %.2f GiB, more than the KV pool's %.2f GiB (kv_memory_gib): %w",
 			plan.Capacity, float64(kv)/(1<<30), float64(b.pool.cap)/(1<<30), llm.ErrContextOverflow)

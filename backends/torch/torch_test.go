@@ -73,18 +73,20 @@ func contains(xs []int, x int) bool {
 
 func TestParseOptions(t *testing.T) {
 	good := map[string]string{"python": "/opt/py/bin/python3", "device": "cuda:1", "dtype": "float32", "max_batch": "8",
-		"kv_memory_gib": "1.5", "attn": "flash", "prefill_tokens": "4096", "chat_style": "chatml", "random_weights": "true"}
+		"kv_memory_gib": "1.5", "attn": "flash", "prefill_tokens": "4096", "chat_style": "chatml", "random_weights": "true",
+		"static_decode": "false", "cuda_graphs": "0", "decode_attn": "split"}
 	o, err := ParseOptions(good)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantOpts := Options{Python: "/opt/py/bin/python3", Device: "cuda:1", DType: "float32", MaxBatch: 8, KVMemoryBytes: 3 << 29,
-		Attn: "flash", PrefillTokens: 4096, Chat: textgen.ChatOptions{Style: "chatml"}, RandomWeights: true}
+		Attn: "flash", PrefillTokens: 4096, Chat: textgen.ChatOptions{Style: "chatml"}, RandomWeights: true,
+		NoStaticDecode: true, NoCUDAGraphs: true, DecodeAttn: "split"}
 	if !reflect.DeepEqual(o, wantOpts) {
 		t.Errorf("ParseOptions = %+v, want %+v", o, wantOpts)
 	}
 	for _, bad := range []map[string]string{{"device": "tpu"}, {"dtype": "int8"}, {"max_batch": "0"}, {"kv_memory_gib": "-1"},
-		{"kv_memory_gib": "NaN"}, {"attn": "eager"}, {"random_weights": "maybe"}, {"threads": "4"}, {"prefill_tokens": "x"}} {
+		{"kv_memory_gib": "NaN"}, {"attn": "eager"}, {"random_weights": "maybe"}, {"cuda_graphs": "yes"}, {"decode_attn": "flash"}, {"threads": "4"}, {"prefill_tokens": "x"}} {
 		if _, err := ParseOptions(bad); err == nil {
 			t.Errorf("ParseOptions(%v) accepted", bad)
 		} else if !strings.Contains(err.Error(), "torch backend: ") {
@@ -328,6 +330,45 @@ func TestRequestErrors(t *testing.T) {
 	}
 	if _, err := b.Inspect(ctx, []int{1, 2, 99999}, "full", 2); err == nil || !strings.Contains(err.Error(), "outside the vocabulary") {
 		t.Errorf("bad token: %v", err)
+	}
+}
+
+func TestPoolRowsBoundCapacity(t *testing.T) {
+	t.Setenv("SNAPEVAL_CACHE", t.TempDir())
+	b, err := Open(context.Background(), fixture, Options{Command: []string{os.Args[0]}, Env: []string{"SNAPEVAL_FAKE_WORKER=1", "FAKE_POOL=2,16"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if b.pool.cap != compress.KVBytes(32, 2, 2, 16, 2) {
+		t.Errorf("Go's pool = %d bytes, want the worker's (2 rows of 16 slots)", b.pool.cap)
+	}
+	if bi := b.BackendInfo(); bi["pool_rows"] != "2" || bi["pool_capacity"] != "16" || bi["static_decode"] != "true" {
+		t.Errorf("BackendInfo = %v", bi)
+	}
+	if out, err := b.Generate(ctx, llm.Request{Prompt: "x", Policy: "streaming:sinks=4,recent=16", Sampling: llm.Sampling{MaxNew: 5}}); err != nil || out.Cache.Capacity != 20 {
+		t.Errorf("two rows: %+v %v", out, err)
+	}
+	_, err = b.Generate(ctx, llm.Request{Prompt: "x", Policy: "streaming:sinks=4,recent=30", Sampling: llm.Sampling{MaxNew: 5}})
+	if !errors.Is(err, llm.ErrContextOverflow) || !strings.Contains(err.Error(), "needs 3 rows") {
+		t.Errorf("three rows of two: %v", err)
+	}
+}
+
+func TestWorkerArgs(t *testing.T) {
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{}, "--model D --device cuda:0 --dtype bfloat16 --max-batch 32 --prefill-tokens 16384 --attn sdpa --decode-attn auto"},
+		{Options{RandomWeights: true, KVMemoryBytes: 1 << 30, NoStaticDecode: true, NoCUDAGraphs: true, DecodeAttn: "split"},
+			"--model D --device cuda:0 --dtype bfloat16 --max-batch 32 --prefill-tokens 16384 --attn sdpa --decode-attn split " +
+				"--random-weights --kv-pool-bytes 1073741824 --static-decode off --cuda-graphs off"},
+	} {
+		if got := strings.Join(c.o.withDefaults().workerArgs("D"), " "); got != c.want {
+			t.Errorf("workerArgs(%+v) =\n%s\nwant\n%s", c.o, got, c.want)
+		}
 	}
 }
 

@@ -5,15 +5,19 @@ attention mask, and sets the step's segments here before the forward. The model 
 per layer with post-RoPE q [1, H, T, D] and k, v [1, KVH, T, D] (transformers' AttentionInterface convention); for
 each segment this function runs dense causal attention and the SnapKV selection (prefill) or writes the token at its
 slot and attends to the valid slots (decode).
+
+A StaticStep instead is the decode of the sequences held in rows [0, b) of the engine's SlotPool, one token each, in
+one batched attention call per layer over static buffers: what the engine captures in a CUDA graph per batch size.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, Union
 
 import torch
 
-from .cache import SeqCache, causal_attention, default_scale
+from .cache import SeqCache, batched_slot_attention, causal_attention, default_scale
+from .pool import SlotPool
 from .select import select_topk
 
 
@@ -35,13 +39,23 @@ class Step:
         self.segments = segments
 
 
-_current: Optional[Step] = None
+class StaticStep:
+    """A decode step over pool rows [0, b): token i of the row of tokens is the next token of the sequence in pool
+    row i (padding rows hold no sequence), written at slot slots[i]. Every tensor is the engine's static buffer, so
+    the same Python calls serve an eager step and the capture of a CUDA graph. span is how many slots of each row
+    attention reads (the pool's row capacity in a graph)."""
+
+    def __init__(self, pool: SlotPool, rows: torch.Tensor, slots: torch.Tensor, span: int, impl: str) -> None:
+        self.pool, self.rows, self.slots, self.span, self.impl = pool, rows, slots, span, impl
+
+
+_current: Optional[Union[Step, StaticStep]] = None
 
 # masks_seen counts calls that received an attention mask: the model must build none (the GPU session checks 0).
 masks_seen = 0
 
 
-def set_step(step: Optional[Step]) -> None:
+def set_step(step: Optional[Union[Step, StaticStep]]) -> None:
     """Installs the segments of the next forward (None after it)."""
     global _current
     _current = step
@@ -63,6 +77,8 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
         raise RuntimeError(f"snapeval attention: batch {query.shape[0]}, want 1 packed row")
     layer = int(module.layer_idx)
     scale = float(scaling) if scaling is not None else default_scale(query.shape[-1])
+    if isinstance(step, StaticStep):
+        return _static(step, layer, query, key, value, scale), None
     q, k, v = query[0], key[0], value[0]
     out = torch.empty_like(q)
     for seg in step.segments:
@@ -77,3 +93,22 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
             seg.cache.write_decode(layer, seg.slot, k[:, a:b], v[:, a:b])
             out[:, a:b] = seg.cache.attend(layer, q[:, a:b], scale)
     return out.transpose(0, 1)[None].contiguous(), None
+
+
+def _static(step: StaticStep, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+            scale: float) -> torch.Tensor:
+    """A StaticStep's layer: every token's K/V written at (its row, its slot) in one index_put per tensor, then one
+    batched attention over the rows' slots. No host synchronisation, no allocation that depends on the data."""
+    pool = step.pool
+    b = step.rows.shape[0]
+    q = query[0].transpose(0, 1)  # [b, H, D]
+    idx = (step.rows[:, None], pool.heads[None, :], step.slots[:, None])
+    kl, vl = pool.k[layer], pool.v[layer]
+    kl.index_put_(idx, key[0].transpose(0, 1))
+    vl.index_put_(idx, value[0].transpose(0, 1))
+    h, d = q.shape[1], q.shape[2]
+    kvh = kl.shape[1]
+    c = step.span
+    qg = q.reshape(b, kvh, h // kvh, d)
+    o = batched_slot_attention(qg, kl[:b, :, :c], vl[:b, :, :c], pool.valid[:b, :c], scale, step.impl)
+    return o.reshape(b, h, d)[None]

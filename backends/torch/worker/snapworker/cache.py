@@ -7,7 +7,7 @@ and KV head: the top-K positions differ between them, their slots do not) masks 
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -78,21 +78,88 @@ def slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: tor
     return o.reshape(h, t, d)
 
 
+_OUT_F32: Optional[bool] = None  # whether torch.bmm takes out_dtype (CUDA, torch >= 2.8) here
+
+
+def _bmm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b (3-D) with a float32 result: half-precision inputs accumulate and come out in float32 when torch.bmm
+    takes out_dtype, and are rounded to their dtype first otherwise."""
+    global _OUT_F32
+    if a.dtype == torch.float32:
+        return torch.bmm(a, b)
+    if _OUT_F32 is None or _OUT_F32:
+        try:
+            out = torch.bmm(a, b, out_dtype=torch.float32)  # type: ignore[call-arg]
+            _OUT_F32 = True
+            return out
+        except (TypeError, RuntimeError):
+            _OUT_F32 = False
+    return torch.bmm(a, b).float()
+
+
+def split_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float,
+                    chunk: int = 256) -> torch.Tensor:
+    """batched_slot_attention from matrix products, for a GPU: the scores of every slot in one product (parallel
+    over slots), a float32 softmax, and the value sum split into chunks of `chunk` slots whose float32 partial
+    sums are added at the end, so that one sequence's slots spread over the whole device as flash-decoding does."""
+    b, kvh, g, d = q.shape
+    c = k.shape[2]
+    bk = b * kvh
+    kk, vv = k.reshape(bk, c, d), v.reshape(bk, c, d)
+    s = _bmm_f32(q.reshape(bk, g, d), kk.transpose(1, 2)).view(b, kvh, g, c) * scale
+    s = s.masked_fill(~valid[:, None, None, :], float("-inf"))
+    p = torch.softmax(s, dim=-1).to(v.dtype).view(bk, g, c)
+    if c > chunk and c % chunk == 0:
+        n = c // chunk
+        pc = p.view(bk, g, n, chunk).transpose(1, 2).reshape(bk * n, g, chunk)
+        o = _bmm_f32(pc, vv.reshape(bk * n, chunk, d)).view(bk, n, g, d).sum(1)
+    else:
+        o = _bmm_f32(p, vv)
+    return o.view(b, kvh, g, d).to(q.dtype)
+
+
+DECODE_ATTN = ("sdpa", "split")
+
+
+def batched_slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float,
+                           impl: str = "sdpa") -> torch.Tensor:
+    """Decode attention of b sequences in one call: q [b, KVH, G, D] (each KV head's query heads as its rows),
+    k, v [b, KVH, C, D] (pool rows), valid [b, C] -> [b, KVH, G, D]. impl "sdpa" is one masked
+    scaled_dot_product_attention (the math of slot_attention, batched); "split" is split_attention."""
+    if impl == "split":
+        return split_attention(q, k, v, valid, scale)
+    mask = valid[:, None, None, :]
+    if HAS_SDPA:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return _attend_math(q, k, v, mask, scale)
+
+
 class SeqCache:
-    """The slot cache of one sequence under one plan."""
+    """The slot cache of one sequence under one plan: its own tensors, or views into a SlotPool (storage: K and V
+    [layers, kv_heads, capacity, head_dim] and valid [capacity], all False)."""
 
     def __init__(self, plan: Plan, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype,
-                 device: torch.device) -> None:
+                 device: torch.device,
+                 storage: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None) -> None:
         self.plan = plan
-        shape = (layers, kv_heads, plan.capacity, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
-        self.valid = torch.zeros(plan.capacity, dtype=torch.bool, device=device)
+        if storage is None:
+            shape = (layers, kv_heads, plan.capacity, head_dim)
+            storage = (torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device),
+                       torch.zeros(plan.capacity, dtype=torch.bool, device=device))
+        self.rebind(*storage)
         pos, slots = plan.fixed_prefill()
         self.fixed_pos = pos
         self.fixed_pos_t = torch.tensor(pos, dtype=torch.long, device=device)
         self.fixed_slot_t = torch.tensor(slots, dtype=torch.long, device=device)
         self.topk: List[Optional[torch.Tensor]] = [None] * layers
+
+    def rebind(self, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor) -> None:
+        """Points the cache at other storage holding the same contents (a pool row that moved)."""
+        want = (self.plan.capacity,)
+        if k.shape[2:3] != want or v.shape != k.shape or valid.shape != want:
+            raise ValueError(f"cache storage {tuple(k.shape)} / {tuple(valid.shape)} does not fit capacity "
+                             f"{self.plan.capacity}")
+        self.k, self.v, self.valid = k, v, valid
 
     @property
     def nbytes(self) -> int:

@@ -1,9 +1,13 @@
 """Continuous batching over one model: sequences join and leave the decode batch at any step.
 
-Each step packs, in one row of tokens, the next token of every decoding sequence and the whole prompt of the
-sequences admitted in this step (prefill runs per sequence, inside the packed row, and compresses that sequence's
-cache at its end), runs one forward, and samples one token per sequence from the logits of its last row. Sequences of
-different policies and capacities decode together; each reads only its own slot cache.
+With a SlotPool (what the worker runs), every sequence's slot cache is a row (or, when it has more slots than a row,
+consecutive rows) of tensors allocated once. A step first decodes the sequences held in single rows in one static
+forward over pool rows [0, n) (static.StaticDecoder: one batched attention call per layer, replayed from a CUDA graph
+per batch-size bucket on a GPU), whatever their policies and capacities; then it packs, in one row of tokens, the
+next token of the sequences held in several rows and the whole prompt of the sequences admitted in this step
+(prefill runs per sequence, inside the packed row, and compresses that sequence's cache at its end) and runs that
+forward; then it samples one token per sequence (the greedy ones in one argmax over all rows). Without a pool every
+sequence owns its cache and every step is the packed forward (the reference the static path is tested against).
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ import torch
 from .attention import Segment, Step, set_step
 from .cache import SeqCache
 from .plan import Plan
+from .pool import SlotPool
 from .sampling import Params, Sampler
+from .static import StaticDecoder
 
 
 class Runner(Protocol):
@@ -32,7 +38,8 @@ class Runner(Protocol):
     device: torch.device
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """ids, positions [T] long; last [n] long row indices -> logits [n, V] at those rows."""
+        """ids, positions [T] long; last [n] long row indices -> logits [n, V] at those rows. It must not
+        synchronise with the device (the static decode step is captured in a CUDA graph)."""
         ...
 
 
@@ -61,6 +68,8 @@ class _Seq:
     t_first: float = 0.0
     logits: Optional[List[Optional[float]]] = None
     margins: List[float] = field(default_factory=list)
+    row: int = -1  # the first pool row it holds (-1: its own cache)
+    nrows: int = 0
 
 
 def is_oom(e: BaseException) -> bool:
@@ -77,10 +86,13 @@ def top2_margin(row: torch.Tensor) -> float:
 
 
 class Engine:
-    """The scheduler. emit receives the events of the protocol (tokens, done, error) as dicts."""
+    """The scheduler. emit receives the events of the protocol (tokens, done, error) as dicts. With a pool, the
+    sequences' caches live in it and single-row sequences decode in the static step (cuda_graphs: captured per
+    bucket on a GPU; decode_attn: auto, sdpa or split); without one, each sequence allocates its own cache."""
 
     def __init__(self, runner: Runner, emit: Callable[[dict], None], max_batch: int = 32,
-                 prefill_tokens: int = 16384) -> None:
+                 prefill_tokens: int = 16384, pool: Optional[SlotPool] = None, cuda_graphs: bool = True,
+                 decode_attn: str = "auto") -> None:
         self.r = runner
         self.emit = emit
         self.max_batch = max(1, max_batch)
@@ -88,6 +100,8 @@ class Engine:
         self.waiting: Deque[Request] = deque()
         self.running: Dict[int, _Seq] = {}
         self.canceled: set = set()
+        self.pool = pool
+        self.static = StaticDecoder(runner, pool, cuda_graphs, decode_attn) if pool is not None else None
 
     def busy(self) -> bool:
         """Whether a step has work to do."""
@@ -111,6 +125,9 @@ class Engine:
         for i, t in enumerate(req.prompt):
             if not 0 <= t < self.r.vocab:
                 return f"prompt token {t} (index {i}) outside the vocabulary of {self.r.vocab}"
+        if self.pool is not None and self.pool.rows_for(req.plan.capacity) > self.pool.rows:
+            return (f"a cache of {req.plan.capacity} slots needs {self.pool.rows_for(req.plan.capacity)} rows of the "
+                    f"KV pool's {self.pool.rows} rows of {self.pool.capacity} slots")
         return ""
 
     def cancel(self, rid: int) -> None:
@@ -123,17 +140,90 @@ class Engine:
         if rid in self.running:
             self.canceled.add(rid)
 
+    def admit_prefilled(self, req: Request, first_token: int) -> bool:
+        """Admits a request as if its prefill had run and sampled first_token: its cache keeps whatever its slots
+        hold, with the slots a prefill fills marked valid and the first top-K candidates standing for the
+        selection. For benchmarks of decode at long contexts (a decode step's work does not depend on the cache's
+        values). False when there is no room now."""
+        if self._invalid(req) or not 0 <= first_token < self.r.vocab:
+            raise ValueError(f"admit_prefilled: request {req.id}: {self._invalid(req) or 'bad first token'}")
+        s = self._place(req)
+        if s is None:
+            return False
+        plan = req.plan
+        top = torch.arange(plan.lo, plan.lo + plan.valid_topk, device=self.r.device)[None, :]
+        for layer in range(self.r.layers):
+            s.cache.topk[layer] = top.expand(self.r.kv_heads, -1)
+        s.cache.mark_prefill()
+        s.out.append(first_token)
+        s.t_first = time.perf_counter()
+        if req.max_new <= 1:
+            self._done(s, "length")
+        else:
+            self.running[req.id] = s
+        return True
+
     def step(self) -> None:
-        """Runs one forward over every running sequence and the newly admitted prompts."""
+        """Runs one engine step: the static decode of single-row pool sequences, then one packed forward over the
+        other decoding sequences and the newly admitted prompts, then sampling."""
         for rid in list(self.canceled):
             s = self.running.pop(rid, None)
             if s is not None:
                 self._done(s, "canceled")
         self.canceled.clear()
-        decode = list(self.running.values())
-        prefill = self._admit(len(decode))
-        if not decode and not prefill:
-            return
+        static, eager = self._split(list(self.running.values()))
+        seqs: List[_Seq] = []
+        parts: List[torch.Tensor] = []
+        if static:
+            try:
+                parts.append(self._static_step(static))
+                seqs.extend(static)
+            except Exception as e:  # noqa: BLE001 - an OOM fails this step's sequences; anything else ends the worker
+                if not is_oom(e):
+                    raise
+                self._fail(static, "oom", f"out of memory in a decode step of {len(static)} sequences: {e}")
+        prefill = self._admit(len(self.running))
+        if eager or prefill:
+            logits = self._packed_step(eager, prefill)
+            if logits is not None:
+                parts.append(logits)
+                seqs.extend(eager + prefill)
+        if parts:
+            self._sample(seqs, parts[0] if len(parts) == 1 else torch.cat(parts))
+
+    def _split(self, running: List[_Seq]) -> "tuple[List[_Seq], List[_Seq]]":
+        """The sequences of the static step (single-row, packed into rows [0, n) first) and the others."""
+        if self.static is None or not running:
+            return [], running
+        singles = [s for s in running if s.nrows == 1]
+        self._compact(singles)
+        singles.sort(key=lambda s: s.row)
+        if [s.row for s in singles] != list(range(len(singles))):
+            return [], running  # longer sequences hold low rows: everything runs packed this step
+        return singles, [s for s in running if s.nrows != 1]
+
+    def _compact(self, singles: List[_Seq]) -> None:
+        """Moves the single-row sequences above row n-1 into the free rows below n (n = how many there are)."""
+        assert self.pool is not None
+        n = len(singles)
+        holes = [r for r in range(n) if self.pool.owner[r] is None]
+        high = sorted((s for s in singles if s.row >= n), key=lambda s: -s.row)
+        for hole, s in zip(holes, high):
+            self.pool.move(s.row, hole)
+            s.row = hole
+            s.cache.rebind(*self.pool.views(hole, 1, s.req.plan.capacity))
+
+    def _static_step(self, seqs: List[_Seq]) -> torch.Tensor:
+        assert self.static is not None
+        toks, pos, slots = [], [], []
+        for s in seqs:
+            p = s.req.plan.prompt_len + len(s.out) - 1
+            toks.append(s.out[-1])
+            pos.append(p)
+            slots.append(s.cache.plan.decode_slot(p))
+        return self.static.decode(toks, pos, slots, max(s.req.plan.capacity for s in seqs))
+
+    def _packed_step(self, decode: List[_Seq], prefill: List[_Seq]) -> Optional[torch.Tensor]:
         ids: List[int] = []
         pos: List[int] = []
         segs: List[Segment] = []
@@ -162,12 +252,27 @@ class Engine:
             if not is_oom(e):
                 raise
             self._fail(decode + prefill, "oom", f"out of memory in a step of {len(ids)} tokens: {e}")
-            return
+            return None
         finally:
             set_step(None)
         for s in prefill:
             s.cache.mark_prefill()
-        self._sample(decode + prefill, logits)
+        return logits
+
+    def _place(self, req: Request) -> Optional[_Seq]:
+        """A sequence with its cache: pool rows (None when none are free now) or its own tensors."""
+        r = self.r
+        if self.pool is not None:
+            cap = req.plan.capacity
+            row = self.pool.alloc(req.id, cap)
+            if row is None:
+                return None
+            k = self.pool.rows_for(cap)
+            cache = SeqCache(req.plan, r.layers, r.kv_heads, r.head_dim, r.dtype, r.device,
+                             storage=self.pool.views(row, k, cap))
+            return _Seq(req, cache, Sampler(req.sampling, r.device), t_admit=time.perf_counter(), row=row, nrows=k)
+        cache = SeqCache(req.plan, r.layers, r.kv_heads, r.head_dim, r.dtype, r.device)
+        return _Seq(req, cache, Sampler(req.sampling, r.device), t_admit=time.perf_counter())
 
     def _admit(self, running: int) -> List[_Seq]:
         out: List[_Seq] = []
@@ -176,25 +281,33 @@ class Engine:
             req = self.waiting[0]
             if out and len(req.prompt) > budget:
                 break
-            self.waiting.popleft()
             try:
-                cache = SeqCache(req.plan, self.r.layers, self.r.kv_heads, self.r.head_dim, self.r.dtype,
-                                 self.r.device)
+                s = self._place(req)
             except Exception as e:  # noqa: BLE001
                 if not is_oom(e):
                     raise
+                self.waiting.popleft()
                 self._release()
                 self.emit({"ev": "error", "id": req.id, "kind": "oom",
                            "msg": f"out of memory allocating a cache of {req.plan.capacity} slots: {e}"})
                 continue
-            out.append(_Seq(req, cache, Sampler(req.sampling, self.r.device), t_admit=time.perf_counter()))
+            if s is None:
+                break  # no free pool rows: it waits for a sequence to finish
+            self.waiting.popleft()
+            out.append(s)
             budget -= len(req.prompt)
         return out
 
     def _sample(self, seqs: List[_Seq], logits: torch.Tensor) -> None:
+        greedy = [i for i, s in enumerate(seqs) if s.sampler.gen is None]
+        picks: Dict[int, int] = {}
+        if greedy:
+            rows = logits if len(greedy) == len(seqs) else logits[torch.tensor(greedy, device=logits.device)]
+            for i, t in zip(greedy, torch.nan_to_num(rows.float(), nan=float("-inf")).argmax(-1).tolist()):
+                picks[i] = t
         toks: List[List[int]] = []
         finished = []
-        for s, row in zip(seqs, logits):
+        for i, (s, row) in enumerate(zip(seqs, logits)):
             first = not s.out and s.t_first == 0.0
             if first and s.req.want_logits:
                 s.logits = [x if math.isfinite(x) else None for x in row.float().tolist()]
@@ -202,7 +315,7 @@ class Engine:
                 s.t_first = time.perf_counter()
                 finished.append((s, "length"))
                 continue
-            tok = s.sampler.sample(row)
+            tok = picks[i] if i in picks else s.sampler.sample(row)
             if s.req.want_margins:
                 s.margins.append(top2_margin(row))
             if first:
@@ -236,11 +349,18 @@ class Engine:
             ev["margins"] = s.margins
         if torch.cuda.is_available() and self.r.device.type == "cuda":
             ev["peak_bytes"] = int(torch.cuda.max_memory_allocated(self.r.device))
+        self._free(s)
         self.emit(ev)
+
+    def _free(self, s: _Seq) -> None:
+        if self.pool is not None and s.row >= 0:
+            self.pool.release(s.row, s.nrows)
+            s.row = -1
 
     def _fail(self, seqs: List[_Seq], kind: str, msg: str) -> None:
         for s in seqs:
             self.running.pop(s.req.id, None)
+            self._free(s)
         self._release()
         for s in seqs:
             self.emit({"ev": "error", "id": s.req.id, "kind": kind, "msg": msg})

@@ -68,18 +68,35 @@ def check_architecture(config: Any) -> None:
 
 
 def register() -> None:
-    """Registers the attention function (and a no-op mask, so that no T x T mask is ever built)."""
+    """Registers the attention function. No mask function is registered on purpose: for an attention
+    implementation that transformers' AttentionMaskInterface does not know, create_causal_mask returns None at
+    once (transformers >= 4.53), so no T x T mask is ever built; a registered one (even a no-op) would first run
+    find_packed_sequence_indices, whose `.all()` synchronises with the device on every forward and makes a CUDA
+    graph capture of the decode step fail."""
     import transformers
 
     transformers.AttentionInterface.register(ATTN_NAME, attention)
-    mask_iface = getattr(transformers, "AttentionMaskInterface", None)
-    if mask_iface is None:
-        try:
-            from transformers.masking_utils import AttentionMaskInterface as mask_iface  # type: ignore
-        except ImportError:
-            mask_iface = None
-    if mask_iface is not None:
-        mask_iface.register(ATTN_NAME, lambda *args, **kwargs: None)
+
+
+def chunk_mlps(model: Any, chunk: int) -> int:
+    """Makes every MLP module (class name ending in "MLP": per-token feed-forward blocks) run rows of more than
+    `chunk` tokens in slices of `chunk`, so that a 128k-token prefill holds one slice's intermediate activations
+    (3 x chunk x intermediate_size) instead of the whole prompt's. Shorter rows run unchanged (same kernels, same
+    bits). Returns how many modules were wrapped."""
+    n = 0
+    for m in model.modules():
+        if not type(m).__name__.endswith("MLP"):
+            continue
+        inner = m.forward
+
+        def forward(x: torch.Tensor, _inner: Any = inner) -> torch.Tensor:
+            if x.dim() == 3 and x.shape[1] > chunk:
+                return torch.cat([_inner(part) for part in x.split(chunk, dim=1)], dim=1)
+            return _inner(x)
+
+        m.forward = forward
+        n += 1
+    return n
 
 
 def _dtype_kw(transformers_version: str) -> str:
@@ -90,7 +107,8 @@ def _dtype_kw(transformers_version: str) -> str:
 class HFRunner:
     """A transformers causal LM run over packed rows with explicit positions and no cache of its own."""
 
-    def __init__(self, model_dir: str, device: str, dtype: torch.dtype, random_weights: bool, seed: int = 0) -> None:
+    def __init__(self, model_dir: str, device: str, dtype: torch.dtype, random_weights: bool, seed: int = 0,
+                 mlp_chunk: int = 16384) -> None:
         import transformers
         from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -117,6 +135,13 @@ class HFRunner:
         self.vocab = int(tc.vocab_size)
         self.max_positions = int(getattr(tc, "max_position_embeddings", 0) or 0)
         self.params = sum(p.numel() for p in self.model.parameters())
+        self.weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        # A decode step reads every weight but the input embedding (one row of it), unless it is tied to the head.
+        emb = self.model.get_input_embeddings().weight
+        out = self.model.get_output_embeddings()
+        tied = out is not None and out.weight.data_ptr() == emb.data_ptr()
+        self.weight_bytes_read = self.weight_bytes - (0 if tied else emb.numel() * emb.element_size())
+        self.mlps_chunked = chunk_mlps(self.model, mlp_chunk) if mlp_chunk > 0 else 0
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -132,7 +157,8 @@ class HFRunner:
         return {"architecture": ",".join(getattr(tc, "architectures", None) or []),
                 "model_type": getattr(tc, "model_type", ""), "layers": self.layers, "q_heads": self.q_heads,
                 "kv_heads": self.kv_heads, "head_dim": self.head_dim, "vocab": self.vocab,
-                "max_positions": self.max_positions, "params": self.params}
+                "max_positions": self.max_positions, "params": self.params, "weight_bytes": self.weight_bytes,
+                "weight_bytes_read": self.weight_bytes_read}
 
 
 def device_info(device: str) -> Dict[str, Any]:

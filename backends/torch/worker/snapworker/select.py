@@ -18,38 +18,39 @@ from .plan import Plan
 
 
 def head_scores(logits: torch.Tensor, first: int) -> torch.Tensor:
-    """logits [G, w, L] float32 for observation queries at positions first..first+w-1; returns [G, L] float64,
-    the sum over the w rows of each row's causal softmax (keys after the row's position get 0)."""
-    g, w, length = logits.shape
+    """logits [..., w, L] float32 for observation queries at positions first..first+w-1; returns [..., L] float64,
+    the sum over the w rows of each row's causal softmax (keys after the row's position get 0). Leading dimensions
+    (KV heads, query heads of a group) are independent: each element is computed as for one head alone."""
+    w, length = logits.shape[-2:]
     keys = torch.arange(length, device=logits.device)
     rows = torch.arange(first, first + w, device=logits.device)
     allowed = keys[None, :] <= rows[:, None]  # [w, L]
-    m = logits.masked_fill(~allowed, float("-inf")).amax(dim=2)  # [G, w] float32
-    ex = torch.exp(logits.double() - m.double()[:, :, None]).masked_fill(~allowed, 0.0)
-    inv = 1.0 / ex.sum(dim=2)  # [G, w]
-    probs = ex * inv[:, :, None]
-    score = torch.zeros(g, length, dtype=torch.float64, device=logits.device)
+    m = logits.masked_fill(~allowed, float("-inf")).amax(dim=-1)  # [..., w] float32
+    ex = torch.exp(logits.double() - m.double()[..., None]).masked_fill(~allowed, 0.0)
+    inv = 1.0 / ex.sum(dim=-1)  # [..., w]
+    probs = ex * inv[..., None]
+    score = torch.zeros(logits.shape[:-2] + (length,), dtype=torch.float64, device=logits.device)
     for i in range(w):
-        score += probs[:, i, :]
+        score += probs[..., i, :]
     return score
 
 
 def pool_candidates(score: torch.Tensor, lo: int, hi: int, kernel: int) -> torch.Tensor:
-    """score [G, L] float64 -> [G, hi-lo]: the average pool with kernel k centred on each candidate, zero padding
-    k//2 on both sides, divided by k (avg_pool1d with count_include_pad), summed left to right."""
+    """score [..., L] float64 -> [..., hi-lo]: the average pool with kernel k centred on each candidate, zero
+    padding k//2 on both sides, divided by k (avg_pool1d with count_include_pad), summed left to right."""
     padded = F.pad(score, (kernel // 2, kernel // 2))  # padded[j + d] is score[j - k//2 + d]
-    acc = padded[:, lo:hi].clone()
+    acc = padded[..., lo:hi].clone()
     for d in range(1, kernel):
-        acc += padded[:, lo + d:hi + d]
+        acc += padded[..., lo + d:hi + d]
     return acc / float(kernel)
 
 
 def top_positions(group: torch.Tensor, lo: int, n: int) -> torch.Tensor:
-    """group [C] float64 scores of candidates lo..lo+C-1 -> the n best as ascending positions (NaN lowest, ties to
-    the lower position)."""
+    """group [..., C] float64 scores of candidates lo..lo+C-1 -> the n best of each row as ascending positions
+    (NaN lowest, ties to the lower position)."""
     v = torch.nan_to_num(group, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
-    order = torch.sort(v, descending=True, stable=True).indices[:n]
-    return torch.sort(order + lo).values
+    order = torch.sort(v, descending=True, stable=True).indices[..., :n]
+    return torch.sort(order + lo, dim=-1).values
 
 
 def select_topk(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -57,7 +58,8 @@ def select_topk(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> torch.
 
     queries [H, w, D]: the post-RoPE queries of the last w = min(window, L) prompt positions; keys [KVH, L, D]: the
     post-RoPE keys of the whole prompt. Query head h belongs to KV head h // (H // KVH). Without need_scores every
-    candidate is kept and the inputs are not read."""
+    candidate is kept and the inputs are not read. The logits are one product per KV head (as compress computes
+    them); every later step runs on all KV heads at once, element by element in the order of one head alone."""
     kvh = keys.shape[0]
     device = keys.device
     if not plan.need_scores:
@@ -71,15 +73,11 @@ def select_topk(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> torch.
     group = h // kvh
     scale = torch.tensor(1.0 / math.sqrt(d), dtype=torch.float32, device=device)
     first = length - w
-    out = []
-    for g in range(kvh):
-        qg = queries[g * group:(g + 1) * group].float()  # [G, w, D]
-        kg = keys[g].float()  # [L, D]
-        logits = torch.matmul(qg, kg.t()) * scale  # [G, w, L] float32
-        pooled = pool_candidates(head_scores(logits, first), plan.lo, plan.hi, plan.kernel)
-        acc = torch.zeros(plan.hi - plan.lo, dtype=torch.float64, device=device)
-        for j in range(group):
-            acc += pooled[j]
-        acc /= float(group)
-        out.append(top_positions(acc, plan.lo, plan.valid_topk))
-    return torch.stack(out)
+    logits = torch.stack([torch.matmul(queries[g * group:(g + 1) * group].float(), keys[g].float().t()) * scale
+                          for g in range(kvh)])  # [KVH, G, w, L] float32
+    pooled = pool_candidates(head_scores(logits, first), plan.lo, plan.hi, plan.kernel)  # [KVH, G, C]
+    acc = torch.zeros(kvh, plan.hi - plan.lo, dtype=torch.float64, device=device)
+    for j in range(group):
+        acc += pooled[:, j]
+    acc /= float(group)
+    return top_positions(acc, plan.lo, plan.valid_topk)

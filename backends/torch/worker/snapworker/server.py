@@ -72,7 +72,32 @@ def _parse_args(argv: Optional[list]) -> argparse.Namespace:
     ap.add_argument("--prefill-tokens", type=int, default=16384)
     ap.add_argument("--random-weights", action="store_true", help="initialise the weights from the config (seed 0)")
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "flash"])
+    ap.add_argument("--kv-pool-bytes", type=int, default=0,
+                    help="the KV pool allocated at start (default: 60%% of the device memory free after loading the "
+                         "model; 4 GiB on a CPU)")
+    ap.add_argument("--static-decode", default="on", choices=["on", "off"],
+                    help="off: no pool, every sequence owns its cache and decodes in the packed forward")
+    ap.add_argument("--cuda-graphs", default="on", choices=["on", "off"])
+    ap.add_argument("--decode-attn", default="auto", choices=["auto", "sdpa", "split"])
     return ap.parse_args(argv)
+
+
+def make_pool(runner: Any, rows: int, budget: int) -> Any:
+    """The worker's SlotPool: `rows` rows (max_batch) of as many slots as budget bytes allow (pool_geometry); budget
+    0 means 60% of the device memory free now, or 4 GiB on a CPU."""
+    import torch
+
+    from .pool import SlotPool, pool_geometry
+
+    if budget <= 0:
+        if runner.device.type == "cuda":
+            budget = int(torch.cuda.mem_get_info(runner.device)[0] * 0.6)
+        else:
+            budget = 4 << 30
+    elem = torch.empty((), dtype=runner.dtype).element_size()
+    slot = 2 * runner.layers * runner.kv_heads * runner.head_dim * elem
+    n, cap = pool_geometry(budget, slot, rows, getattr(runner, "max_positions", 0))
+    return SlotPool(runner.layers, runner.kv_heads, runner.head_dim, n, cap, runner.dtype, runner.device)
 
 
 def _setup(emit: Callable[[Dict[str, Any]], None], msg: str) -> int:
@@ -137,8 +162,24 @@ def main(argv: Optional[list] = None) -> int:
                             "elem_bytes": torch.empty((), dtype=dtype).element_size(), "attn": args.attn,
                             "tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
     info.update(runner.info())
+    pool = None
+    if args.static_decode == "on":
+        try:
+            pool = make_pool(runner, args.max_batch, args.kv_pool_bytes)
+        except ValueError as e:
+            return _setup(emit, f"{e}: give the KV pool more memory (kv_memory_gib) or use a larger GPU")
+        except Exception as e:  # noqa: BLE001
+            from .engine import is_oom
+            if not is_oom(e):
+                raise
+            return _setup(emit, f"the KV pool does not fit the device after loading the model: {e}; lower "
+                                "kv_memory_gib")
+        info.update({"kv_pool_bytes": pool.nbytes, "pool_rows": pool.rows, "pool_capacity": pool.capacity})
+    info.update({"static_decode": pool is not None, "cuda_graphs": pool is not None and args.cuda_graphs == "on"
+                 and args.device.startswith("cuda"), "decode_attn": args.decode_attn})
     info.update(device_info(args.device))
-    engine = Engine(runner, emit, max_batch=args.max_batch, prefill_tokens=args.prefill_tokens)
+    engine = Engine(runner, emit, max_batch=args.max_batch, prefill_tokens=args.prefill_tokens, pool=pool,
+                    cuda_graphs=args.cuda_graphs == "on", decode_attn=args.decode_attn)
     emit({"ev": "ready", "protocol": PROTOCOL_VERSION, "info": info})
     try:
         return serve(engine, sys.stdin, emit)

@@ -139,9 +139,16 @@ class MiniRunner:
         self.layers = c["num_hidden_layers"]
         self.kv_heads = c["num_key_value_heads"]
         self.head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+        self.q_heads = c["num_attention_heads"]
         self.vocab = c["vocab_size"]
         self.dtype = dtype
         self.device = torch.device("cpu")
+
+    def to(self, device: str) -> "MiniRunner":
+        """The same model on another device."""
+        self.model = self.model.to(device)
+        self.device = torch.device(device)
+        return self
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
