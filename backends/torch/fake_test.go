@@ -26,6 +26,9 @@ import (
 //	FAKE_POOL=rows,capacity                  ready reports a KV pool of that geometry
 func TestMain(m *testing.M) {
 	if os.Getenv("SNAPEVAL_FAKE_WORKER") == "1" {
+		if len(os.Args) > 1 && os.Args[1] == "bench" {
+			os.Exit(fakeBench(os.Args[2:]))
+		}
 		os.Exit(fakeWorker(os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())

@@ -78,25 +78,27 @@ def register() -> None:
     transformers.AttentionInterface.register(ATTN_NAME, attention)
 
 
-def chunk_mlps(model: Any, chunk: int) -> int:
+def chunk_mlps(model: Any, chunk: int) -> Dict[str, int]:
     """Makes every MLP module (class name ending in "MLP": per-token feed-forward blocks) run rows of more than
-    `chunk` tokens in slices of `chunk`, so that a 128k-token prefill holds one slice's intermediate activations
-    (3 x chunk x intermediate_size) instead of the whole prompt's. Shorter rows run unchanged (same kernels, same
-    bits). Returns how many modules were wrapped."""
-    n = 0
+    ctl["chunk"] tokens in slices of that many, so that a 128k-token prefill holds one slice's intermediate
+    activations (3 x chunk x intermediate_size) instead of the whole prompt's. Shorter rows run unchanged (same
+    kernels, same bits), and ctl["chunk"] = 0 turns it off (transformers' own forward in the bench). Returns ctl:
+    chunk, default (the chunk asked for) and modules (how many were wrapped)."""
+    ctl = {"chunk": chunk, "default": chunk, "modules": 0}
     for m in model.modules():
         if not type(m).__name__.endswith("MLP"):
             continue
         inner = m.forward
 
         def forward(x: torch.Tensor, _inner: Any = inner) -> torch.Tensor:
-            if x.dim() == 3 and x.shape[1] > chunk:
-                return torch.cat([_inner(part) for part in x.split(chunk, dim=1)], dim=1)
+            c = ctl["chunk"]
+            if c > 0 and x.dim() == 3 and x.shape[1] > c:
+                return torch.cat([_inner(part) for part in x.split(c, dim=1)], dim=1)
             return _inner(x)
 
         m.forward = forward
-        n += 1
-    return n
+        ctl["modules"] += 1
+    return ctl
 
 
 def _dtype_kw(transformers_version: str) -> str:
@@ -108,7 +110,7 @@ class HFRunner:
     """A transformers causal LM run over packed rows with explicit positions and no cache of its own."""
 
     def __init__(self, model_dir: str, device: str, dtype: torch.dtype, random_weights: bool, seed: int = 0,
-                 mlp_chunk: int = 16384) -> None:
+                 mlp_chunk: int = 32768) -> None:
         import transformers
         from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -141,7 +143,7 @@ class HFRunner:
         out = self.model.get_output_embeddings()
         tied = out is not None and out.weight.data_ptr() == emb.data_ptr()
         self.weight_bytes_read = self.weight_bytes - (0 if tied else emb.numel() * emb.element_size())
-        self.mlps_chunked = chunk_mlps(self.model, mlp_chunk) if mlp_chunk > 0 else 0
+        self.mlp_ctl = chunk_mlps(self.model, mlp_chunk)
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
