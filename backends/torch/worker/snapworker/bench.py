@@ -32,6 +32,11 @@ from .plan import Plan
 from .pool import SlotPool
 
 
+def round_slots(capacity: int) -> int:
+    """capacity rounded up to a multiple of 256."""
+    return -(-capacity // 256) * 256
+
+
 class FigureTimeout(Exception):
     """A figure ran past its time limit."""
 
@@ -88,8 +93,10 @@ class Bench:
         return torch.randint(0, self.r.vocab, (n,), generator=self.gen).tolist()
 
     def pool(self, rows: int, capacity: int, storage: Any = None, fill: bool = True) -> SlotPool:
-        p = SlotPool(self.r.layers, self.r.kv_heads, self.r.head_dim, rows, capacity, self.r.dtype, self.r.device,
-                     storage=storage)
+        """A pool of rows of at least capacity slots, rounded up to a multiple of 256 as the worker's own pool is
+        (the split decode kernel sums its values in chunks of 256 slots)."""
+        p = SlotPool(self.r.layers, self.r.kv_heads, self.r.head_dim, rows, round_slots(capacity), self.r.dtype,
+                     self.r.device, storage=storage)
         if fill and storage is None:
             p.k.normal_(0, 1, generator=None)
             p.v.normal_(0, 1, generator=None)
@@ -266,7 +273,8 @@ class Bench:
         numel = 0
         for s in fig["sides"]:
             plan = Plan.from_json(s["plan"])
-            numel = max(numel, int(s["batch"]) * plan.capacity * self.r.layers * self.r.kv_heads * self.r.head_dim)
+            numel = max(numel, int(s["batch"]) * round_slots(plan.capacity) * self.r.layers * self.r.kv_heads *
+                        self.r.head_dim)
             sides.append((str(s["side"]), int(s["batch"]), plan))
         k = torch.empty(numel, dtype=self.r.dtype, device=self.r.device).normal_()
         v = torch.empty(numel, dtype=self.r.dtype, device=self.r.device).normal_()
@@ -469,20 +477,21 @@ class HFSide:
             return
         m = self.model
         setter = getattr(m, "set_attn_implementation", None)
-        done = False
         if setter is not None:
             try:
                 setter(name)
-                done = True
-            except Exception:  # noqa: BLE001 - older transformers: set the config field directly
-                done = False
-        if not done:
+            except Exception:  # noqa: BLE001 - set the config fields directly below
+                pass
+        if getattr(m.config, "_attn_implementation", None) != name:
             seen = set()
             for mod in m.modules():
                 cfg = getattr(mod, "config", None)
                 if cfg is not None and id(cfg) not in seen:
                     seen.add(id(cfg))
-                    cfg._attn_implementation = name
+                    if hasattr(cfg, "_attn_implementation_internal"):
+                        cfg._attn_implementation_internal = name
+                    else:
+                        cfg._attn_implementation = name
         if getattr(m.config, "_attn_implementation", name) != name:
             raise RuntimeError(f"could not switch the model to attn_implementation={name}")
         self.attn = name

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# One GPU session for the torch backend's performance figures (issue #21): everything in one device call, results
+# packed under $OUT.
+#
+#   tools/gpu/bench_session.sh [PHASE...]      (default: env graphs bench, within DEADLINE seconds)
+#
+# Phases:
+#   env     the machine: nvidia-smi (summary and -q), CPU, memory, Python, torch, CUDA, cuDNN, transformers, snapeval
+#   graphs  the worker's static-decode tests on this machine's torch (worker/tests/test_static.py: the CUDA graph
+#           path against the eager per-sequence path, float32 with TF32 off; pool, compaction, conformance fixtures)
+#   bench   snapeval bench --backend torch --shape llama3.1-8b --json (every figure of issue #21 in one worker
+#           process; --deadline is what is left of DEADLINE), then the table re-made from the kept raw result (so a
+#           bench killed at its limit still reports what it measured)
+#
+# It needs, in $CARRY (default .devcarry), built on the development machine (tools/gpu/README.md):
+#   bin/snapeval(.gz)   a CGO_ENABLED=0 build of ./cmd/snapeval (the worker's Python code is embedded in it)
+#   repo/               backends/torch, backends/cpu/testdata, compress/testdata, tools/train/tinyllama.py and
+#                       tools/gpu of the commit under test (for the graphs phase)
+# and a python3 with torch and transformers (the lent GPU machines have them; no network is needed).
+# Results: $OUT/summary.txt (the table and each phase's tail), $OUT/bench.json (the report), $OUT/bench-raw.json
+# (the worker's raw result), $OUT/machine.txt and $OUT/results.tgz (every log); keep them under
+# tools/gpu/results/<date>-bench/.
+set -u -o pipefail
+CARRY=${CARRY:-.devcarry}
+OUT=${OUT:-/tmp/bench-session-out}
+DEADLINE=${DEADLINE:-540}
+EXTRA=${BENCH_ARGS:-}
+REPO=$(cd "$CARRY/repo" && pwd)
+R=/tmp/bench-session
+mkdir -p "$R" "$OUT" "$CARRY/bin"
+export SNAPEVAL_CACHE=/tmp/snapeval-cache PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+START=$(date +%s)
+if [ -f "$CARRY/bin/snapeval.gz" ] && [ ! -x "$CARRY/bin/snapeval" ]; then
+  gunzip -c "$CARRY/bin/snapeval.gz" > "$CARRY/bin/snapeval" && chmod +x "$CARRY/bin/snapeval"
+fi
+SNAP=$(cd "$CARRY/bin" && pwd)/snapeval
+SUMMARY=$R/summary.txt
+: > "$SUMMARY"
+
+note() { echo "$*" | tee -a "$SUMMARY"; }
+left() { echo $((DEADLINE - ($(date +%s) - START))); }
+
+# phase NAME LIMIT CMD...: runs CMD with a time limit if the deadline allows, logs to $R/NAME.log.
+phase() {
+  local name=$1 limit=$2
+  shift 2
+  local l
+  l=$(left)
+  if [ "$l" -lt 20 ]; then note "=== $name: skipped (deadline)"; return 0; fi
+  [ "$limit" -gt "$l" ] && limit=$l
+  echo "=== $name (limit ${limit}s, $(date -u +%T))"
+  local t0
+  t0=$(date +%s)
+  timeout --kill-after=10 "$limit" bash -c "$*" > "$R/$name.log" 2>&1
+  local rc=$?
+  note "=== $name: rc=$rc in $(( $(date +%s) - t0 ))s"
+  tail -n 40 "$R/$name.log" | tee -a "$SUMMARY"
+}
+
+want() { for p in "${PHASES[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+PHASES=("$@")
+[ ${#PHASES[@]} -eq 0 ] && PHASES=(env graphs bench)
+
+env_info() {
+  {
+    date -u +%FT%TZ
+    uname -a
+    nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.memory,power.limit,pcie.link.gen.max --format=csv
+    nvidia-smi
+    python3 -c 'import sys, torch, transformers; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "transformers", transformers.__version__, "gpu", torch.cuda.get_device_name(0), "sm", torch.cuda.get_device_properties(0).multi_processor_count)'
+    python3 -c 'import triton; print("triton", triton.__version__)' 2>/dev/null || echo "triton: not importable"
+    "$SNAP" version
+    lscpu | head -20
+    free -g
+    nvidia-smi -q
+  } > "$R/machine.txt" 2>&1
+  head -n 40 "$R/machine.txt"
+}
+
+graphs() { cd "$REPO/backends/torch/worker" && python3 -m unittest -v tests.test_static; }
+
+bench() {
+  local l=$(( $(left) - 45 ))
+  "$SNAP" bench --backend torch --shape llama3.1-8b --json --raw "$R/bench-raw.json" --deadline "${l}s" $EXTRA \
+    > "$R/bench.json" 2> "$R/bench-progress.log"
+  local rc=$?
+  echo "bench exit $rc"
+  tail -n 30 "$R/bench-progress.log"
+  if [ -s "$R/bench-raw.json" ]; then
+    "$SNAP" bench --backend torch --report "$R/bench-raw.json" > "$R/bench.txt" 2>&1
+    cat "$R/bench.txt"
+  else
+    echo "no raw result: the worker did not get to its first figure"
+  fi
+  return $rc
+}
+
+export -f env_info graphs bench left
+export REPO R SNAP START DEADLINE EXTRA
+
+want env && phase env 30 env_info
+want graphs && phase graphs 75 graphs
+want bench && phase bench 600 bench
+note "total $(( $(date +%s) - START ))s"
+for f in bench.json bench-raw.json bench.txt machine.txt; do [ -f "$R/$f" ] && cp "$R/$f" "$OUT/"; done
+tar czf "$OUT/results.tgz" -C "$R" . 2>/dev/null
+cp "$SUMMARY" "$OUT/summary.txt"
