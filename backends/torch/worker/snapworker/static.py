@@ -96,6 +96,7 @@ class StaticDecoder:
     def _capture(self, b: int, impl: str) -> Optional[Tuple[Any, torch.Tensor]]:
         """Captures bucket b's forward (after one eager warm-up run with the step's own inputs, whose writes the
         replay repeats); on failure turns graphs off, keeps the reason and returns None."""
+        first: List[BaseException] = []  # what failed inside the capture (ending it then fails too)
         try:
             if self.mempool is None:
                 self.mempool = torch.cuda.graph_pool_handle()
@@ -106,12 +107,17 @@ class StaticDecoder:
             torch.cuda.current_stream().wait_stream(side)
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g, pool=self.mempool):
-                out = self._forward(b, self.pool.capacity, impl)
+                try:
+                    out = self._forward(b, self.pool.capacity, impl)
+                except BaseException as e:
+                    first.append(e)
+                    raise
             self.graphs[b] = (g, out)
             return self.graphs[b]
         except Exception as e:  # noqa: BLE001 - any capture failure falls back to eager steps
+            root = first[0] if first else e
             self.graphs_on = False
-            self.graph_error = f"bucket {b}: {type(e).__name__}: {e}"
+            self.graph_error = f"bucket {b}: {type(root).__name__}: {root}"
             self.graphs.clear()
             return None
 
