@@ -116,6 +116,8 @@ class StaticDecoder:
             return self.graphs[b]
         except Exception as e:  # noqa: BLE001 - any capture failure falls back to eager steps
             root = first[0] if first else e
+            if not isinstance(root, Exception):
+                raise root  # an interruption (a time limit), not a failure of the capture
             self.graphs_on = False
             self.graph_error = f"bucket {b}: {type(root).__name__}: {root}"
             self.graphs.clear()
