@@ -80,7 +80,7 @@ env_info() {
 graphs() { cd "$REPO/backends/torch/worker" && python3 -m unittest -v tests.test_static; }
 
 bench() {
-  local l=$(( $(left) - 45 ))
+  local l=$(( $(left) - 90 ))  # snapeval stops its worker 60 s after --deadline: within this phase's limit
   "$SNAP" bench --backend torch --shape llama3.1-8b --json --raw "$R/bench-raw.json" --deadline "${l}s" $EXTRA \
     > "$R/bench.json" 2> "$R/bench-progress.log"
   local rc=$?
@@ -102,6 +102,7 @@ want env && phase env 30 env_info
 want graphs && phase graphs 75 graphs
 want bench && phase bench 600 bench
 note "total $(( $(date +%s) - START ))s"
+[ -f "$R/bench.txt" ] && { echo "=== the bench's table (bench.txt)"; cat "$R/bench.txt"; } >> "$SUMMARY"
 for f in bench.json bench-raw.json bench.txt machine.txt; do [ -f "$R/$f" ] && cp "$R/$f" "$OUT/"; done
 tar czf "$OUT/results.tgz" -C "$R" . 2>/dev/null
 cp "$SUMMARY" "$OUT/summary.txt"
