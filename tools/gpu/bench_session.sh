@@ -8,6 +8,8 @@
 #   env     the machine: nvidia-smi (summary and -q), CPU, memory, Python, torch, CUDA, cuDNN, transformers, snapeval
 #   graphs  the worker's static-decode tests on this machine's torch (worker/tests/test_static.py: the CUDA graph
 #           path against the eager per-sequence path, float32 with TF32 off; pool, compaction, conformance fixtures)
+#           and its transformers glue on a tiny random llama (test_hf_bench.py: the decode step of transformers' own
+#           model captured in CUDA graphs, the bench's transformers side), seconds before the bench relies on them
 #   bench   snapeval bench --backend torch --shape llama3.1-8b --json (every figure of issue #21 in one worker
 #           process; --deadline is what is left of DEADLINE), then the table re-made from the kept raw result (so a
 #           bench killed at its limit still reports what it measured)
@@ -77,7 +79,7 @@ env_info() {
   head -n 40 "$R/machine.txt"
 }
 
-graphs() { cd "$REPO/backends/torch/worker" && python3 -m unittest -v tests.test_static; }
+graphs() { cd "$REPO/backends/torch/worker" && python3 -m unittest -v tests.test_static tests.test_hf_bench; }
 
 bench() {
   local l=$(( $(left) - 90 ))  # snapeval stops its worker 60 s after --deadline: within this phase's limit
