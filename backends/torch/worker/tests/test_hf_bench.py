@@ -19,7 +19,6 @@ from .harness import Collector, run_staggered
 from .support import REPO, load_json
 from .test_engine import PROMPT, full_plan, snap_plan
 from snapworker.engine import Engine, Request
-from snapworker.plan import Plan
 from snapworker.pool import SlotPool
 
 HAS_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
