@@ -16,6 +16,7 @@
 #
 # It needs, in $CARRY (default .devcarry), built on the development machine (tools/gpu/README.md):
 #   bin/snapeval(.gz)   a CGO_ENABLED=0 build of ./cmd/snapeval (the worker's Python code is embedded in it)
+#   REVISION            git rev-parse HEAD of that build (machine.txt records it)
 #   repo/               backends/torch, backends/cpu/testdata, compress/testdata, tools/train/tinyllama.py and
 #                       tools/gpu of the commit under test (for the graphs phase)
 # and a python3 with torch and transformers (the lent GPU machines have them; no network is needed).
@@ -72,6 +73,7 @@ env_info() {
     python3 -c 'import sys, torch, transformers; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "transformers", transformers.__version__, "gpu", torch.cuda.get_device_name(0), "sm", torch.cuda.get_device_properties(0).multi_processor_count)'
     python3 -c 'import triton; print("triton", triton.__version__)' 2>/dev/null || echo "triton: not importable"
     "$SNAP" version
+    echo "revision: $(cat "$CARRY/REVISION" 2>/dev/null || echo unknown)"
     lscpu | head -20
     free -g
     nvidia-smi -q
@@ -98,7 +100,7 @@ bench() {
 }
 
 export -f env_info graphs bench left
-export REPO R SNAP START DEADLINE EXTRA
+export REPO R SNAP START DEADLINE EXTRA CARRY
 
 want env && phase env 30 env_info
 want graphs && phase graphs 75 graphs
