@@ -91,17 +91,29 @@ class StaticTest(unittest.TestCase):
         for rid, d in ref.done.items():
             g = got.done[rid]
             self.assertEqual(col_tokens(got, rid), col_tokens(ref, rid), f"request {rid}: tokens")
-            for key in ("finish", "kept", "logits", "kv_bytes"):
+            for key in ("finish", "kept", "kv_bytes"):
                 self.assertEqual(g[key], d[key], f"request {rid}: {key}")
+            self.assertSameOrClose(g["logits"], d["logits"], f"request {rid}: logits")
         assert eng.pool is not None
         self.assertEqual(eng.pool.free_rows(), eng.pool.rows)  # every row came back
         return ref, got, eng
+
+    def assertSameOrClose(self, got: List[float], want: List[float], msg: str) -> None:
+        """Equal bits on a CPU; on a GPU within 1e-5 relative, since the two paths pack different rows into one
+        forward and cuBLAS picks its kernel (and summation order) by shape."""
+        if self.runner.device.type == "cpu":
+            self.assertEqual(got, want, msg)
+            return
+        self.assertEqual(len(got), len(want), msg)
+        scale = max(1.0, max(abs(x) for x in want))
+        worst = max(abs(a - b) for a, b in zip(got, want))
+        self.assertLessEqual(worst, 1e-5 * scale, msg)
 
     def test_same_capacity_gives_the_same_bits(self) -> None:
         rs = reqs([snap_plan(len(PROMPT) - i, 9 + i) for i in range(4)], [PROMPT[i:] for i in range(4)])
         ref, got, eng = self.run_both(rs, rows=4, capacity=13)
         for rid in ref.done:
-            self.assertEqual(got.done[rid]["margins"], ref.done[rid]["margins"], f"request {rid}: margins")
+            self.assertSameOrClose(got.done[rid]["margins"], ref.done[rid]["margins"], f"request {rid}: margins")
         assert eng.static is not None
         self.assertGreater(eng.static.eager_steps, 10)
 
