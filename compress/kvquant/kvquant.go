@@ -223,8 +223,18 @@ func (f Format) DequantizeValue(dst []float32, codes []byte, par []uint16) {
 				dst[i] = Dequant(codes[i], s, z)
 			}
 		case 4:
-			for i := lo; i < hi; i++ {
-				dst[i] = Dequant(codes[i>>1]>>(uint(i&1)*4)&0xf, s, z)
+			i := lo
+			if i&1 == 1 {
+				dst[i] = Dequant(codes[i>>1]>>4, s, z)
+				i++
+			}
+			for ; i+1 < hi; i += 2 { // two codes a byte, low nibble first
+				c := codes[i>>1]
+				dst[i] = Dequant(c&0xf, s, z)
+				dst[i+1] = Dequant(c>>4, s, z)
+			}
+			if i < hi {
+				dst[i] = Dequant(codes[i>>1]&0xf, s, z)
 			}
 		default:
 			for i := lo; i < hi; i++ {
@@ -277,8 +287,14 @@ func (f Format) DequantizeKey(dst []float32, codes []byte, scale, zero []float32
 			dst[i] = Dequant(codes[i], scale[i], zero[i])
 		}
 	case 4:
-		for i := range dst {
-			dst[i] = Dequant(codes[i>>1]>>(uint(i&1)*4)&0xf, scale[i], zero[i])
+		i := 0
+		for _, c := range codes[:d/2] { // two codes a byte, low nibble first
+			dst[i] = Dequant(c&0xf, scale[i], zero[i])
+			dst[i+1] = Dequant(c>>4, scale[i+1], zero[i+1])
+			i += 2
+		}
+		if i < d {
+			dst[i] = Dequant(codes[i>>1]&0xf, scale[i], zero[i])
 		}
 	default:
 		for i := range dst {
