@@ -1,10 +1,12 @@
 package kvquant
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -290,6 +292,26 @@ func TestReferenceVectors(t *testing.T) {
 				t.Fatalf("case %d %+v: value parameter %d = %#04x, reference %#04x", ci, f, i, p, c.Values.Par[i])
 			}
 		}
+	}
+}
+
+// TestVectorsFromReference: tools/policies/reference.py --vectors still writes testdata/vectors.json byte for byte,
+// so that the Python arithmetic the engine fixtures come from is the one TestReferenceVectors checks.
+func TestVectorsFromReference(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	out, err := exec.Command(py, filepath.Join("..", "..", "tools", "policies", "reference.py"), "--vectors").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join("testdata", "vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, want) {
+		t.Error("reference.py --vectors differs from testdata/vectors.json (regenerate it if the change is intended)")
 	}
 }
 
