@@ -26,19 +26,19 @@ const (
 )
 
 // WriteSVG draws the accuracy-versus-budget plot (report.svg).
-func WriteSVG(w io.Writer, r *Report) error { return writeSVG(w, r, budgetAxis) }
+func WriteSVG(w io.Writer, r *Report) error { return writeSVG(w, r, Plots) }
 
 // WritePNG draws the accuracy-versus-budget plot (report.png).
-func WritePNG(w io.Writer, r *Report) error { return writePNG(w, r, budgetAxis) }
+func WritePNG(w io.Writer, r *Report) error { return writePNG(w, r, Plots) }
 
 // WriteKVSVG draws the accuracy-versus-KV-bytes plot (report-kv.svg).
-func WriteKVSVG(w io.Writer, r *Report) error { return writeSVG(w, r, kvAxis) }
+func WriteKVSVG(w io.Writer, r *Report) error { return writeSVG(w, r, KVPlots) }
 
 // WriteKVPNG draws the accuracy-versus-KV-bytes plot (report-kv.png).
-func WriteKVPNG(w io.Writer, r *Report) error { return writePNG(w, r, kvAxis) }
+func WriteKVPNG(w io.Writer, r *Report) error { return writePNG(w, r, KVPlots) }
 
-func writeSVG(w io.Writer, r *Report, ax *axis) error {
-	plots, err := plotsOn(r, ax)
+func writeSVG(w io.Writer, r *Report, build func(*Report) ([]*plot.Plot, error)) error {
+	plots, err := build(r)
 	if err != nil {
 		return err
 	}
@@ -48,8 +48,8 @@ func writeSVG(w io.Writer, r *Report, ax *axis) error {
 	return err
 }
 
-func writePNG(w io.Writer, r *Report, ax *axis) error {
-	plots, err := plotsOn(r, ax)
+func writePNG(w io.Writer, r *Report, build func(*Report) ([]*plot.Plot, error)) error {
+	plots, err := build(r)
 	if err != nil {
 		return err
 	}
