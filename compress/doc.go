@@ -1,6 +1,6 @@
 // Package compress implements the KV-cache policies of docs/policies.md: policy spec strings, the
 // static per-sequence layout (Plan), SnapKV top-K selection (SelectTopK), the slot bookkeeping that
-// drives the attention mask (Slots) and KV memory accounting (KVBytes). It holds no model code.
+// drives the attention mask (Slots) and KV memory accounting (KVBytes, Policy.KVBytes). It holds no model code.
 //
 // # Policies
 //
@@ -12,13 +12,18 @@
 //	snapstream:sinks=S,recent=R,topk=K,window=W,kernel=k[,adaptive=true]
 //	knorm:budget=B                         capacity B + max_new: the B prompt keys of lowest L2 norm per layer
 //	                                       and KV head (attention-free), decoded tokens appended
+//	kvquant:bits=B[,group=G]               capacity prompt + max_new: the full cache with keys (per channel) and
+//	                                       values (per token) quantized on write to B = 8, 4 or 2 bits in groups
+//	                                       of G (default 32), KIVI-style (package compress/kvquant); KVBytes
+//	                                       counts the packed size (Policy.KVBytes)
 //
 // streaming and snapstream take rerotate=true: the same slots, but during decode every held key is rotated
 // for its rank among the held positions and the query for the last rank (StreamingLLM's original positions
 // inside the cache; docs/policies.md §14). Without it keys keep their original absolute positions.
 //
 // Any spec may end in "@int8" (Policy.Weights): the same cache policy, run on int8 weights by a backend
-// that can (the CPU backend quantizes its model); it changes nothing in this package's plans.
+// that can (the CPU backend quantizes its model); it changes nothing in this package's plans. Quantized weights
+// (@int8) and a quantized cache (kvquant) are separate concepts and compose ("kvquant:bits=4@int8").
 //
 // # Layout
 //

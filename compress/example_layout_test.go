@@ -76,6 +76,8 @@ func ExampleParse() {
 		"snapstream:recent=16,topk=24",
 		"snapstream:kernel=7,budget=4096,adaptive=true",
 		"snapstream:budget=256@int8",
+		"kvquant:bits=4",
+		"kvquant:bits=8,group=128@int8",
 		"snapstream:budget=6",
 		"streaming:sinks=4,recent=0",
 	} {
@@ -98,6 +100,8 @@ func ExampleParse() {
 	// snapstream:recent=16,topk=24                   snapstream:sinks=4,recent=16,topk=24,window=32,kernel=5  S=4 K=24 R=16 W=32 k=5
 	// snapstream:kernel=7,budget=4096,adaptive=true  snapstream:budget=4096,kernel=7,adaptive=true            S=4 K=2044 R=2048 W=32 k=7 adaptive
 	// snapstream:budget=256@int8                     snapstream:budget=256@int8                               S=4 K=124 R=128 W=32 k=5
+	// kvquant:bits=4                                 kvquant:bits=4,group=32                                  all, 4-bit K/V, group 32
+	// kvquant:bits=8,group=128@int8                  kvquant:bits=8,group=128@int8                            all, 8-bit K/V, group 128
 	// snapstream:budget=6                            error: policy "snapstream:budget=6": budget 6 too small for sinks 4, recent 3, topk -1 (the default split needs budget >= 7)
 	// streaming:sinks=4,recent=0                     error: policy "streaming:sinks=4,recent=0": budget 4 must exceed sinks 4
 }
@@ -223,11 +227,14 @@ func ExampleSelectTopK() {
 }
 
 // ExampleKVBytes computes the KV memory that reports print, for the shipped model (4 layers, 2 KV heads,
-// head_dim 32) held in float32 by the CPU backend, on a 1000-token prompt with up to 16 new tokens.
+// head_dim 32) held in float32 by the CPU backend, on a 1000-token prompt with up to 16 new tokens. kvquant
+// counts its packed size (Policy.KVBytes).
 func ExampleKVBytes() {
-	for _, spec := range []string{"full", "snapstream:budget=256", "streaming:sinks=4,recent=252", "snapkv:topk=224,window=32,kernel=5"} {
-		c := compress.MustParse(spec).Capacity(1000, 16)
-		b := compress.KVBytes(c, 4, 2, 32, 4)
+	for _, spec := range []string{"full", "snapstream:budget=256", "streaming:sinks=4,recent=252", "snapkv:topk=224,window=32,kernel=5",
+		"kvquant:bits=8,group=32", "kvquant:bits=4,group=32", "kvquant:bits=2,group=32"} {
+		p := compress.MustParse(spec)
+		c := p.Capacity(1000, 16)
+		b := p.KVBytes(c, 4, 2, 32, 4)
 		fmt.Printf("%-36s capacity %4d  %7d bytes  %.2f MiB\n", spec, c, b, float64(b)/(1<<20))
 	}
 	// Output:
@@ -235,4 +242,7 @@ func ExampleKVBytes() {
 	// snapstream:budget=256                capacity  256   524288 bytes  0.50 MiB
 	// streaming:sinks=4,recent=252         capacity  256   524288 bytes  0.50 MiB
 	// snapkv:topk=224,window=32,kernel=5   capacity  272   557056 bytes  0.53 MiB
+	// kvquant:bits=8,group=32              capacity 1016   611072 bytes  0.58 MiB
+	// kvquant:bits=4,group=32              capacity 1016   354048 bytes  0.34 MiB
+	// kvquant:bits=2,group=32              capacity 1016   225536 bytes  0.22 MiB
 }

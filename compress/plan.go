@@ -54,7 +54,7 @@ func (p Policy) Plan(promptLen, maxNew int) (Plan, error) {
 	L := promptLen
 	pl := Plan{Policy: p, PromptLen: L, MaxNew: maxNew, Window: p.Window, Kernel: p.Kernel}
 	switch p.Method {
-	case MethodFull:
+	case MethodFull, MethodKVQuant:
 		pl.Sinks = L + maxNew
 		pl.Lo, pl.Hi = L, L
 	case MethodKNorm:

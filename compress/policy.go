@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/snapeval/snapeval/compress/kvquant"
 )
 
 // Method names a cache policy.
@@ -18,6 +20,7 @@ const (
 	MethodSnapKV     Method = "snapkv"     // SnapKV top-K of the prompt + observation window; decoded tokens appended
 	MethodSnapStream Method = "snapstream" // sinks + SnapKV top-K of the middle of the prompt + ring
 	MethodKNorm      Method = "knorm"      // the B prompt keys of lowest L2 norm per KV head; decoded tokens appended
+	MethodKVQuant    Method = "kvquant"    // the full cache, keys and values quantized on write (KIVI-style; §17)
 )
 
 // Defaults of docs/policies.md §3 [choice].
@@ -50,6 +53,10 @@ type Policy struct {
 	// original method does: a held key is rotated for its rank among the held positions and the query for the
 	// rank of the current token (docs/policies.md §14). False: original absolute positions (the paper's choice).
 	Rerotate bool
+	// Bits and Group (kvquant only) are the quantized cache's bits per key and value element (2, 4 or 8) and its
+	// group size: keys per channel over Group consecutive tokens, values per token over Group consecutive
+	// channels (docs/policies.md §17, package compress/kvquant).
+	Bits, Group int
 	// Weights asks for the model's weights in another format than its own: "" (its own) or WeightsInt8.
 	// It is not a cache parameter: it rides along in the spec ("snapstream:budget=256@int8") so that one
 	// run can compare weight formats as it compares policies; backends that cannot honour it refuse it.
@@ -78,6 +85,7 @@ func MustParse(spec string) Policy {
 //	snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5[,adaptive=true]
 //	streaming:sinks=4,recent=60,rerotate=true (rerotate=true also for snapstream: positions re-indexed in the cache)
 //	knorm:budget=256                       (the 256 prompt keys of lowest L2 norm per layer and KV head)
+//	kvquant:bits=4                         (the full cache quantized to 4 bits; group defaults to 32)
 //
 // For snapstream, budget may be combined with some of sinks/recent/topk; the missing ones are derived
 // from it (sinks defaults to 4; recent to B/2 when topk is also missing). Keys may come in any order;
@@ -116,12 +124,14 @@ func parseBody(spec, body string) (Policy, error) {
 		allowed = []string{"sinks", "recent", "budget", "rerotate"}
 	case MethodKNorm:
 		allowed = []string{"budget"}
+	case MethodKVQuant:
+		allowed = []string{"bits", "group"}
 	case MethodSnapKV:
 		allowed = []string{"topk", "window", "kernel", "budget"}
 	case MethodSnapStream:
 		allowed = []string{"sinks", "recent", "topk", "window", "kernel", "budget", "adaptive", "rerotate"}
 	default:
-		return Policy{}, fmt.Errorf("policy %q: unknown method %q (want full, streaming, snapkv, snapstream or knorm)", spec, name)
+		return Policy{}, fmt.Errorf("policy %q: unknown method %q (want full, streaming, snapkv, snapstream, knorm or kvquant)", spec, name)
 	}
 	if !hasParams || params == "" {
 		return Policy{}, fmt.Errorf("policy %q: %s needs parameters, e.g. %q", spec, m, example(m))
@@ -139,6 +149,13 @@ func parseBody(spec, body string) (Policy, error) {
 		return v, true
 	}
 	switch m {
+	case MethodKVQuant:
+		b, hasB := get("bits", 0)
+		if !hasB {
+			return Policy{}, fmt.Errorf("policy %q: kvquant needs bits (8, 4 or 2)", spec)
+		}
+		p.Bits = b
+		p.Group, _ = get("group", kvquant.DefaultGroup)
 	case MethodKNorm:
 		b, hasB := get("budget", 0)
 		if !hasB {
@@ -281,6 +298,8 @@ func example(m Method) string {
 		return "snapkv:topk=2048,window=32,kernel=5"
 	case MethodKNorm:
 		return "knorm:budget=2048"
+	case MethodKVQuant:
+		return "kvquant:bits=4"
 	default:
 		return "snapstream:budget=4096"
 	}
@@ -309,6 +328,8 @@ func (p Policy) String() string {
 		return "full"
 	case MethodKNorm:
 		return fmt.Sprintf("knorm:budget=%d", p.Budget)
+	case MethodKVQuant:
+		return fmt.Sprintf("kvquant:bits=%d,group=%d", p.Bits, p.Group)
 	case MethodStreaming:
 		return fmt.Sprintf("streaming:sinks=%d,recent=%d%s", p.Sinks, p.Recent, rerotate)
 	case MethodSnapKV:
@@ -345,6 +366,8 @@ func (p Policy) Split() string {
 	switch p.Method {
 	case MethodKNorm:
 		return fmt.Sprintf("K=%d (+decoded)", p.TopK)
+	case MethodKVQuant:
+		return fmt.Sprintf("all, %d-bit K/V, group %d", p.Bits, p.Group)
 	case MethodStreaming:
 		return fmt.Sprintf("S=%d R=%d%s", p.Sinks, p.Recent, rr)
 	case MethodSnapKV:
@@ -370,7 +393,8 @@ func (p Policy) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"sinks", p.Sinks}, {"recent", p.Recent}, {"topk", p.TopK}, {"window", p.Window}, {"kernel", p.Kernel}, {"budget", p.Budget}} {
+	}{{"sinks", p.Sinks}, {"recent", p.Recent}, {"topk", p.TopK}, {"window", p.Window}, {"kernel", p.Kernel}, {"budget", p.Budget},
+		{"bits", p.Bits}, {"group", p.Group}} {
 		if f.v < 0 {
 			return fmt.Errorf("%s=%d must not be negative", f.name, f.v)
 		}
@@ -379,7 +403,8 @@ func (p Policy) Validate() error {
 		}
 	}
 	unused := func(names ...string) error {
-		vals := map[string]int{"sinks": p.Sinks, "recent": p.Recent, "topk": p.TopK, "window": p.Window, "kernel": p.Kernel, "budget": p.Budget}
+		vals := map[string]int{"sinks": p.Sinks, "recent": p.Recent, "topk": p.TopK, "window": p.Window, "kernel": p.Kernel, "budget": p.Budget,
+			"bits": p.Bits, "group": p.Group}
 		for _, n := range names {
 			if vals[n] != 0 {
 				return fmt.Errorf("%s does not use %s (got %d)", p.Method, n, vals[n])
@@ -404,7 +429,17 @@ func (p Policy) Validate() error {
 	}
 	switch p.Method {
 	case MethodFull:
-		return unused("sinks", "recent", "topk", "window", "kernel", "budget")
+		return unused("sinks", "recent", "topk", "window", "kernel", "budget", "bits", "group")
+	case MethodKVQuant:
+		if err := unused("sinks", "recent", "topk", "window", "kernel", "budget"); err != nil {
+			return err
+		}
+		return p.Quant().Validate()
+	}
+	if err := unused("bits", "group"); err != nil {
+		return err
+	}
+	switch p.Method {
 	case MethodKNorm:
 		if err := unused("sinks", "recent", "window", "kernel"); err != nil {
 			return err
@@ -463,6 +498,8 @@ func (p Policy) Normalized() Policy {
 		return Policy{Method: p.Method, Sinks: p.Sinks, Recent: p.Recent, Budget: p.Sinks + p.Recent, Rerotate: p.Rerotate}
 	case MethodKNorm:
 		return Policy{Method: p.Method, TopK: p.TopK, Budget: p.TopK}
+	case MethodKVQuant:
+		return Policy{Method: p.Method, Bits: p.Bits, Group: p.Group}
 	case MethodSnapKV:
 		return Policy{Method: p.Method, TopK: p.TopK, Window: p.Window, Kernel: p.Kernel, Budget: p.TopK + p.Window}
 	case MethodSnapStream:
@@ -473,13 +510,29 @@ func (p Policy) Normalized() Policy {
 
 // Capacity returns the number of slots per layer and KV head that a sequence of promptLen prompt tokens
 // and up to maxNew new tokens is given at admission (docs/policies.md §4): prompt+maxNew for full, S+R for
-// streaming, K+W+maxNew for snapkv, B+maxNew for knorm, B for snapstream. It equals Plan(promptLen, maxNew).Capacity.
+// streaming, K+W+maxNew for snapkv, B+maxNew for knorm, B for snapstream, prompt+maxNew for kvquant (the full
+// cache, quantized). It equals Plan(promptLen, maxNew).Capacity.
 func (p Policy) Capacity(promptLen, maxNew int) int {
 	switch p.Method {
-	case MethodFull:
+	case MethodFull, MethodKVQuant:
 		return promptLen + maxNew
 	case MethodSnapKV, MethodKNorm:
 		return p.TopK + p.Window + maxNew
 	}
 	return p.Budget
+}
+
+// Quant is the quantization format of a kvquant policy (the zero Format for every other method).
+func (p Policy) Quant() kvquant.Format {
+	return kvquant.Format{Bits: p.Bits, Group: p.Group}
+}
+
+// KVBytes returns the KV-cache memory of one sequence of capacity slots under p (docs/policies.md §10): the
+// packed size for kvquant (kvquant.Format.Bytes: codes, float16 scales and zero points, and the keys of the
+// group being filled in elements of elemBytes), and KVBytes(capacity, ...) for every other method.
+func (p Policy) KVBytes(capacity, layers, kvHeads, headDim, elemBytes int) int64 {
+	if p.Method == MethodKVQuant {
+		return p.Quant().Bytes(capacity, layers, kvHeads, headDim, elemBytes)
+	}
+	return KVBytes(capacity, layers, kvHeads, headDim, elemBytes)
 }

@@ -42,6 +42,10 @@ func TestParse(t *testing.T) {
 		{"snapstream:sinks=2,recent=8,topk=40,window=16,kernel=7,rerotate=true", Policy{Method: MethodSnapStream, Sinks: 2, Recent: 8, TopK: 40, Window: 16, Kernel: 7, Budget: 50, Rerotate: true}, ""},
 		{"knorm:budget=256", Policy{Method: MethodKNorm, TopK: 256, Budget: 256}, ""},
 		{"knorm:budget=1@int8", Policy{Method: MethodKNorm, TopK: 1, Budget: 1, Weights: WeightsInt8}, ""},
+		{"kvquant:bits=4", Policy{Method: MethodKVQuant, Bits: 4, Group: 32}, "kvquant:bits=4,group=32"},
+		{"kvquant:group=128,bits=8", Policy{Method: MethodKVQuant, Bits: 8, Group: 128}, "kvquant:bits=8,group=128"},
+		{"kvquant:bits=2,group=1", Policy{Method: MethodKVQuant, Bits: 2, Group: 1}, ""},
+		{"kvquant:bits=4,group=65536@int8", Policy{Method: MethodKVQuant, Bits: 4, Group: 65536, Weights: WeightsInt8}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -126,6 +130,18 @@ func TestParseErrors(t *testing.T) {
 		{"snapkv:topk=8,kernel=2", "kernel=2 must be odd"},
 		{"snapkv:budget=8,window=16", "budget 8 is smaller than window 16"},
 		{"snapkv:budget=8,topk=2,window=4", "budget 8 != topk 2 + window 4"},
+		{"kvquant", "needs parameters"},
+		{"kvquant:group=32", "kvquant needs bits (8, 4 or 2)"},
+		{"kvquant:bits=3", "bits=3: want 2, 4 or 8"},
+		{"kvquant:bits=16", "bits=16: want 2, 4 or 8"},
+		{"kvquant:bits=0", "bits=0: want 2, 4 or 8"},
+		{"kvquant:bits=4,group=0", "group=0: want 1 .. 65536"},
+		{"kvquant:bits=4,group=65537", "group=65537: want 1 .. 65536"},
+		{"kvquant:bits=4,budget=256", `unknown key "budget"`},
+		{"kvquant:bits=4,rerotate=true", `unknown key "rerotate"`},
+		{"kvquant:bits=4,bits=8", `duplicate key "bits"`},
+		{"kvquant:bits=four", "not an integer"},
+		{"kvquant:bits=4@int4", `weights "int4"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -167,6 +183,12 @@ func TestValidate(t *testing.T) {
 		{"knorm window", Policy{Method: MethodKNorm, TopK: 8, Budget: 8, Window: 4}, "knorm does not use window"},
 		{"knorm rerotate", Policy{Method: MethodKNorm, TopK: 8, Budget: 8, Rerotate: true}, "knorm does not use rerotate"},
 		{"too large", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 1 << 40, TopK: 4, Window: 8, Kernel: 3, Budget: 12}, "too large"},
+		{"kvquant ok", Policy{Method: MethodKVQuant, Bits: 8, Group: 32}, ""},
+		{"kvquant budget", Policy{Method: MethodKVQuant, Bits: 8, Group: 32, Budget: 4}, "kvquant does not use budget"},
+		{"kvquant no group", Policy{Method: MethodKVQuant, Bits: 8}, "group=0"},
+		{"kvquant adaptive", Policy{Method: MethodKVQuant, Bits: 8, Group: 32, Adaptive: true}, "kvquant does not use adaptive"},
+		{"full bits", Policy{Method: MethodFull, Bits: 4}, "full does not use bits"},
+		{"snapstream group", Policy{Method: MethodSnapStream, Sinks: 4, Recent: 4, TopK: 4, Window: 8, Kernel: 3, Budget: 12, Group: 32}, "snapstream does not use group"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,6 +234,7 @@ func TestCapacityAndSplit(t *testing.T) {
 		{"streaming:sinks=4,recent=60,rerotate=true", 1000, 50, 64, "S=4 R=60 rerotate"},
 		{"knorm:budget=256", 1000, 48, 304, "K=256 (+decoded)"},
 		{"knorm:budget=256", 100, 48, 304, "K=256 (+decoded)"},
+		{"kvquant:bits=4", 1000, 24, 1024, "all, 4-bit K/V, group 32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -241,6 +264,16 @@ func TestKVBytes(t *testing.T) {
 	if got := KVBytes(0, 80, 8, 128, 2); got != 0 {
 		t.Fatalf("KVBytes with no slots = %d", got)
 	}
+	// Policy.KVBytes: the float formula for every method but kvquant, the packed size for kvquant (the same
+	// 32K slots at 4 bits, group 32: per layer and KV head 1024 key groups of 32 rows x 64 B and 128 x 4 B of
+	// parameters, 32 staged keys x 128 x 2 B, 32768 value rows x (64 B + 4 groups x 4 B)).
+	if got, want := MustParse("snapstream:budget=32768").KVBytes(32768, 80, 8, 128, 2), KVBytes(32768, 80, 8, 128, 2); got != want {
+		t.Errorf("snapstream KVBytes = %d, want %d", got, want)
+	}
+	want := int64(80*8) * (1024*32*64 + 1024*128*4 + 32*128*2 + 32768*64 + 32768*4*4)
+	if got := MustParse("kvquant:bits=4").KVBytes(32768, 80, 8, 128, 2); got != want {
+		t.Errorf("kvquant:bits=4 KVBytes = %d, want %d", got, want)
+	}
 }
 
 // FuzzParse: Parse never panics, and whatever it accepts validates and round-trips through String.
@@ -252,6 +285,7 @@ func FuzzParse(f *testing.F) {
 		"snapstream:sinks=0,recent=0,topk=1,window=1,kernel=1", "full:", "snapstream:budget=-1", "x:y=z,,",
 		"full@int8", "snapstream:budget=64@int8", "full@int8@int8", "@",
 		"streaming:recent=8,rerotate=true", "snapstream:budget=64,adaptive=true,rerotate=true@int8", "knorm:budget=256", "knorm:budget=0",
+		"kvquant:bits=4", "kvquant:bits=8,group=128@int8", "kvquant:bits=3", "kvquant:group=0,bits=2",
 	} {
 		f.Add(s)
 	}

@@ -16,7 +16,7 @@ var csvHeader = []string{
 	"kernel", "adaptive", "items", "records", "errors", "error_kinds", "accuracy", "strict_accuracy", "k", "pass_k",
 	"cons_k", "delta_pp", "ci_lo_pp", "ci_hi_pp", "ci_method", "ci_design_effect", "ci_half_width_pp", "item_losses",
 	"item_gains", "plan_max_drop_pp", "plan_items", "mcnemar_p", "pairs", "base_wins", "policy_wins", "paired_items",
-	"unpaired_items", "mean_output_tokens", "mean_kv_bytes",
+	"unpaired_items", "mean_output_tokens", "mean_kv_bytes", "family", "bits", "group",
 }
 
 // WriteCSV writes the report as CSV (report.csv). Missing numbers are empty cells.
@@ -39,7 +39,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 				num(row.Strict), itoa(k), num(row.PassK), num(row.ConsK), num(row.Delta), num(row.Lo), num(row.Hi),
 				row.CIMethod, num(row.Design), num(row.HalfWidth), num(row.ItemLosses), num(row.ItemGains), planDrop(row, r.PlanDrop),
 				planItems(row.PlanItems), num(row.P), itoa(row.Pairs), itoa(row.BaseWins), itoa(row.PolicyWins), itoa(row.Paired),
-				itoa(row.Unpaired), num(row.OutputTokens), num(row.KVBytes),
+				itoa(row.Unpaired), num(row.OutputTokens), num(row.KVBytes), FamilyOf(s.Method), itoa(s.Bits), itoa(s.Group),
 			}
 			if err := cw.Write(rec); err != nil {
 				return err

@@ -49,19 +49,22 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	p("- pass@k (unbiased estimator) and cons@k (majority vote of extracted answers) cover items with at least k graded samples\n")
 	p("- KV MiB: mean KV-cache bytes per sequence as reported by the backend; out tok: mean generated tokens of graded records\n")
 	p("\n## Policies\n\n")
-	p("| policy | method | budget | sinks | topk | recent | window | kernel | adaptive |\n")
-	p("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+	p("| family | policy | method | budget | sinks | topk | recent | window | kernel | adaptive |\n")
+	p("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, pi := range r.Policies {
 		s := pi.Split
 		method := s.Method
+		if s.Bits > 0 {
+			method += fmt.Sprintf(", %d-bit K/V, group %d", s.Bits, s.Group)
+		}
 		if s.Weights != "" {
 			method += ", " + s.Weights + " weights"
 		}
-		if s.Method == "full" {
-			p("| `%s` | %s | all | – | – | – | – | – | – |\n", mdCode(pi.Spec), mdText(method))
+		if s.Method == "full" || s.Method == "kvquant" {
+			p("| %s | `%s` | %s | all | – | – | – | – | – | – |\n", mdText(pi.Family), mdCode(pi.Spec), mdText(method))
 			continue
 		}
-		p("| `%s` | %s | %d | %d | %d | %d | %d | %d | %s |\n", mdCode(pi.Spec), mdText(method), s.Budget, s.Sinks, s.TopK,
+		p("| %s | `%s` | %s | %d | %d | %d | %d | %d | %d | %s |\n", mdText(pi.Family), mdCode(pi.Spec), mdText(method), s.Budget, s.Sinks, s.TopK,
 			s.Recent, s.Window, s.Kernel, yesNo(s.Adaptive))
 		if pi.ParseError != "" {
 			p("\n> policy `%s` could not be parsed: %s\n\n", mdCode(pi.Spec), mdText(pi.ParseError))

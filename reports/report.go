@@ -1,8 +1,8 @@
 // Package reports derives snapeval's reports and CI gate from stored records alone: per benchmark and cache
 // policy the accuracy (graded and strict), the paired delta against the full-cache baseline with a score-type
 // confidence interval (stats.PairedCI), the number of items a gate would need, an exact McNemar p-value, error
-// counts, token and KV-memory means, and breakdowns by item tag. It writes Markdown, CSV, JSON and an accuracy-versus-budget plot (SVG, PNG); the same records always
-// give byte-identical output.
+// counts, token and KV-memory means, and breakdowns by item tag. It writes Markdown, CSV, JSON, an accuracy-versus-budget plot and an accuracy-versus-KV-bytes plot (SVG, PNG);
+// policies are grouped by family (FamilyOf); the same records always give byte-identical output.
 package reports
 
 import (
@@ -51,10 +51,11 @@ type Report struct {
 	Benches  []Bench      `json:"benches"`
 }
 
-// PolicyInfo is a policy spec and its parsed split.
+// PolicyInfo is a policy spec, its family (FamilyOf) and its parsed split.
 type PolicyInfo struct {
-	Spec  string `json:"spec"`
-	Split Split  `json:"split"`
+	Spec   string `json:"spec"`
+	Family string `json:"family"`
+	Split  Split  `json:"split"`
 	// ParseError is set when the spec could not be parsed (the policy is still reported).
 	ParseError string `json:"parse_error,omitempty"`
 }
@@ -141,8 +142,9 @@ type Row struct {
 	KVBytes      Num `json:"mean_kv_bytes"`
 }
 
-// Build computes the report of records. m supplies the run identity and the policy order (its config order,
-// baseline first; policies absent from the manifest follow, by method, budget and spec).
+// Build computes the report of records. m supplies the run identity and the policy order: the baseline first, then
+// the other policies grouped by family (FamilyOf, in the order of the constants), in config order within a family;
+// policies absent from the manifest follow those of their family, by method, budget and spec.
 func Build(m eval.Manifest, recs []eval.Record, opt Options) *Report {
 	if opt.Baseline == "" {
 		opt.Baseline = "full"
@@ -180,7 +182,7 @@ func Build(m eval.Manifest, recs []eval.Record, opt Options) *Report {
 	for _, p := range order {
 		info := PolicyInfo{Spec: p}
 		s, err := ParseSplit(p)
-		info.Split = s
+		info.Split, info.Family = s, FamilyOf(s.Method)
 		if err != nil {
 			info.ParseError = err.Error()
 		}
@@ -459,7 +461,19 @@ func policyOrder(config []string, recs []eval.Record, baseline string) []string 
 		}
 		return rest[i] < rest[j]
 	})
-	return append(out, rest...)
+	out = append(out, rest...)
+	// Group by family, keeping the order above within each; the baseline stays first.
+	first := 0
+	if len(out) > 0 && out[0] == baseline && seen[baseline] {
+		first = 1
+	}
+	rank := make(map[string]int, len(out))
+	for _, p := range out {
+		s, _ := ParseSplit(p)
+		rank[p] = familyRank(s.Method)
+	}
+	sort.SliceStable(out[first:], func(i, j int) bool { return rank[out[first+i]] < rank[out[first+j]] })
+	return out
 }
 
 // orderBy returns names in the order of config first, then the rest sorted.

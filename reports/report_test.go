@@ -10,9 +10,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"gonum.org/v1/plot"
+
+	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/llm"
 	"github.com/snapeval/snapeval/stats"
@@ -64,6 +68,7 @@ var writers = []struct {
 	{"report.csv", func(b *bytes.Buffer, r *Report) error { return WriteCSV(b, r) }},
 	{"report.json", func(b *bytes.Buffer, r *Report) error { return WriteJSON(b, r) }},
 	{"report.svg", func(b *bytes.Buffer, r *Report) error { return WriteSVG(b, r) }},
+	{"report-kv.svg", func(b *bytes.Buffer, r *Report) error { return WriteKVSVG(b, r) }},
 }
 
 func TestGolden(t *testing.T) {
@@ -83,7 +88,11 @@ func TestDeterministic(t *testing.T) {
 	all := append(writers[:len(writers):len(writers)], struct {
 		file  string
 		write func(*bytes.Buffer, *Report) error
-	}{"report.png", func(b *bytes.Buffer, r *Report) error { return WritePNG(b, r) }})
+	}{"report.png", func(b *bytes.Buffer, r *Report) error { return WritePNG(b, r) }},
+		struct {
+			file  string
+			write func(*bytes.Buffer, *Report) error
+		}{"report-kv.png", func(b *bytes.Buffer, r *Report) error { return WriteKVPNG(b, r) }})
 	for _, w := range all {
 		a, b := render(t, r1, w.write), render(t, r2, w.write)
 		if !bytes.Equal(a, b) {
@@ -105,15 +114,16 @@ func TestBuildInvariants(t *testing.T) {
 	if len(r.Benches) != 2 || r.Benches[0].Name != "longbench" || r.Benches[1].Name != "aime24" {
 		t.Fatalf("benches not in manifest order: %+v", r.Benches)
 	}
-	wantOrder := []string{"full", "streaming:sinks=4,recent=1020", "snapstream:budget=1024", "snapstream:budget=4096",
-		"snapkv:topk=992,window=32,kernel=5", "snapstream:budget=2048,adaptive=true"}
+	// manifest order (canonicalised) within each family: full, prefill-time selection, ring/streaming, quantized
+	wantOrder := []string{"full", "snapkv:topk=992,window=32,kernel=5", "streaming:sinks=4,recent=1020", "snapstream:budget=1024",
+		"snapstream:budget=4096", "snapstream:budget=2048,adaptive=true", "kvquant:bits=8,group=32", "kvquant:bits=4,group=32"}
 	for _, b := range r.Benches {
 		if len(b.Rows) != len(wantOrder) {
 			t.Fatalf("%s: %d rows, want %d", b.Name, len(b.Rows), len(wantOrder))
 		}
 		for i, row := range b.Rows {
 			if row.Policy != wantOrder[i] {
-				t.Errorf("%s row %d = %s, want %s (manifest order, canonicalised)", b.Name, i, row.Policy, wantOrder[i])
+				t.Errorf("%s row %d = %s, want %s (manifest order, canonicalised, by family)", b.Name, i, row.Policy, wantOrder[i])
 			}
 			if row.Baseline != (i == 0) {
 				t.Errorf("%s row %d baseline = %v", b.Name, i, row.Baseline)
@@ -145,7 +155,7 @@ func TestBuildInvariants(t *testing.T) {
 		}
 	}
 	c := stats.Compare(base, pol, stats.Options{})
-	row := aime.Rows[4]
+	row := aime.Rows[1]
 	if row.Errors != errs || errs != 1 || row.Records != n || row.ErrorKinds[llm.ErrKindTimeout] != 1 {
 		t.Errorf("snapkv errors/records = %d/%d (%v), want %d/%d timeout", row.Errors, row.Records, row.ErrorKinds, errs, n)
 	}
@@ -161,7 +171,7 @@ func TestBuildInvariants(t *testing.T) {
 	// streaming on longbench: errors on long items; the long group of the length breakdown must show them
 	lb := r.Benches[0]
 	// one sample per item: an item whose only record is an error has no graded record and is excluded, counted
-	if st := lb.Rows[1]; st.Errors != 4 || st.Unpaired != 4 || st.Paired != 36 {
+	if st := lb.Rows[2]; st.Errors != 4 || st.Unpaired != 4 || st.Paired != 36 {
 		t.Errorf("streaming errors/unpaired/paired = %d/%d/%d, want 4/4/36", st.Errors, st.Unpaired, st.Paired)
 	}
 	var keys []string
@@ -354,5 +364,89 @@ func TestMethodNote(t *testing.T) {
 		if got := b.String(); (tt.want == "") != (got == "") || !strings.HasSuffix(got, tt.want) {
 			t.Errorf("%s: note %q, want it to end with %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestFamilyOf(t *testing.T) {
+	for _, c := range []struct{ method, family string }{
+		{"full", FamilyFull}, {"snapkv", FamilyPrefill}, {"knorm", FamilyPrefill}, {"pyramidkv", FamilyPrefill},
+		{"adakv", FamilyPrefill}, {"streaming", FamilyRing}, {"snapstream", FamilyRing}, {"h2o", FamilyEviction},
+		{"tova", FamilyEviction}, {"rkv", FamilyEviction}, {"kvquant", FamilyQuant}, {"vendor-policy", FamilyOther}, {"", FamilyOther},
+	} {
+		if got := FamilyOf(c.method); got != c.family {
+			t.Errorf("FamilyOf(%q) = %q, want %q", c.method, got, c.family)
+		}
+	}
+}
+
+// TestPolicyOrderByFamily: the baseline first, then families in order; within a family the manifest's order,
+// then policies the manifest does not list (by method, budget, spec); a baseline other than full stays first.
+func TestPolicyOrderByFamily(t *testing.T) {
+	recs := func(specs ...string) []eval.Record {
+		var out []eval.Record
+		for _, s := range specs {
+			out = append(out, eval.Record{Policy: s})
+		}
+		return out
+	}
+	all := recs("full", "kvquant:bits=4,group=32", "streaming:sinks=4,recent=60", "snapkv:topk=32,window=32,kernel=5",
+		"snapstream:budget=64", "vendor:x", "knorm:budget=64", "kvquant:bits=8,group=32")
+	config := []string{"kvquant:bits=4", "snapstream:budget=64", "full", "streaming:budget=64", "snapkv:topk=32"}
+	got := policyOrder(config, all, "full")
+	want := []string{"full", "snapkv:topk=32,window=32,kernel=5", "knorm:budget=64", "snapstream:budget=64",
+		"streaming:sinks=4,recent=60", "kvquant:bits=4,group=32", "kvquant:bits=8,group=32", "vendor:x"}
+	if !slices.Equal(got, want) {
+		t.Errorf("order\n got %v\nwant %v", got, want)
+	}
+	got = policyOrder(config, all, "snapstream:budget=64")
+	if got[0] != "snapstream:budget=64" || got[1] != "full" {
+		t.Errorf("with baseline snapstream: %v", got)
+	}
+}
+
+func TestByteTicks(t *testing.T) {
+	for _, c := range []struct {
+		lo, hi float64
+		want   []string
+	}{
+		{300 << 10, 2 << 20, []string{"256 KiB", "512 KiB", "1 MiB", "2 MiB"}},
+		{1000, 1000, []string{"512 B", "1 KiB"}},
+		{100, 3 << 30, []string{"16 B", "256 B", "4 KiB", "64 KiB", "1 MiB", "16 MiB", "256 MiB", "4 GiB"}},
+	} {
+		var got []string
+		for _, tk := range byteTicks(c.lo, c.hi) {
+			got = append(got, tk.Label)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("byteTicks(%v, %v) = %v, want %v", c.lo, c.hi, got, c.want)
+		}
+	}
+}
+
+// TestKVPlot: the KV plot has a panel per benchmark and leaves out rows without KV bytes; with none at all it
+// still draws (only the baseline line).
+func TestKVPlot(t *testing.T) {
+	m, recs := synthRun()
+	r := Build(m, recs, Options{})
+	plots, err := KVPlots(r)
+	if err != nil || len(plots) != 2 {
+		t.Fatalf("%d plots, %v", len(plots), err)
+	}
+	if _, log := plots[0].X.Scale.(plot.LogScale); !log {
+		t.Error("the KV axis is not logarithmic")
+	}
+	// full (8192 slots, float) is the largest cache, kvquant:bits=4 the smallest.
+	kv4 := compress.MustParse("kvquant:bits=4").KVBytes(8192, 4, 2, 64, 2)
+	full := compress.KVBytes(8192, 4, 2, 64, 2)
+	if plots[0].X.Min > float64(kv4) || plots[0].X.Max < float64(full) {
+		t.Errorf("x range [%v, %v] does not cover %d .. %d", plots[0].X.Min, plots[0].X.Max, kv4, full)
+	}
+	for i := range recs {
+		recs[i].KVBytes = 0
+	}
+	r = Build(m, recs, Options{})
+	var buf bytes.Buffer
+	if err := WriteKVSVG(&buf, r); err != nil || buf.Len() == 0 {
+		t.Errorf("without KV bytes: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/snapeval/snapeval/compress"
 	"github.com/snapeval/snapeval/eval"
 	"github.com/snapeval/snapeval/llm"
 )
@@ -21,6 +22,8 @@ var synthPolicies = []struct {
 	{"snapstream:budget=4096", 0.78, 4096},
 	{"snapkv:topk=992,window=32,kernel=5", 0.70, 1024},
 	{"snapstream:budget=2048,adaptive=true", 0.76, 2048},
+	{"kvquant:bits=8,group=32", 0.79, 8192},
+	{"kvquant:bits=4,group=32", 0.73, 8192},
 }
 
 // unit maps a string to a deterministic number in [0, 1).
@@ -48,7 +51,7 @@ func synthRun() (eval.Manifest, []eval.Record) {
 		for pi, p := range synthPolicies {
 			r := eval.Record{RunID: m.RunID, Bench: bench, ItemID: item, Policy: p.spec, Sample: sample, Seed: uint64(sample + 1),
 				PromptTokens: 900, OutputTokens: 100 + int(300*unit(item+p.spec)), Capacity: p.capacity,
-				KVBytes: int64(2 * 4 * 2 * 64 * p.capacity * 2), Backend: "cpu/test", Tags: tags, FinishReason: "stop"}
+				KVBytes: compress.MustParse(p.spec).KVBytes(p.capacity, 4, 2, 64, 2), Backend: "cpu/test", Tags: tags, FinishReason: "stop"}
 			switch {
 			case long && pi == 1:
 				r.ErrorKind, r.Error = llm.ErrKindContextOverflow, "prompt too long"

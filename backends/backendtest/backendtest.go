@@ -67,7 +67,8 @@ type Target struct {
 	// (Output.Cache.Declared). Otherwise Capacity and KVBytes must be positive.
 	Declared bool
 	// Shape, for a backend that observes the cache, is the model's KV shape: Capacity must then equal compress'
-	// Policy.Capacity(prompt tokens, MaxNew) and KVBytes compress.KVBytes of it. It defaults to the shape of a
+	// Policy.Capacity(prompt tokens, MaxNew) and KVBytes Policy.KVBytes of it (the packed size for kvquant). It
+	// defaults to the shape of a
 	// backends.Shaper, and must equal it when both are known.
 	Shape *llm.ModelShape
 	// ContextLength is the model's context in tokens; 0 (unknown) skips the overflow checks. A request of about
@@ -382,7 +383,7 @@ func (s *suite) policies(t contract.T) {
 					t.Fatalf("Target.Policies: %v", err)
 				}
 				capacity := pol.Capacity(o.PromptTokens, n)
-				kv := compress.KVBytes(capacity, sh.Layers, sh.KVHeads, sh.HeadDim, sh.ElemBytes)
+				kv := pol.KVBytes(capacity, sh.Layers, sh.KVHeads, sh.HeadDim, sh.ElemBytes)
 				if c.Capacity != capacity || c.KVBytes != kv {
 					t.Errorf("capacity %d, KV bytes %d; compress' formulas give %d and %d for %d prompt tokens and MaxNew %d",
 						c.Capacity, c.KVBytes, capacity, kv, o.PromptTokens, n)

@@ -196,7 +196,7 @@ func (f *Fake) Generate(ctx context.Context, req llm.Request) (llm.Output, error
 		Text: out.String(), PromptTokens: n, OutputTokens: tokens, FinishReason: finish,
 		DecodeMS: float64(time.Since(start).Microseconds()) / 1000,
 		Cache: llm.CacheInfo{Policy: pol.String(), Capacity: capacity,
-			KVBytes: compress.KVBytes(capacity, sh.Layers, sh.KVHeads, sh.HeadDim, sh.ElemBytes)},
+			KVBytes: pol.KVBytes(capacity, sh.Layers, sh.KVHeads, sh.HeadDim, sh.ElemBytes)},
 		Seeded: true,
 	}, nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // TestContract runs the backend contract suite on the torch backend's Go side over the fake worker (the
-// llama-gqa fixture's tokenizer, no chat template: raw prompts), under one policy of each method it implements; @int8, knorm and rerotate are refused.
+// llama-gqa fixture's tokenizer, no chat template: raw prompts), under one policy of each method it implements; @int8, knorm, rerotate and kvquant are refused.
 func TestContract(t *testing.T) {
 	t.Setenv("SNAPEVAL_CACHE", t.TempDir())
 	open := func(ctx context.Context) (backends.Backend, error) {
@@ -21,7 +21,7 @@ func TestContract(t *testing.T) {
 		Open:          open,
 		Raw:           true,
 		Policies:      []string{"full", "snapstream:budget=64", "streaming:sinks=4,recent=60", "snapkv:topk=32,window=8,kernel=5"},
-		Refused:       []string{"snapstream:budget=64@int8", "knorm:budget=64", "snapstream:budget=64,rerotate=true"},
+		Refused:       []string{"snapstream:budget=64@int8", "knorm:budget=64", "snapstream:budget=64,rerotate=true", "kvquant:bits=4"},
 		Seeded:        true,
 		ContextLength: 4096,
 	})

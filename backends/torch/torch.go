@@ -410,7 +410,7 @@ func (b *Backend) SetLogDir(dir string) error {
 func (b *Backend) LogPath() string { return b.log.Path() }
 
 // CheckPolicy accepts every policy of the SnapStream spec (full, streaming, snapkv, snapstream, adaptive included);
-// int8 weights, rerotate and knorm are the cpu backend's only.
+// int8 weights, rerotate, knorm and the quantized cache (kvquant) are the cpu backend's only.
 func (b *Backend) CheckPolicy(spec string) error {
 	p, err := compress.Parse(spec)
 	if err != nil {
@@ -421,6 +421,8 @@ func (b *Backend) CheckPolicy(spec string) error {
 		return fmt.Errorf("policy %s: the torch backend runs the checkpoint's weights in %s; @%s weights are the cpu backend's", spec, b.opts.DType, p.Weights)
 	case p.Rerotate:
 		return fmt.Errorf("policy %s: the torch backend keeps keys at their original positions; rerotate runs on the cpu backend only", spec)
+	case p.Method == compress.MethodKVQuant:
+		return fmt.Errorf("policy %s: the torch backend holds its KV cache in %s and does not quantize it; kvquant runs on the cpu backend only", spec, b.opts.DType)
 	case p.Method != compress.MethodFull && p.Method != compress.MethodStreaming && p.Method != compress.MethodSnapKV && p.Method != compress.MethodSnapStream:
 		return fmt.Errorf("policy %s: the torch backend implements full, streaming, snapkv and snapstream; %s runs on the cpu backend only", spec, p.Method)
 	}

@@ -23,14 +23,15 @@ func init() {
 	o := &reportOptions{}
 	cmd := &cobra.Command{
 		Use:   "report DIR [DIR...]",
-		Short: "Print the paired accuracy report of a run and write report.md, .csv, .svg and .png",
+		Short: "Print the paired accuracy report of a run and write report.md, .csv, .svg, .png and the KV plots",
 		Long: `report reads the records of a run directory (several directories are shards of one run and are merged),
 compares every compressed policy with the full-cache baseline on the same items (accuracy, strict accuracy with
 errors counted wrong, delta in percentage points, its 95% paired CI with the method that produced it, exact
 McNemar p, breakdowns by item tag, and planning figures: the CI half-width achieved and the paired items a gate
 at --max-drop would need for a half-width within it), prints the report to stdout and writes report.md,
-report.csv, report.svg and report.png into the first run directory (or --out). The same records always give
-byte-identical files.`,
+report.csv, report.svg and report.png (accuracy against the cache budget) and report-kv.svg and report-kv.png
+(accuracy against the mean KV bytes per sequence, which puts evicting and quantized caches on one axis) into the
+first run directory (or --out). Policies are grouped by family. The same records always give byte-identical files.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Dirs = args

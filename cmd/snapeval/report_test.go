@@ -67,7 +67,7 @@ func TestReportCommand(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
-	for _, f := range []string{"report.md", "report.csv", "report.svg", "report.png"} {
+	for _, f := range []string{"report.md", "report.csv", "report.svg", "report.png", "report-kv.svg", "report-kv.png"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("%s not written: %v", f, err)
 		}

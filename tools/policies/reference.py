@@ -8,8 +8,13 @@ after prefill ([layer][kv head]) and the greedy tokens:
 
     python3 tools/policies/reference.py backends/cpu/testdata/models/llama-gqa > OUT.json
     python3 tools/policies/reference.py --check DIR   # reproduce the model's own reference.json cases first
+    python3 tools/policies/reference.py --vectors > compress/kvquant/testdata/vectors.json
 
-Policies (docs/policies.md): full, streaming and snapstream (rerotate or not), snapkv, knorm.
+Policies (docs/policies.md): full, streaming and snapstream (rerotate or not), snapkv, knorm, and kvquant
+(§17: the full cache with keys and values quantized on write in float32 arithmetic with float16 scales and
+zero points, exactly as package compress/kvquant does; its cases also carry the logits of the last step).
+--vectors writes the quantizer's codes, parameters and dequantized values for random float32 inputs, which
+compress/kvquant's tests reproduce bit for bit.
 """
 from __future__ import annotations
 
@@ -83,6 +88,78 @@ def inv_freq(cfg: dict[str, Any], d: int) -> list[float]:
                 out.append((1 - s) * f / rs["factor"] + s * f)
         inv = out
     return inv
+
+
+def f32(x: float) -> float:
+    """x rounded to float32 (round to nearest even). One float32 operation = the float64 result rounded."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def fp16_bits(x: float) -> int:
+    """compress/kvquant.ToFloat16: binary16 bits, nearest even, saturating at +-65504 (x is a float32 value)."""
+    if math.isnan(x):
+        return 0x7E00
+    if abs(x) >= 65520:  # rounds past the largest finite float16
+        return 0x7BFF | (0x8000 if x < 0 else 0)
+    return struct.unpack("<H", struct.pack("<e", x))[0]
+
+
+def fp16_val(h: int) -> float:
+    return struct.unpack("<e", struct.pack("<H", h))[0]
+
+
+def q_params(mn: float, mx: float, maxq: int) -> tuple[int, int]:
+    """Float16 bits of a group's scale and zero point: fp16((max - min) / maxq), fp16(min), in float32 arithmetic."""
+    return fp16_bits(f32(f32(mx - mn) / maxq)), fp16_bits(mn)
+
+
+def q_code(x: float, s: float, z: float, maxq: int) -> int:
+    """roundHalfEven(clamp((x - z) / s, 0, maxq)) in float32 arithmetic; 0 where the scale is 0."""
+    if s == 0:
+        return 0
+    t = f32(f32(x - z) / s)
+    return round(min(max(t, 0.0), float(maxq)))  # round() ties to even
+
+
+def dequant(q: int, s: float, z: float) -> float:
+    """float32(q * s) + z, each operation rounded to float32."""
+    return f32(f32(q * s) + z)
+
+
+def quant_keys(xs: list[Vec], bits: int) -> tuple[list[list[int]], list[int], list[Vec]]:
+    """One key group (rows of float32 keys of one KV head), per channel: codes [t][c], parameters [2c, 2c+1]
+    (scale and zero bits) and the dequantized keys."""
+    maxq = (1 << bits) - 1
+    n, d = len(xs), len(xs[0])
+    codes = [[0] * d for _ in range(n)]
+    par: list[int] = []
+    out = [[0.0] * d for _ in range(n)]
+    for c in range(d):
+        col = [x[c] for x in xs]
+        hs, hz = q_params(min(col), max(col), maxq)
+        par += [hs, hz]
+        s, z = fp16_val(hs), fp16_val(hz)
+        for t in range(n):
+            codes[t][c] = q_code(col[t], s, z, maxq)
+            out[t][c] = dequant(codes[t][c], s, z)
+    return codes, par, out
+
+
+def quant_value(x: Vec, bits: int, group: int) -> tuple[list[int], list[int], Vec]:
+    """One value row (float32, one token of one KV head), per group of `group` channels."""
+    maxq = (1 << bits) - 1
+    codes: list[int] = []
+    par: list[int] = []
+    out: Vec = []
+    for j in range(0, len(x), group):
+        g = x[j:j + group]
+        hs, hz = q_params(min(g), max(g), maxq)
+        par += [hs, hz]
+        s, z = fp16_val(hs), fp16_val(hz)
+        cs = [q_code(v, s, z, maxq) for v in g]
+        codes += cs
+        out += [dequant(q, s, z) for q in cs]
+    return codes, par, out
 
 
 class Model:
@@ -287,6 +364,48 @@ def run_policy(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
     return {"kept": kept, "greedy": tokens}
 
 
+def run_kvquant(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
+    """§17: the full cache with keys and values quantized on write (prefill attention in full precision). Keys
+    and values enter the cache as float32; each value row is quantized at once; keys are held in float32 until
+    their group of G positions is complete, then quantized per channel, before the step that completed it
+    attends. Returns the kept positions (all), the greedy tokens and the logits of the last step."""
+    m, L = pre.m, pre.L
+    bits, G = p["bits"], p["group"]
+    keys: list[list[list[Vec]]] = []  # [layer][head][pos] the cache's keys as attention reads them
+    vals: list[list[list[Vec]]] = []
+    for li in range(m.nl):
+        keys.append([])
+        vals.append([])
+        for h in range(m.nkv):
+            ks = [[f32(a) for a in k] for k in pre.k[li][h]]
+            for g in range(L // G):
+                ks[g * G:(g + 1) * G] = quant_keys(ks[g * G:(g + 1) * G], bits)[2]
+            keys[li].append(ks)
+            vals[li].append([quant_value([f32(a) for a in v], bits, G)[2] for v in pre.v[li][h]])
+    kept = [[list(range(L)) for _ in range(m.nkv)] for _ in range(m.nl)]
+    logits = pre.logits
+    tokens = [max(range(len(logits)), key=lambda i: (logits[i], -i))]
+    for step in range(max_new - 1):
+        pos = L + step
+
+        def attend(li: int, qs: list[Vec], ks: list[Vec], vs: list[Vec], pos: int = pos) -> Vec:
+            g = m.nq // m.nkv
+            out: Vec = []
+            for h in range(m.nkv):
+                kc, vc = keys[li][h], vals[li][h]
+                kc.append([f32(a) for a in m.rope(ks[h], pos)])
+                vc.append(quant_value([f32(a) for a in vs[h]], bits, G)[2])
+                if (pos + 1) % G == 0:
+                    kc[pos + 1 - G:] = quant_keys(kc[pos + 1 - G:], bits)[2]
+                for hq in range(h * g, (h + 1) * g):
+                    o, _ = softmax_attend(m.rope(qs[hq], pos), kc, vc)
+                    out += o
+            return out
+        logits, _ = m.step(tokens[-1], pos, attend, True)
+        tokens.append(max(range(len(logits)), key=lambda i: (logits[i], -i)))
+    return {"kept": kept, "greedy": tokens, "logits_last": logits}
+
+
 POLICIES: list[tuple[str, dict[str, Any]]] = [
     ("streaming:sinks=4,recent=32,rerotate=true", {"method": "streaming", "sinks": 4, "recent": 32, "rerotate": True}),
     ("snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5,rerotate=true",
@@ -297,6 +416,12 @@ POLICIES: list[tuple[str, dict[str, Any]]] = [
     # layer and KV head of both models, so that float32 keys rank them as float64 ones do (knorm_margin).
     ("knorm:budget=42", {"method": "knorm", "budget": 42}),
     ("knorm:budget=99", {"method": "knorm", "budget": 99}),
+    # kvquant: group 32 divides the 160-token prompt; group 24 leaves 16 prompt keys in float32 until decode
+    # completes their group; group 8 is narrower than a head (16), so a value row has two groups.
+    ("kvquant:bits=8,group=32", {"method": "kvquant", "bits": 8, "group": 32}),
+    ("kvquant:bits=4,group=32", {"method": "kvquant", "bits": 4, "group": 32}),
+    ("kvquant:bits=4,group=24", {"method": "kvquant", "bits": 4, "group": 24}),
+    ("kvquant:bits=2,group=8", {"method": "kvquant", "bits": 2, "group": 8}),
 ]
 
 
@@ -311,7 +436,35 @@ def knorm_margin(pre: Prefill, budget: int) -> float:
     return gap
 
 
+def vectors() -> dict[str, Any]:
+    """Random float32 keys and values and what the quantizer makes of them (compress/kvquant's testdata)."""
+    rnd = __import__("random").Random(23)
+    cases = []
+    for bits, group, d, amp in [(8, 32, 16, 1.0), (4, 32, 16, 1.0), (2, 32, 16, 1.0), (4, 8, 16, 3.0),
+                                (4, 5, 13, 0.01), (8, 3, 7, 200.0), (4, 4, 8, 1e5), (2, 6, 9, 1e-6)]:
+        n = group
+        xs = [[f32(amp * rnd.gauss(0, 1)) for _ in range(d)] for _ in range(n)]
+        xs[1 % n][0] = xs[0][0]
+        for t in range(n):
+            xs[t][d - 1] = xs[0][d - 1]  # a constant channel
+        v = [f32(amp * rnd.gauss(0, 1)) for _ in range(d)]
+        if bits == 4 and group == 8:  # ties: with min 0 and max 15 the scale is 1, so x.5 is halfway between codes
+            for t, a in enumerate([0.0, 15.0, 0.5, 1.5, 2.5, 3.5, 14.5, 7.5]):
+                xs[t][0] = a
+            v[:8] = [0.0, 15.0, 0.5, 1.5, 2.5, 3.5, 14.5, 7.5]
+        codes, par, deq = quant_keys(xs, bits)
+        vcodes, vpar, vdeq = quant_value(v, bits, group)
+        cases.append({"bits": bits, "group": group, "d": d,
+                      "keys": {"x": [a for x in xs for a in x], "codes": codes, "par": par, "deq": [a for x in deq for a in x]},
+                      "values": {"x": v, "codes": vcodes, "par": vpar, "deq": vdeq}})
+    return {"cases": cases}
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--vectors"]:
+        json.dump(vectors(), sys.stdout, separators=(",", ":"))
+        print()
+        return 0
     check = "--check" in argv
     args = [a for a in argv if a != "--check"]
     if len(args) != 1:
@@ -335,8 +488,10 @@ def main(argv: list[str]) -> int:
     n = len(ref["cases"][0]["greedy"])
     out = {"model": d.rstrip("/").split("/")[-1], "prompt_ids": ref["prompt_ids"], "cases": []}
     for spec, p in POLICIES:
-        r = run_policy(pre, p, n)
+        r = run_kvquant(pre, p, n) if p["method"] == "kvquant" else run_policy(pre, p, n)
         case = {"spec": spec, "kept": r["kept"], "greedy": r["greedy"]}
+        if "logits_last" in r:
+            case["logits_last"] = r["logits_last"]
         if p["method"] == "knorm":
             case["knorm_margin"] = knorm_margin(pre, p["budget"])
             if case["knorm_margin"] < 1e-3:

@@ -218,7 +218,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkDecodeStep(b *testing.B) {
 	m := randomSmol(b)
 	for _, ctx := range []int{1024, 16384} {
-		for _, spec := range []string{"full", "snapstream:budget=1024"} {
+		for _, spec := range []string{"full", "snapstream:budget=1024", "kvquant:bits=8", "kvquant:bits=4"} {
 			b.Run(fmt.Sprintf("ctx=%d/%s", ctx, spec), func(b *testing.B) {
 				y := synthetic(b, m, 1, ctx, spec)
 				defer y.Close()

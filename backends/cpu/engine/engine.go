@@ -85,7 +85,8 @@ type Job struct {
 	OnToken func(tok int) bool
 	// WantKept asks for the kept positions after prefill in Result.Kept.
 	WantKept bool
-	// WantLogits asks for the logits of the last prompt position in Result.PromptLogits.
+	// WantLogits asks for the logits of the last prompt position in Result.PromptLogits and of the last step in
+	// Result.LastLogits.
 	WantLogits bool
 }
 
@@ -94,18 +95,22 @@ type Result struct {
 	Tokens []int
 	Finish string // "stop" or "length"
 	Plan   compress.Plan
-	// KVBytes is the memory of this sequence's cache as held (float32 elements).
+	// KVBytes is the memory of this sequence's cache as held: float32 elements, or the packed size of a
+	// quantized cache (compress.Policy.KVBytes).
 	KVBytes int64
 	// Kept is [layer][kv head] sorted absolute positions in the cache right after prefill (WantKept).
-	Kept         [][][]int
-	PromptLogits []float32
-	Prefill      time.Duration // admission to the first token
-	Decode       time.Duration // first token to the end
+	Kept [][][]int
+	// PromptLogits are the logits of the last prompt position and LastLogits those the last token was sampled
+	// from (WantLogits; the same when one token was generated).
+	PromptLogits, LastLogits []float32
+	Prefill                  time.Duration // admission to the first token
+	Decode                   time.Duration // first token to the end
 	// PrefixReused is true when the prefill state came from the LRU or another in-flight sequence.
 	PrefixReused bool
 }
 
-// ElemBytes is the size of one cached K or V element: the engine holds the cache in float32.
+// ElemBytes is the size of one cached K or V element: the engine holds the cache in float32 (a kvquant cache holds
+// the keys of the group being filled in float32 too).
 const ElemBytes = 4
 
 // Engine schedules jobs on one model. It is safe for concurrent use.

@@ -20,10 +20,10 @@ func DefaultMemoryBytes() int64 {
 	return n / 2
 }
 
-// slotBytes is the memory one batch slot holds for a cache of capacity slots: K and V of every layer, float32,
-// and the logits row.
-func slotBytes(c *modelShape, capacity int) int64 {
-	return 2*int64(c.Layers)*int64(capacity)*int64(c.KVHeads)*int64(c.HeadDim)*ElemBytes + int64(c.Vocab)*4
+// slotBytes is the memory one batch slot holds for a cache of capacity slots under policy p: K and V of every
+// layer (float32, or quantized for kvquant: compress.Policy.KVBytes), and the logits row.
+func slotBytes(c *modelShape, p compress.Policy, capacity int) int64 {
+	return p.KVBytes(capacity, c.Layers, c.KVHeads, c.HeadDim, ElemBytes) + int64(c.Vocab)*4
 }
 
 // taskBytes is the memory of the full prefill of an L-token prompt keeping qRows observation queries: its dense
@@ -61,7 +61,7 @@ func (e *Engine) CheckPolicy(p compress.Policy) error {
 		return fmt.Errorf("policy %s: a cache of %d slots exceeds the model's %d positions (the slots beyond them can never fill): %w",
 			p, p.Budget, c.MaxPositions, llm.ErrContextOverflow)
 	}
-	if need := slotBytes(c, p.Budget); need > e.opts.MemoryBytes {
+	if need := slotBytes(c, p, p.Budget); need > e.opts.MemoryBytes {
 		return fmt.Errorf("policy %s: a cache of %d slots takes %s, over the engine's memory budget of %s: %w",
 			p, p.Budget, mib(need), mib(e.opts.MemoryBytes), llm.ErrContextOverflow)
 	}
@@ -71,7 +71,7 @@ func (e *Engine) CheckPolicy(p compress.Policy) error {
 // checkMemory refuses a job whose cache plus its prompt's full prefill alone exceed the memory budget.
 func (e *Engine) checkMemory(plan compress.Plan) error {
 	c := e.shape()
-	slot := slotBytes(c, plan.Capacity)
+	slot := slotBytes(c, plan.Policy, plan.Capacity)
 	task := taskBytes(c, plan.PromptLen, min(plan.PromptLen, max(e.opts.QueryKeep, qNeed(plan))))
 	if slot+task > e.opts.MemoryBytes {
 		return fmt.Errorf("a cache of %d slots (%s) and the prefill of a %d-token prompt (%s) exceed the engine's memory budget of %s: %w",

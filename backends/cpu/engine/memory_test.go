@@ -115,7 +115,7 @@ func TestMemoryBudgetAdmission(t *testing.T) {
 	}
 	sh := &modelShape{Layers: m.Cfg.Layers, KVHeads: m.Cfg.KVHeads, HeadDim: m.Cfg.HeadDim, Heads: m.Cfg.Heads, Vocab: m.Cfg.Vocab}
 	L := len(ref.PromptIDs)
-	one := slotBytes(sh, L+12) + taskBytes(sh, L, min(L, 64))
+	one := slotBytes(sh, compress.MustParse("full"), L+12) + taskBytes(sh, L, min(L, 64))
 
 	free := New(m, Options{Slots: 4, PrefixCacheBytes: -1})
 	defer free.Close()
@@ -133,5 +133,59 @@ func TestMemoryBudgetAdmission(t *testing.T) {
 	}
 	if peak > e.opts.MemoryBytes || peak < one {
 		t.Errorf("held at most %d bytes under a budget of %d (one sequence: %d)", peak, e.opts.MemoryBytes, one)
+	}
+}
+
+// TestKVQuantMemory: a kvquant sequence reports the packed size of docs/policies.md §10 (compress.Policy.KVBytes)
+// and the scheduler holds no more (its batch slot keeps the quantized cache only, sized by that formula), admits
+// jobs within a budget counted in packed bytes, and gives the same tokens in a batch slot reused across cache
+// kinds, formats and lengths as in a fresh engine.
+func TestKVQuantMemory(t *testing.T) {
+	m, ref := loadFixture(t, "llama-gqa")
+	sh := &modelShape{Layers: m.Cfg.Layers, KVHeads: m.Cfg.KVHeads, HeadDim: m.Cfg.HeadDim, Heads: m.Cfg.Heads, Vocab: m.Cfg.Vocab}
+	L := len(ref.PromptIDs)
+	q4 := compress.MustParse("kvquant:bits=4")
+	var jobs []Job
+	for i := range 4 {
+		p := append([]int(nil), ref.PromptIDs...)
+		p[len(p)-1] = (p[len(p)-1] + i) % m.Cfg.Vocab
+		jobs = append(jobs, Job{Prompt: p, Policy: q4, MaxNew: 12})
+	}
+	one := slotBytes(sh, q4, L+12) + taskBytes(sh, L, min(L, 64))
+	e := New(m, Options{Slots: 4, PrefixCacheBytes: -1, MemoryBytes: one + one/2})
+	defer e.Close()
+	res, peak := stepAll(t, e, jobs)
+	if peak > e.opts.MemoryBytes || peak < one {
+		t.Errorf("held at most %d bytes under a budget of %d (one kvquant sequence: %d)", peak, e.opts.MemoryBytes, one)
+	}
+	want := q4.Quant().Bytes(L+12, sh.Layers, sh.KVHeads, sh.HeadDim, ElemBytes)
+	for i, r := range res {
+		if r.KVBytes != want || r.Plan.Capacity != L+12 {
+			t.Errorf("job %d: capacity %d, KV bytes %d; want %d and %d", i, r.Plan.Capacity, r.KVBytes, L+12, want)
+		}
+	}
+	if float := compress.KVBytes(L+12, sh.Layers, sh.KVHeads, sh.HeadDim, ElemBytes); want*3 > float {
+		t.Errorf("4-bit cache of %d bytes is not under a third of the float32 one (%d)", want, float)
+	}
+
+	// One batch slot, reused: full, kvquant at 8 and 4 bits, a shorter kvquant prompt, full again.
+	specs := []string{"full", "kvquant:bits=8", "kvquant:bits=4", "kvquant:bits=4,group=16", "full"}
+	var seq []Job
+	for i, s := range specs {
+		seq = append(seq, Job{Prompt: ref.PromptIDs[:L-10*i], Policy: compress.MustParse(s), MaxNew: 8})
+	}
+	reused := New(m, Options{Slots: 1, PrefixCacheBytes: -1})
+	defer reused.Close()
+	got, _ := stepAll(t, reused, seq)
+	for i, j := range seq {
+		fresh := New(m, Options{Slots: 1, PrefixCacheBytes: -1})
+		r, err := fresh.Generate(context.Background(), j)
+		fresh.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got[i].Tokens, r.Tokens) {
+			t.Errorf("%s in a reused slot: %v, fresh %v", specs[i], got[i].Tokens, r.Tokens)
+		}
 	}
 }

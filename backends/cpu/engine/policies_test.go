@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,19 +14,36 @@ import (
 )
 
 // policyFixture is testdata/policies-MODEL.json, written by tools/policies/reference.py (float64): for each
-// policy spec, the kept positions after prefill ([layer][kv head]) and the greedy tokens.
+// policy spec, the kept positions after prefill ([layer][kv head]) and the greedy tokens; for kvquant also the
+// logits of the last step.
 type policyFixture struct {
 	PromptIDs []int `json:"prompt_ids"`
 	Cases     []struct {
-		Spec   string    `json:"spec"`
-		Kept   [][][]int `json:"kept"`
-		Greedy []int     `json:"greedy"`
+		Spec       string    `json:"spec"`
+		Kept       [][][]int `json:"kept"`
+		Greedy     []int     `json:"greedy"`
+		LogitsLast []float64 `json:"logits_last"`
 	} `json:"cases"`
 }
 
-// TestPolicyConformance: the policies beyond the shared fixtures (rerotate, knorm) reproduce the float64
+// lastLogitsTol bounds the relative error (largest difference over largest reference logit) of a kvquant case's
+// last logits: the engine's float32 keys and values against the reference's float64 ones, through the same
+// quantizer (docs/policies.md §17).
+const lastLogitsTol = 1e-3
+
+// relErr is the largest absolute difference between a and b over the largest |b|.
+func relErr(a []float32, b []float64) float64 {
+	var num, den float64
+	for i := range b {
+		num = math.Max(num, math.Abs(float64(a[i])-b[i]))
+		den = math.Max(den, math.Abs(b[i]))
+	}
+	return num / den
+}
+
+// TestPolicyConformance: the policies beyond the shared fixtures (rerotate, knorm, kvquant) reproduce the float64
 // reference's kept positions and greedy tokens exactly, on both kernel paths, alone and batched with the
-// shared fixtures' policies, and again from the prefix cache.
+// shared fixtures' policies, and again from the prefix cache; kvquant's last logits agree within lastLogitsTol.
 func TestPolicyConformance(t *testing.T) {
 	prev := model.SIMD()
 	defer model.SetSIMD(prev)
@@ -50,7 +68,8 @@ func TestPolicyConformance(t *testing.T) {
 					defer e.Close()
 					var jobs []Job
 					for _, c := range fx.Cases {
-						jobs = append(jobs, Job{Prompt: fx.PromptIDs, Policy: compress.MustParse(c.Spec), MaxNew: len(c.Greedy), WantKept: true})
+						jobs = append(jobs, Job{Prompt: fx.PromptIDs, Policy: compress.MustParse(c.Spec), MaxNew: len(c.Greedy), WantKept: true,
+							WantLogits: c.LogitsLast != nil})
 					}
 					// Two of the shared cases ride along (a plain streaming and snapstream in the same batches).
 					jobs = append(jobs, job(t, ref, ref.Cases[1]), job(t, ref, ref.Cases[3]))
@@ -62,6 +81,15 @@ func TestPolicyConformance(t *testing.T) {
 							}
 							if !reflect.DeepEqual(res[i].Tokens, c.Greedy) {
 								t.Errorf("round %d %s: greedy = %v, want %v", round, c.Spec, res[i].Tokens, c.Greedy)
+							}
+							if c.LogitsLast != nil {
+								e := relErr(res[i].LastLogits, c.LogitsLast)
+								if round == 0 && slots == 1 {
+									t.Logf("%s: last logits relative error %.2g", c.Spec, e)
+								}
+								if e > lastLogitsTol {
+									t.Errorf("round %d %s: last logits relative error %.3g > %g", round, c.Spec, e, lastLogitsTol)
+								}
 							}
 						}
 						for j, c := range []refCase{ref.Cases[1], ref.Cases[3]} {

@@ -41,7 +41,9 @@ type slotMem struct {
 	// With a rerotate policy: the pre-RoPE keys (layout of k), each slot's rank among the held positions
 	// (the mask of a re-indexed cache), the position each slot's key in k is rotated for, and the
 	// slots ordered by position (scratch).
-	rawK  [][]float32
+	rawK [][]float32
+	// With a kvquant policy: the quantized cache (k and v are then unused).
+	quant *model.QuantKV
 	rank  []int32
 	rotAt []int32
 	order []int32
@@ -151,7 +153,7 @@ func (s *scheduler) admit() {
 		q := &sequence{req: r, mem: mem, t0: time.Now(), smp: sample.New(r.job.Sampling)}
 		q.res.Plan = r.plan
 		c := &s.m.Cfg
-		q.res.KVBytes = compress.KVBytes(r.plan.Capacity, c.Layers, c.KVHeads, c.HeadDim, ElemBytes)
+		q.res.KVBytes = r.plan.Policy.KVBytes(r.plan.Capacity, c.Layers, c.KVHeads, c.HeadDim, ElemBytes)
 		s.bindMem(q)
 		task := s.inFlight(key, need, raw)
 		if task == nil {
@@ -201,11 +203,14 @@ func (m *slotMem) bytes() int64 {
 	for l := range m.rawK {
 		n += int64(cap(m.rawK[l])) * 4
 	}
+	if m.quant != nil {
+		n += m.quant.Bytes()
+	}
 	return n
 }
 
 // drop releases a free slot's memory (it is allocated again at its next admission).
-func (m *slotMem) drop() { m.k, m.v, m.logits, m.rawK = nil, nil, nil, nil }
+func (m *slotMem) drop() { m.k, m.v, m.logits, m.rawK, m.quant = nil, nil, nil, nil, nil }
 
 // held is the memory of the batch slots and of the prefills in flight.
 func (s *scheduler) held() int64 {
@@ -229,7 +234,7 @@ func (s *scheduler) held() int64 {
 // for it always admits: Check has refused every job that does not fit the budget alone.
 func (s *scheduler) reserve(r *request, mem *slotMem, newTask bool) bool {
 	sh := &modelShape{Layers: s.m.Cfg.Layers, KVHeads: s.m.Cfg.KVHeads, HeadDim: s.m.Cfg.HeadDim, Heads: s.m.Cfg.Heads, Vocab: s.m.Cfg.Vocab}
-	want := slotBytes(sh, r.plan.Capacity)
+	want := slotBytes(sh, r.plan.Policy, r.plan.Capacity)
 	if r.plan.Policy.Rerotate { // the pre-RoPE key copy
 		want += int64(sh.Layers) * int64(r.plan.Capacity) * int64(sh.KVHeads) * int64(sh.HeadDim) * 4
 	}
@@ -274,16 +279,33 @@ func (s *scheduler) newTask(ids []int, key string, need int, raw bool) *prefillT
 	return t
 }
 
-// bindMem points the sequence's cache view at its slot memory, growing it to the plan's capacity.
+// bindMem points the sequence's cache view at its slot memory, growing it to the plan's capacity. A slot keeps
+// one kind of cache at a time: binding a kvquant sequence releases its float32 K/V, and binding any other its
+// quantized cache (so that the slot never holds more than reserve counted).
 func (s *scheduler) bindMem(q *sequence) {
 	c := &s.m.Cfg
 	capacity := q.req.plan.Capacity
 	n := capacity * c.KVHeads * c.HeadDim
 	mem := q.mem
+	if mem.logits == nil {
+		mem.logits = make([]float32, c.Vocab)
+	}
+	if pol := q.req.plan.Policy; pol.Method == compress.MethodKVQuant {
+		mem.k, mem.v, mem.rawK = nil, nil, nil
+		if mem.quant == nil || mem.quant.F != pol.Quant() || mem.quant.Cap < capacity {
+			mem.quant = s.m.NewQuantKV(pol.Quant(), capacity)
+		}
+		q.kv = model.Seq{Cap: capacity, Quant: mem.quant}
+		if q.slots == nil {
+			q.slots = compress.NewSlots(q.req.plan)
+		}
+		q.kv.Live = q.slots.Pos
+		return
+	}
+	mem.quant = nil
 	if len(mem.k) == 0 {
 		mem.k = make([][]float32, c.Layers)
 		mem.v = make([][]float32, c.Layers)
-		mem.logits = make([]float32, c.Vocab)
 	}
 	if cap(mem.k[0]) < n {
 		for l := range mem.k {
@@ -390,6 +412,9 @@ func (s *scheduler) finishPrefill(q *sequence) {
 				tk = topK[h]
 			}
 			for _, a := range q.slots.Prefill(tk) {
+				if q.kv.Quant != nil { // loaded below, all heads at once
+					continue
+				}
 				src := (a.Pos*nKV + h) * d
 				dst := (a.Slot*nKV + h) * d
 				copy(q.kv.K[l][dst:dst+d], t.seq.K[l][src:src+d])
@@ -402,6 +427,14 @@ func (s *scheduler) finishPrefill(q *sequence) {
 				q.res.Kept[l][h] = q.slots.Kept()
 			}
 		}
+	}
+	if q.kv.Quant != nil {
+		// kvquant keeps every prompt position at its own slot (the full cache): quantize the prefill's K/V.
+		s.pool.For(c.Layers, func(lo, hi, _ int) {
+			for l := lo; l < hi; l++ {
+				q.kv.Quant.Load(l, t.seq.K[l], t.seq.V[l], L)
+			}
+		})
 	}
 	// Every (layer, head) has the same mask: sinks, ValidTopK top-K slots and the ring; q.slots.Pos
 	// (left from the last head) drives attention for all of them.
@@ -424,12 +457,15 @@ func (s *scheduler) finishPrefill(q *sequence) {
 		q.finish("length")
 		return
 	}
-	s.emit(q, q.smp.Sample(t.logits))
+	s.emit(q, t.logits, q.smp.Sample(t.logits))
 }
 
-// emit records a sampled token and decides whether the sequence ends.
-func (s *scheduler) emit(q *sequence, tok int) {
+// emit records a token sampled from logits and decides whether the sequence ends.
+func (s *scheduler) emit(q *sequence, logits []float32, tok int) {
 	j := &q.req.job
+	if j.WantLogits {
+		q.res.LastLogits = append(q.res.LastLogits[:0], logits...)
+	}
 	if slices.Contains(j.EOS, tok) {
 		q.finish("stop")
 		return
@@ -512,7 +548,7 @@ func (s *scheduler) step() {
 			continue
 		}
 		q.pos++
-		s.emit(q, q.smp.Sample(q.mem.logits))
+		s.emit(q, q.mem.logits, q.smp.Sample(q.mem.logits))
 	}
 	kept := s.tasks[:0]
 	for _, t := range s.tasks {

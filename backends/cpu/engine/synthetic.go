@@ -38,7 +38,7 @@ func NewSynthetic(m *model.Model, opts Options, n, ctxLen, room int, policy comp
 	}
 	c := &m.Cfg
 	s := newScheduler(m, opts)
-	y := &Synthetic{s: s, plan: plan, room: room, kv: compress.KVBytes(plan.Capacity, c.Layers, c.KVHeads, c.HeadDim, ElemBytes)}
+	y := &Synthetic{s: s, plan: plan, room: room, kv: policy.KVBytes(plan.Capacity, c.Layers, c.KVHeads, c.HeadDim, ElemBytes)}
 	for i := 0; i < n; i++ {
 		j := Job{Prompt: []int{0}, Policy: policy, MaxNew: room + 1}
 		r := &request{ctx: context.Background(), job: j, plan: plan, out: make(chan reply, 1)}
@@ -51,12 +51,22 @@ func NewSynthetic(m *model.Model, opts Options, n, ctxLen, room int, policy comp
 		}
 		q.slots.Prefill(topK)
 		st := uint32(2654435761 * uint32(i+1))
-		for l := range q.kv.K {
-			K, V := q.kv.K[l], q.kv.V[l]
+		fill := func(K, V []float32) {
 			for k := range K {
 				st = st*1664525 + 1013904223
 				K[k] = float32(int32(st>>9)%1024) / 4096
 				V[k] = float32(int32(st>>13)%1024) / 4096
+			}
+		}
+		for l := range q.kv.K {
+			fill(q.kv.K[l], q.kv.V[l])
+		}
+		if q.kv.Quant != nil { // the same pseudo-random prompt, quantized
+			n := ctxLen * c.KVHeads * c.HeadDim
+			K, V := make([]float32, n), make([]float32, n)
+			for l := 0; l < c.Layers; l++ {
+				fill(K, V)
+				q.kv.Quant.Load(l, K, V, ctxLen)
 			}
 		}
 		q.kv.Live = q.slots.Pos
@@ -93,7 +103,8 @@ func (y *Synthetic) Step() error {
 // Plan is the sequences' cache plan.
 func (y *Synthetic) Plan() compress.Plan { return y.plan }
 
-// KVBytes is the cache memory of one sequence (float32 K and V of every slot of the plan).
+// KVBytes is the cache memory of one sequence (float32 K and V of every slot of the plan, or the packed size of a
+// kvquant cache).
 func (y *Synthetic) KVBytes() int64 { return y.kv }
 
 // LiveSlots is the number of live slots of each sequence as built (before any decode step): what the

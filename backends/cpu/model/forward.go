@@ -21,6 +21,9 @@ type Seq struct {
 	// RawK, when non-nil, receives every key written to the cache before RoPE too (same layout as K), so
 	// that a cache that re-indexes positions (compress.Policy.Rerotate) can rotate it again for a new position.
 	RawK [][]float32
+	// Quant, when non-nil, holds the cache quantized instead of K and V (compress.MethodKVQuant): segments on
+	// it take one token a step, at slot = position.
+	Quant *QuantKV
 }
 
 // NewSeq allocates a cache of capacity slots for every layer.
@@ -56,6 +59,7 @@ type Workspace struct {
 	lastRows                      []int
 	sbuf                          [][]float32
 	pbuf                          [][]float32 // per worker: weight panels widened to float32 (matmulRows)
+	qbuf                          [][]float32 // per worker: a dequantized tile and a key group's parameters (rowQuant)
 	mm                            matmulJob
 	units                         []attnUnit
 	// The forward step being run (set by Forward for its plan's jobs, cleared after).
@@ -178,6 +182,10 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 			}
 			if slot < 0 || slot >= s.Seq.Cap {
 				return fmt.Errorf("model: slot %d for position %d outside the cache capacity %d", slot, p, s.Seq.Cap)
+			}
+			if s.Seq.Quant != nil && (len(s.Tokens) != 1 || slot != p) {
+				return fmt.Errorf("model: segment %d: a quantized cache takes one token a step at slot = position (got %d tokens, slot %d for position %d)",
+					i, len(s.Tokens), slot, p)
 			}
 			ws.rowSeg[r], ws.rowPos[r], ws.rowSlot[r], ws.rowTok[r] = i, p, slot, tok
 			r++
@@ -463,6 +471,10 @@ func (ws *Workspace) qkvHeads(l, lo, hi, worker int) {
 						copy(s.Q[l][qi*nQ*d+h*d:qi*nQ*d+(h+1)*d], v)
 					}
 				}
+			case s.Quant != nil && h < nQ+nKV:
+				s.Quant.putKey(l, ws.rowSlot[r], h-nQ, v)
+			case s.Quant != nil:
+				s.Quant.putValue(l, ws.rowSlot[r], h-nQ-nKV, v)
 			case h < nQ+nKV:
 				copy(s.K[l][off+(h-nQ)*d:off+(h-nQ+1)*d], v)
 				if s.RawK != nil {
@@ -591,13 +603,24 @@ func (w *Workspace) buildUnits(m *Model, segs []Segment, R int) {
 	for i := range w.sbuf {
 		w.sbuf[i] = grow(w.sbuf[i], max(g*maxCap, qTile*g*(ldS+m.Cfg.HeadDim+2)))
 	}
+	for i := range segs {
+		if segs[i].Seq.Quant != nil {
+			if len(w.qbuf) != len(w.sbuf) {
+				w.qbuf = make([][]float32, len(w.sbuf))
+			}
+			for k := range w.qbuf {
+				w.qbuf[k] = grow(w.qbuf[k], (rowTile+2)*m.Cfg.HeadDim)
+			}
+			break
+		}
+	}
 	nKV := m.Cfg.KVHeads
 	w.units = w.units[:0]
 	for r := 0; r < R; {
 		seg := &segs[w.rowSeg[r]]
 		n := len(seg.Tokens)
 		tile := 1
-		if seg.Seq.Live == nil && !flashOff {
+		if seg.Seq.Live == nil && seg.Seq.Quant == nil && !flashOff {
 			tile = qTile
 		}
 		// Per-query units of a small decode batch are split by query head when the workers are at least
@@ -630,9 +653,15 @@ func (a *attnJob) run(lo, hi, worker int) {
 		if a.wait {
 			a.ws.awaitHeads(a.l, int(u.kvh), int(u.h0), int(u.h1))
 		}
-		if a.segs[a.ws.rowSeg[u.r0]].Seq.Live == nil && !flashOff {
+		seq := a.segs[a.ws.rowSeg[u.r0]].Seq
+		switch {
+		case seq.Quant != nil:
+			for r := u.r0; r < u.r0+u.nr; r++ {
+				a.rowQuant(int(r), int(u.kvh), int(u.h0), int(u.h1), worker)
+			}
+		case seq.Live == nil && !flashOff:
 			a.tiled(int(u.r0), int(u.nr), int(u.kvh), worker)
-		} else {
+		default:
 			for r := u.r0; r < u.r0+u.nr; r++ {
 				a.row(int(r), int(u.kvh), int(u.h0), int(u.h1), worker)
 			}
@@ -788,6 +817,64 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 			m := min(rowTile, n-s0)
 			for h := b0; h < b1; h++ {
 				wsum(out[h*d:(h+1)*d], sc[h*n+s0:h*n+s0+m], V[s0*st:], st, m)
+			}
+		}
+		for h := b0; h < b1; h++ {
+			o := out[h*d : (h+1)*d]
+			for i := range o {
+				o[i] *= inv[h-b0]
+			}
+		}
+	}
+}
+
+// rowQuant is row over a quantized cache (Seq.Quant): each tile of keys and then of values is dequantized into
+// the worker's qbuf before the same dots and wsum calls, so the result has the bits of row over a float32 cache
+// holding the dequantized keys and values.
+func (a *attnJob) rowQuant(r, kvh, h0, h1, worker int) {
+	c := &a.m.Cfg
+	d, nQ, nKV := c.HeadDim, c.Heads, c.KVHeads
+	g := nQ / nKV
+	qkvDim := (nQ + 2*nKV) * d
+	scale := float32(1 / math.Sqrt(float64(d)))
+	ws := a.ws
+	seq := a.segs[ws.rowSeg[r]].Seq
+	qc := seq.Quant
+	p := ws.rowPos[r]
+	n := visibleSlots(seq, p)
+	sc := ws.sbuf[worker][:g*n]
+	tile, par := ws.qbuf[worker][:rowTile*d], ws.qbuf[worker][rowTile*d:(rowTile+2)*d]
+	q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
+	for s0 := 0; s0 < n; s0 += rowTile {
+		m := min(rowTile, n-s0)
+		qc.keys(tile, par, a.l, kvh, s0, m, p+1)
+		for h := h0; h < h1; h++ {
+			dots(q[h*d:(h+1)*d], tile, d, m, scale, sc[h*n+s0:h*n+s0+m])
+		}
+	}
+	if live := seq.Live; live != nil {
+		for s, lp := range live[:n] {
+			if !visible(lp, p) {
+				for h := h0; h < h1; h++ {
+					sc[h*n+s] = float32(math.Inf(-1))
+				}
+			}
+		}
+	}
+	out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
+	clear(out[h0*d : h1*d])
+	var inv [maxRowHeads]float32
+	for b0 := h0; b0 < h1; b0 += maxRowHeads {
+		b1 := min(h1, b0+maxRowHeads)
+		for h := b0; h < b1; h++ {
+			row := sc[h*n : (h+1)*n]
+			inv[h-b0] = 1 / expSub(row, rowMax(row))
+		}
+		for s0 := 0; s0 < n; s0 += rowTile {
+			m := min(rowTile, n-s0)
+			qc.values(tile, a.l, kvh, s0, m)
+			for h := b0; h < b1; h++ {
+				wsum(out[h*d:(h+1)*d], sc[h*n+s0:h*n+s0+m], tile, d, m)
 			}
 		}
 		for h := b0; h < b1; h++ {

@@ -55,7 +55,7 @@ func (w *Workspace) planSplit(m *Model, segs []Segment, R int) {
 	total := 0
 	for r := 0; r < R; r++ {
 		seg := &segs[w.rowSeg[r]]
-		if len(seg.Tokens) != 1 || seg.Seq.Live == nil {
+		if len(seg.Tokens) != 1 || seg.Seq.Live == nil || seg.Seq.Quant != nil { // rowQuant dequantizes whole rows
 			return
 		}
 		n := visibleSlots(seg.Seq, w.rowPos[r])
