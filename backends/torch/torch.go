@@ -98,8 +98,8 @@ type Options struct {
 	NoStaticDecode bool
 	// NoCUDAGraphs runs the static decode step eagerly instead of replaying CUDA graphs (cuda_graphs=false).
 	NoCUDAGraphs bool
-	// DecodeAttn is the static decode step's attention kernel: auto (default: the faster, timed per batch size),
-	// sdpa or split.
+	// DecodeAttn is the static decode step's attention kernel: auto (default: the fastest, timed per batch size;
+	// the Triton kernel only in bfloat16/float16 and after a startup check against sdpa), sdpa, split or triton.
 	DecodeAttn string
 	// Chat chooses the chat template that renders chat messages and its variables (as the cpu backend's).
 	Chat textgen.ChatOptions
@@ -181,8 +181,8 @@ func ParseOptions(m map[string]string) (Options, error) {
 				o.NoCUDAGraphs = !b
 			}
 		case "decode_attn":
-			if v != "auto" && v != "sdpa" && v != "split" {
-				return Options{}, bad("auto, sdpa or split")
+			if v != "auto" && v != "sdpa" && v != "split" && v != "triton" {
+				return Options{}, bad("auto, sdpa, split or triton")
 			}
 			o.DecodeAttn = v
 		default:

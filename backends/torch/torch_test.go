@@ -85,6 +85,11 @@ func TestParseOptions(t *testing.T) {
 	if !reflect.DeepEqual(o, wantOpts) {
 		t.Errorf("ParseOptions = %+v, want %+v", o, wantOpts)
 	}
+	for _, k := range []string{"auto", "sdpa", "split", "triton"} {
+		if o, err := ParseOptions(map[string]string{"decode_attn": k}); err != nil || o.DecodeAttn != k {
+			t.Errorf("ParseOptions(decode_attn=%s) = %q, %v", k, o.DecodeAttn, err)
+		}
+	}
 	for _, bad := range []map[string]string{{"device": "tpu"}, {"dtype": "int8"}, {"max_batch": "0"}, {"kv_memory_gib": "-1"},
 		{"kv_memory_gib": "NaN"}, {"attn": "eager"}, {"random_weights": "maybe"}, {"cuda_graphs": "yes"}, {"decode_attn": "flash"}, {"threads": "4"}, {"prefill_tokens": "x"}} {
 		if _, err := ParseOptions(bad); err == nil {

@@ -43,10 +43,13 @@ class StaticStep:
     """A decode step over pool rows [0, b): token i of the row of tokens is the next token of the sequence in pool
     row i (padding rows hold no sequence), written at slot slots[i]. Every tensor is the engine's static buffer, so
     the same Python calls serve an eager step and the capture of a CUDA graph. span is how many slots of each row
-    attention reads (the pool's row capacity in a graph)."""
+    attention reads (the pool's row capacity in a graph); hwm, for impl "triton", is each row's high-water mark
+    (splitk.high_water of its slot mask, computed once a step)."""
 
-    def __init__(self, pool: SlotPool, rows: torch.Tensor, slots: torch.Tensor, span: int, impl: str) -> None:
+    def __init__(self, pool: SlotPool, rows: torch.Tensor, slots: torch.Tensor, span: int, impl: str,
+                 hwm: Optional[torch.Tensor] = None) -> None:
         self.pool, self.rows, self.slots, self.span, self.impl = pool, rows, slots, span, impl
+        self.hwm = hwm
 
 
 _current: Optional[Union[Step, StaticStep]] = None
@@ -110,5 +113,5 @@ def _static(step: StaticStep, layer: int, query: torch.Tensor, key: torch.Tensor
     kvh = kl.shape[1]
     c = step.span
     qg = q.reshape(b, kvh, h // kvh, d)
-    o = batched_slot_attention(qg, kl[:b, :, :c], vl[:b, :, :c], pool.valid[:b, :c], scale, step.impl)
+    o = batched_slot_attention(qg, kl[:b, :, :c], vl[:b, :, :c], pool.valid[:b, :c], scale, step.impl, step.hwm)
     return o.reshape(b, h, d)[None]

@@ -118,16 +118,23 @@ def split_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: to
     return o.view(b, kvh, g, d).to(q.dtype)
 
 
-DECODE_ATTN = ("sdpa", "split")
+DECODE_ATTN = ("sdpa", "split", "triton")
 
 
 def batched_slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor, scale: float,
-                           impl: str = "sdpa") -> torch.Tensor:
+                           impl: str = "sdpa", hwm: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Decode attention of b sequences in one call: q [b, KVH, G, D] (each KV head's query heads as its rows),
     k, v [b, KVH, C, D] (pool rows), valid [b, C] -> [b, KVH, G, D]. impl "sdpa" is one masked
-    scaled_dot_product_attention (the math of slot_attention, batched); "split" is split_attention."""
+    scaled_dot_product_attention (the math of slot_attention, batched); "split" is split_attention; "triton" is
+    the split-K kernel of triton_decode.py, which reads only the slots below hwm [b] int32 (splitk.high_water of
+    valid when None)."""
     if impl == "split":
         return split_attention(q, k, v, valid, scale)
+    if impl == "triton":
+        from . import triton_decode
+        from .splitk import high_water
+
+        return triton_decode.decode_attention(q, k, v, valid, high_water(valid) if hwm is None else hwm, scale)
     mask = valid[:, None, None, :]
     if HAS_SDPA:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)

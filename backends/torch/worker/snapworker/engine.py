@@ -88,7 +88,7 @@ def top2_margin(row: torch.Tensor) -> float:
 class Engine:
     """The scheduler. emit receives the events of the protocol (tokens, done, error) as dicts. With a pool, the
     sequences' caches live in it and single-row sequences decode in the static step (cuda_graphs: captured per
-    bucket on a GPU; decode_attn: auto, sdpa or split); without one, each sequence allocates its own cache."""
+    bucket on a GPU; decode_attn: auto, sdpa, split or triton); without one, each sequence allocates its own cache."""
 
     def __init__(self, runner: Runner, emit: Callable[[dict], None], max_batch: int = 32,
                  prefill_tokens: int = 16384, pool: Optional[SlotPool] = None, cuda_graphs: bool = True,

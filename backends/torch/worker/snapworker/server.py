@@ -78,7 +78,7 @@ def _parse_args(argv: Optional[list]) -> argparse.Namespace:
     ap.add_argument("--static-decode", default="on", choices=["on", "off"],
                     help="off: no pool, every sequence owns its cache and decodes in the packed forward")
     ap.add_argument("--cuda-graphs", default="on", choices=["on", "off"])
-    ap.add_argument("--decode-attn", default="auto", choices=["auto", "sdpa", "split"])
+    ap.add_argument("--decode-attn", default="auto", choices=["auto", "sdpa", "split", "triton"])
     return ap.parse_args(argv)
 
 

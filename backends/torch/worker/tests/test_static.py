@@ -18,7 +18,7 @@ from .test_engine import PROMPT, full_plan, snap_plan
 from snapworker.engine import Engine, Request
 from snapworker.plan import Plan
 from snapworker.pool import SlotPool, pool_geometry
-from snapworker.static import buckets
+from snapworker.static import TRITON_TOL, buckets
 
 
 def pool_for(runner: minillama.MiniRunner, rows: int, capacity: int) -> SlotPool:
@@ -227,6 +227,130 @@ class GraphTest(unittest.TestCase):
             for rid in ref.done:
                 self.assertEqual(got.tokens.get(rid), ref.tokens.get(rid), f"{impl} request {rid}")
                 self.assertEqual(got.done[rid]["kept"], ref.done[rid]["kept"], f"{impl} request {rid}")
+
+
+def _triton_ok() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    from snapworker import triton_decode
+    return triton_decode.available()[0]
+
+
+@unittest.skipUnless(_triton_ok(), "no CUDA device or no Triton here: the split-K kernel (decode_attn=triton) runs "
+                     "on the GPU machine; its arithmetic is tested on this CPU by test_splitk")
+class TritonTest(unittest.TestCase):
+    """The Triton split-K decode attention against SDPA, the float32 eager attention and splitk.emulate."""
+
+    def rows(self, seed: int, b: int, kvh: int, g: int, d: int, c: int, dtype: torch.dtype):
+        """Random pool rows: about a third of the slots invalid, row r ending at slot 1, c // 3 or c (r % 3); the
+        slots at and above a row's end hold NaN, so that reading one shows."""
+        gen = torch.Generator(device="cuda").manual_seed(seed)
+        q = torch.randn(b, kvh, g, d, generator=gen, device="cuda").to(dtype)
+        k = torch.randn(b, kvh, c, d, generator=gen, device="cuda").to(dtype)
+        v = torch.randn(b, kvh, c, d, generator=gen, device="cuda").to(dtype)
+        valid = torch.rand(b, c, generator=gen, device="cuda") > 0.3
+        valid[:, 0] = True
+        for r in range(b):
+            end = [1, c // 3, c][r % 3]
+            valid[r, end:] = False
+            k[r, :, end:] = float("nan")
+            v[r, :, end:] = float("nan")
+        return q, k, v, valid
+
+    def assertClose(self, got: torch.Tensor, want: torch.Tensor, tol: float, msg: str = "") -> None:
+        """|got - want| <= tol * (1 + |want|) elementwise (outputs of unit scale: tol absolute, relative above 1)."""
+        err = (got.float() - want.float()).abs() / (1 + want.float().abs())
+        self.assertLessEqual(float(err.max()), tol, msg)
+
+    def test_against_sdpa_and_the_emulation(self) -> None:
+        from snapworker import cache, splitk, triton_decode
+        torch.backends.cuda.matmul.allow_tf32 = False
+        bf, fp16, fp32 = torch.bfloat16, torch.float16, torch.float32
+        cases = [  # batch bucket, GQA group, head_dim, slots a row, dtype (few shapes: each compiles the kernels)
+            (1, 4, 128, 4352, bf), (2, 1, 64, 1000, bf), (4, 8, 128, 777, bf), (8, 4, 128, 2048, bf),
+            (2, 4, 64, 1000, fp16), (3, 4, 128, 1000, fp32)]
+        for i, (b, g, d, c, dtype) in enumerate(cases):
+            with self.subTest(dtype=str(dtype), b=b, g=g, d=d, c=c):
+                q, k, v, valid = self.rows(i, b, 2 if g == 8 else 8, g, d, c, dtype)
+                clean_k, clean_v = k.nan_to_num(0.0), v.nan_to_num(0.0)
+                scale = d ** -0.5
+                got = triton_decode.decode_attention(q, k, v, valid, splitk.high_water(valid), scale)
+                self.assertFalse(torch.isnan(got).any(), "a slot above the high-water mark was read")
+                want = cache.batched_slot_attention(q, clean_k, clean_v, valid, scale, "sdpa")
+                self.assertClose(got, want, TRITON_TOL[dtype], "against sdpa")
+                if b <= 2:  # the emulation loops in Python: small cases only
+                    ns = splitk.num_splits(b, q.shape[1], c, triton_decode.sm_count(q.device))
+                    emu = splitk.emulate(q, clean_k, clean_v, valid, scale, ns, triton_decode.BLOCK)
+                    self.assertClose(got, emu, TRITON_TOL[dtype] / 2, "against the emulation")
+                if i == 2:
+                    for forced in (1, 64):  # any split count, empty splits included
+                        other = triton_decode.decode_attention(q, k, v, valid, splitk.high_water(valid), scale,
+                                                               nsplit=forced)
+                        self.assertClose(other, want, TRITON_TOL[dtype], f"{forced} splits")
+
+    def test_graph_capture_and_replay(self) -> None:
+        from snapworker import splitk, triton_decode
+        q, k, v, valid = self.rows(1, 4, 8, 4, 128, 2048, torch.bfloat16)
+        k, v = k.nan_to_num(0.0), v.nan_to_num(0.0)
+        hwm = splitk.high_water(valid)
+        scale = 128 ** -0.5
+        triton_decode.decode_attention(q, k, v, valid, hwm, scale)  # compiles outside the capture
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            triton_decode.decode_attention(q, k, v, valid, hwm, scale)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            hw = splitk.high_water(valid)
+            out = triton_decode.decode_attention(q, k, v, valid, hw, scale)
+        for seed in (2, 3):  # new contents, new high-water marks, same buffers
+            q2, k2, v2, valid2 = self.rows(seed, 4, 8, 4, 128, 2048, torch.bfloat16)
+            valid2 = valid2.roll(1, 0)
+            q.copy_(q2)
+            k.copy_(k2.nan_to_num(0.0))
+            v.copy_(v2.nan_to_num(0.0))
+            valid.copy_(valid2)
+            g.replay()
+            want = triton_decode.decode_attention(q, k, v, valid, splitk.high_water(valid), scale)
+            self.assertTrue(torch.equal(out, want), f"seed {seed}")
+
+    def test_engine_forced_triton_in_float32(self) -> None:
+        # float32 is auto's sdpa; forced, the kernel (IEEE products) gives the eager path's tokens in CUDA graphs.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        runner = minillama.random_model(head_dim=16).to("cuda")
+        ps = [snap_plan(len(PROMPT) - i, 12 + 2 * i) for i in range(5)] + [full_plan(len(PROMPT), 10)]
+        rs = reqs(ps, [PROMPT[i:] for i in range(5)] + [PROMPT])
+        ref = Collector()
+        run_staggered(Engine(runner, ref, max_batch=8), rs, 1)
+        got = Collector()
+        eng = Engine(runner, got, max_batch=8, pool=pool_for(runner, 8, 64), decode_attn="triton")
+        run_staggered(eng, rs, 1)
+        assert eng.static is not None
+        d = eng.static.describe()
+        self.assertEqual(d["graph_error"], "")
+        self.assertGreater(d["replays"], 10)
+        self.assertEqual(set(d["decode_attn"].values()), {"triton"})
+        for rid in ref.done:
+            self.assertEqual(got.tokens.get(rid), ref.tokens.get(rid), f"request {rid}")
+        auto = Engine(runner, Collector(), max_batch=8, pool=pool_for(runner, 8, 64))
+        run_staggered(auto, rs, 1)
+        assert auto.static is not None
+        self.assertNotIn("triton", auto.static.describe()["decode_attn"].values())  # float32: never auto
+
+    def test_auto_checks_the_kernel_in_bfloat16(self) -> None:
+        runner = minillama.random_model(head_dim=64).to("cuda")
+        runner.model = runner.model.to(torch.bfloat16)
+        runner.dtype = torch.bfloat16
+        pool = SlotPool(runner.layers, runner.kv_heads, runner.head_dim, 4, 4096, torch.bfloat16, runner.device)
+        eng = Engine(runner, Collector(), max_batch=4, pool=pool)
+        assert eng.static is not None
+        for b in (1, 2, 4):
+            eng.static._impl(b)
+            check = eng.static.triton_check[b]
+            self.assertTrue(check["ok"], check)
+            self.assertLessEqual(check["max_err"], TRITON_TOL[torch.bfloat16])
+            self.assertIn("triton", eng.static.impl_ms[b])
 
 
 if __name__ == "__main__":
