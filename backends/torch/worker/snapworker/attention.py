@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 
 from .cache import SeqCache, batched_slot_attention, causal_attention, default_scale
 from .pool import SlotPool
@@ -41,15 +42,19 @@ class Step:
 
 class StaticStep:
     """A decode step over pool rows [0, b): token i of the row of tokens is the next token of the sequence in pool
-    row i (padding rows hold no sequence), written at slot slots[i]. Every tensor is the engine's static buffer, so
-    the same Python calls serve an eager step and the capture of a CUDA graph. span is how many slots of each row
-    attention reads (the pool's row capacity in a graph); hwm, for impl "triton", is each row's high-water mark
-    (splitk.high_water of its slot mask, computed once a step)."""
+    row i (padding rows hold no sequence), written at slot slots[i]. Every tensor is the engine's static buffer or
+    computed from them once a step, so the same Python calls serve an eager step and the capture of a CUDA graph.
+    span is how many slots of each row attention reads (the pool's row capacity in a graph). Computed once a step
+    for every layer: flat [b * KVH], the index of (row i, KV head h, slots[i]) in a layer's K or V viewed as
+    [rows * KVH * capacity, D] (one index_copy_ writes a layer's new keys); mask, for impl "sdpa" on a GPU, the
+    additive float mask [b, 1, 1, span] that scaled_dot_product_attention would make from the boolean one at every
+    layer (0 where valid, -inf elsewhere: the same values); hwm, for impl "triton", each row's high-water mark
+    (splitk.high_water of its slot mask)."""
 
     def __init__(self, pool: SlotPool, rows: torch.Tensor, slots: torch.Tensor, span: int, impl: str,
-                 hwm: Optional[torch.Tensor] = None) -> None:
+                 flat: torch.Tensor, mask: Optional[torch.Tensor] = None, hwm: Optional[torch.Tensor] = None) -> None:
         self.pool, self.rows, self.slots, self.span, self.impl = pool, rows, slots, span, impl
-        self.hwm = hwm
+        self.flat, self.mask, self.hwm = flat, mask, hwm
 
 
 _current: Optional[Union[Step, StaticStep]] = None
@@ -100,18 +105,21 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
 
 def _static(step: StaticStep, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
             scale: float) -> torch.Tensor:
-    """A StaticStep's layer: every token's K/V written at (its row, its slot) in one index_put per tensor, then one
+    """A StaticStep's layer: every token's K/V written at (its row, its slot) in one index_copy_ per tensor, then one
     batched attention over the rows' slots. No host synchronisation, no allocation that depends on the data."""
     pool = step.pool
     b = step.rows.shape[0]
     q = query[0].transpose(0, 1)  # [b, H, D]
-    idx = (step.rows[:, None], pool.heads[None, :], step.slots[:, None])
     kl, vl = pool.k[layer], pool.v[layer]
-    kl.index_put_(idx, key[0].transpose(0, 1))
-    vl.index_put_(idx, value[0].transpose(0, 1))
     h, d = q.shape[1], q.shape[2]
+    kl.view(-1, d).index_copy_(0, step.flat, key[0].transpose(0, 1).reshape(-1, d))
+    vl.view(-1, d).index_copy_(0, step.flat, value[0].transpose(0, 1).reshape(-1, d))
     kvh = kl.shape[1]
     c = step.span
     qg = q.reshape(b, kvh, h // kvh, d)
-    o = batched_slot_attention(qg, kl[:b, :, :c], vl[:b, :, :c], pool.valid[:b, :c], scale, step.impl, step.hwm)
+    valid = pool.valid[:b, :c]
+    if step.mask is not None:
+        o = F.scaled_dot_product_attention(qg, kl[:b, :, :c], vl[:b, :, :c], attn_mask=step.mask, scale=scale)
+    else:
+        o = batched_slot_attention(qg, kl[:b, :, :c], vl[:b, :, :c], valid, scale, step.impl, step.hwm)
     return o.reshape(b, h, d)[None]
