@@ -88,19 +88,31 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
     if isinstance(step, StaticStep):
         return _static(step, layer, query, key, value, scale), None
     q, k, v = query[0], key[0], value[0]
+    if len(step.segments) == 1 and step.segments[0].prefill and step.segments[0].length == q.shape[1]:
+        # One prompt fills the row (a long prefill): attention's output is returned as it comes, without a copy into
+        # a row-sized buffer (the flash kernels' output is already laid out as [T, H, D]).
+        seg = step.segments[0]
+        o = causal_attention(q, k, v, scale)
+        _prefill_cache(seg, layer, q, k, v)
+        return o.transpose(0, 1)[None].contiguous(), None
     out = torch.empty_like(q)
     for seg in step.segments:
         a, b = seg.start, seg.start + seg.length
         if seg.prefill:
             out[:, a:b] = causal_attention(q[:, a:b], k[:, a:b], v[:, a:b], scale)
-            plan = seg.cache.plan
-            w = min(plan.window, plan.prompt_len) if plan.need_scores else 0
-            top = select_topk(plan, q[:, b - w:b], k[:, a:b])
-            seg.cache.write_prefill(layer, k[:, a:b], v[:, a:b], top)
+            _prefill_cache(seg, layer, q[:, a:b], k[:, a:b], v[:, a:b])
         else:
             seg.cache.write_decode(layer, seg.slot, k[:, a:b], v[:, a:b])
             out[:, a:b] = seg.cache.attend(layer, q[:, a:b], scale)
     return out.transpose(0, 1)[None].contiguous(), None
+
+
+def _prefill_cache(seg: Segment, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    """The SnapKV selection of a prefill segment (q [H, L, D], k, v [KVH, L, D]) and its cache writes."""
+    plan = seg.cache.plan
+    w = min(plan.window, plan.prompt_len) if plan.need_scores else 0
+    top = select_topk(plan, q[:, q.shape[1] - w:], k)
+    seg.cache.write_prefill(layer, k, v, top)
 
 
 def _static(step: StaticStep, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

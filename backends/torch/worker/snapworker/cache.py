@@ -154,10 +154,9 @@ class SeqCache:
             storage = (torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device),
                        torch.zeros(plan.capacity, dtype=torch.bool, device=device))
         self.rebind(*storage)
-        pos, slots = plan.fixed_prefill()
-        self.fixed_pos = pos
-        self.fixed_pos_t = torch.tensor(pos, dtype=torch.long, device=device)
-        self.fixed_slot_t = torch.tensor(slots, dtype=torch.long, device=device)
+        # The sinks and ring positions as a few runs of consecutive positions and slots (plain slice copies; a
+        # full cache's 131072 positions are one run).
+        self.fixed_runs = plan.fixed_runs()
         self.topk: List[Optional[torch.Tensor]] = [None] * layers
 
     def rebind(self, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor) -> None:
@@ -175,14 +174,16 @@ class SeqCache:
 
     def mark_prefill(self) -> None:
         """Marks the slots the prefill fills: sinks, ring and the valid top-K slots."""
-        self.valid[self.fixed_slot_t] = True
+        for _, s0, n in self.fixed_runs:
+            self.valid[s0:s0 + n] = True
         base = self.plan.topk_base
         self.valid[base:base + self.plan.valid_topk] = True
 
     def write_prefill(self, layer: int, k: torch.Tensor, v: torch.Tensor, topk: torch.Tensor) -> None:
         """Copies a layer's kept prompt K/V into the slots: k, v [KVH, L, D]; topk [KVH, valid_topk] positions."""
-        self.k[layer][:, self.fixed_slot_t] = k[:, self.fixed_pos_t]
-        self.v[layer][:, self.fixed_slot_t] = v[:, self.fixed_pos_t]
+        for p0, s0, n in self.fixed_runs:
+            self.k[layer][:, s0:s0 + n] = k[:, p0:p0 + n]
+            self.v[layer][:, s0:s0 + n] = v[:, p0:p0 + n]
         n = topk.shape[1]
         if n:
             base = self.plan.topk_base
@@ -203,10 +204,11 @@ class SeqCache:
     def kept(self) -> List[List[List[int]]]:
         """[layer][kv head] sorted positions held right after prefill (what compress.Slots.Kept returns)."""
         out = []
+        fixed = self.plan.fixed_prefill()[0]
         for t in self.topk:
             if t is None:
                 raise RuntimeError("kept: the prefill has not run")
-            out.append([sorted(self.fixed_pos + row) for row in t.tolist()])
+            out.append([sorted(fixed + row) for row in t.tolist()])
         return out
 
 

@@ -89,8 +89,37 @@ class Plan:
     def fixed_prefill(self) -> Tuple[List[int], List[int]]:
         """The kept prompt positions that do not depend on the selection (sinks [0, lo) and ring [hi, L)), with
         their slots, in ascending position order."""
-        pos = list(range(self.lo)) + list(range(self.hi, self.prompt_len))
-        return pos, [self.slot_of(p) for p in pos]
+        pos: List[int] = []
+        slots: List[int] = []
+        for p0, s0, n in self.fixed_runs():
+            pos.extend(range(p0, p0 + n))
+            slots.extend(range(s0, s0 + n))
+        return pos, slots
+
+    def fixed_runs(self) -> List[Tuple[int, int, int]]:
+        """fixed_prefill as maximal runs (first position, first slot, length) over which position and slot both
+        advance by one: the sinks, then the ring positions in at most two pieces (before and after the ring
+        wraps), at most four in all; computed from the layout, not position by position."""
+        out: List[Tuple[int, int, int]] = []
+
+        def add(p0: int, s0: int, n: int) -> None:
+            if n <= 0:
+                return
+            if out and out[-1][0] + out[-1][2] == p0 and out[-1][1] + out[-1][2] == s0:
+                out[-1] = (out[-1][0], out[-1][1], out[-1][2] + n)
+            else:
+                out.append((p0, s0, n))
+
+        add(0, 0, self.lo)  # lo <= sinks: slot p
+        p = self.hi
+        while p < self.prompt_len:
+            if p < self.sinks:
+                n = min(self.sinks, self.prompt_len) - p
+            else:  # check() guarantees ring >= prompt_len - hi > 0 here
+                n = min(self.prompt_len - p, self.ring - (p - self.sinks) % self.ring)
+            add(p, self.slot_of(p), n)
+            p += n
+        return out
 
     def decode_slot(self, p: int) -> int:
         """The slot a decoded token at position p (p >= prompt_len) is written to; ValueError when it has none."""

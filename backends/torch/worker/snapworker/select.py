@@ -20,15 +20,25 @@ from .plan import Plan
 def head_scores(logits: torch.Tensor, first: int) -> torch.Tensor:
     """logits [..., w, L] float32 for observation queries at positions first..first+w-1; returns [..., L] float64,
     the sum over the w rows of each row's causal softmax (keys after the row's position get 0). Leading dimensions
-    (KV heads, query heads of a group) are independent: each element is computed as for one head alone."""
+    (KV heads, query heads of a group) are independent: each element is computed as for one head alone.
+
+    Only the last w-1 keys are masked for some rows (keys up to `first` are visible to all), so the masking touches
+    only that tail; the exponentials are computed in place in one float64 buffer. Every element gets the value of
+    the plain form: max over the visible keys, exp(x - max) in float64, 0 for masked keys, the same row sums."""
     w, length = logits.shape[-2:]
-    keys = torch.arange(length, device=logits.device)
+    cut = first + 1  # keys [cut, L) are visible to some rows only
+    keys = torch.arange(cut, length, device=logits.device)
     rows = torch.arange(first, first + w, device=logits.device)
-    allowed = keys[None, :] <= rows[:, None]  # [w, L]
-    m = logits.masked_fill(~allowed, float("-inf")).amax(dim=-1)  # [..., w] float32
-    ex = torch.exp(logits.double() - m.double()[..., None]).masked_fill(~allowed, 0.0)
+    hidden = keys[None, :] > rows[:, None]  # [w, L - cut]: the masked part of the tail
+    m = logits[..., :cut].amax(dim=-1)  # [..., w] float32
+    if length > cut:
+        m = torch.maximum(m, logits[..., cut:].masked_fill(hidden, float("-inf")).amax(dim=-1))
+    ex = logits.double()
+    ex.sub_(m.double()[..., None]).exp_()
+    if length > cut:
+        ex[..., cut:].masked_fill_(hidden, 0.0)
     inv = 1.0 / ex.sum(dim=-1)  # [..., w]
-    probs = ex * inv[..., None]
+    probs = ex.mul_(inv[..., None])
     score = torch.zeros(logits.shape[:-2] + (length,), dtype=torch.float64, device=logits.device)
     for i in range(w):
         score += probs[..., i, :]
@@ -73,8 +83,10 @@ def select_topk(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> torch.
     group = h // kvh
     scale = torch.tensor(1.0 / math.sqrt(d), dtype=torch.float32, device=device)
     first = length - w
-    logits = torch.stack([torch.matmul(queries[g * group:(g + 1) * group].float(), keys[g].float().t()) * scale
-                          for g in range(kvh)])  # [KVH, G, w, L] float32
+    logits = torch.empty(kvh, group, w, length, dtype=torch.float32, device=device)  # [KVH, G, w, L]
+    for g in range(kvh):
+        torch.matmul(queries[g * group:(g + 1) * group].float(), keys[g].float().t(), out=logits[g])
+        logits[g].mul_(scale)
     pooled = pool_candidates(head_scores(logits, first), plan.lo, plan.hi, plan.kernel)  # [KVH, G, C]
     acc = torch.zeros(kvh, plan.hi - plan.lo, dtype=torch.float64, device=device)
     for j in range(group):

@@ -24,6 +24,24 @@ class PlanTest(unittest.TestCase):
                 placed[p.lo + i] = p.topk_base + i
             self.assertEqual(sorted(placed.items()), [tuple(x) for x in case["prefill"]], case["spec"])
 
+    def test_fixed_runs_are_the_positions_one_by_one(self) -> None:
+        # The runs against slot_of position by position: every golden plan, and rings that wrap once.
+        ps = [Plan.from_json(c["plan"]) for c in plans()["slots"]]
+        ps.append(Plan(prompt_len=30, max_new=4, capacity=15, sinks=2, ring=8, topk=5, lo=2, hi=22, valid_topk=5,
+                       need_scores=True, window=4, kernel=3, append_decode=False))
+        ps.append(Plan(prompt_len=31, max_new=4, capacity=19, sinks=3, ring=8, topk=4, lo=1, hi=24, valid_topk=4,
+                       need_scores=True, window=4, kernel=3, append_decode=True))
+        for p in ps:
+            want = list(range(p.lo)) + list(range(p.hi, p.prompt_len))
+            pairs = [(q, p.slot_of(q)) for q in want]
+            runs = p.fixed_runs()
+            got = [(p0 + i, s0 + i) for p0, s0, n in runs for i in range(n)]
+            self.assertEqual(got, pairs, p)
+            self.assertLessEqual(len(runs), 4, p)
+            for (p0, s0, n), (p1, s1, _) in zip(runs, runs[1:]):  # maximal: neighbours do not continue each other
+                self.assertFalse(p0 + n == p1 and s0 + n == s1, p)
+        self.assertEqual(len(ps[-2].fixed_runs()), 3)  # sinks, then the ring before and after it wraps
+
     def test_decode_slot_refuses_positions_without_slot(self) -> None:
         full = Plan.from_json(plans()["slots"][0]["plan"])  # full, prompt 7, max new 5
         self.assertEqual(full.decode_slot(11), 11)
