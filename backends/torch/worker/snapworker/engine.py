@@ -122,9 +122,10 @@ class Engine:
             return f"prompt of {len(req.prompt)} tokens, plan for {req.plan.prompt_len}"
         if req.max_new != req.plan.max_new:
             return f"max_new {req.max_new}, plan for {req.plan.max_new}"
-        for i, t in enumerate(req.prompt):
-            if not 0 <= t < self.r.vocab:
-                return f"prompt token {t} (index {i}) outside the vocabulary of {self.r.vocab}"
+        if req.prompt and not 0 <= min(req.prompt) <= max(req.prompt) < self.r.vocab:  # C loops; then find it
+            for i, t in enumerate(req.prompt):
+                if not 0 <= t < self.r.vocab:
+                    return f"prompt token {t} (index {i}) outside the vocabulary of {self.r.vocab}"
         if self.pool is not None and self.pool.rows_for(req.plan.capacity) > self.pool.rows:
             return (f"a cache of {req.plan.capacity} slots needs {self.pool.rows_for(req.plan.capacity)} rows of the "
                     f"KV pool's {self.pool.rows} rows of {self.pool.capacity} slots")
