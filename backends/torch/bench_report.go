@@ -522,6 +522,9 @@ func (r *BenchResult) WriteTable(w io.Writer) error {
 		if ms, _ := r.Static["decode_attn_ms"].(map[string]any); len(ms) > 0 {
 			g += fmt.Sprintf(" (ms a layer: %v)", ms)
 		}
+		if tc, _ := r.Static["triton_check"].(map[string]any); len(tc) > 0 {
+			g += fmt.Sprintf("; triton's startup check against sdpa per batch size %v", tc)
+		}
 		p("static decode\t%s", g)
 	}
 	p("")

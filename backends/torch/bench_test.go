@@ -215,7 +215,8 @@ func TestBenchOnFakeWorker(t *testing.T) {
 	if err := r.WriteTable(&tab); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"Fake GPU", "copy bandwidth", "MISSED", "met", "table 5", "decode vs generate", "profile decode_graph", "gemv_kernel"} {
+	for _, s := range []string{"Fake GPU", "copy bandwidth", "MISSED", "met", "table 5", "decode vs generate", "profile decode_graph", "gemv_kernel",
+		"attention kernel per batch size map[1:triton]", "triton's startup check against sdpa per batch size map[1:map[max_err:0.004 ok:true tol:0.02]]"} {
 		if !strings.Contains(tab.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, tab.String())
 		}

@@ -69,7 +69,8 @@ func fakeBench(args []string) int {
 			p := planOf(f["plan"])
 			res["context"], res["capacity"], res["step_ms"], res["replay_ms"] = p.PromptLen, p.Capacity, []float64{10, 9, 11}, 8.5
 			res["live_slots_mean"], res["slot_bytes"] = float64(p.PromptLen+10), kv(1)-extra
-			res["static"] = map[string]any{"cuda_graphs": true, "graph_error": "", "decode_attn": map[string]any{"1": "split"}}
+			res["static"] = map[string]any{"cuda_graphs": true, "graph_error": "", "decode_attn": map[string]any{"1": "triton"},
+				"triton_check": map[string]any{"1": map[string]any{"ok": true, "max_err": 0.004, "tol": 0.02}}}
 		case "flat":
 			var ctx, caps []int
 			var kvs []int64

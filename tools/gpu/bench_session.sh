@@ -7,7 +7,8 @@
 # Phases:
 #   env     the machine: nvidia-smi (summary and -q), CPU, memory, Python, torch, CUDA, cuDNN, transformers, snapeval
 #   graphs  the worker's static-decode tests on this machine's torch (worker/tests/test_static.py: the CUDA graph
-#           path against the eager per-sequence path, float32 with TF32 off; pool, compaction, conformance fixtures)
+#           path against the eager per-sequence path, float32 with TF32 off; pool, compaction, conformance fixtures;
+#           TritonTest: the decode_attn=triton kernel against SDPA and splitk's emulation, in a CUDA graph, in the engine)
 #           and its transformers glue on a tiny random llama (test_hf_bench.py: the decode step of transformers' own
 #           model captured in CUDA graphs, the bench's transformers side), seconds before the bench relies on them
 #   bench   snapeval bench --backend torch --shape llama3.1-8b --json (every figure of issue #21 in one worker
@@ -81,7 +82,7 @@ env_info() {
   head -n 40 "$R/machine.txt"
 }
 
-graphs() { cd "$REPO/backends/torch/worker" && python3 -m unittest -v tests.test_static tests.test_hf_bench; }
+graphs() { cd "$REPO/backends/torch/worker" && python3 -m unittest -v tests.test_static tests.test_splitk tests.test_hf_bench; }
 
 bench() {
   local l=$(( $(left) - 90 ))  # snapeval stops its worker 60 s after --deadline: within this phase's limit
@@ -103,7 +104,7 @@ export -f env_info graphs bench left
 export REPO R SNAP START DEADLINE EXTRA CARRY
 
 want env && phase env 30 env_info
-want graphs && phase graphs 75 graphs
+want graphs && phase graphs 150 graphs  # Triton compiles its kernels for each shape TritonTest tries
 want bench && phase bench 600 bench
 note "total $(( $(date +%s) - START ))s"
 [ -f "$R/bench.txt" ] && { echo "=== the bench's table (bench.txt)"; cat "$R/bench.txt"; } >> "$SUMMARY"
