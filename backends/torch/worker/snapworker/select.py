@@ -33,7 +33,7 @@ def head_scores(logits: torch.Tensor, first: int) -> torch.Tensor:
     m = logits[..., :cut].amax(dim=-1)  # [..., w] float32
     if length > cut:
         m = torch.maximum(m, logits[..., cut:].masked_fill(hidden, float("-inf")).amax(dim=-1))
-    ex = logits.double()
+    ex = logits.to(torch.float64, copy=True)  # never the caller's tensor, whatever its dtype
     ex.sub_(m.double()[..., None]).exp_()
     if length > cut:
         ex[..., cut:].masked_fill_(hidden, 0.0)
