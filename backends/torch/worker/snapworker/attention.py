@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 
 from .cache import SeqCache, batched_slot_attention, causal_attention, default_scale
 from .pool import SlotPool
@@ -46,15 +45,14 @@ class StaticStep:
     computed from them once a step, so the same Python calls serve an eager step and the capture of a CUDA graph.
     span is how many slots of each row attention reads (the pool's row capacity in a graph). Computed once a step
     for every layer: flat [b * KVH], the index of (row i, KV head h, slots[i]) in a layer's K or V viewed as
-    [rows * KVH * capacity, D] (one index_copy_ writes a layer's new keys); mask, for impl "sdpa" on a GPU, the
-    additive float mask [b, 1, 1, span] that scaled_dot_product_attention would make from the boolean one at every
-    layer (0 where valid, -inf elsewhere: the same values); hwm, for impl "triton", each row's high-water mark
-    (splitk.high_water of its slot mask)."""
+    [rows * KVH * capacity, D] (one index_copy_ writes a layer's new keys); hwm, for impl "triton", each row's
+    high-water mark (splitk.high_water of its slot mask). The boolean slot mask goes to SDPA as it is: SDPA converts
+    it per backend (cuDNN's fill is -65504, not -inf), so a float mask made here could change its results."""
 
     def __init__(self, pool: SlotPool, rows: torch.Tensor, slots: torch.Tensor, span: int, impl: str,
-                 flat: torch.Tensor, mask: Optional[torch.Tensor] = None, hwm: Optional[torch.Tensor] = None) -> None:
+                 flat: torch.Tensor, hwm: Optional[torch.Tensor] = None) -> None:
         self.pool, self.rows, self.slots, self.span, self.impl = pool, rows, slots, span, impl
-        self.flat, self.mask, self.hwm = flat, mask, hwm
+        self.flat, self.hwm = flat, hwm
 
 
 _current: Optional[Union[Step, StaticStep]] = None
@@ -129,9 +127,5 @@ def _static(step: StaticStep, layer: int, query: torch.Tensor, key: torch.Tensor
     kvh = kl.shape[1]
     c = step.span
     qg = q.reshape(b, kvh, h // kvh, d)
-    valid = pool.valid[:b, :c]
-    if step.mask is not None:
-        o = F.scaled_dot_product_attention(qg, kl[:b, :, :c], vl[:b, :, :c], attn_mask=step.mask, scale=scale)
-    else:
-        o = batched_slot_attention(qg, kl[:b, :, :c], vl[:b, :, :c], valid, scale, step.impl, step.hwm)
+    o = batched_slot_attention(qg, kl[:b, :, :c], vl[:b, :, :c], pool.valid[:b, :c], scale, step.impl, step.hwm)
     return o.reshape(b, h, d)[None]

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from .attention import StaticStep, set_step
-from .cache import DECODE_ATTN, HAS_SDPA, batched_slot_attention
+from .cache import DECODE_ATTN, batched_slot_attention
 from .pool import SlotPool
 from .splitk import high_water
 
@@ -106,13 +106,8 @@ class StaticDecoder:
         p = self.pool
         p.valid.index_put_((rows, slots), self.true)
         flat = ((rows[:, None] * p.kv_heads + p.heads[None, :]) * p.capacity + slots[:, None]).view(-1)
-        valid = p.valid[:b, :span]
-        mask = None
-        if impl == "sdpa" and self.cuda and HAS_SDPA:  # the boolean mask's conversion, once a step
-            mask = torch.zeros(valid.shape, dtype=p.dtype, device=p.device).masked_fill_(~valid, float("-inf"))
-            mask = mask[:, None, None, :]
-        hwm = high_water(valid) if impl == "triton" else None
-        set_step(StaticStep(p, rows, slots, span, impl, flat, mask, hwm))
+        hwm = high_water(p.valid[:b, :span]) if impl == "triton" else None
+        set_step(StaticStep(p, rows, slots, span, impl, flat, hwm))
         try:
             return self.r.forward(self.buf[:b, 0], self.buf[:b, 1], rows)
         finally:
