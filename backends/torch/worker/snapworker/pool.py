@@ -75,9 +75,11 @@ class SlotPool:
         return None
 
     def release(self, row: int, k: int) -> None:
-        """Gives k rows starting at row back."""
+        """Gives k rows starting at row back, their slot masks cleared (a free row that pads a decode batch then
+        has one valid slot, the padding token's, so that decode_attn=triton reads one slot of it)."""
         for i in range(row, row + k):
             self.owner[i] = None
+        self.valid[row:row + k].zero_()
 
     def views(self, row: int, k: int, capacity: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """K and V [layers, kv_heads, capacity, head_dim] and valid [capacity] of the sequence at rows
@@ -96,6 +98,7 @@ class SlotPool:
         self.k[:, dst].copy_(self.k[:, src])
         self.v[:, dst].copy_(self.v[:, src])
         self.valid[dst].copy_(self.valid[src])
+        self.valid[src].zero_()
         self.owner[dst], self.owner[src] = self.owner[src], None
 
 

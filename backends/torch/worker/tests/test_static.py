@@ -60,6 +60,9 @@ class PoolTest(unittest.TestCase):
         self.assertEqual(float(p.k[0, 0, 0, 4, 0]), 3.0)
         self.assertTrue(bool(p.valid[0, 4]))
         self.assertEqual(p.owner[:3], ["c", None, None])
+        self.assertFalse(bool(p.valid[1].any()))  # the row moved from is cleared
+        p.release(3, 3)
+        self.assertFalse(bool(p.valid[3:].any()))  # released rows are cleared
         self.assertEqual(p.alloc("f", 3), 1)
         self.assertFalse(bool(p.valid[1].any()))  # a row is cleared when it is taken
         with self.assertRaises(RuntimeError):
