@@ -102,14 +102,12 @@ class StaticTest(unittest.TestCase):
         return ref, got, eng
 
     def assertSameOrClose(self, got: List[float], want: List[float], msg: str) -> None:
-        """Equal bits on a CPU; on a GPU within 1e-5 relative, since the two paths pack different rows into one
-        forward and cuBLAS picks its kernel (and summation order) by shape."""
-        if self.runner.device.type == "cpu":
-            self.assertEqual(got, want, msg)
-            return
+        """Within 1e-5 relative: the two paths pack different rows into one forward, and BLAS libraries pick their
+        kernel (and summation order) by shape. Debian's torch 1.13 on the development machines gives equal bits;
+        torch 2.11 on the H100 machine's host CPU and on the GPU differed in the last bits (2026-12-07)."""
         self.assertEqual(len(got), len(want), msg)
-        scale = max(1.0, max(abs(x) for x in want))
-        worst = max(abs(a - b) for a, b in zip(got, want))
+        scale = max(1.0, max((abs(x) for x in want), default=0.0))
+        worst = max((abs(a - b) for a, b in zip(got, want)), default=0.0)
         self.assertLessEqual(worst, 1e-5 * scale, msg)
 
     def test_same_capacity_gives_the_same_bits(self) -> None:
