@@ -16,6 +16,14 @@
 //	                                       values (per token) quantized on write to B = 8, 4 or 2 bits in groups
 //	                                       of G (default 32), KIVI-style (package compress/kvquant); KVBytes
 //	                                       counts the packed size (Policy.KVBytes)
+//	h2o:budget=B[,recent=R]                capacity B: heavy hitters by accumulated attention and the R most
+//	                                       recent tokens; one eviction per decode step once full (Evictor)
+//	tova:budget=B                          capacity B: the slot of lowest attention of the current query (group
+//	                                       mean) evicted per decode step once full (Evictor)
+//	pyramidkv:budget=B[,base=snapstream]   snapkv's (or snapstream's) layout with per-layer top-K decreasing
+//	                                       with depth, same total (Plan.Layers, PyramidTopK)
+//	adakv:budget=B[,base=snapstream]       snapkv's (or snapstream's) layout with per-head top-K from the
+//	                                       layer's pooled scores, same total (SelectAdaKV, Plan.HeadPlan)
 //
 // streaming and snapstream take rerotate=true: the same slots, but during decode every held key is rotated
 // for its rank among the held positions and the query for the last rank (StreamingLLM's original positions
@@ -55,4 +63,11 @@
 // SelectTopK per layer (when Plan.NeedScores) and Slots.Prefill per layer and KV head to learn where to
 // copy each kept prompt K/V. Each decoded token goes to Slots.Decode(p); attention covers the slots whose
 // Slots.Pos is not -1.
+//
+// The per-layer and per-head allocations (pyramidkv, adakv) take each layer's plan from Plan.Layers and, for
+// adakv, each KV head's from Plan.HeadPlan with the counts SelectAdaKV chose; their capacities differ between
+// layers and heads but sum to layers x KV heads x Plan.Capacity. The decode-time eviction policies (h2o, tova;
+// Plan.Evict) keep one Evictor per layer and KV head instead of Slots: PromptScores and Evictor.Prefill at the
+// end of prefill, then per step Evictor.Decode(p) before the forward pass and Evictor.Observe with the step's
+// post-softmax attention weights after it.
 package compress

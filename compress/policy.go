@@ -21,6 +21,16 @@ const (
 	MethodSnapStream Method = "snapstream" // sinks + SnapKV top-K of the middle of the prompt + ring
 	MethodKNorm      Method = "knorm"      // the B prompt keys of lowest L2 norm per KV head; decoded tokens appended
 	MethodKVQuant    Method = "kvquant"    // the full cache, keys and values quantized on write (KIVI-style; §17)
+	MethodH2O        Method = "h2o"        // heavy hitters by accumulated attention + a recent window, one eviction per decode step once full
+	MethodTOVA       Method = "tova"       // the slot of lowest attention of the current query evicted at every decode step once full
+	MethodPyramidKV  Method = "pyramidkv"  // snapkv or snapstream with per-layer top-K budgets decreasing with depth
+	MethodAdaKV      Method = "adakv"      // snapkv or snapstream with per-head top-K budgets from the layer's pooled scores
+)
+
+// Defaults of the per-layer and per-head allocations (docs/policies.md §20-21).
+const (
+	DefaultBeta      = 20 // PyramidKV's beta: the last layer gets about topk/beta top-K slots
+	DefaultSafeguard = 20 // AdaKV's safeguard, percent: every head keeps at least this share of the layer's mean top-K
 )
 
 // Defaults of docs/policies.md §3 [choice].
@@ -40,6 +50,8 @@ const maxValue = math.MaxInt32
 // snapkv uses TopK, Window and Kernel; snapstream uses all of them. Budget is the total number of
 // slots: S+K+R for snapstream, S+R for streaming, K+W for snapkv (decoded tokens come on top), 0 for full.
 // Adaptive (snapstream only) gives the unused top-K slots of a short prompt to the ring.
+// h2o uses TopK (heavy hitters H), Recent (R, the current token included) and Budget = H + R; tova only
+// Budget; pyramidkv and adakv carry the fields of their Base (snapkv or snapstream) plus Beta or Safeguard.
 type Policy struct {
 	Method   Method
 	Sinks    int
@@ -57,6 +69,14 @@ type Policy struct {
 	// group size: keys per channel over Group consecutive tokens, values per token over Group consecutive
 	// channels (docs/policies.md §17, package compress/kvquant).
 	Bits, Group int
+	// Base is the policy under a per-layer (pyramidkv) or per-head (adakv) allocation of its top-K slots:
+	// MethodSnapKV or MethodSnapStream, whose fields (Sinks ... Budget) this policy carries; "" for the other methods.
+	Base Method
+	// Beta (pyramidkv only) shapes the pyramid: the deepest layer gets about TopK/Beta top-K slots (docs/policies.md §20).
+	Beta int
+	// Safeguard (adakv only) is the percentage of the layer's mean top-K that every KV head keeps whatever the other
+	// heads' scores (docs/policies.md §21).
+	Safeguard int
 	// Weights asks for the model's weights in another format than its own: "" (its own) or WeightsInt8.
 	// It is not a cache parameter: it rides along in the spec ("snapstream:budget=256@int8") so that one
 	// run can compare weight formats as it compares policies; backends that cannot honour it refuse it.
@@ -86,7 +106,12 @@ func MustParse(spec string) Policy {
 //	streaming:sinks=4,recent=60,rerotate=true (rerotate=true also for snapstream: positions re-indexed in the cache)
 //	knorm:budget=256                       (the 256 prompt keys of lowest L2 norm per layer and KV head)
 //	kvquant:bits=4                         (the full cache quantized to 4 bits; group defaults to 32)
+//	h2o:budget=256[,recent=128]            (heavy hitters + the R most recent tokens; R = B/2 by default)
+//	tova:budget=256                        (evict the lowest attention of the current query, per KV head)
+//	pyramidkv:budget=256[,base=snapstream][,beta=20]   (per-layer top-K of snapkv, or snapstream, decreasing with depth)
+//	adakv:budget=256[,base=snapstream][,safeguard=20]  (per-head top-K of snapkv, or snapstream, from the pooled scores)
 //
+// pyramidkv and adakv take the keys of their base (snapkv by default) with the same derivations.
 // For snapstream, budget may be combined with some of sinks/recent/topk; the missing ones are derived
 // from it (sinks defaults to 4; recent to B/2 when topk is also missing). Keys may come in any order;
 // unknown, duplicate, negative or inconsistent values are errors. The result passes Validate.
@@ -130,8 +155,20 @@ func parseBody(spec, body string) (Policy, error) {
 		allowed = []string{"topk", "window", "kernel", "budget"}
 	case MethodSnapStream:
 		allowed = []string{"sinks", "recent", "topk", "window", "kernel", "budget", "adaptive", "rerotate"}
+	case MethodH2O:
+		allowed = []string{"budget", "recent"}
+	case MethodTOVA:
+		allowed = []string{"budget"}
+	case MethodPyramidKV, MethodAdaKV:
+		extra := "beta"
+		if m == MethodAdaKV {
+			extra = "safeguard"
+		}
+		allowed = []string{"base", "sinks", "recent", "topk", "window", "kernel", "budget", extra}
+	case "rkv":
+		return Policy{}, fmt.Errorf("policy %q: rkv (R-KV) is not built: its definition could not be pinned down (docs/policies.md §22)", spec)
 	default:
-		return Policy{}, fmt.Errorf("policy %q: unknown method %q (want full, streaming, snapkv, snapstream, knorm or kvquant)", spec, name)
+		return Policy{}, fmt.Errorf("policy %q: unknown method %q (want full, streaming, snapkv, snapstream, knorm, kvquant, h2o, tova, pyramidkv or adakv)", spec, name)
 	}
 	if !hasParams || params == "" {
 		return Policy{}, fmt.Errorf("policy %q: %s needs parameters, e.g. %q", spec, m, example(m))
@@ -140,6 +177,53 @@ func parseBody(spec, body string) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
+	if m != MethodPyramidKV && m != MethodAdaKV {
+		return derive(spec, m, kv)
+	}
+	// A per-layer or per-head allocation: the base's keys and derivations, then the allocation's own key.
+	base := MethodSnapKV
+	if kv["base"] == baseSnapStream {
+		base = MethodSnapStream
+	}
+	delete(kv, "base")
+	if base == MethodSnapKV {
+		for _, k := range []string{"sinks", "recent"} {
+			if _, ok := kv[k]; ok {
+				return Policy{}, fmt.Errorf("policy %q: unknown key %q for base snapkv (base=snapstream takes it)", spec, k)
+			}
+		}
+	}
+	beta, hasBeta := kv["beta"]
+	safe, hasSafe := kv["safeguard"]
+	delete(kv, "beta")
+	delete(kv, "safeguard")
+	p, err := derive(spec, base, kv)
+	if err != nil {
+		return Policy{}, err
+	}
+	p.Method, p.Base = m, base
+	switch {
+	case m == MethodPyramidKV && hasBeta:
+		p.Beta = beta
+	case m == MethodPyramidKV:
+		p.Beta = DefaultBeta
+	case hasSafe:
+		p.Safeguard = safe
+	default:
+		p.Safeguard = DefaultSafeguard
+	}
+	if err := p.Validate(); err != nil {
+		return Policy{}, fmt.Errorf("policy %q: %w", spec, err)
+	}
+	return p, nil
+}
+
+// baseSnapStream is the value parseParams gives base=snapstream (base=snapkv gives 0).
+const baseSnapStream = 1
+
+// derive resolves the parameters kv of method m (every method but full, pyramidkv and adakv) into a policy
+// that passes Validate; errors name spec.
+func derive(spec string, m Method, kv map[string]int) (Policy, error) {
 	p := Policy{Method: m, Rerotate: kv["rerotate"] == 1}
 	get := func(key string, def int) (int, bool) {
 		v, ok := kv[key]
@@ -149,6 +233,25 @@ func parseBody(spec, body string) (Policy, error) {
 		return v, true
 	}
 	switch m {
+	case MethodH2O:
+		b, hasB := get("budget", 0)
+		if !hasB {
+			return Policy{}, fmt.Errorf("policy %q: h2o needs budget", spec)
+		}
+		r, hasR := get("recent", b/2)
+		if !hasR && r < 1 {
+			return Policy{}, fmt.Errorf("policy %q: budget %d leaves no recent slot for the current token (the default recent=budget/2 needs budget >= 2)", spec, b)
+		}
+		if r > b {
+			return Policy{}, fmt.Errorf("policy %q: recent %d exceeds budget %d", spec, r, b)
+		}
+		p.Budget, p.Recent, p.TopK = b, r, b-r
+	case MethodTOVA:
+		b, hasB := get("budget", 0)
+		if !hasB {
+			return Policy{}, fmt.Errorf("policy %q: tova needs budget", spec)
+		}
+		p.Budget = b
 	case MethodKVQuant:
 		b, hasB := get("bits", 0)
 		if !hasB {
@@ -264,6 +367,17 @@ func parseParams(spec, params string, allowed []string) (map[string]int, error) 
 		if _, dup := kv[key]; dup {
 			return nil, fmt.Errorf("policy %q: duplicate key %q", spec, key)
 		}
+		if key == "base" {
+			switch val {
+			case "snapkv":
+				kv[key] = 0
+			case "snapstream":
+				kv[key] = baseSnapStream
+			default:
+				return nil, fmt.Errorf("policy %q: base=%q: want snapkv or snapstream", spec, val)
+			}
+			continue
+		}
 		if key == "adaptive" || key == "rerotate" {
 			switch val {
 			case "true":
@@ -300,6 +414,14 @@ func example(m Method) string {
 		return "knorm:budget=2048"
 	case MethodKVQuant:
 		return "kvquant:bits=4"
+	case MethodH2O:
+		return "h2o:budget=2048"
+	case MethodTOVA:
+		return "tova:budget=2048"
+	case MethodPyramidKV:
+		return "pyramidkv:budget=2048"
+	case MethodAdaKV:
+		return "adakv:budget=2048"
 	default:
 		return "snapstream:budget=4096"
 	}
@@ -330,6 +452,25 @@ func (p Policy) String() string {
 		return fmt.Sprintf("knorm:budget=%d", p.Budget)
 	case MethodKVQuant:
 		return fmt.Sprintf("kvquant:bits=%d,group=%d", p.Bits, p.Group)
+	case MethodH2O:
+		if p.Recent == p.Budget/2 {
+			return fmt.Sprintf("h2o:budget=%d", p.Budget)
+		}
+		return fmt.Sprintf("h2o:budget=%d,recent=%d", p.Budget, p.Recent)
+	case MethodTOVA:
+		return fmt.Sprintf("tova:budget=%d", p.Budget)
+	case MethodPyramidKV, MethodAdaKV:
+		_, params, _ := strings.Cut(p.base().String(), ":")
+		if p.Base == MethodSnapStream {
+			params = "base=snapstream," + params
+		}
+		switch {
+		case p.Method == MethodPyramidKV && p.Beta != DefaultBeta:
+			params += fmt.Sprintf(",beta=%d", p.Beta)
+		case p.Method == MethodAdaKV && p.Safeguard != DefaultSafeguard:
+			params += fmt.Sprintf(",safeguard=%d", p.Safeguard)
+		}
+		return string(p.Method) + ":" + params
 	case MethodStreaming:
 		return fmt.Sprintf("streaming:sinks=%d,recent=%d%s", p.Sinks, p.Recent, rerotate)
 	case MethodSnapKV:
@@ -368,6 +509,14 @@ func (p Policy) Split() string {
 		return fmt.Sprintf("K=%d (+decoded)", p.TopK)
 	case MethodKVQuant:
 		return fmt.Sprintf("all, %d-bit K/V, group %d", p.Bits, p.Group)
+	case MethodH2O:
+		return fmt.Sprintf("H=%d R=%d (evicting)", p.TopK, p.Recent)
+	case MethodTOVA:
+		return fmt.Sprintf("B=%d (evicting)", p.Budget)
+	case MethodPyramidKV:
+		return fmt.Sprintf("%s, K per layer (beta=%d)", p.base().Split(), p.Beta)
+	case MethodAdaKV:
+		return fmt.Sprintf("%s, K per head (safeguard=%d%%)", p.base().Split(), p.Safeguard)
 	case MethodStreaming:
 		return fmt.Sprintf("S=%d R=%d%s", p.Sinks, p.Recent, rr)
 	case MethodSnapKV:
@@ -390,11 +539,20 @@ func (p Policy) Validate() error {
 	if p.Weights != "" && p.Weights != WeightsInt8 {
 		return fmt.Errorf("weights %q: want int8 or none", p.Weights)
 	}
+	alloc := p.Method == MethodPyramidKV || p.Method == MethodAdaKV
+	switch {
+	case !alloc && p.Base != "":
+		return fmt.Errorf("%s does not use base", p.Method)
+	case p.Method != MethodPyramidKV && p.Beta != 0:
+		return fmt.Errorf("%s does not use beta (got %d)", p.Method, p.Beta)
+	case p.Method != MethodAdaKV && p.Safeguard != 0:
+		return fmt.Errorf("%s does not use safeguard (got %d)", p.Method, p.Safeguard)
+	}
 	for _, f := range []struct {
 		name string
 		v    int
 	}{{"sinks", p.Sinks}, {"recent", p.Recent}, {"topk", p.TopK}, {"window", p.Window}, {"kernel", p.Kernel}, {"budget", p.Budget},
-		{"bits", p.Bits}, {"group", p.Group}} {
+		{"bits", p.Bits}, {"group", p.Group}, {"beta", p.Beta}, {"safeguard", p.Safeguard}} {
 		if f.v < 0 {
 			return fmt.Errorf("%s=%d must not be negative", f.name, f.v)
 		}
@@ -440,6 +598,39 @@ func (p Policy) Validate() error {
 		return err
 	}
 	switch p.Method {
+	case MethodH2O:
+		if err := unused("sinks", "window", "kernel"); err != nil {
+			return err
+		}
+		if p.Recent < 1 {
+			return fmt.Errorf("recent=%d must be at least 1 (the current token)", p.Recent)
+		}
+		if p.Budget != p.TopK+p.Recent {
+			return fmt.Errorf("budget %d != heavy %d + recent %d", p.Budget, p.TopK, p.Recent)
+		}
+		return nil
+	case MethodTOVA:
+		if err := unused("sinks", "recent", "topk", "window", "kernel"); err != nil {
+			return err
+		}
+		if p.Budget < 1 {
+			return fmt.Errorf("budget=%d must be at least 1", p.Budget)
+		}
+		return nil
+	case MethodPyramidKV, MethodAdaKV:
+		if p.Base != MethodSnapKV && p.Base != MethodSnapStream {
+			return fmt.Errorf("%s: base %q: want snapkv or snapstream", p.Method, string(p.Base))
+		}
+		if p.Adaptive || p.Rerotate {
+			return fmt.Errorf("%s does not use adaptive or rerotate", p.Method)
+		}
+		if p.Method == MethodPyramidKV && p.Beta < 1 {
+			return fmt.Errorf("beta=%d must be at least 1", p.Beta)
+		}
+		if p.Method == MethodAdaKV && p.Safeguard > 100 {
+			return fmt.Errorf("safeguard=%d is a percentage (0 to 100)", p.Safeguard)
+		}
+		return p.base().Validate()
 	case MethodKNorm:
 		if err := unused("sinks", "recent", "window", "kernel"); err != nil {
 			return err
@@ -500,6 +691,19 @@ func (p Policy) Normalized() Policy {
 		return Policy{Method: p.Method, TopK: p.TopK, Budget: p.TopK}
 	case MethodKVQuant:
 		return Policy{Method: p.Method, Bits: p.Bits, Group: p.Group}
+	case MethodH2O:
+		return Policy{Method: p.Method, TopK: p.TopK, Recent: p.Recent, Budget: p.TopK + p.Recent}
+	case MethodTOVA:
+		return Policy{Method: p.Method, Budget: p.Budget}
+	case MethodPyramidKV, MethodAdaKV:
+		q := p.base().Normalized()
+		q.Method, q.Base, q.Beta, q.Safeguard, q.Weights = p.Method, p.Base, p.Beta, p.Safeguard, p.Weights
+		if q.Method != MethodPyramidKV {
+			q.Beta = 0
+		} else {
+			q.Safeguard = 0
+		}
+		return q
 	case MethodSnapKV:
 		return Policy{Method: p.Method, TopK: p.TopK, Window: p.Window, Kernel: p.Kernel, Budget: p.TopK + p.Window}
 	case MethodSnapStream:
@@ -510,16 +714,24 @@ func (p Policy) Normalized() Policy {
 
 // Capacity returns the number of slots per layer and KV head that a sequence of promptLen prompt tokens
 // and up to maxNew new tokens is given at admission (docs/policies.md §4): prompt+maxNew for full, S+R for
-// streaming, K+W+maxNew for snapkv, B+maxNew for knorm, B for snapstream, prompt+maxNew for kvquant (the full
-// cache, quantized). It equals Plan(promptLen, maxNew).Capacity.
+// streaming, K+W+maxNew for snapkv, B+maxNew for knorm, B for snapstream, h2o and tova, prompt+maxNew for kvquant
+// (the full cache, quantized), and for pyramidkv and adakv their base's capacity, which is the mean over layers
+// and KV heads of theirs (the total is the base's). It equals Plan(promptLen, maxNew).Capacity.
 func (p Policy) Capacity(promptLen, maxNew int) int {
 	switch p.Method {
 	case MethodFull, MethodKVQuant:
 		return promptLen + maxNew
 	case MethodSnapKV, MethodKNorm:
 		return p.TopK + p.Window + maxNew
+	case MethodPyramidKV, MethodAdaKV:
+		return p.base().Capacity(promptLen, maxNew)
 	}
 	return p.Budget
+}
+
+// base returns the snapkv or snapstream policy under a pyramidkv or adakv one (its allocation fields dropped).
+func (p Policy) base() Policy {
+	return Policy{Method: p.Base, Sinks: p.Sinks, Recent: p.Recent, TopK: p.TopK, Window: p.Window, Kernel: p.Kernel, Budget: p.Budget}
 }
 
 // Quant is the quantization format of a kvquant policy (the zero Format for every other method).

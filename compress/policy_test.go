@@ -46,6 +46,22 @@ func TestParse(t *testing.T) {
 		{"kvquant:group=128,bits=8", Policy{Method: MethodKVQuant, Bits: 8, Group: 128}, "kvquant:bits=8,group=128"},
 		{"kvquant:bits=2,group=1", Policy{Method: MethodKVQuant, Bits: 2, Group: 1}, ""},
 		{"kvquant:bits=4,group=65536@int8", Policy{Method: MethodKVQuant, Bits: 4, Group: 65536, Weights: WeightsInt8}, ""},
+		{"h2o:budget=256", Policy{Method: MethodH2O, TopK: 128, Recent: 128, Budget: 256}, ""},
+		{"h2o:budget=257", Policy{Method: MethodH2O, TopK: 129, Recent: 128, Budget: 257}, ""},
+		{"h2o:recent=1,budget=64", Policy{Method: MethodH2O, TopK: 63, Recent: 1, Budget: 64}, "h2o:budget=64,recent=1"},
+		{"h2o:budget=64,recent=64", Policy{Method: MethodH2O, Recent: 64, Budget: 64}, ""},
+		{"h2o:budget=2", Policy{Method: MethodH2O, TopK: 1, Recent: 1, Budget: 2}, ""},
+		{"h2o:budget=1,recent=1@int8", Policy{Method: MethodH2O, Recent: 1, Budget: 1, Weights: WeightsInt8}, ""},
+		{"tova:budget=256", Policy{Method: MethodTOVA, Budget: 256}, ""},
+		{"tova:budget=1", Policy{Method: MethodTOVA, Budget: 1}, ""},
+		{"pyramidkv:budget=256", Policy{Method: MethodPyramidKV, Base: MethodSnapKV, TopK: 224, Window: 32, Kernel: 5, Budget: 256, Beta: 20}, "pyramidkv:topk=224,window=32,kernel=5"},
+		{"pyramidkv:topk=224,window=32,kernel=5", Policy{Method: MethodPyramidKV, Base: MethodSnapKV, TopK: 224, Window: 32, Kernel: 5, Budget: 256, Beta: 20}, ""},
+		{"pyramidkv:base=snapkv,budget=64,window=16,beta=4", Policy{Method: MethodPyramidKV, Base: MethodSnapKV, TopK: 48, Window: 16, Kernel: 5, Budget: 64, Beta: 4}, "pyramidkv:topk=48,window=16,kernel=5,beta=4"},
+		{"pyramidkv:budget=256,base=snapstream", Policy{Method: MethodPyramidKV, Base: MethodSnapStream, Sinks: 4, Recent: 128, TopK: 124, Window: 32, Kernel: 5, Budget: 256, Beta: 20}, "pyramidkv:base=snapstream,budget=256"},
+		{"pyramidkv:base=snapstream,sinks=4,recent=16,topk=24,window=8,kernel=5,beta=3", Policy{Method: MethodPyramidKV, Base: MethodSnapStream, Sinks: 4, Recent: 16, TopK: 24, Window: 8, Kernel: 5, Budget: 44, Beta: 3}, ""},
+		{"adakv:budget=256", Policy{Method: MethodAdaKV, Base: MethodSnapKV, TopK: 224, Window: 32, Kernel: 5, Budget: 256, Safeguard: 20}, "adakv:topk=224,window=32,kernel=5"},
+		{"adakv:base=snapstream,budget=256,safeguard=0", Policy{Method: MethodAdaKV, Base: MethodSnapStream, Sinks: 4, Recent: 128, TopK: 124, Window: 32, Kernel: 5, Budget: 256}, "adakv:base=snapstream,budget=256,safeguard=0"},
+		{"adakv:topk=8,window=4,kernel=3,safeguard=100@int8", Policy{Method: MethodAdaKV, Base: MethodSnapKV, TopK: 8, Window: 4, Kernel: 3, Budget: 12, Safeguard: 100, Weights: WeightsInt8}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -81,7 +97,30 @@ func TestParseErrors(t *testing.T) {
 		{"@int8", "unknown method"},
 		{"snapstream:budget=3@int8", "budget 3 must exceed sinks 4"},
 		{"Full", "unknown method"},
-		{"h2o:budget=4", "unknown method"},
+		{"quest:budget=4", "unknown method"},
+		{"rkv:budget=4", "rkv (R-KV) is not built"},
+		{"h2o", "needs parameters"},
+		{"h2o:recent=4", "h2o needs budget"},
+		{"h2o:budget=1", "the default recent=budget/2 needs budget >= 2"},
+		{"h2o:budget=8,recent=0", "recent=0 must be at least 1"},
+		{"h2o:budget=8,recent=9", "recent 9 exceeds budget 8"},
+		{"h2o:budget=8,topk=4", `unknown key "topk"`},
+		{"h2o:budget=8,rerotate=true", `unknown key "rerotate"`},
+		{"tova:budget=0", "budget=0 must be at least 1"},
+		{"tova:recent=4", `unknown key "recent"`},
+		{"tova:window=4", `unknown key "window"`},
+		{"pyramidkv:budget=256,base=streaming", `base="streaming": want snapkv or snapstream`},
+		{"pyramidkv:budget=256,recent=8", `unknown key "recent" for base snapkv`},
+		{"pyramidkv:budget=256,beta=0", "beta=0 must be at least 1"},
+		{"pyramidkv:budget=256,safeguard=20", `unknown key "safeguard"`},
+		{"pyramidkv:budget=256,adaptive=true", `unknown key "adaptive"`},
+		{"pyramidkv:base=snapstream,budget=6", "default split needs budget >= 7"},
+		{"pyramidkv:window=8", "snapkv needs topk or budget"},
+		{"pyramidkv:budget=256,bits=4", `unknown key "bits"`},
+		{"adakv:budget=256,safeguard=101", "safeguard=101 is a percentage"},
+		{"adakv:budget=256,beta=2", `unknown key "beta"`},
+		{"adakv:budget=8,window=16", "budget 8 is smaller than window 16"},
+		{"adakv:base=snapstream,budget=64,kernel=4", "kernel=4 must be odd"},
 		{"snapkv:topk=8,rerotate=true", `unknown key "rerotate"`},
 		{"streaming:recent=8,rerotate=yes", `rerotate="yes": want true or false`},
 		{"streaming:recent=8,rerotate=true,rerotate=true", `duplicate key "rerotate"`},
@@ -168,7 +207,22 @@ func TestValidate(t *testing.T) {
 		{"full ok", Policy{Method: MethodFull}, ""},
 		{"full with budget", Policy{Method: MethodFull, Budget: 8}, "full does not use budget"},
 		{"no method", Policy{}, "no method"},
-		{"unknown", Policy{Method: "h2o"}, "unknown method"},
+		{"unknown", Policy{Method: "quest"}, "unknown method"},
+		{"h2o ok", Policy{Method: MethodH2O, TopK: 4, Recent: 4, Budget: 8}, ""},
+		{"h2o no recent", Policy{Method: MethodH2O, TopK: 8, Budget: 8}, "recent=0 must be at least 1"},
+		{"h2o sum", Policy{Method: MethodH2O, TopK: 4, Recent: 4, Budget: 9}, "budget 9 != heavy 4 + recent 4"},
+		{"h2o window", Policy{Method: MethodH2O, TopK: 4, Recent: 4, Budget: 8, Window: 2}, "h2o does not use window"},
+		{"h2o bits", Policy{Method: MethodH2O, TopK: 4, Recent: 4, Budget: 8, Bits: 4}, "h2o does not use bits"},
+		{"tova topk", Policy{Method: MethodTOVA, TopK: 4, Budget: 8}, "tova does not use topk"},
+		{"tova adaptive", Policy{Method: MethodTOVA, Budget: 8, Adaptive: true}, "does not use adaptive"},
+		{"snapkv base", Policy{Method: MethodSnapKV, TopK: 8, Window: 8, Kernel: 5, Budget: 16, Base: MethodSnapKV}, "snapkv does not use base"},
+		{"snapkv beta", Policy{Method: MethodSnapKV, TopK: 8, Window: 8, Kernel: 5, Budget: 16, Beta: 2}, "snapkv does not use beta"},
+		{"kvquant safeguard", Policy{Method: MethodKVQuant, Bits: 4, Group: 32, Safeguard: 2}, "kvquant does not use safeguard"},
+		{"pyramidkv safeguard", Policy{Method: MethodPyramidKV, Base: MethodSnapKV, TopK: 8, Window: 8, Kernel: 5, Budget: 16, Beta: 2, Safeguard: 2}, "pyramidkv does not use safeguard"},
+		{"pyramidkv base", Policy{Method: MethodPyramidKV, Base: MethodStreaming, Sinks: 4, Recent: 4, Budget: 8, Beta: 2}, `base "streaming"`},
+		{"pyramidkv bad base fields", Policy{Method: MethodPyramidKV, Base: MethodSnapKV, Sinks: 4, TopK: 8, Window: 8, Kernel: 5, Budget: 16, Beta: 2}, "snapkv does not use sinks"},
+		{"pyramidkv rerotate", Policy{Method: MethodPyramidKV, Base: MethodSnapStream, Sinks: 4, Recent: 4, TopK: 4, Window: 8, Kernel: 3, Budget: 12, Beta: 2, Rerotate: true}, "pyramidkv does not use rerotate"},
+		{"adakv ok", Policy{Method: MethodAdaKV, Base: MethodSnapStream, Sinks: 4, Recent: 4, TopK: 4, Window: 8, Kernel: 3, Budget: 12, Safeguard: 50}, ""},
 		{"negative", Policy{Method: MethodStreaming, Sinks: -1, Recent: 4, Budget: 3}, "sinks=-1 must not be negative"},
 		{"streaming window", Policy{Method: MethodStreaming, Sinks: 4, Recent: 32, Window: 8, Kernel: 1, Budget: 36}, "streaming does not use window"},
 		{"streaming budget missing", Policy{Method: MethodStreaming, Sinks: 4, Recent: 32}, "budget 0 != sinks 4 + recent 32"},
@@ -216,6 +270,20 @@ func TestNormalized(t *testing.T) {
 	if q != MustParse("snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5") {
 		t.Fatalf("got %+v", q)
 	}
+	for _, tt := range []struct {
+		p    Policy
+		spec string
+	}{
+		{Policy{Method: MethodH2O, TopK: 8, Recent: 8, Window: 4, Sinks: 2}, "h2o:budget=16"},
+		{Policy{Method: MethodTOVA, Budget: 16, TopK: 3}, "tova:budget=16"},
+		{Policy{Method: MethodPyramidKV, Base: MethodSnapKV, Sinks: 4, Recent: 3, TopK: 48, Window: 16, Kernel: 5, Beta: 20, Safeguard: 7}, "pyramidkv:topk=48,window=16,kernel=5"},
+		{Policy{Method: MethodAdaKV, Base: MethodSnapStream, Sinks: 4, Recent: 16, TopK: 24, Window: 8, Kernel: 5, Beta: 3, Safeguard: 20},
+			"adakv:base=snapstream,sinks=4,recent=16,topk=24,window=8,kernel=5"},
+	} {
+		if got := tt.p.Normalized(); got != MustParse(tt.spec) {
+			t.Errorf("Normalized(%+v) = %+v, want %s", tt.p, got, tt.spec)
+		}
+	}
 }
 
 func TestCapacityAndSplit(t *testing.T) {
@@ -235,6 +303,13 @@ func TestCapacityAndSplit(t *testing.T) {
 		{"knorm:budget=256", 1000, 48, 304, "K=256 (+decoded)"},
 		{"knorm:budget=256", 100, 48, 304, "K=256 (+decoded)"},
 		{"kvquant:bits=4", 1000, 24, 1024, "all, 4-bit K/V, group 32"},
+		{"h2o:budget=256", 1000, 48, 256, "H=128 R=128 (evicting)"},
+		{"h2o:budget=256,recent=16", 10, 48, 256, "H=240 R=16 (evicting)"},
+		{"tova:budget=256", 1000, 48, 256, "B=256 (evicting)"},
+		{"pyramidkv:budget=256", 1000, 48, 304, "K=224 W=32 k=5 (+decoded), K per layer (beta=20)"},
+		{"pyramidkv:budget=256,base=snapstream,beta=5", 1000, 48, 256, "S=4 K=124 R=128 W=32 k=5, K per layer (beta=5)"},
+		{"adakv:budget=256", 1000, 48, 304, "K=224 W=32 k=5 (+decoded), K per head (safeguard=20%)"},
+		{"adakv:budget=256,base=snapstream", 10, 48, 256, "S=4 K=124 R=128 W=32 k=5, K per head (safeguard=20%)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -286,6 +361,8 @@ func FuzzParse(f *testing.F) {
 		"full@int8", "snapstream:budget=64@int8", "full@int8@int8", "@",
 		"streaming:recent=8,rerotate=true", "snapstream:budget=64,adaptive=true,rerotate=true@int8", "knorm:budget=256", "knorm:budget=0",
 		"kvquant:bits=4", "kvquant:bits=8,group=128@int8", "kvquant:bits=3", "kvquant:group=0,bits=2",
+		"h2o:budget=256", "h2o:budget=9,recent=3@int8", "tova:budget=1", "rkv:budget=64", "pyramidkv:budget=256,beta=4",
+		"pyramidkv:base=snapstream,budget=64", "adakv:budget=256,safeguard=0", "adakv:base=snapkv,topk=3,window=2",
 	} {
 		f.Add(s)
 	}

@@ -83,58 +83,72 @@ func SelectTopK(plan Plan, queries, keys []float32, numQHeads, numKVHeads, headD
 	if s == nil {
 		s = &Scratch{}
 	}
-	groupSize := numQHeads / numKVHeads
 	c := plan.Hi - plan.Lo
-	s.q = grow(s.q, w*headDim)
-	s.logits = grow(s.logits, w*L)
+	s.q = grow(s.q, min(w, rowBlock)*headDim)
+	s.logits = grow(s.logits, min(w, rowBlock)*L)
 	s.ex = grow(s.ex, L)
 	s.score = grow(s.score, L)
 	s.group = grow(s.group, c)
 	s.idx = grow(s.idx, c)
 	for g := range numKVHeads {
-		clear(s.group)
-		for j := range groupSize {
-			h := g*groupSize + j
-			for i := range w {
-				copy(s.q[i*headDim:(i+1)*headDim], queries[(i*numQHeads+h)*headDim:])
-			}
-			headScores(s, keys, L, w, numKVHeads, g, headDim)
-			poolCandidates(s.group, s.score, plan.Lo, plan.Hi, plan.Kernel)
-		}
-		for i := range s.group {
-			s.group[i] /= float64(groupSize)
-		}
+		groupScores(plan, queries, keys, numQHeads, numKVHeads, headDim, g, s)
 		out[g] = topK(s, plan.Lo, plan.ValidTopK)
 	}
 	return out
 }
 
-// headScores fills s.score[0:L] with the sum over the w observation queries in s.q of the full-row causal
-// softmax probabilities of every key position.
-func headScores(s *Scratch, keys []float32, L, w, numKVHeads, g, headDim int) {
+// groupScores fills s.group[0:Hi-Lo] with G[j] of docs/policies.md §8 for the candidates of KV head g: the
+// pooled scores of its query heads, averaged. The scratch buffers must be sized (SelectTopK).
+func groupScores(plan Plan, queries, keys []float32, numQHeads, numKVHeads, headDim, g int, s *Scratch) {
+	groupSize := numQHeads / numKVHeads
+	L, w := plan.PromptLen, min(plan.Window, plan.PromptLen)
+	clear(s.group)
+	for j := range groupSize {
+		headScores(s, queries, numQHeads, g*groupSize+j, keys, L, w, numKVHeads, g, headDim)
+		poolCandidates(s.group, s.score, plan.Lo, plan.Hi, plan.Kernel)
+	}
+	for i := range s.group {
+		s.group[i] /= float64(groupSize)
+	}
+}
+
+// headScores fills s.score[0:L] with the sum over the last w prompt queries of query head h (queries, flat
+// [w][numQHeads][headDim]) of the full-row causal softmax probabilities of every key position of KV head g.
+// The rows go in blocks of rowBlock (s.q and s.logits hold one block), summed in row order.
+func headScores(s *Scratch, queries []float32, numQHeads, h int, keys []float32, L, w, numKVHeads, g, headDim int) {
 	scale := float32(1 / math.Sqrt(float64(headDim)))
 	stride := numKVHeads * headDim
-	first := L - w // absolute position of observation query 0
-	// Logits: C[i][t] = scale * q_i . k_t, one serial SGEMM per block of keys (gonum's SSE dot kernel, float32)
-	// so that a block is reused by every query while it is cached. Rows are computed over whole blocks; the
-	// causal limit is applied by the softmax below, which reads row i only up to key first+i.
-	// Tiles of at most rowBlock x keyBlock keep gonum on its serial path (no goroutines, no allocation).
-	for t0 := 0; t0 < L; t0 += keyBlock {
-		nb := min(keyBlock, L-t0)
-		if s.Scores != nil {
-			s.Scores(s.q, headDim, w, keys[t0*stride+g*headDim:], stride, headDim, nb, scale, s.logits[t0:], L)
-			continue
+	first := L - w // absolute position of query row 0
+	clear(s.score)
+	for b0 := 0; b0 < w; b0 += rowBlock {
+		nr := min(rowBlock, w-b0)
+		for i := range nr {
+			copy(s.q[i*headDim:(i+1)*headDim], queries[((b0+i)*numQHeads+h)*headDim:])
 		}
-		B := blas32.General{Rows: nb, Cols: headDim, Stride: stride, Data: keys[t0*stride+g*headDim:]}
-		for r0 := 0; r0 < w; r0 += rowBlock {
-			nr := min(rowBlock, w-r0)
-			A := blas32.General{Rows: nr, Cols: headDim, Stride: headDim, Data: s.q[r0*headDim : (r0+nr)*headDim]}
-			C := blas32.General{Rows: nr, Cols: nb, Stride: L, Data: s.logits[r0*L+t0:]}
+		// Logits: C[i][t] = scale * q_i . k_t, one serial SGEMM per block of keys (gonum's SSE dot kernel, float32)
+		// so that a block is reused by every query while it is cached. Rows are computed over whole blocks up to the
+		// last row's position; the causal limit is applied by the softmax below, which reads row i only up to key
+		// first+i. Tiles of at most rowBlock x keyBlock keep gonum on its serial path (no goroutines, no allocation).
+		kEnd := first + b0 + nr
+		for t0 := 0; t0 < kEnd; t0 += keyBlock {
+			nb := min(keyBlock, L-t0)
+			if s.Scores != nil {
+				s.Scores(s.q, headDim, nr, keys[t0*stride+g*headDim:], stride, headDim, nb, scale, s.logits[t0:], L)
+				continue
+			}
+			B := blas32.General{Rows: nb, Cols: headDim, Stride: stride, Data: keys[t0*stride+g*headDim:]}
+			A := blas32.General{Rows: nr, Cols: headDim, Stride: headDim, Data: s.q[:nr*headDim]}
+			C := blas32.General{Rows: nr, Cols: nb, Stride: L, Data: s.logits[t0:]}
 			blas32.Gemm(blas.NoTrans, blas.Trans, scale, A, B, 0, C)
 		}
+		softmaxRows(s, first+b0, nr, L)
 	}
-	clear(s.score)
-	for i := range w {
+}
+
+// softmaxRows adds to s.score the causal softmax probabilities of the nr logit rows in s.logits (row i at
+// absolute position first+i, stride L).
+func softmaxRows(s *Scratch, first, nr, L int) {
+	for i := range nr {
 		n := first + i + 1
 		row := s.logits[i*L : i*L+n]
 		m := float32(math.Inf(-1))

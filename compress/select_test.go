@@ -195,6 +195,9 @@ func testSelectTopKMatchesReference(t *testing.T, scores func(q []float32, ldq, 
 		L := 1 + rng.IntN(150)
 		S, R, K := rng.IntN(6), rng.IntN(30), rng.IntN(40)
 		W := 1 + rng.IntN(40)
+		if iter%7 == 0 {
+			W += 60 // observation windows of more than one row block (rowBlock)
+		}
 		k := 1 + 2*rng.IntN(5)
 		pol := Policy{Method: MethodSnapStream, Sinks: S, Recent: R, TopK: K, Window: W, Kernel: k, Budget: S + R + K}
 		if pol.Validate() != nil {
