@@ -24,7 +24,31 @@ type Seq struct {
 	// Quant, when non-nil, holds the cache quantized instead of K and V (compress.MethodKVQuant): segments on
 	// it take one token a step, at slot = position.
 	Quant *QuantKV
+	// Heads, when non-nil (len Layers*KVHeads, layer l's KV head h at l*KVHeads+h), gives every layer and KV head
+	// a cache of its own, for the policies whose capacities or kept positions differ between layers and heads
+	// (compress: pyramidkv, adakv, h2o, tova): see HeadCache. Live is then unused, and Cap must be at least every
+	// head's Cap (it sizes the attention scratch). Only single-token segments without Slots may use such a cache.
+	Heads []HeadCache
 }
+
+// HeadCache is the cache of one layer and KV head of a Seq with per-head caches.
+type HeadCache struct {
+	// Off and Cap place the head's Cap slots in its layer's K and V: slot s's key is K[l][(Off+s)*HeadDim:][:HeadDim]
+	// (the head's keys one after the other, stride HeadDim; likewise its values).
+	Off, Cap int
+	// Live[s] is the absolute position held by slot s, -1 when empty: a query at p sees the slots with
+	// 0 <= Live[s] <= p, as with Seq.Live.
+	Live []int32
+	// Slot is the slot the segment's token writes its key and value to.
+	Slot int
+	// Weights, when non-nil (at least G*Cap floats for the G query heads of the KV head), receives the post-softmax
+	// attention weights of the segment's query: the weight of slot s for query head j of the group at
+	// Weights[j*Cap+s], for the slots up to the last visible one (0 for the invisible ones among them).
+	Weights []float32
+}
+
+// dense reports whether s is a dense causal cache (slot = position), attended in tiles.
+func (s *Seq) dense() bool { return s.Live == nil && s.Heads == nil && s.Quant == nil }
 
 // NewSeq allocates a cache of capacity slots for every layer.
 func (m *Model) NewSeq(capacity int) *Seq {
@@ -180,7 +204,12 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 			if s.Slots != nil {
 				slot = s.Slots[t]
 			}
-			if slot < 0 || slot >= s.Seq.Cap {
+			if s.Seq.Heads != nil {
+				if err := checkHeads(m, s); err != nil {
+					return fmt.Errorf("model: segment %d: %w", i, err)
+				}
+				slot = -1
+			} else if slot < 0 || slot >= s.Seq.Cap {
 				return fmt.Errorf("model: slot %d for position %d outside the cache capacity %d", slot, p, s.Seq.Cap)
 			}
 			if s.Seq.Quant != nil && (len(s.Tokens) != 1 || slot != p) {
@@ -240,6 +269,31 @@ func (m *Model) Forward(ws *Workspace, segs []Segment) error {
 		ws.plan[i] = phase{}
 	}
 	ws.m, ws.segs = nil, nil
+	return nil
+}
+
+// checkHeads validates a segment over a cache with per-head caches (Seq.Heads).
+func checkHeads(m *Model, s *Segment) error {
+	c := &m.Cfg
+	if len(s.Tokens) != 1 || s.Slots != nil {
+		return fmt.Errorf("a cache with per-head caches takes one token and no slots (got %d tokens)", len(s.Tokens))
+	}
+	if len(s.Seq.Heads) != c.Layers*c.KVHeads {
+		return fmt.Errorf("%d per-head caches for %d layers x %d KV heads", len(s.Seq.Heads), c.Layers, c.KVHeads)
+	}
+	g := c.Heads / c.KVHeads
+	for i := range s.Seq.Heads {
+		hc := &s.Seq.Heads[i]
+		l := i / c.KVHeads
+		switch {
+		case hc.Slot < 0 || hc.Slot >= hc.Cap:
+			return fmt.Errorf("layer %d KV head %d: slot %d outside its capacity %d", l, i%c.KVHeads, hc.Slot, hc.Cap)
+		case hc.Cap > s.Seq.Cap || len(hc.Live) < hc.Cap || hc.Off < 0 || (hc.Off+hc.Cap)*c.HeadDim > min(len(s.Seq.K[l]), len(s.Seq.V[l])):
+			return fmt.Errorf("layer %d KV head %d: slots [%d, %d) (mask of %d) outside its layer's cache", l, i%c.KVHeads, hc.Off, hc.Off+hc.Cap, len(hc.Live))
+		case hc.Weights != nil && len(hc.Weights) < g*hc.Cap:
+			return fmt.Errorf("layer %d KV head %d: %d weights for %d query heads x %d slots", l, i%c.KVHeads, len(hc.Weights), g, hc.Cap)
+		}
+	}
 	return nil
 }
 
@@ -463,7 +517,6 @@ func (ws *Workspace) qkvHeads(l, lo, hi, worker int) {
 				rope(v, ws.cos[r*d/2:(r+1)*d/2], ws.sin[r*d/2:(r+1)*d/2])
 			}
 			s := ws.segs[ws.rowSeg[r]].Seq
-			off := ws.rowSlot[r] * nKV * d
 			switch {
 			case h < nQ:
 				if s.Q != nil {
@@ -476,16 +529,28 @@ func (ws *Workspace) qkvHeads(l, lo, hi, worker int) {
 			case s.Quant != nil:
 				s.Quant.putValue(l, ws.rowSlot[r], h-nQ-nKV, v)
 			case h < nQ+nKV:
-				copy(s.K[l][off+(h-nQ)*d:off+(h-nQ+1)*d], v)
+				off := s.kvOffset(l, h-nQ, ws.rowSlot[r], nKV, d)
+				copy(s.K[l][off:off+d], v)
 				if s.RawK != nil {
-					copy(s.RawK[l][off+(h-nQ)*d:off+(h-nQ+1)*d], raw[:d])
+					copy(s.RawK[l][off:off+d], raw[:d])
 				}
 			default:
-				copy(s.V[l][off+(h-nQ-nKV)*d:off+(h-nQ-nKV+1)*d], v)
+				off := s.kvOffset(l, h-nQ-nKV, ws.rowSlot[r], nKV, d)
+				copy(s.V[l][off:off+d], v)
 			}
 		}
 		ws.ready[h].Store(int64(l + 1))
 	}
+}
+
+// kvOffset is the offset in K[l] and V[l] of KV head kvh's key and value in slot (of a cache without per-head
+// caches; with them, in the head's own Slot).
+func (s *Seq) kvOffset(l, kvh, slot, nKV, d int) int {
+	if s.Heads != nil {
+		hc := &s.Heads[l*nKV+kvh]
+		return (hc.Off + hc.Slot) * d
+	}
+	return (slot*nKV + kvh) * d
 }
 
 // awaitHeads waits until the query heads [kvh*g+h0, kvh*g+h1) and the key and value heads of KV head
@@ -620,7 +685,7 @@ func (w *Workspace) buildUnits(m *Model, segs []Segment, R int) {
 		seg := &segs[w.rowSeg[r]]
 		n := len(seg.Tokens)
 		tile := 1
-		if seg.Seq.Live == nil && seg.Seq.Quant == nil && !flashOff {
+		if seg.Seq.dense() && !flashOff {
 			tile = qTile
 		}
 		// Per-query units of a small decode batch are split by query head when the workers are at least
@@ -659,7 +724,7 @@ func (a *attnJob) run(lo, hi, worker int) {
 			for r := u.r0; r < u.r0+u.nr; r++ {
 				a.rowQuant(int(r), int(u.kvh), int(u.h0), int(u.h1), worker)
 			}
-		case seq.Live == nil && !flashOff:
+		case seq.dense() && !flashOff:
 			a.tiled(int(u.r0), int(u.nr), int(u.kvh), worker)
 		default:
 			for r := u.r0; r < u.r0+u.nr; r++ {
@@ -784,7 +849,13 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 	seq := a.segs[ws.rowSeg[r]].Seq
 	p := ws.rowPos[r]
 	K, V := seq.K[a.l][kvh*d:], seq.V[a.l][kvh*d:]
-	n := visibleSlots(seq, p)
+	live := seq.Live
+	var hc *HeadCache
+	if seq.Heads != nil {
+		hc = &seq.Heads[a.l*nKV+kvh]
+		K, V, st, live = seq.K[a.l][hc.Off*d:], seq.V[a.l][hc.Off*d:], d, hc.Live[:hc.Cap]
+	}
+	n := visibleIn(live, p)
 	sc := ws.sbuf[worker][:g*n]
 	q := ws.qkv[r*qkvDim+kvh*g*d : r*qkvDim+(kvh+1)*g*d]
 	for s0 := 0; s0 < n; s0 += rowTile {
@@ -793,7 +864,7 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 			dots(q[h*d:(h+1)*d], K[s0*st:], st, m, scale, sc[h*n+s0:h*n+s0+m])
 		}
 	}
-	if live := seq.Live; live != nil {
+	if live != nil {
 		live = live[:n]
 		for s, lp := range live {
 			if !visible(lp, p) {
@@ -823,6 +894,12 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 			o := out[h*d : (h+1)*d]
 			for i := range o {
 				o[i] *= inv[h-b0]
+			}
+			if hc != nil && hc.Weights != nil {
+				wt := hc.Weights[h*hc.Cap : h*hc.Cap+n]
+				for s, e := range sc[h*n : (h+1)*n] {
+					wt[s] = e * inv[h-b0]
+				}
 			}
 		}
 	}

@@ -55,8 +55,8 @@ func (w *Workspace) planSplit(m *Model, segs []Segment, R int) {
 	total := 0
 	for r := 0; r < R; r++ {
 		seg := &segs[w.rowSeg[r]]
-		if len(seg.Tokens) != 1 || seg.Seq.Live == nil || seg.Seq.Quant != nil { // rowQuant dequantizes whole rows
-			return
+		if len(seg.Tokens) != 1 || seg.Seq.Live == nil || seg.Seq.Quant != nil || seg.Seq.Heads != nil {
+			return // rowQuant dequantizes whole rows; per-head caches are attended row by row (row)
 		}
 		n := visibleSlots(seg.Seq, w.rowPos[r])
 		big = big || 2*n*d*4 >= splitMinBytes
@@ -110,11 +110,19 @@ var splitOff bool
 // dense cache; in a slot cache, the slots up to the last visible one (those past it, not yet written or
 // ahead of p, are skipped rather than masked).
 func visibleSlots(seq *Seq, p int) int {
-	n := seq.Cap
 	if seq.Live == nil {
 		return p + 1
 	}
-	for n > 1 && !visible(seq.Live[n-1], p) {
+	return visibleIn(seq.Live[:seq.Cap], p)
+}
+
+// visibleIn is visibleSlots for a slot cache's mask live (len: its capacity); a nil mask is dense.
+func visibleIn(live []int32, p int) int {
+	if live == nil {
+		return p + 1
+	}
+	n := len(live)
+	for n > 1 && !visible(live[n-1], p) {
 		n--
 	}
 	return n
