@@ -10,9 +10,11 @@ after prefill ([layer][kv head]) and the greedy tokens:
     python3 tools/policies/reference.py --check DIR   # reproduce the model's own reference.json cases first
     python3 tools/policies/reference.py --vectors > compress/kvquant/testdata/vectors.json
 
-Policies (docs/policies.md): full, streaming and snapstream (rerotate or not), snapkv, knorm, and kvquant
+Policies (docs/policies.md): full, streaming and snapstream (rerotate or not), snapkv, knorm, kvquant
 (§17: the full cache with keys and values quantized on write in float32 arithmetic with float16 scales and
-zero points, exactly as package compress/kvquant does; its cases also carry the logits of the last step).
+zero points, exactly as package compress/kvquant does; its cases also carry the logits of the last step),
+h2o and tova (§18-19, decode-time eviction: the position evicted at every decode step in every layer and KV head
+is recorded too), pyramidkv and adakv (§20-21, per-layer and per-head top-K on snapkv or snapstream).
 --vectors writes the quantizer's codes, parameters and dequantized values for random float32 inputs, which
 compress/kvquant's tests reproduce bit for bit.
 """
@@ -254,6 +256,8 @@ class Prefill:
         self.k = [[[] for _ in range(m.nkv)] for _ in range(n)]
         self.v = [[[] for _ in range(m.nkv)] for _ in range(n)]
         self.q: list[list[list[Vec]]] = [[] for _ in range(n)]  # [layer][pos][head]
+        # [layer][query head][row]: the causal softmax probabilities of each prompt row over keys 0..row
+        self.probs: list[list[list[list[float]]]] = [[[] for _ in range(m.nq)] for _ in range(n)]
         logits = None
         for pos, tok in enumerate(ids):
             def attend(li: int, qs: list[Vec], ks: list[Vec], vs: list[Vec], pos: int = pos) -> Vec:
@@ -266,7 +270,8 @@ class Prefill:
                 self.q[li].append(qr)
                 out: Vec = []
                 for h in range(m.nq):
-                    o, _ = softmax_attend(qr[h], self.k[li][h // g], self.v[li][h // g])
+                    o, pr = softmax_attend(qr[h], self.k[li][h // g], self.v[li][h // g])
+                    self.probs[li][h].append(pr)
                     out += o
                 return out
             logits, _ = m.step(tok, pos, attend, pos == len(ids) - 1)
@@ -275,8 +280,8 @@ class Prefill:
 
 
 def plan(p: dict[str, Any], L: int, max_new: int) -> dict[str, int]:
-    """docs/policies.md §5-6: the blocks and the candidate range."""
-    meth = p["method"]
+    """docs/policies.md §5-6: the blocks and the candidate range (pyramidkv and adakv: their base's)."""
+    meth = p.get("base", "snapkv") if p["method"] in ("pyramidkv", "adakv") else p["method"]
     if meth == "full":
         return {"sinks": L + max_new, "ring": 0, "topk": 0, "lo": L, "hi": L, "append": 0}
     if meth == "snapkv":
@@ -294,21 +299,14 @@ def rank_top(score: list[float], lo: int, n: int) -> list[int]:
     return sorted(lo + i for i in idx)
 
 
-def select(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, h: int) -> list[int]:
-    """The kept candidates of layer li, KV head h (§8 SnapKV, §15 knorm)."""
+def snap_scores(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, h: int) -> list[float]:
+    """SnapKV's group score G of every candidate [lo, hi) of layer li, KV head h (§8)."""
     m, L = pre.m, pre.L
-    lo, hi, K = pl["lo"], pl["hi"], pl["topk"]
-    c = hi - lo
-    if K == 0:
-        return []
-    if c <= K:
-        return list(range(lo, hi))
-    if p["method"] == "knorm":
-        return rank_top([-math.fsum(x * x for x in pre.k[li][h][j]) for j in range(lo, hi)], lo, K)
+    lo, hi = pl["lo"], pl["hi"]
     g = m.nq // m.nkv
     w = min(p["window"], L)
     k = p["kernel"]
-    group = [0.0] * c
+    group = [0.0] * (hi - lo)
     for hq in range(h * g, (h + 1) * g):
         score = [0.0] * L
         for i in range(w):
@@ -319,20 +317,95 @@ def select(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, h: int)
         r = k // 2
         for j in range(lo, hi):
             group[j - lo] += math.fsum(score[t] for t in range(max(0, j - r), min(L - 1, j + r) + 1)) / k
-    return rank_top([v / g for v in group], lo, K)
+    return [v / g for v in group]
+
+
+def margin_at(score: list[float], n: int) -> float:
+    """The relative gap between the n-th and (n+1)-th highest scores (inf when nothing is cut)."""
+    s = sorted(score, reverse=True)
+    if n <= 0 or n >= len(s):
+        return math.inf
+    return (s[n - 1] - s[n]) / max(abs(s[n - 1]), 1e-300)
+
+
+def select(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, h: int, margins: list[float]) -> list[int]:
+    """The kept candidates of layer li, KV head h (§8 SnapKV, §15 knorm), with pl["topk"] top-K slots."""
+    lo, hi, K = pl["lo"], pl["hi"], pl["topk"]
+    c = hi - lo
+    if K == 0:
+        return []
+    if c <= K:
+        return list(range(lo, hi))
+    if p["method"] == "knorm":
+        return rank_top([-math.fsum(x * x for x in pre.k[li][h][j]) for j in range(lo, hi)], lo, K)
+    sc = snap_scores(pre, p, pl, li, h)
+    margins.append(margin_at(sc, K))
+    return rank_top(sc, lo, K)
+
+
+def pyramid_topk(t: int, c: int, w: int, beta: int, n: int) -> list[int]:
+    """§19: per-layer top-K counts, the official schedule rounded by the largest remainder to a total of n*t."""
+    if n == 1 or c <= t or c + w < 2 * t:
+        return [t] * n
+    lo = t // beta
+    hi = 2 * t - lo
+    if hi >= c:
+        hi, lo = c, 2 * t - c
+    from fractions import Fraction
+    exact = [Fraction(hi) - Fraction(l * (hi - lo), n - 1) for l in range(n)]
+    out = [math.floor(x) for x in exact]
+    frac = [x - math.floor(x) for x in exact]
+    for _ in range(n * t - sum(out)):
+        best = max((l for l in range(n) if frac[l] > 0), key=lambda l: (frac[l], -l))
+        out[best] += 1
+        frac[best] = Fraction(0)
+    return out
+
+
+def adakv_select(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, margins: list[float]) -> list[list[int]]:
+    """§20: every KV head's kept candidates of layer li: its own best m, then the layer's best pooled."""
+    m_ = pre.m
+    lo, hi, K = pl["lo"], pl["hi"], pl["topk"]
+    c = hi - lo
+    if K == 0 or c <= K:
+        return [select(pre, p, pl, li, h, margins) for h in range(m_.nkv)]
+    sc = [snap_scores(pre, p, pl, li, h) for h in range(m_.nkv)]
+    order = [sorted(range(c), key=lambda j, s=s: (-s[j], j)) for s in sc]
+    safe = K * p.get("safeguard", 20) // 100
+    pool = sorted(((h, r) for h in range(m_.nkv) for r in range(safe, c)),
+                  key=lambda e: (-sc[e[0]][order[e[0]][e[1]]], order[e[0]][e[1]], e[0]))
+    take = m_.nkv * (K - safe)
+    counts = [safe] * m_.nkv
+    for h, _ in pool[:take]:
+        counts[h] += 1
+    if take < len(pool):
+        a, b = pool[take - 1], pool[take]
+        sa, sb = sc[a[0]][order[a[0]][a[1]]], sc[b[0]][order[b[0]][b[1]]]
+        margins.append((sa - sb) / max(abs(sa), 1e-300))
+    for h in range(m_.nkv):
+        margins.append(margin_at(sc[h], counts[h]))
+    return [sorted(lo + j for j in order[h][:counts[h]]) for h in range(m_.nkv)]
 
 
 def run_policy(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
     """Compresses the prefill under p and decodes max_new tokens greedily (the last sampled token is not fed)."""
+    if p["method"] in ("h2o", "tova"):
+        return run_evict(pre, p, max_new)
     m, L = pre.m, pre.L
     pl = plan(p, L, max_new)
     rer = bool(p.get("rerotate"))
+    margins: list[float] = []
+    ks = [pl["topk"]] * m.nl
+    if p["method"] == "pyramidkv":
+        ks = pyramid_topk(pl["topk"], pl["hi"] - pl["lo"], p["window"], p.get("beta", 20), m.nl)
     held: list[list[list[int]]] = []  # [layer][head] kept positions after prefill
     for li in range(m.nl):
-        held.append([])
-        for h in range(m.nkv):
-            keep = list(range(pl["lo"])) + select(pre, p, pl, li, h) + list(range(pl["hi"], L))
-            held[li].append(keep)
+        lpl = dict(pl, topk=ks[li])
+        if p["method"] == "adakv":
+            tops = adakv_select(pre, p, lpl, li, margins)
+        else:
+            tops = [select(pre, p, lpl, li, h, margins) for h in range(m.nkv)]
+        held.append([list(range(pl["lo"])) + tops[h] + list(range(pl["hi"], L)) for h in range(m.nkv)])
     kept = [[list(x) for x in hl] for hl in held]
     store = {(li, h, pos): (pre.kraw[li][h][pos], pre.k[li][h][pos], pre.v[li][h][pos])
              for li in range(m.nl) for h in range(m.nkv) for pos in range(L)}
@@ -361,7 +434,83 @@ def run_policy(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
             return out
         logits, _ = m.step(tokens[-1], pos, attend, True)
         tokens.append(max(range(len(logits)), key=lambda i: (logits[i], -i)))
-    return {"kept": kept, "greedy": tokens}
+    return {"kept": kept, "greedy": tokens, "margin": min(margins, default=math.inf)}
+
+
+def run_evict(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
+    """h2o and tova (§17-18): the prompt cut at the end of prefill by the prompt scores, then at every decode step,
+    once B positions are held, the held position of lowest score (ties: the higher position) among those older than
+    the recent window evicted before the token is written; scores updated from the step's attention weights."""
+    m, L = pre.m, pre.L
+    g = m.nq // m.nkv
+    B = p["budget"]
+    h2o = p["method"] == "h2o"
+    R = p.get("recent", B // 2) if h2o else 0
+    H = B - R if h2o else B
+    margins: list[float] = []
+    held: list[list[list[int]]] = []
+    score: list[list[dict[int, float]]] = []
+    for li in range(m.nl):
+        held.append([])
+        score.append([])
+        for h in range(m.nkv):
+            qs = range(h * g, (h + 1) * g)
+            if h2o:  # attention accumulated over every prompt row and the group's heads
+                sc = [math.fsum(pre.probs[li][hq][a][t] for hq in qs for a in range(t, L)) for t in range(L)]
+            else:  # the last prompt row, group mean
+                sc = [math.fsum(pre.probs[li][hq][L - 1][t] for hq in qs) / g for t in range(L)]
+            hi = max(0, L - R)
+            if L <= B:
+                keep = list(range(L))
+            else:
+                margins.append(margin_at(sc[:hi], H))
+                keep = sorted(rank_top(sc[:hi], 0, H) + list(range(hi, L)))
+            held[li].append(keep)
+            score[li].append({t: sc[t] for t in keep})
+    kept = [[list(x) for x in hl] for hl in held]
+    store = {(li, h, pos): (pre.k[li][h][pos], pre.v[li][h][pos])
+             for li in range(m.nl) for h in range(m.nkv) for pos in range(L)}
+    tokens = [max(range(len(pre.logits)), key=lambda i: (pre.logits[i], -i))]
+    evicted: list[list[list[int]]] = []
+    for step in range(max_new - 1):
+        pos = L + step
+        ev = []
+        for li in range(m.nl):
+            ev.append([])
+            for h in range(m.nkv):
+                hp, sc = held[li][h], score[li][h]
+                out = -1
+                if len(hp) == B:
+                    cands = sorted((x for x in hp if x <= pos - R), key=lambda x: (sc[x], -x))
+                    out = cands[0]
+                    if len(cands) > 1:
+                        margins.append((sc[cands[1]] - sc[cands[0]]) / max(abs(sc[cands[1]]), 1e-300))
+                    hp.remove(out)
+                    del sc[out]
+                hp.append(pos)
+                sc[pos] = 0.0
+                ev[li].append(out)
+        evicted.append(ev)
+
+        def attend(li: int, qs: list[Vec], ks: list[Vec], vs: list[Vec], pos: int = pos) -> Vec:
+            out: Vec = []
+            for h in range(m.nkv):
+                hp, sc = held[li][h], score[li][h]
+                store[(li, h, pos)] = (m.rope(ks[h], pos), vs[h])
+                keys = [store[(li, h, x)][0] for x in hp]
+                vals = [store[(li, h, x)][1] for x in hp]
+                probs = []
+                for hq in range(h * g, (h + 1) * g):
+                    o, pr = softmax_attend(m.rope(qs[hq], pos), keys, vals)
+                    probs.append(pr)
+                    out += o
+                for r, x in enumerate(hp):
+                    w = math.fsum(pr[r] for pr in probs)
+                    sc[x] = sc[x] + w if h2o else w / g
+            return out
+        logits, _ = m.step(tokens[-1], pos, attend, True)
+        tokens.append(max(range(len(logits)), key=lambda i: (logits[i], -i)))
+    return {"kept": kept, "greedy": tokens, "evicted": evicted, "margin": min(margins, default=math.inf)}
 
 
 def run_kvquant(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
@@ -422,6 +571,20 @@ POLICIES: list[tuple[str, dict[str, Any]]] = [
     ("kvquant:bits=4,group=32", {"method": "kvquant", "bits": 4, "group": 32}),
     ("kvquant:bits=4,group=24", {"method": "kvquant", "bits": 4, "group": 24}),
     ("kvquant:bits=2,group=8", {"method": "kvquant", "bits": 2, "group": 8}),
+    # Decode-time eviction: the prompt cut at prefill and an eviction at every step (64), and a cache that holds the
+    # whole prompt, fills during decode, then evicts (170).
+    ("h2o:budget=64", {"method": "h2o", "budget": 64}),
+    ("h2o:budget=48,recent=8", {"method": "h2o", "budget": 48, "recent": 8}),
+    ("h2o:budget=170,recent=20", {"method": "h2o", "budget": 170, "recent": 20}),
+    ("tova:budget=64", {"method": "tova", "budget": 64}),
+    ("tova:budget=170", {"method": "tova", "budget": 170}),
+    # Per-layer and per-head top-K on snapkv (window 32, kernel 5: 64 of 128 candidates) and on snapstream.
+    ("pyramidkv:topk=64,window=32,kernel=5", {"method": "pyramidkv", "base": "snapkv", "topk": 64, "window": 32, "kernel": 5}),
+    ("pyramidkv:base=snapstream,sinks=4,recent=48,topk=44,window=32,kernel=5,beta=4",
+     {"method": "pyramidkv", "base": "snapstream", "sinks": 4, "recent": 48, "topk": 44, "window": 32, "kernel": 5, "beta": 4}),
+    ("adakv:topk=64,window=32,kernel=5", {"method": "adakv", "base": "snapkv", "topk": 64, "window": 32, "kernel": 5}),
+    ("adakv:base=snapstream,sinks=4,recent=48,topk=44,window=32,kernel=5,safeguard=50",
+     {"method": "adakv", "base": "snapstream", "sinks": 4, "recent": 48, "topk": 44, "window": 32, "kernel": 5, "safeguard": 50}),
 ]
 
 
@@ -466,7 +629,7 @@ def main(argv: list[str]) -> int:
         print()
         return 0
     check = "--check" in argv
-    args = [a for a in argv if a != "--check"]
+    args = [a for a in argv if a != "--check" and not a.startswith("--only=")]
     if len(args) != 1:
         print(__doc__, file=sys.stderr)
         return 2
@@ -487,11 +650,20 @@ def main(argv: list[str]) -> int:
             return 1
     n = len(ref["cases"][0]["greedy"])
     out = {"model": d.rstrip("/").split("/")[-1], "prompt_ids": ref["prompt_ids"], "cases": []}
+    only = [a for a in argv if a.startswith("--only=")]
     for spec, p in POLICIES:
+        if only and not any(spec.startswith(o[len("--only="):]) for o in only):
+            continue
         r = run_kvquant(pre, p, n) if p["method"] == "kvquant" else run_policy(pre, p, n)
         case = {"spec": spec, "kept": r["kept"], "greedy": r["greedy"]}
         if "logits_last" in r:
             case["logits_last"] = r["logits_last"]
+        if "evicted" in r:
+            case["evicted"] = r["evicted"]
+        if r.get("margin", math.inf) < math.inf and p["method"] not in ("knorm",):
+            case["margin"] = r["margin"]
+            if r["margin"] < 1e-4:
+                print(f"warning: {spec}: a selection or eviction is decided by a relative score gap of {r['margin']:.2g} only", file=sys.stderr)
         if p["method"] == "knorm":
             case["knorm_margin"] = knorm_margin(pre, p["budget"])
             if case["knorm_margin"] < 1e-3:

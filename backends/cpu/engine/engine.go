@@ -88,6 +88,9 @@ type Job struct {
 	// WantLogits asks for the logits of the last prompt position in Result.PromptLogits and of the last step in
 	// Result.LastLogits.
 	WantLogits bool
+	// WantEvicted asks, under a decode-time eviction policy (h2o, tova), for the position each decode step
+	// evicted in every layer and KV head in Result.Evicted.
+	WantEvicted bool
 }
 
 // Result is the outcome of a Job.
@@ -100,6 +103,9 @@ type Result struct {
 	KVBytes int64
 	// Kept is [layer][kv head] sorted absolute positions in the cache right after prefill (WantKept).
 	Kept [][][]int
+	// Evicted is [decode step][layer][kv head] the position evicted when the step's token (at PromptLen + step)
+	// was written, -1 where it took an empty slot (WantEvicted, h2o and tova).
+	Evicted [][][]int
 	// PromptLogits are the logits of the last prompt position and LastLogits those the last token was sampled
 	// from (WantLogits; the same when one token was generated).
 	PromptLogits, LastLogits []float32

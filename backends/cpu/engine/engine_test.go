@@ -246,12 +246,15 @@ func TestStopsAndErrors(t *testing.T) {
 	}
 }
 
-// TestDecodeStepNoAllocs checks that a steady-state decode step (3 sequences, compressed caches) allocates nothing.
+// TestDecodeStepNoAllocs checks that a steady-state decode step (7 sequences, compressed caches, per-head caches
+// evicting at every step included) allocates nothing.
 func TestDecodeStepNoAllocs(t *testing.T) {
 	m, ref := loadFixture(t, "llama-gqa")
-	s := newScheduler(m, Options{Slots: 3, PrefillChunk: 512, PrefixCacheBytes: -1, QueryKeep: 64, Threads: 2}.withDefaults())
+	specs := []string{"full", "snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5", "snapkv:topk=48,window=16,kernel=5",
+		"h2o:budget=64", "tova:budget=48", "pyramidkv:budget=96", "adakv:base=snapstream,budget=64"}
+	s := newScheduler(m, Options{Slots: len(specs), PrefillChunk: 512, PrefixCacheBytes: -1, QueryKeep: 64, Threads: 2}.withDefaults())
 	defer s.pool.Close()
-	for i, spec := range []string{"full", "snapstream:sinks=4,recent=16,topk=24,window=8,kernel=5", "snapkv:topk=48,window=16,kernel=5"} {
+	for i, spec := range specs {
 		j := Job{Prompt: ref.PromptIDs[:150+i], Policy: compress.MustParse(spec), MaxNew: 1000}
 		plan, err := j.Policy.Plan(len(j.Prompt), j.MaxNew)
 		if err != nil {
@@ -264,6 +267,9 @@ func TestDecodeStepNoAllocs(t *testing.T) {
 	}
 	for i := 0; i < 3; i++ {
 		s.step()
+	}
+	if len(s.active) != len(specs) {
+		t.Fatalf("%d sequences decoding, want %d", len(s.active), len(specs))
 	}
 	if a := testing.AllocsPerRun(50, s.step); a != 0 {
 		t.Errorf("decode step allocates %.1f times", a)

@@ -15,7 +15,8 @@ import (
 
 // policyFixture is testdata/policies-MODEL.json, written by tools/policies/reference.py (float64): for each
 // policy spec, the kept positions after prefill ([layer][kv head]) and the greedy tokens; for kvquant also the
-// logits of the last step.
+// logits of the last step; for h2o and tova the position evicted at every decode step ([step][layer][kv head],
+// -1 none).
 type policyFixture struct {
 	PromptIDs []int `json:"prompt_ids"`
 	Cases     []struct {
@@ -23,6 +24,8 @@ type policyFixture struct {
 		Kept       [][][]int `json:"kept"`
 		Greedy     []int     `json:"greedy"`
 		LogitsLast []float64 `json:"logits_last"`
+		Evicted    [][][]int `json:"evicted"`
+		Margin     *float64  `json:"margin"`
 	} `json:"cases"`
 }
 
@@ -41,9 +44,10 @@ func relErr(a []float32, b []float64) float64 {
 	return num / den
 }
 
-// TestPolicyConformance: the policies beyond the shared fixtures (rerotate, knorm, kvquant) reproduce the float64
-// reference's kept positions and greedy tokens exactly, on both kernel paths, alone and batched with the
-// shared fixtures' policies, and again from the prefix cache; kvquant's last logits agree within lastLogitsTol.
+// TestPolicyConformance: the policies beyond the shared fixtures (rerotate, knorm, kvquant, h2o, tova, pyramidkv,
+// adakv) reproduce the float64 reference's kept positions, evictions and greedy tokens exactly, on both kernel
+// paths, alone and batched with the shared fixtures' policies, and again from the prefix cache; kvquant's last
+// logits agree within lastLogitsTol.
 func TestPolicyConformance(t *testing.T) {
 	prev := model.SIMD()
 	defer model.SetSIMD(prev)
@@ -69,7 +73,7 @@ func TestPolicyConformance(t *testing.T) {
 					var jobs []Job
 					for _, c := range fx.Cases {
 						jobs = append(jobs, Job{Prompt: fx.PromptIDs, Policy: compress.MustParse(c.Spec), MaxNew: len(c.Greedy), WantKept: true,
-							WantLogits: c.LogitsLast != nil})
+							WantLogits: c.LogitsLast != nil, WantEvicted: c.Evicted != nil})
 					}
 					// Two of the shared cases ride along (a plain streaming and snapstream in the same batches).
 					jobs = append(jobs, job(t, ref, ref.Cases[1]), job(t, ref, ref.Cases[3]))
@@ -81,6 +85,9 @@ func TestPolicyConformance(t *testing.T) {
 							}
 							if !reflect.DeepEqual(res[i].Tokens, c.Greedy) {
 								t.Errorf("round %d %s: greedy = %v, want %v", round, c.Spec, res[i].Tokens, c.Greedy)
+							}
+							if c.Evicted != nil && !reflect.DeepEqual(res[i].Evicted, c.Evicted) {
+								t.Errorf("round %d %s: evictions differ from the reference\n got %v\nwant %v", round, c.Spec, res[i].Evicted, c.Evicted)
 							}
 							if c.LogitsLast != nil {
 								e := relErr(res[i].LastLogits, c.LogitsLast)

@@ -49,6 +49,8 @@ type slotMem struct {
 	order []int32
 	seg   [1]int
 	seg2  [1]int
+	// With a per-layer or per-head policy (headed): each layer and KV head's cache and bookkeeping.
+	hs headState
 }
 
 // sequence is one admitted job.
@@ -122,13 +124,8 @@ func promptKey(ids []int) string {
 	return string(b)
 }
 
-// qNeed is the number of observation queries a plan needs.
-func qNeed(p compress.Plan) int {
-	if !p.NeedScores {
-		return 0
-	}
-	return min(p.Window, p.PromptLen)
-}
+// qNeed is the number of last prompt queries a plan's scores need (compress.Plan.QueryRows).
+func qNeed(p compress.Plan) int { return p.QueryRows() }
 
 // admit moves waiting requests into free batch slots, in order, while the memory budget allows: a request whose
 // cache and prefill do not fit beside the sequences in flight waits for them to finish.
@@ -206,11 +203,13 @@ func (m *slotMem) bytes() int64 {
 	if m.quant != nil {
 		n += m.quant.Bytes()
 	}
-	return n
+	return n + m.hs.bytes()
 }
 
 // drop releases a free slot's memory (it is allocated again at its next admission).
-func (m *slotMem) drop() { m.k, m.v, m.logits, m.rawK, m.quant = nil, nil, nil, nil, nil }
+func (m *slotMem) drop() {
+	m.k, m.v, m.logits, m.rawK, m.quant, m.hs = nil, nil, nil, nil, nil, headState{}
+}
 
 // held is the memory of the batch slots and of the prefills in flight.
 func (s *scheduler) held() int64 {
@@ -238,6 +237,7 @@ func (s *scheduler) reserve(r *request, mem *slotMem, newTask bool) bool {
 	if r.plan.Policy.Rerotate { // the pre-RoPE key copy
 		want += int64(sh.Layers) * int64(r.plan.Capacity) * int64(sh.KVHeads) * int64(sh.HeadDim) * 4
 	}
+	want += weightBytes(sh, r.plan)
 	extra := max(0, want-mem.bytes())
 	if newTask {
 		L := len(r.job.Prompt)
@@ -280,9 +280,15 @@ func (s *scheduler) newTask(ids []int, key string, need int, raw bool) *prefillT
 }
 
 // bindMem points the sequence's cache view at its slot memory, growing it to the plan's capacity. A slot keeps
-// one kind of cache at a time: binding a kvquant sequence releases its float32 K/V, and binding any other its
-// quantized cache (so that the slot never holds more than reserve counted).
+// one kind of cache at a time: binding a kvquant sequence releases its float32 K/V, binding any other its
+// quantized cache, and binding a policy without per-head caches the per-head bookkeeping (so that the slot never
+// holds more than reserve counted).
 func (s *scheduler) bindMem(q *sequence) {
+	if headed(q.req.plan) {
+		s.bindHeads(q)
+		return
+	}
+	q.mem.hs = headState{}
 	c := &s.m.Cfg
 	capacity := q.req.plan.Capacity
 	n := capacity * c.KVHeads * c.HeadDim
@@ -307,8 +313,8 @@ func (s *scheduler) bindMem(q *sequence) {
 		mem.k = make([][]float32, c.Layers)
 		mem.v = make([][]float32, c.Layers)
 	}
-	if cap(mem.k[0]) < n {
-		for l := range mem.k {
+	for l := range mem.k { // per layer: a per-head policy may have grown the layers to different sizes
+		if cap(mem.k[l]) < n {
 			mem.k[l] = make([]float32, n)
 			mem.v[l] = make([]float32, n)
 		}
@@ -387,6 +393,11 @@ func (s *scheduler) finishPrefill(q *sequence) {
 	d, nKV, nQ := c.HeadDim, c.KVHeads, c.Heads
 	L := plan.PromptLen
 	w := qNeed(plan)
+	if headed(plan) {
+		s.finishHeads(q)
+		s.firstToken(q)
+		return
+	}
 	if q.req.job.WantKept {
 		q.res.Kept = make([][][]int, c.Layers)
 	}
@@ -445,13 +456,19 @@ func (s *scheduler) finishPrefill(q *sequence) {
 			q.mem.rotAt[slot] = p
 		}
 	}
+	s.firstToken(q)
+}
+
+// firstToken ends a sequence's prefill: the prompt logits when asked for, the timings, and the first token.
+func (s *scheduler) firstToken(q *sequence) {
+	t := q.task
 	if q.req.job.WantLogits {
 		q.res.PromptLogits = slices.Clone(t.logits)
 	}
 	q.t1 = time.Now()
 	q.res.Prefill = q.t1.Sub(q.t0)
 	q.res.Tokens = make([]int, 0, q.req.job.MaxNew)
-	q.pos = L
+	q.pos = q.req.plan.PromptLen
 	q.task = nil
 	if q.req.job.MaxNew == 0 {
 		q.finish("length")
@@ -496,6 +513,14 @@ func (s *scheduler) step() {
 	s.decoders = s.decoders[:0]
 	for _, q := range s.active {
 		if q.task != nil || q.fin {
+			continue
+		}
+		if q.kv.Heads != nil {
+			s.decodeHeads(q, q.pos)
+			q.mem.seg[0] = q.next
+			s.segs = append(s.segs, model.Segment{Seq: &q.kv, Tokens: q.mem.seg[:], Pos: q.pos, Logits: q.mem.logits})
+			s.owners = append(s.owners, nil)
+			s.decoders = append(s.decoders, q)
 			continue
 		}
 		slot := q.slots.Decode(q.pos)
@@ -546,6 +571,9 @@ func (s *scheduler) step() {
 		q := s.decoders[i]
 		if q == nil {
 			continue
+		}
+		if q.kv.Heads != nil {
+			s.observeHeads(q)
 		}
 		q.pos++
 		s.emit(q, q.mem.logits, q.smp.Sample(q.mem.logits))
