@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -213,12 +214,17 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeStep reports the time of one decode step of one sequence at 1k and 16k context under
-// full and snapstream:budget=1024.
+// BenchmarkDecodeStep reports the time of one decode step of one sequence at 1k and 16k context under full,
+// snapstream:budget=1024 and the quantized full cache (kvquant 8 and 4 bits), and at 16k under the per-head caches
+// of budget 1024 (h2o and tova evicting at every step, pyramidkv's per-layer sizes).
 func BenchmarkDecodeStep(b *testing.B) {
 	m := randomSmol(b)
 	for _, ctx := range []int{1024, 16384} {
-		for _, spec := range []string{"full", "snapstream:budget=1024", "kvquant:bits=8", "kvquant:bits=4"} {
+		for _, spec := range []string{"full", "snapstream:budget=1024", "kvquant:bits=8", "kvquant:bits=4",
+			"h2o:budget=1024", "tova:budget=1024", "pyramidkv:base=snapstream,budget=1024"} {
+			if ctx == 1024 && spec != "full" && spec != "snapstream:budget=1024" && !strings.HasPrefix(spec, "kvquant") {
+				continue
+			}
 			b.Run(fmt.Sprintf("ctx=%d/%s", ctx, spec), func(b *testing.B) {
 				y := synthetic(b, m, 1, ctx, spec)
 				defer y.Close()

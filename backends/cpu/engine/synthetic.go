@@ -45,11 +45,15 @@ func NewSynthetic(m *model.Model, opts Options, n, ctxLen, room int, policy comp
 		q := &sequence{req: r, mem: s.free[len(s.free)-1], smp: sample.New(sample.Params{})}
 		s.free = s.free[:len(s.free)-1]
 		s.bindMem(q)
-		var topK []int
-		for p := plan.Lo; p < plan.Lo+plan.ValidTopK; p++ {
-			topK = append(topK, p)
+		if headed(plan) {
+			y.live = synthHeads(q, plan)
+		} else {
+			var topK []int
+			for p := plan.Lo; p < plan.Lo+plan.ValidTopK; p++ {
+				topK = append(topK, p)
+			}
+			q.slots.Prefill(topK)
 		}
-		q.slots.Prefill(topK)
 		st := uint32(2654435761 * uint32(i+1))
 		fill := func(K, V []float32) {
 			for k := range K {
@@ -69,11 +73,13 @@ func NewSynthetic(m *model.Model, opts Options, n, ctxLen, room int, policy comp
 				q.kv.Quant.Load(l, K, V, ctxLen)
 			}
 		}
-		q.kv.Live = q.slots.Pos
-		y.live = 0
-		for _, p := range q.slots.Pos {
-			if p >= 0 {
-				y.live++
+		if !headed(plan) {
+			q.kv.Live = q.slots.Pos
+			y.live = 0
+			for _, p := range q.slots.Pos {
+				if p >= 0 {
+					y.live++
+				}
 			}
 		}
 		q.pos, q.next = ctxLen, 1
@@ -81,6 +87,32 @@ func NewSynthetic(m *model.Model, opts Options, n, ctxLen, room int, policy comp
 		s.active = append(s.active, q)
 	}
 	return y, nil
+}
+
+// synthHeads fills the per-head bookkeeping of a headed sequence as after its prefill (the first candidates kept,
+// equal per-head counts; an Evictor ranks all-zero prompt scores) and returns the positions its first head holds.
+func synthHeads(q *sequence, plan compress.Plan) int {
+	hs := &q.mem.hs
+	var scores []float64
+	if plan.NeedScores {
+		scores = make([]float64, plan.PromptLen)
+	}
+	for i := range hs.heads {
+		if plan.Evict {
+			hs.evs[i].Prefill(scores)
+			continue
+		}
+		pl := hs.slots[i].Plan()
+		topK := make([]int, 0, pl.ValidTopK)
+		for p := pl.Lo; p < pl.Lo+pl.ValidTopK; p++ {
+			topK = append(topK, p)
+		}
+		hs.slots[i].Prefill(topK)
+	}
+	if plan.Evict {
+		return hs.evs[0].Len()
+	}
+	return len(hs.slots[0].Kept())
 }
 
 // ErrNoRoom is returned by Step once the sequences have used the decode steps they were built with.

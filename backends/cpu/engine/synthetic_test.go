@@ -13,7 +13,8 @@ func TestSynthetic(t *testing.T) {
 	for _, tc := range []struct {
 		spec      string
 		ctx, live int
-	}{{"full", 300, 300}, {"snapstream:budget=64", 300, 64}, {"streaming:sinks=4,recent=28", 20, 20}} {
+	}{{"full", 300, 300}, {"snapstream:budget=64", 300, 64}, {"streaming:sinks=4,recent=28", 20, 20},
+		{"h2o:budget=64", 300, 64}, {"tova:budget=64", 30, 30}, {"pyramidkv:budget=64", 300, 32 + 63}, {"adakv:base=snapstream,budget=64", 300, 64}} {
 		t.Run(tc.spec, func(t *testing.T) {
 			y, err := NewSynthetic(m, Options{Threads: 2}, 3, tc.ctx, 4, compress.MustParse(tc.spec))
 			if err != nil {
