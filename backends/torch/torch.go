@@ -410,7 +410,7 @@ func (b *Backend) SetLogDir(dir string) error {
 func (b *Backend) LogPath() string { return b.log.Path() }
 
 // CheckPolicy accepts every policy of the SnapStream spec (full, streaming, snapkv, snapstream, adaptive included);
-// int8 weights, rerotate, knorm and the quantized cache (kvquant) are the cpu backend's only.
+// int8 weights, rerotate, knorm, the quantized cache (kvquant), h2o, tova, pyramidkv and adakv are the cpu backend's only.
 func (b *Backend) CheckPolicy(spec string) error {
 	p, err := compress.Parse(spec)
 	if err != nil {
