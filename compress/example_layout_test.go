@@ -246,3 +246,35 @@ func ExampleKVBytes() {
 	// kvquant:bits=4,group=32              capacity 1016   354048 bytes  0.34 MiB
 	// kvquant:bits=2,group=32              capacity 1016   225536 bytes  0.22 MiB
 }
+
+// ExamplePyramidTopK prints the per-layer top-K counts of docs/policies.md §19: KVCache-Factory's example shape
+// (224 top-K slots, window 32, beta 20) on 4 and 5 layers, and a prompt too short for a pyramid.
+func ExamplePyramidTopK() {
+	fmt.Println(compress.PyramidTopK(224, 5000, 32, 20, 4))
+	fmt.Println(compress.PyramidTopK(224, 5000, 32, 20, 5))
+	fmt.Println(compress.PyramidTopK(100, 150, 32, 20, 3))
+	// Output:
+	// [437 295 153 11]
+	// [437 331 224 117 11]
+	// [100 100 100]
+}
+
+// ExampleEvictor walks h2o:budget=4,recent=2 (two heavy-hitter slots; the current token and the one before it
+// protected) through a 6-token prompt and two decode steps, with given prompt scores and attention weights
+// (docs/policies.md §17).
+func ExampleEvictor() {
+	pl, _ := compress.MustParse("h2o:budget=4,recent=2").Plan(6, 3)
+	e := compress.NewEvictor(pl)
+	e.Prefill([]float64{5, 1, 4, 0, 2, 3})
+	fmt.Println("after prefill: kept", e.Kept(nil), "slots", e.Pos)
+	for i, w := range [][]float32{{0.1, 0.2, 0.6, 0.1}, {0.3, 0.3, 0.2, 0.2}} {
+		p := 6 + i
+		slot := e.Decode(p)
+		e.Observe(w, 1, 4)
+		fmt.Printf("write %d: evict %d, slot %d; slots %v scores %.1f\n", p, e.Evicted(), slot, e.Pos, e.Score)
+	}
+	// Output:
+	// after prefill: kept [0 2 4 5] slots [0 2 4 5]
+	// write 6: evict 4, slot 2; slots [0 2 6 5] scores [5.1 4.2 0.6 3.1]
+	// write 7: evict 5, slot 3; slots [0 2 6 7] scores [5.4 4.5 0.8 0.2]
+}
