@@ -54,6 +54,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	for _, pi := range r.Policies {
 		s := pi.Split
 		method := s.Method
+		if s.Base != "" {
+			method += " on " + s.Base
+		}
 		if s.Bits > 0 {
 			method += fmt.Sprintf(", %d-bit K/V, group %d", s.Bits, s.Group)
 		}

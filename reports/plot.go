@@ -180,6 +180,9 @@ func benchPlot(b Bench, splits map[string]Split, ax *axis) (*plot.Plot, error) {
 			continue
 		}
 		name := s.Method
+		if s.Base != "" {
+			name += " on " + s.Base
+		}
 		if s.Adaptive {
 			name += " (adaptive)"
 		}

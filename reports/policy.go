@@ -8,8 +8,11 @@ import (
 
 // Split is the slot split of a cache policy, as printed in every report (docs/policies.md §2.2).
 type Split struct {
-	// Method is "full", "streaming", "snapkv", "snapstream", "knorm", or whatever precedes ':' in a spec compress cannot parse.
+	// Method is "full", "streaming", "snapkv", "snapstream", "knorm", "h2o", "tova", "pyramidkv", "adakv", or whatever
+	// precedes ':' in a spec compress cannot parse.
 	Method string `json:"method"`
+	// Base is the policy under pyramidkv's or adakv's allocation ("snapkv" or "snapstream"; docs/policies.md §19-20).
+	Base string `json:"base,omitempty"`
 	// Budget is the total slots (snapstream S+K+R, streaming S+R, snapkv K+W); 0 for full.
 	Budget   int  `json:"budget"`
 	Sinks    int  `json:"sinks"`
@@ -78,7 +81,7 @@ func ParseSplit(spec string) (Split, error) {
 		method, _, _ := strings.Cut(spec, ":")
 		return Split{Method: method}, err
 	}
-	return Split{Method: string(p.Method), Budget: p.Budget, Sinks: p.Sinks, TopK: p.TopK, Recent: p.Recent,
+	return Split{Method: string(p.Method), Base: string(p.Base), Budget: p.Budget, Sinks: p.Sinks, TopK: p.TopK, Recent: p.Recent,
 		Window: p.Window, Kernel: p.Kernel, Adaptive: p.Adaptive, Rerotate: p.Rerotate, Weights: p.Weights,
 		Bits: p.Bits, Group: p.Group}, nil
 }

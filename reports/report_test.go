@@ -241,6 +241,8 @@ func TestParseSplit(t *testing.T) {
 			Split{Method: "snapstream", Budget: 44, Sinks: 4, TopK: 24, Recent: 16, Window: 8, Kernel: 5, Adaptive: true}, false},
 		{"streaming:sinks=4,recent=1024", Split{Method: "streaming", Budget: 1028, Sinks: 4, Recent: 1024}, false},
 		{"snapkv:topk=2048,window=32,kernel=5", Split{Method: "snapkv", Budget: 2080, TopK: 2048, Window: 32, Kernel: 5}, false},
+		{"pyramidkv:budget=256,base=snapstream", Split{Method: "pyramidkv", Base: "snapstream", Budget: 256, Sinks: 4, TopK: 124, Recent: 128, Window: 32, Kernel: 5}, false},
+		{"h2o:budget=256", Split{Method: "h2o", Budget: 256, TopK: 128, Recent: 128}, false},
 		{"quest:budget=9", Split{Method: "quest"}, true},
 		{"snapstream:budget=x", Split{Method: "snapstream"}, true},
 	}
