@@ -1,10 +1,13 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -128,6 +131,41 @@ func TestRerotateCoveringEqualsFull(t *testing.T) {
 	for i := 1; i < len(res); i++ {
 		if !reflect.DeepEqual(res[i].Tokens, res[0].Tokens) {
 			t.Errorf("%s: %v, full %v", specs[i], res[i].Tokens, res[0].Tokens)
+		}
+	}
+}
+
+// TestReferencePyramidMatchesGo: tools/policies/reference.py's pyramid schedule (exact fractions) and
+// compress.PyramidTopK (integers) agree on random shapes; the fixtures cover only two and three layers.
+func TestReferencePyramidMatchesGo(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3: the reference's pyramid schedule was not compared")
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	var cases [][5]int
+	for range 500 {
+		cases = append(cases, [5]int{rng.IntN(400), rng.IntN(1200), 1 + rng.IntN(64), 1 + rng.IntN(30), 1 + rng.IntN(80)})
+	}
+	in, err := json.Marshal(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); import reference as r; "+
+		"print(json.dumps([r.pyramid_topk(*c) for c in json.load(sys.stdin)]))", filepath.Join("..", "..", "..", "tools", "policies"))
+	cmd.Stdin = bytes.NewReader(in)
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("reference.py: %v", err)
+	}
+	var want [][]int
+	if err := json.Unmarshal(out, &want); err != nil || len(want) != len(cases) {
+		t.Fatalf("reference.py printed %d schedules (%v)", len(want), err)
+	}
+	for i, c := range cases {
+		if got := compress.PyramidTopK(c[0], c[1], c[2], c[3], c[4]); !reflect.DeepEqual(got, want[i]) {
+			t.Fatalf("PyramidTopK%v = %v, reference.py %v", c, got, want[i])
 		}
 	}
 }
