@@ -124,7 +124,7 @@ func rank(sa float64, pa int, sb float64, pb int) int {
 // candidates: for h2o the held positions at most p - R (the R - 1 before p stay, with p the recent window), for
 // tova every held position. It does not allocate.
 func (e *Evictor) Decode(p int) int {
-	pl := e.plan
+	pl := &e.plan
 	if p < pl.PromptLen {
 		panic(fmt.Sprintf("compress: Evictor.Decode(%d) inside the prompt (%d tokens, policy %s)", p, pl.PromptLen, pl.Policy))
 	}

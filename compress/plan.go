@@ -110,7 +110,10 @@ func (p Policy) Plan(promptLen, maxNew int) (Plan, error) {
 // (p < Sinks), Sinks + ((p - Sinks) mod Ring) for a ring position, and for snapkv's decoded tokens
 // (p >= PromptLen) Sinks + Ring + TopK + (p - PromptLen). It returns -1 when p has no such slot
 // (p < 0, a zero ring, or past the append block). Top-K slots depend on the selection: see Slots.Prefill.
-func SlotOf(plan Plan, p int) int {
+func SlotOf(plan Plan, p int) int { return slotOf(&plan, p) }
+
+// slotOf is SlotOf without copying the plan (Slots.Decode runs it for every token).
+func slotOf(plan *Plan, p int) int {
 	switch {
 	case p < 0:
 		return -1

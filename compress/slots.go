@@ -88,8 +88,8 @@ func (s *Slots) Prefill(topK []int) []SlotAssign {
 // it in Pos, overwriting the oldest ring entry once the ring is full. It does not allocate.
 // It panics when p has no slot (p < PromptLen, or past MaxNew for full and snapkv).
 func (s *Slots) Decode(p int) int {
-	pl := s.plan
-	slot := SlotOf(pl, p)
+	pl := &s.plan
+	slot := slotOf(pl, p)
 	if p < pl.PromptLen || slot < 0 || slot >= len(s.Pos) {
 		panic(fmt.Sprintf("compress: Decode(%d): no slot for this position (prompt %d, max new %d, policy %s)", p, pl.PromptLen, pl.MaxNew, pl.Policy))
 	}
