@@ -5,7 +5,7 @@ import (
 	"slices"
 )
 
-// SelectAdaKV is SelectTopK for adakv (docs/policies.md §20): per KV head, the kept top-K candidates of one layer,
+// SelectAdaKV is SelectTopK for adakv (docs/policies.md §21): per KV head, the kept top-K candidates of one layer,
 // ascending, whose counts differ between the heads and sum to numKVHeads * plan.ValidTopK. Inputs are
 // SelectTopK's; every head's candidates are scored as SelectTopK scores them (G of §8). With
 // m = floor(TopK * Safeguard / 100), every head keeps its own m best candidates, and the remaining

@@ -7,7 +7,7 @@ import (
 )
 
 // Evictor is the slot bookkeeping of one layer and KV head of one sequence under a decode-time eviction policy
-// (h2o, tova; docs/policies.md §17-18). Pos[slot] is the absolute position a slot holds, -1 when empty, and drives
+// (h2o, tova; docs/policies.md §18-19). Pos[slot] is the absolute position a slot holds, -1 when empty, and drives
 // the attention mask as Slots.Pos does; Score[slot] is the slot's eviction score (h2o: attention accumulated since
 // the position entered the cache; tova: the last query's attention, group mean). Slots fill in order 0, 1, ...;
 // once all Capacity slots hold a position every Decode evicts one, so the slots in use are always [0, Len()).
@@ -183,7 +183,7 @@ func (e *Evictor) Kept(dst []int) []int {
 }
 
 // PromptScores returns, per KV head, the prompt score of every prompt position (len PromptLen) that h2o's and
-// tova's Evictor.Prefill rank and start from (docs/policies.md §17-18), or nil when the plan needs none:
+// tova's Evictor.Prefill rank and start from (docs/policies.md §18-19), or nil when the plan needs none:
 //
 //   - h2o: the attention each position received during prefill, accumulated: the full-row causal softmax
 //     probabilities of every prompt query (all L rows), summed over the rows and over the group's query heads;

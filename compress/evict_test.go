@@ -34,7 +34,7 @@ func TestEvictPlan(t *testing.T) {
 	}
 }
 
-// naiveEvict is an independent model of docs/policies.md §17-18 over positions: it returns the held set after
+// naiveEvict is an independent model of docs/policies.md §18-19 over positions: it returns the held set after
 // prefill and, for each decode step, the position evicted (-1 none), given each position's score history.
 type naiveEvict struct {
 	B, R  int // R: h2o's recent window, 0 for tova

@@ -247,7 +247,7 @@ func ExampleKVBytes() {
 	// kvquant:bits=2,group=32              capacity 1016   225536 bytes  0.22 MiB
 }
 
-// ExamplePyramidTopK prints the per-layer top-K counts of docs/policies.md §19: KVCache-Factory's example shape
+// ExamplePyramidTopK prints the per-layer top-K counts of docs/policies.md §20: KVCache-Factory's example shape
 // (224 top-K slots, window 32, beta 20) on 4 and 5 layers, and a prompt too short for a pyramid.
 func ExamplePyramidTopK() {
 	fmt.Println(compress.PyramidTopK(224, 5000, 32, 20, 4))
@@ -261,7 +261,7 @@ func ExamplePyramidTopK() {
 
 // ExampleEvictor walks h2o:budget=4,recent=2 (two heavy-hitter slots; the current token and the one before it
 // protected) through a 6-token prompt and two decode steps, with given prompt scores and attention weights
-// (docs/policies.md §17).
+// (docs/policies.md §18).
 func ExampleEvictor() {
 	pl, _ := compress.MustParse("h2o:budget=4,recent=2").Plan(6, 3)
 	e := compress.NewEvictor(pl)

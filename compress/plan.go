@@ -136,7 +136,7 @@ func KVBytes(capacity, layers, kvHeads, headDim, elemBytes int) int64 {
 	return 2 * int64(layers) * int64(kvHeads) * int64(headDim) * int64(capacity) * int64(elemBytes)
 }
 
-// evictPlan is the plan of h2o and tova (docs/policies.md §17-18): Capacity = B slots that fill in order and are
+// evictPlan is the plan of h2o and tova (docs/policies.md §18-19): Capacity = B slots that fill in order and are
 // then recycled one eviction per decode step. h2o keeps the R most recent prompt positions [Hi, L) and ranks
 // [0, Hi) for its H heavy slots; tova ranks the whole prompt for its B slots. NeedScores is set when the prompt
 // must be cut at the end of prefill (L > B) or an eviction can happen during decode (L + maxNew - 1 > B, the last
@@ -183,7 +183,7 @@ func (pl Plan) withTopK(k int) Plan {
 }
 
 // Layers returns the plan of each of n layers. Every layer has the sequence's plan, except under pyramidkv,
-// whose layers get the top-K counts of PyramidTopK (docs/policies.md §19); their capacities sum to n times
+// whose layers get the top-K counts of PyramidTopK (docs/policies.md §20); their capacities sum to n times
 // the sequence's.
 func (pl Plan) Layers(n int) []Plan {
 	out := make([]Plan, n)
@@ -201,7 +201,7 @@ func (pl Plan) Layers(n int) []Plan {
 }
 
 // PyramidTopK returns the top-K counts of n layers that share n*t top-K slots under PyramidKV (Cai et al. 2024,
-// KVCache-Factory's PyramidKVCluster; docs/policies.md §19), with c candidates per layer, observation window w and
+// KVCache-Factory's PyramidKVCluster; docs/policies.md §20), with c candidates per layer, observation window w and
 // slope beta:
 //
 //   - c <= t (every candidate fits) or c + w < 2t (the official code's "q_len < 2 * (capacity - window)"): t for

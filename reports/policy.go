@@ -11,7 +11,7 @@ type Split struct {
 	// Method is "full", "streaming", "snapkv", "snapstream", "knorm", "h2o", "tova", "pyramidkv", "adakv", or whatever
 	// precedes ':' in a spec compress cannot parse.
 	Method string `json:"method"`
-	// Base is the policy under pyramidkv's or adakv's allocation ("snapkv" or "snapstream"; docs/policies.md §19-20).
+	// Base is the policy under pyramidkv's or adakv's allocation ("snapkv" or "snapstream"; docs/policies.md §20-21).
 	Base string `json:"base,omitempty"`
 	// Budget is the total slots (snapstream S+K+R, streaming S+R, snapkv K+W); 0 for full.
 	Budget   int  `json:"budget"`

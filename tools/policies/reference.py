@@ -344,7 +344,7 @@ def select(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, h: int,
 
 
 def pyramid_topk(t: int, c: int, w: int, beta: int, n: int) -> list[int]:
-    """§19: per-layer top-K counts, the official schedule rounded by the largest remainder to a total of n*t."""
+    """§20: per-layer top-K counts, the official schedule rounded by the largest remainder to a total of n*t."""
     if n == 1 or c <= t or c + w < 2 * t:
         return [t] * n
     lo = t // beta
@@ -363,7 +363,7 @@ def pyramid_topk(t: int, c: int, w: int, beta: int, n: int) -> list[int]:
 
 
 def adakv_select(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, margins: list[float]) -> list[list[int]]:
-    """§20: every KV head's kept candidates of layer li: its own best m, then the layer's best pooled."""
+    """§21: every KV head's kept candidates of layer li: its own best m, then the layer's best pooled."""
     m_ = pre.m
     lo, hi, K = pl["lo"], pl["hi"], pl["topk"]
     c = hi - lo
@@ -438,7 +438,7 @@ def run_policy(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
 
 
 def run_evict(pre: Prefill, p: dict[str, Any], max_new: int) -> dict[str, Any]:
-    """h2o and tova (§17-18): the prompt cut at the end of prefill by the prompt scores, then at every decode step,
+    """h2o and tova (§18-19): the prompt cut at the end of prefill by the prompt scores, then at every decode step,
     once B positions are held, the held position of lowest score (ties: the higher position) among those older than
     the recent window evicted before the token is written; scores updated from the step's attention weights."""
     m, L = pre.m, pre.L
