@@ -7,8 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # The default policies at 256 slots, then the new ones. kvquant has no budget: its three widths place it on the
-# KV-bytes axis beside them. Add a policy here when it lands on main (e.g. h2o:budget=256, tova:budget=256,
-# pyramidkv / adakv at 256).
+# KV-bytes axis beside them. pyramidkv and adakv run on both bases (snapkv, their papers'; snapstream). Add a
+# policy here when it lands on main.
 POLICIES=(
   snapstream:budget=256
   streaming:sinks=4,recent=252
@@ -19,6 +19,12 @@ POLICIES=(
   kvquant:bits=8
   kvquant:bits=4
   kvquant:bits=2
+  h2o:budget=256
+  tova:budget=256
+  pyramidkv:budget=256
+  pyramidkv:base=snapstream,budget=256
+  adakv:budget=256
+  adakv:base=snapstream,budget=256
 )
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
