@@ -79,6 +79,8 @@ def _parse_args(argv: Optional[list]) -> argparse.Namespace:
                     help="off: no pool, every sequence owns its cache and decodes in the packed forward")
     ap.add_argument("--cuda-graphs", default="on", choices=["on", "off"])
     ap.add_argument("--decode-attn", default="auto", choices=["auto", "sdpa", "split", "triton"])
+    ap.add_argument("--tp", type=int, default=1, help="tensor parallelism: run as this many processes (tp.py)")
+    ap.add_argument("--tp-rank", type=int, default=0, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
@@ -122,6 +124,9 @@ def main(argv: Optional[list] = None) -> int:
     if not hasattr(transformers, "AttentionInterface"):
         return _setup(emit, f"transformers {transformers.__version__} has no AttentionInterface: "
                             "pip install -U 'transformers>=4.56'")
+    if args.tp != 1:
+        from .tp import HFModels, main_tp
+        return main_tp(args, list(sys.argv[1:] if argv is None else argv), emit, HFModels)
     from .engine import Engine
     from .hf import HFRunner, Refused, device_info
 
@@ -160,7 +165,7 @@ def main(argv: Optional[list] = None) -> int:
     info: Dict[str, Any] = {"torch": torch.__version__, "transformers": transformers.__version__,
                             "python": platform.python_version(), "device": args.device, "dtype": args.dtype,
                             "elem_bytes": torch.empty((), dtype=dtype).element_size(), "attn": args.attn,
-                            "tf32": bool(torch.backends.cuda.matmul.allow_tf32)}
+                            "tf32": bool(torch.backends.cuda.matmul.allow_tf32), "tp": 1}
     info.update(runner.info())
     pool = None
     if args.static_decode == "on":

@@ -74,14 +74,15 @@ class Attn(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         t = x.shape[0]
-        q = self.q_proj(x).view(t, self.nh, self.hd).transpose(0, 1)
-        k = self.k_proj(x).view(t, self.nkv, self.hd).transpose(0, 1)
-        v = self.v_proj(x).view(t, self.nkv, self.hd).transpose(0, 1)
+        # -1 heads, as transformers does: a tensor-parallel shard (snapworker.shard) has a slice of them.
+        q = self.q_proj(x).view(t, -1, self.hd).transpose(0, 1)
+        k = self.k_proj(x).view(t, -1, self.hd).transpose(0, 1)
+        v = self.v_proj(x).view(t, -1, self.hd).transpose(0, 1)
         c, s = cos.to(q.dtype), sin.to(q.dtype)
         q = q * c + rotate_half(q) * s
         k = k * c + rotate_half(k) * s
         o, _ = attention(self, q[None], k[None], v[None], None, scaling=self.scaling)
-        return self.o_proj(o[0].reshape(t, self.nh * self.hd))
+        return self.o_proj(o[0].reshape(t, -1))
 
 
 class Layer(nn.Module):
@@ -126,8 +127,9 @@ class MiniLM(nn.Module):
         for layer in self.layers:
             x = layer(x, cos, sin)
         x = self.norm(x[last])
-        w = self.lm_head.weight if self.lm_head is not None else self.embed_tokens.weight
-        return x @ w.t()
+        if self.lm_head is not None:  # the module, which a tensor-parallel shard replaces by a vocabulary split
+            return self.lm_head(x)
+        return x @ self.embed_tokens.weight.t()
 
 
 class MiniRunner:

@@ -1,0 +1,597 @@
+"""The tensor-parallel worker (--tp N): N processes, one per device, that the Go side sees as one worker.
+
+The process Go starts is rank 0 (the leader). It starts ranks 1..N-1 as children (the same command with --tp-rank k
+and torchrun's environment: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), joins them in a process group
+(NCCL on CUDA, gloo on the CPU) for the model's all-reduces and a gloo group for control, and alone speaks the line
+protocol. Each loop it sends the followers the command lines it read (none, in most decode steps), every rank applies
+them to its own Engine and runs the same step over its shard (shard.py), so every rank holds the same sequences,
+samples the same tokens from the same full logits, and only the leader emits events. The kept positions of a request
+(want_kept) are gathered from the ranks, each owning its KV heads, in rank order.
+
+A rank that fails takes the group down: the leader watches its children and, when one ends, reports a fatal event
+naming it and exits (the Go side sees the worker die, restarts it and retries the requests it held); a child dies
+with its leader (PR_SET_PDEATHSIG, and a watch of its parent); an out-of-memory step, which the single-device worker
+survives by failing that step's requests, is fatal here, because the other ranks cannot be told to fail the same
+step; and every forward first checks that all ranks run the same step (shard.ShardRunner.check_step). NVLink
+multicast (NVLS) stays off in every rank's environment.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import ctypes
+import datetime
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from typing import IO, Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
+
+import torch
+import torch.distributed as dist
+
+from . import PROTOCOL_VERSION
+from .engine import Engine, is_oom
+from .protocol import parse_command
+
+# Kept in every rank's environment: NVLink SHARP / multicast stays off (the lent machines require it).
+NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+# How long a rank waits in a compute collective for the others (a step's slowest layer, not an idle worker).
+COMPUTE_TIMEOUT = datetime.timedelta(minutes=10)
+# The followers wait for the leader's next command as long as the worker lives.
+CONTROL_TIMEOUT = datetime.timedelta(days=3650)
+
+_EOF = object()
+
+
+class Models(Protocol):
+    """What the tensor-parallel worker needs from a model family: a check before any process starts, and one
+    rank's runner (shard.build). snapworker.tp.HFModels loads transformers checkpoints; the tests load minillama."""
+
+    def precheck(self, world: int) -> str:
+        """Why the model cannot run at tp=world ("" when it can)."""
+        ...
+
+    def build(self, rank: int, world: int, group: Any, device: torch.device) -> Any:
+        """This rank's runner (a shard.ShardRunner)."""
+        ...
+
+
+class HFModels:
+    """Hugging Face checkpoints split by shard.py: transformers' model class with the snapeval attention function,
+    built with its matrices on meta and loaded slice by slice from the safetensors files."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from transformers import AutoConfig
+
+        from .hf import check_architecture, register
+
+        register()
+        self.args = args
+        self.config = AutoConfig.from_pretrained(args.model)
+        check_architecture(self.config)
+        tc = getattr(self.config, "get_text_config", lambda: self.config)()
+        q = int(tc.num_attention_heads)
+        from .shard import Shape
+
+        self.shape = Shape(layers=int(tc.num_hidden_layers), q_heads=q,
+                           kv_heads=int(getattr(tc, "num_key_value_heads", None) or q),
+                           head_dim=int(getattr(tc, "head_dim", None) or tc.hidden_size // q), vocab=int(tc.vocab_size),
+                           max_positions=int(getattr(tc, "max_position_embeddings", 0) or 0),
+                           intermediate=int(getattr(tc, "intermediate_size", 0) or 0),
+                           architecture=",".join(getattr(self.config, "architectures", None) or []),
+                           model_type=getattr(self.config, "model_type", ""))
+        self.std = float(getattr(tc, "initializer_range", 0.02) or 0.02)
+
+    def precheck(self, world: int) -> str:
+        from .shard import check_divides
+
+        return check_divides(self.shape, world)
+
+    def build(self, rank: int, world: int, group: Any, device: torch.device) -> Any:
+        import transformers
+        from transformers import AutoModelForCausalLM
+
+        from .hf import ATTN_NAME, _dtype_kw
+        from .shard import Checkpoint, build
+
+        dtype = dtype_of(self.args.dtype)
+        kw: Dict[str, Any] = {_dtype_kw(transformers.__version__): dtype, "attn_implementation": ATTN_NAME}
+        source = None if self.args.random_weights else Checkpoint(self.args.model)
+        try:
+            return build(lambda: AutoModelForCausalLM.from_config(self.config, **kw), self.shape, _hf_call, rank, world,
+                         group, device, dtype, source, seed=0, std=self.std)
+        finally:
+            if source is not None:
+                source.close()
+
+
+def _hf_call(model: Any, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    out = model(input_ids=ids[None], position_ids=positions[None], use_cache=False, logits_to_keep=last)
+    logits = out.logits[0]
+    if logits.shape[0] != last.shape[0]:
+        raise RuntimeError(f"model returned {logits.shape[0]} logits rows, asked for {last.shape[0]}")
+    return logits
+
+
+def dtype_of(name: str) -> torch.dtype:
+    """The torch dtype of a --dtype name."""
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+
+
+def rank_devices(device: str, world: int) -> List[str]:
+    """The device of each rank: cpu for all, or cuda:K..cuda:K+world-1 for device cuda[:K]."""
+    if device == "cpu":
+        return ["cpu"] * world
+    base = torch.device(device).index or 0
+    return [f"cuda:{base + r}" for r in range(world)]
+
+
+class Group:
+    """The ranks' process groups: the default one (NCCL on CUDA, gloo on the CPU) carries the model's collectives;
+    a gloo group carries the leader's commands, the kept positions and the device reports."""
+
+    def __init__(self, rank: int, world: int, device: torch.device) -> None:
+        self.rank, self.world = rank, world
+        kw: Dict[str, Any] = {"init_method": "env://", "rank": rank, "world_size": world, "timeout": COMPUTE_TIMEOUT}
+        if device.type == "cuda":
+            try:  # torch >= 2.3 binds the communicator to the device at once
+                dist.init_process_group("nccl", device_id=device, **kw)
+            except TypeError:
+                dist.init_process_group("nccl", **kw)
+        else:
+            dist.init_process_group("gloo", **kw)
+        self.compute: Any = None  # the default group
+        self.control = dist.new_group(backend="gloo", timeout=CONTROL_TIMEOUT)
+
+    def send(self, lines: List[str], stop: Optional[int]) -> None:
+        """Leader: the command lines of this loop and whether to stop (one 8-byte broadcast when there are none)."""
+        payload = json.dumps({"lines": lines, "stop": stop}).encode() if lines or stop is not None else b""
+        dist.broadcast(torch.tensor([len(payload)], dtype=torch.int64), 0, group=self.control)
+        if payload:
+            dist.broadcast(torch.frombuffer(bytearray(payload), dtype=torch.uint8), 0, group=self.control)
+
+    def receive(self) -> Tuple[List[str], Optional[int]]:
+        """Follower: what the leader sent."""
+        n = torch.zeros(1, dtype=torch.int64)
+        dist.broadcast(n, 0, group=self.control)
+        if int(n.item()) == 0:
+            return [], None
+        buf = torch.empty(int(n.item()), dtype=torch.uint8)
+        dist.broadcast(buf, 0, group=self.control)
+        d = json.loads(bytes(buf.numpy()))
+        return list(d["lines"]), d["stop"]
+
+    def gather(self, obj: Any) -> List[Any]:
+        """Every rank's obj, in rank order, on every rank."""
+        out: List[Any] = [None] * self.world
+        dist.all_gather_object(out, obj, group=self.control)
+        return out
+
+    def close(self) -> None:
+        """Leaves the process groups."""
+        try:
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001 - a group that failed cannot always be torn down cleanly
+            pass
+
+
+class RankFailure(RuntimeError):
+    """A step failed on this rank: the whole tensor-parallel worker stops (the Go side restarts it)."""
+
+
+class TPEngine(Engine):
+    """The engine of one rank. A step that fails (out of memory) ends the worker instead of failing its requests:
+    the other ranks ran, or are blocked in, the same step."""
+
+    def __init__(self, rank: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rank = rank
+
+    def _fail(self, seqs: List[Any], kind: str, msg: str) -> None:
+        raise RankFailure(f"rank {self.rank}: {msg}; a tensor-parallel step cannot fail on one rank alone, so the "
+                          "worker stops")
+
+
+class RankEmit:
+    """The emit callback of every rank's engine: done events with kept positions gather them from all ranks (each
+    holds its own KV heads); only the leader writes events."""
+
+    def __init__(self, group: Group, out: Optional[Callable[[Dict[str, Any]], None]]) -> None:
+        self.group, self.out = group, out
+
+    def __call__(self, ev: Dict[str, Any]) -> None:
+        if ev.get("ev") == "done" and "kept" in ev:
+            parts = self.group.gather(ev["kept"])
+            ev = dict(ev, kept=[[h for part in parts for h in part[layer]] for layer in range(len(ev["kept"]))])
+        if self.out is not None:
+            self.out(ev)
+
+
+class Locked:
+    """An emit callback safe to call from several threads (the rank watchers write fatal events)."""
+
+    def __init__(self, emit: Callable[[Dict[str, Any]], None]) -> None:
+        self.emit = emit
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: Dict[str, Any]) -> None:
+        with self.lock:
+            self.emit(ev)
+
+
+def _stderr_line(line: str, lock: threading.Lock) -> None:
+    with lock:
+        sys.stderr.write(line if line.endswith("\n") else line + "\n")
+        sys.stderr.flush()
+
+
+def describe_exit(rc: int) -> str:
+    """An exit status in words: "exit status 2" or "killed by SIGKILL"."""
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return f"exit status {rc}"
+
+
+class Ranks:
+    """The leader's children (ranks 1..N-1): their output goes to the leader's stderr (the worker log) with a
+    "[rank k]" prefix, and the end of any of them, unless the leader is stopping, is a fatal event and the end of the
+    leader."""
+
+    def __init__(self, out: Callable[[Dict[str, Any]], None]) -> None:
+        self.out = out
+        self.procs: List[subprocess.Popen] = []
+        self.tails: Dict[int, Deque[str]] = {}
+        self.stopping = False
+        self.ready = False
+        self.lock = threading.Lock()
+
+    def spawn(self, rank: int, argv: List[str], env: Dict[str, str]) -> None:
+        """Starts rank `rank` (from the main thread: a child's death signal follows the thread that forked it)."""
+        p = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, errors="replace")
+        self.procs.append(p)
+        self.tails[rank] = collections.deque(maxlen=20)
+        pumps = [threading.Thread(target=self._pump, args=(rank, s), daemon=True) for s in (p.stdout, p.stderr)]
+        for t in pumps:
+            t.start()
+        threading.Thread(target=self._watch, args=(rank, p, pumps), daemon=True).start()
+        _stderr_line(f"snapworker: tensor-parallel rank {rank} started, pid {p.pid}", self.lock)
+
+    def _pump(self, rank: int, stream: Optional[IO[str]]) -> None:
+        if stream is None:
+            return
+        for line in stream:
+            self.tails[rank].append(line.rstrip("\n"))
+            _stderr_line(f"[rank {rank}] {line}", self.lock)
+
+    def _watch(self, rank: int, p: subprocess.Popen, pumps: List[threading.Thread]) -> None:
+        rc = p.wait()
+        for t in pumps:
+            t.join(timeout=2)
+        if self.stopping:
+            return
+        ready = self.ready
+        msg = self.death(rank, p, rc)
+        _stderr_line(f"snapworker: {msg}", self.lock)
+        self.out({"ev": "fatal", "kind": "runtime" if ready else "setup", "msg": msg})
+        self.kill()
+        os._exit(1 if ready else 2)
+
+    def death(self, rank: int, p: subprocess.Popen, rc: int) -> str:
+        """Why the worker stops when rank ended with status rc: its exit and its last output."""
+        tail = " | ".join(self.tails[rank])
+        return (f"tensor-parallel rank {rank} (pid {p.pid}) ended ({describe_exit(rc)}), so the whole worker stops"
+                + (f"; its last output: {tail}" if tail else ""))
+
+    def first_death(self, wait_s: float) -> str:
+        """The death message of a child that has ended or ends within wait_s ("" if none): when the leader's own
+        step fails, a dead rank is usually why (its collective lost a peer), and the better message."""
+        self.stopping = True
+        deadline = time.monotonic() + wait_s
+        while True:
+            for rank, p in enumerate(self.procs, start=1):
+                rc = p.poll()
+                if rc is not None:
+                    time.sleep(0.2)  # let the pumps take its last lines
+                    return self.death(rank, p, rc)
+            if time.monotonic() >= deadline:
+                return ""
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Kills every child at once."""
+        self.stopping = True
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+
+    def stop(self, wait_s: float) -> None:
+        """Waits up to wait_s for the children to end (they were told to stop), then kills the rest."""
+        self.stopping = True
+        deadline = time.monotonic() + wait_s
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now (the leader's rendezvous store binds it next)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent(parent: int) -> None:
+    """A follower ends when its leader does: PR_SET_PDEATHSIG where Linux has it, and a watch of the parent pid."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _setup_device(args: argparse.Namespace, device: str) -> str:
+    """Per-rank device settings (the single-device worker's, in server.main); a problem as a message."""
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    if args.attn == "flash":
+        from .cache import use_flash
+
+        try:
+            use_flash()
+        except ImportError:
+            return "attn=flash needs the flash-attn package (pip install flash-attn), or use attn=sdpa"
+    if args.dtype == "float32":  # float32 means float32: no TF32 in matmuls or convolutions
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return ""
+
+
+def _check_devices(args: argparse.Namespace) -> str:
+    if not dist.is_available():
+        return f"torch {torch.__version__} has no torch.distributed: tp={args.tp} needs a build with it"
+    if args.device == "cpu":
+        return "" if dist.is_gloo_available() else f"torch {torch.__version__} has no gloo backend for tp on the CPU"
+    if not torch.cuda.is_available():
+        return (f"torch {torch.__version__} sees no CUDA device (device={args.device}): install a CUDA build of "
+                "PyTorch, or set --backend-opt device=cpu")
+    if not dist.is_nccl_available():
+        return f"torch {torch.__version__} has no NCCL: tp={args.tp} on CUDA needs it"
+    need = rank_devices(args.device, args.tp)[-1]
+    have = torch.cuda.device_count()
+    if torch.device(need).index >= have:
+        return (f"tp={args.tp} from {args.device} needs devices up to {need}; this machine has {have} CUDA devices "
+                "(tp must not exceed the GPUs from device on)")
+    return ""
+
+
+def device_report(device: torch.device) -> Dict[str, Any]:
+    """A rank's device: name, memory, memory free after loading its shard."""
+    from .hf import device_info
+
+    return device_info(str(device))
+
+
+def merge_devices(reports: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The ready event's device fields for all ranks: "2 x NAME", total memory, and N times the least free memory
+    (the KV caches split evenly over the ranks, so the rank with the least room bounds them)."""
+    names = [r["gpu"] for r in reports]
+    n = len(reports)
+    gpu = "" if not any(names) else (f"{n} x {names[0]}" if len(set(names)) == 1 else " + ".join(names))
+    return {"gpu": gpu, "device_memory_bytes": sum(int(r["device_memory_bytes"]) for r in reports),
+            "free_bytes": n * min(int(r["free_bytes"]) for r in reports)}
+
+
+def serve_leader(engine: Engine, inp: IO[str], emit: Callable[[Dict[str, Any]], None], group: Group) -> int:
+    """server.serve for rank 0: each loop's command lines go to the followers before anyone applies them."""
+    from .server import apply
+
+    q: "queue.Queue[Any]" = queue.Queue()
+
+    def read() -> None:
+        for line in inp:
+            if line.strip():
+                q.put(line)
+        q.put(_EOF)
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        block = not engine.busy()
+        lines: List[str] = []
+        stop: Optional[int] = None
+        while stop is None:
+            try:
+                item = q.get(block=block)
+            except queue.Empty:
+                break
+            block = False
+            if item is _EOF:
+                stop = 0
+                break
+            try:
+                cmd = parse_command(item)
+            except ValueError as e:
+                emit({"ev": "fatal", "kind": "protocol", "msg": f"bad command: {e}"})
+                stop = 3
+                break
+            lines.append(item)
+            if cmd.op == "shutdown":
+                stop = 0
+        group.send(lines, stop)
+        for line in lines:
+            if not apply(engine, parse_command(line)):
+                return 0
+        if stop is not None:
+            return stop
+        engine.step()
+
+
+def serve_follower(engine: Engine, group: Group) -> int:
+    """The loop of ranks 1..N-1: apply what the leader sent, run the same step."""
+    from .server import apply
+
+    while True:
+        lines, stop = group.receive()
+        for line in lines:
+            if not apply(engine, parse_command(line)):
+                return 0
+        if stop is not None:
+            return stop
+        engine.step()
+
+
+def main_tp(args: argparse.Namespace, argv: List[str], emit: Callable[[Dict[str, Any]], None],
+            models: Callable[[argparse.Namespace], Models], module: str = "snapworker") -> int:
+    """Runs one rank of the tensor-parallel worker (args.tp_rank; 0 is the leader, which starts the others as
+    `python -m module ARGV --tp-rank k`). Returns the exit status."""
+    os.environ.update(NO_MULTICAST)
+    if args.tp_rank == 0:
+        return _lead(args, argv, Locked(emit), models, module)
+    return _follow(args, models)
+
+
+def _lead(args: argparse.Namespace, argv: List[str], out: Callable[[Dict[str, Any]], None],
+          models: Callable[[argparse.Namespace], Models], module: str) -> int:
+    def setup(msg: str) -> int:
+        out({"ev": "fatal", "kind": "setup", "msg": msg})
+        return 2
+
+    from .hf import Refused
+    from .shard import Unshardable
+
+    world = args.tp
+    if world < 1:
+        return setup(f"tp={world}: want a positive number of ranks")
+    problem = _check_devices(args)
+    if problem:
+        return setup(problem)
+    try:
+        fam = models(args)
+    except (Refused, Unshardable) as e:
+        return setup(str(e))
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        return setup(f"reading {args.model}: {type(e).__name__}: {e}")
+    problem = fam.precheck(world)
+    if problem:
+        return setup(problem)
+    devices = rank_devices(args.device, world)
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE=str(world),
+               SNAPWORKER_TP_LEADER=str(os.getpid()), **NO_MULTICAST)
+    ranks = Ranks(out)
+    for k in range(1, world):
+        ranks.spawn(k, [sys.executable, "-m", module, *argv, "--tp-rank", str(k)],
+                    dict(env, RANK=str(k), LOCAL_RANK=str(k)))
+    os.environ.update({k: env[k] for k in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE")}, RANK="0", LOCAL_RANK="0")
+    code = 1
+    try:
+        problem = _setup_device(args, devices[0])
+        if problem:
+            return setup(problem)
+        dev = torch.device(devices[0])
+        try:
+            group = Group(0, world, dev)
+            runner = fam.build(0, world, group.compute, dev)
+            info = _info(args, runner, merge_devices(group.gather(device_report(dev))))
+        except (Refused, Unshardable) as e:
+            return setup(str(e))
+        except Exception as e:  # noqa: BLE001 - ours, or a rank that failed to load (its collective lost a peer)
+            traceback.print_exc()
+            why = ranks.first_death(1.0)
+            if why:
+                return setup(why)
+            if is_oom(e):
+                return setup(f"rank 0's shard of the model does not fit {devices[0]} at tp={world} in {args.dtype}: "
+                             f"{e}; use more GPUs (tp) or a smaller dtype")
+            return setup(f"loading rank 0's shard of {args.model}: {type(e).__name__}: {e}")
+        engine = TPEngine(0, runner, RankEmit(group, out), max_batch=args.max_batch, prefill_tokens=args.prefill_tokens)
+        ranks.ready = True
+        out({"ev": "ready", "protocol": PROTOCOL_VERSION, "info": info})
+        try:
+            code = serve_leader(engine, sys.stdin, out, group)
+        except Exception as e:  # noqa: BLE001 - a collective or CUDA error: report, and take the ranks down
+            traceback.print_exc()
+            why = ranks.first_death(1.0)
+            ranks.kill()
+            out({"ev": "fatal", "kind": "runtime", "msg": why or f"{type(e).__name__}: {e}"})
+            return 1
+        if code == 0:
+            ranks.stop(30)
+            group.close()
+        return code
+    finally:
+        ranks.kill()
+
+
+def _info(args: argparse.Namespace, runner: Any, devices: Dict[str, Any]) -> Dict[str, Any]:
+    import platform
+
+    try:
+        import transformers
+
+        tv = transformers.__version__
+    except ImportError:
+        tv = ""
+    dtype = dtype_of(args.dtype)
+    info: Dict[str, Any] = {"torch": torch.__version__, "transformers": tv, "python": platform.python_version(),
+                            "device": args.device, "dtype": args.dtype,
+                            "elem_bytes": torch.empty((), dtype=dtype).element_size(), "attn": args.attn,
+                            "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+                            "devices": rank_devices(args.device, args.tp)}
+    info.update(runner.info())
+    info.update(devices)
+    return info
+
+
+def _follow(args: argparse.Namespace, models: Callable[[argparse.Namespace], Models]) -> int:
+    rank, world = args.tp_rank, args.tp
+    leader = int(os.environ.get("SNAPWORKER_TP_LEADER", "0"))
+    if leader:
+        _die_with_parent(leader)
+    device = rank_devices(args.device, world)[rank]
+    try:
+        problem = _setup_device(args, device)
+        if problem:
+            raise RuntimeError(problem)
+        fam = models(args)
+        dev = torch.device(device)
+        group = Group(rank, world, dev)
+        runner = fam.build(rank, world, group.compute, dev)
+    except Exception as e:  # noqa: BLE001 - the leader reports our end with this output
+        traceback.print_exc()
+        print(f"snapworker rank {rank}: setup failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return 2
+    group.gather(device_report(dev))
+    engine = TPEngine(rank, runner, RankEmit(group, None), max_batch=args.max_batch, prefill_tokens=args.prefill_tokens)
+    try:
+        code = serve_follower(engine, group)
+        if code == 0:
+            group.close()
+        return code
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        print(f"snapworker rank {rank}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return 1

@@ -1,0 +1,321 @@
+"""Tensor parallelism on the CPU with gloo: the shard plan and loader in one process, and the whole tensor-parallel
+worker (snapworker.tp, run over minillama by tests.tp_entry) as processes: conformance at tp=2 against tp=1 and the
+reference fixtures, and a rank that fails or dies taking the whole worker down."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from . import minillama
+from .support import MODELS, REPO, WORKER, load_json
+from snapworker.shard import (Checkpoint, Shape, Unshardable, build, check_divides, params_on_meta, random_param,
+                              shard_model)
+
+sys.path.insert(0, os.path.join(REPO, "tools", "train"))
+from tinyllama import load_safetensors  # noqa: E402
+
+sys.path.insert(0, os.path.join(REPO, "tools", "gpu"))
+import tp_conformance  # noqa: E402
+
+GLOO = dist.is_available() and dist.is_gloo_available()
+NO_GLOO = "torch.distributed with gloo is not available here: the tensor-parallel tests did not run"
+GQA = os.path.join(MODELS, "llama-gqa")
+RANDOM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata", "random-qwen2-bias")
+
+
+def fixture_shape(d: str) -> Shape:
+    c = load_json(os.path.join(d, "config.json"))
+    q = c["num_attention_heads"]
+    return Shape(layers=c["num_hidden_layers"], q_heads=q, kv_heads=c["num_key_value_heads"],
+                 head_dim=c.get("head_dim") or c["hidden_size"] // q, vocab=c["vocab_size"], max_positions=4096,
+                 intermediate=c["intermediate_size"], architecture="LlamaForCausalLM", model_type="llama")
+
+
+class CheckpointTest(unittest.TestCase):
+    def test_slices_equal_the_whole_tensors(self) -> None:
+        for model in ("llama-gqa", "qwen2-tied"):
+            d = os.path.join(MODELS, model)
+            whole = load_safetensors(os.path.join(d, "model.safetensors"))
+            ck = Checkpoint(d)
+            self.assertEqual(set(ck.entries), set(whole))
+            for name, t in whole.items():
+                full = tuple(t.shape)
+                self.assertTrue(torch.equal(ck.read([name], full, None), t), name)
+                if t.dim() == 2:
+                    for dim in (0, 1):
+                        half = full[dim] // 2
+                        from snapworker.shard import Slice
+                        got = ck.read([name], full, Slice(dim, half, full[dim] - half, full))
+                        self.assertTrue(torch.equal(got, t.narrow(dim, half, full[dim] - half)), f"{name} dim {dim}")
+            self.assertEqual(ck.key(["layers.0.self_attn.q_proj.weight"]), "model.layers.0.self_attn.q_proj.weight")
+            with self.assertRaisesRegex(Unshardable, "is \\[.*\\], the model wants"):
+                ck.read(["model.norm.weight"], (3,), None)
+            with self.assertRaisesRegex(Unshardable, "no tensor nope"):
+                ck.read(["nope"], (1,), None)
+            ck.close()
+
+    def test_bad_files_name_the_file(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "model.safetensors")
+            cases = [(b"\x01", "shorter than"), ((500).to_bytes(8, "little") + b"{}", "header of 500 bytes"),
+                     ((2).to_bytes(8, "little") + b"{x", "not JSON"),
+                     (self._file({"w": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}}, 1), "quantized"),
+                     (self._file({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, 8), "do not fit")]
+            for data, want in cases:
+                with open(path, "wb") as f:
+                    f.write(data)
+                with self.assertRaises(Unshardable) as cm:
+                    Checkpoint(d)
+                self.assertIn(want, str(cm.exception))
+                self.assertIn("model.safetensors", str(cm.exception))
+
+    @staticmethod
+    def _file(header: Dict[str, Any], nbytes: int) -> bytes:
+        h = json.dumps(header).encode()
+        return len(h).to_bytes(8, "little") + h + b"\0" * nbytes
+
+
+class PlanTest(unittest.TestCase):
+    def test_params_on_meta_keeps_vectors_and_buffers(self) -> None:
+        cfg = load_json(os.path.join(GQA, "config.json"))
+        with params_on_meta():
+            m = minillama.MiniLM(cfg, False)
+        self.assertEqual(m.layers[0].self_attn.q_proj.weight.device.type, "meta")
+        self.assertEqual(m.embed_tokens.weight.device.type, "meta")
+        self.assertTrue(torch.equal(m.norm.weight, torch.ones(64)))
+        self.assertEqual(m.inv_freq.device.type, "cpu")
+        self.assertEqual(nn.Linear(3, 2).weight.device.type, "cpu")  # the patch is gone afterwards
+
+    def test_divisibility(self) -> None:
+        s = fixture_shape(GQA)
+        self.assertEqual(check_divides(s, 2), "")
+        self.assertIn("tp=4 does not divide the model's 2 KV heads", check_divides(s, 4))
+        self.assertIn("160 MLP intermediate", check_divides(Shape(**{**s.__dict__, "intermediate": 160, "kv_heads": 3,
+                                                                     "q_heads": 6}), 3))
+
+    def test_unknown_matrices_are_refused(self) -> None:
+        cfg = load_json(os.path.join(GQA, "config.json"))
+
+        class Fused(nn.Module):  # a phi-3-like attention: one qkv projection
+            def __init__(self) -> None:
+                super().__init__()
+                self.qkv_proj = nn.Linear(64, 128)
+                self.o_proj = nn.Linear(64, 64)
+
+        with params_on_meta():
+            m = minillama.MiniLM(cfg, False)
+        for layer in m.layers:
+            layer.self_attn = Fused()
+        with self.assertRaisesRegex(Unshardable, "found 0 attention modules"):
+            shard_model(m, fixture_shape(GQA), 0, 2, None)
+        with params_on_meta():
+            m = minillama.MiniLM(cfg, False)
+        m.layers[1].extra = nn.Linear(64, 64)
+        with self.assertRaisesRegex(Unshardable, r"layers.1.extra.weight \(64, 64\) has no tensor-parallel rule"):
+            shard_model(m, fixture_shape(GQA), 0, 2, None)
+
+    def test_shard_shapes(self) -> None:
+        cfg = load_json(os.path.join(GQA, "config.json"))
+        with params_on_meta():
+            m = minillama.MiniLM(cfg, False)
+        slices = shard_model(m, fixture_shape(GQA), 1, 2, None)
+        a = m.layers[0].self_attn
+        self.assertEqual((a.q_proj.out_features, a.k_proj.out_features, a.o_proj.in_features), (32, 16, 32))
+        self.assertEqual(slices["layers.0.self_attn.k_proj.weight"].start, 16)  # rank 1 owns KV head 1
+        self.assertEqual(slices["layers.1.mlp.down_proj.weight"].dim, 1)
+        self.assertEqual(slices["lm_head.weight"].start, 750)
+        self.assertNotIn("embed_tokens.weight", slices)
+
+    def test_random_weights_do_not_depend_on_the_split(self) -> None:
+        from snapworker.shard import Slice
+
+        cpu = torch.device("cpu")
+        whole = random_param("w", (6, 4), None, torch.float32, cpu, 0, 0.5)
+        parts = [random_param("w", (6, 4), Slice(0, r * 3, 3, (6, 4)), torch.float32, cpu, 0, 0.5) for r in (0, 1)]
+        self.assertTrue(torch.equal(torch.cat(parts), whole))
+        self.assertFalse(torch.equal(random_param("v", (6, 4), None, torch.float32, cpu, 0, 0.5), whole))
+
+
+@unittest.skipUnless(GLOO, NO_GLOO)
+class OneRankTest(unittest.TestCase):
+    """The shard loader at world 1 (one gloo process) gives the model minillama.load gives."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = tempfile.mkdtemp()
+        dist.init_process_group("gloo", init_method="file://" + os.path.join(cls.tmp, "store"), rank=0, world_size=1)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        dist.destroy_process_group()
+
+    def test_same_logits_as_the_plain_loader(self) -> None:
+        ref = minillama.load(GQA)
+        cfg = load_json(os.path.join(GQA, "config.json"))
+        ck = Checkpoint(GQA)
+        runner = build(lambda: minillama.MiniLM(cfg, False), fixture_shape(GQA), lambda m, i, p, l: m(i, p, l), 0, 1,
+                       None, torch.device("cpu"), torch.float32, ck)
+        ck.close()
+        self.assertEqual(runner.params, sum(p.numel() for p in ref.model.parameters()))
+        ids = torch.tensor([5, 17, 3, 88, 42, 9], dtype=torch.long)
+        pos = torch.arange(6)
+        last = torch.tensor([5])
+        from snapworker.attention import Segment, Step, set_step
+        from snapworker.cache import SeqCache
+        from snapworker.plan import Plan
+
+        plan = Plan(prompt_len=6, max_new=1, capacity=7, sinks=7, ring=0, topk=0, lo=6, hi=6, valid_topk=0,
+                    need_scores=False, window=0, kernel=0, append_decode=False)
+        outs = []
+        for r in (ref, runner):
+            set_step(Step([Segment(SeqCache(plan, 2, 2, 16, torch.float32, torch.device("cpu")), 0, 6, True)]))
+            outs.append(r.forward(ids, pos, last))
+            set_step(None)
+        self.assertTrue(torch.equal(outs[0], outs[1]))
+
+
+def rank_pids(log: str) -> Dict[int, int]:
+    """The children the leader started, from its log."""
+    with open(log) as f:
+        return {int(r): int(p) for r, p in re.findall(r"tensor-parallel rank (\d+) started, pid (\d+)", f.read())}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (ended, not yet reaped by a parent that is itself gone) counts as ended
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@unittest.skipUnless(GLOO, NO_GLOO)
+class ProcessTest(unittest.TestCase):
+    """The tensor-parallel worker as processes (python -m tests.tp_entry --tp 2 --device cpu, gloo)."""
+
+    def setUp(self) -> None:
+        self.tmp = tempfile.mkdtemp()
+
+    def start(self, fault: str = "", model: str = GQA) -> tp_conformance.Worker:
+        old = os.environ.get("SNAPWORKER_TEST_FAULT")
+        os.environ["SNAPWORKER_TEST_FAULT"] = fault
+        try:
+            w = tp_conformance.Worker(sys.executable, "tests.tp_entry", WORKER,
+                                      ["--model", model, "--device", "cpu", "--dtype", "float32", "--tp", "2"],
+                                      os.path.join(self.tmp, "worker.log"))
+        finally:
+            if old is None:
+                del os.environ["SNAPWORKER_TEST_FAULT"]
+            else:
+                os.environ["SNAPWORKER_TEST_FAULT"] = old
+        self.addCleanup(w.kill)
+        return w
+
+    def request(self, rid: int, n: int = 40) -> Dict[str, Any]:
+        prompt = [5, 17, 3, 88, 42, 9, 1, 60]
+        plan = dict(prompt_len=8, max_new=n, capacity=8 + n, sinks=8 + n, ring=0, topk=0, lo=8, hi=8, valid_topk=0,
+                    need_scores=False, window=0, kernel=0, append_decode=False)
+        return {"id": rid, "prompt": prompt, "plan": plan, "max_new": n}
+
+    def fatal(self, w: tp_conformance.Worker, submit: bool = True) -> str:
+        """Runs a request (when submit) and returns the fatal message the worker ends with."""
+        if submit:
+            w.submit(self.request(1))
+        with self.assertRaises(tp_conformance.WorkerFailed) as cm:
+            while True:
+                w.next(60)
+        return str(cm.exception)
+
+    def log(self) -> str:
+        with open(os.path.join(self.tmp, "worker.log")) as f:
+            return f.read()
+
+    def test_conformance_at_tp2(self) -> None:
+        out = os.path.join(self.tmp, "conformance.json")
+        p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "gpu", "tp_conformance.py"), "--repo", REPO,
+                            "--device", "cpu", "--module", "tests.tp_entry", "--random-model", RANDOM, "--out", out],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout[-4000:] + p.stderr[-4000:])
+        rep = load_json(out)
+        rows = [r for r in rep["rows"] if r["tp"] == 2]
+        self.assertEqual(len(rows), 24)  # llama-gqa and the random model, six policies, alone and together
+        for r in rows:
+            self.assertTrue(r["kept_eq_tp1"] and r["greedy_eq_tp1"], r)
+            self.assertLessEqual(r["logits_rel_err_tp1"], 1e-5, r)
+            if r["model"] == "llama-gqa":
+                self.assertTrue(r["kept_eq_ref"] and r["greedy_eq_ref"], r)
+                self.assertLessEqual(r["logits_rel_err_ref"], 1e-4, r)
+        self.assertEqual([(x["model"], x["refused"]) for x in rep["refusals"]], [("qwen2-tied", True)])
+        self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["tp"], 2)
+        self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["kv_heads"], 2)  # the whole model's, not one rank's
+
+    def test_killed_rank_takes_the_worker_down(self) -> None:
+        w = self.start()
+        self.assertEqual(w.next(60)["ev"], "ready")
+        pid = rank_pids(os.path.join(self.tmp, "worker.log"))[1]
+        os.kill(pid, signal.SIGKILL)
+        msg = self.fatal(w, submit=False)
+        self.assertIn("fatal runtime: tensor-parallel rank 1", msg)
+        self.assertIn("killed by SIGKILL", msg)
+        self.assertEqual(w.p.wait(30), 1)
+
+    def test_killed_leader_takes_its_ranks_along(self) -> None:
+        w = self.start()
+        self.assertEqual(w.next(60)["ev"], "ready")
+        pid = rank_pids(os.path.join(self.tmp, "worker.log"))[1]
+        w.p.kill()
+        w.p.wait(30)
+        self.assertTrue(wait_gone(pid, 15), f"rank 1 (pid {pid}) outlived its leader")
+
+    def test_rank_failures(self) -> None:
+        cases = [("oom:1:3", "fatal runtime: tensor-parallel rank 1", "exit status 1", 1),
+                 ("exit:1:2", "fatal runtime: tensor-parallel rank 1", "exit status 7", 1),
+                 ("oom:0:3", "fatal runtime: RankFailure: rank 0: out of memory", "cannot fail on one rank alone", 1),
+                 ("diverge:1:4", "fatal runtime: ", "the ranks disagree on the step", 1),
+                 ("setup:1", "fatal setup: tensor-parallel rank 1", "cannot load its shard", 2)]
+        for fault, want, detail, code in cases:
+            with self.subTest(fault=fault):
+                self.tmp = tempfile.mkdtemp()
+                w = self.start(fault)
+                msg = self.fatal(w, submit=not fault.startswith("setup"))
+                self.assertIn(want, msg)
+                self.assertIn(detail, msg + self.log())
+                self.assertEqual(w.p.wait(30), code)
+                for pid in rank_pids(os.path.join(self.tmp, "worker.log")).values():
+                    self.assertTrue(wait_gone(pid, 15), f"{fault}: rank pid {pid} still running")
+
+    def test_tp_that_does_not_divide_is_a_setup_error(self) -> None:
+        w = self.start(model=os.path.join(MODELS, "qwen2-tied"))
+        msg = self.fatal(w, submit=False)
+        self.assertIn("fatal setup: tp=2 does not divide the model's 1 KV heads", msg)
+        self.assertEqual(w.p.wait(30), 2)
+        self.assertEqual(rank_pids(os.path.join(self.tmp, "worker.log")), {})  # refused before starting any rank
+
+
+if __name__ == "__main__":
+    unittest.main()

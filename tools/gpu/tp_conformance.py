@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Conformance of the tensor-parallel torch worker (issue #24): tp=N against tp=1 and reference.json, in float32.
+
+Each conformance checkpoint (backends/cpu/testdata/models) runs in the worker process at tp=1 and at tp=N, through
+the line protocol the Go side speaks: every policy case of backends/torch/testdata/plans.json alone, then all of
+them in flight together (each submitted after the previous one has decoded two tokens, so they join the decode
+batch at different steps). Checks, in float32 (TF32 off):
+  - kept positions per layer and KV head and the 24 greedy tokens equal reference.json, at tp=1 and at tp=N;
+  - last prompt logits within 1e-4 relative (max-abs error over max-abs) of reference.json;
+  - tp=N against tp=1: kept positions and greedy tokens equal, last logits within --tp-tol relative. The row-parallel
+    projections (o_proj, down_proj) sum N partial dot products with one all-reduce instead of one long sum, which
+    reorders float32 additions: each dot product may move by a few units in the last place, and the logits by
+    ~1e-6 relative after a few layers; 1e-5 leaves an order of magnitude and still catches a wrong slice (which
+    moves them by 1e-1 or more).
+A checkpoint whose KV heads tp=N does not divide must be refused as a setup error (exit 2) naming tp.
+With --random-model DIR (a config.json), random weights of that shape run at tp=1 and tp=N (the same weights: the
+shard loader draws each full matrix from a seed of its name) and must agree with each other as above.
+
+Usage (GPU, transformers):  python3 tools/gpu/tp_conformance.py --repo DIR --device cuda:0 --tp 2 --out FILE
+Usage (CPU, the tests):     ... --device cpu --module tests.tp_entry (minillama instead of transformers, gloo)
+Exit status 0 when every check passes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+REF_TOL = 1e-4
+
+
+class WorkerFailed(Exception):
+    """The worker ended or reported a fatal event."""
+
+
+class Worker:
+    """One worker process (python -m MODULE ARGS in the worker directory) driven over its line protocol."""
+
+    def __init__(self, python: str, module: str, worker_dir: str, args: List[str], log: str) -> None:
+        self.log = open(log, "w")
+        self.p = subprocess.Popen([python, "-m", module, *args], cwd=worker_dir, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                  env=dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1"))
+        self.events: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            if line.strip():
+                self.events.put(json.loads(line))
+        self.events.put(None)
+
+    def next(self, timeout: float) -> Dict[str, Any]:
+        """The next event; WorkerFailed when the worker ended or sent a fatal event."""
+        try:
+            ev = self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise WorkerFailed(f"no event within {timeout:.0f} s") from None
+        if ev is None:
+            raise WorkerFailed(f"the worker ended (exit {self.p.wait()})")
+        if ev["ev"] == "fatal":
+            raise WorkerFailed(f"fatal {ev.get('kind')}: {ev['msg']}")
+        return ev
+
+    def submit(self, d: Dict[str, Any]) -> None:
+        """Writes one submit command."""
+        assert self.p.stdin is not None
+        self.p.stdin.write(json.dumps(dict(d, op="submit")) + "\n")
+        self.p.stdin.flush()
+
+    def run(self, reqs: List[Dict[str, Any]], stagger: bool, timeout: float) -> Dict[int, Dict[str, Any]]:
+        """Submits reqs (all at once, or each after the previous one's second token) and collects, per id, the done
+        or error event with the tokens it generated."""
+        out: Dict[int, Dict[str, Any]] = {}
+        toks: Dict[int, List[int]] = {}
+        pending = list(reqs)
+        self.submit(pending.pop(0))
+        while not stagger and pending:
+            self.submit(pending.pop(0))
+        last_id = reqs[0]["id"]
+        while len(out) < len(reqs):
+            ev = self.next(timeout)
+            if ev["ev"] == "tokens":
+                for rid, tok in ev["t"]:
+                    toks.setdefault(rid, []).append(tok)
+            elif ev["ev"] in ("done", "error"):
+                out[ev["id"]] = dict(ev, generated=toks.get(ev["id"], []))
+            if pending and (len(toks.get(last_id, [])) >= 2 or last_id in out):
+                last_id = pending[0]["id"]
+                self.submit(pending.pop(0))
+        return out
+
+    def kill(self) -> None:
+        """Ends the worker at once (if it still runs) and closes its pipes and log."""
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        for f in (self.p.stdin, self.p.stdout):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
+        self.log.close()
+
+    def close(self) -> int:
+        """Shuts the worker down and returns its exit status."""
+        try:
+            assert self.p.stdin is not None
+            self.p.stdin.write('{"op":"shutdown"}\n')
+            self.p.stdin.close()
+        except OSError:
+            pass
+        try:
+            rc = self.p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = self.p.wait()
+        self.log.close()
+        return rc
+
+
+def load(path: str) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def rel_err(a: List[Optional[float]], b: List[Optional[float]]) -> float:
+    """max |a-b| / max |b| (inf when a value is missing)."""
+    if len(a) != len(b) or any(x is None for x in a + b):
+        return float("inf")
+    den = max(abs(x) for x in b) or 1.0
+    return max(abs(x - y) for x, y in zip(a, b)) / den
+
+
+def run_model(opts: argparse.Namespace, model_dir: str, tp: int, plans: List[Dict[str, Any]], prompt: List[int],
+              n_new: int, random: bool, tag: str) -> Tuple[Dict[str, Dict[int, Dict[str, Any]]], Dict[str, Any]]:
+    """Runs every plan alone, then all together, at tp; returns the events by mode and the ready info."""
+    args = ["--model", model_dir, "--device", opts.device, "--dtype", "float32", "--tp", str(tp), "--max-batch", "8"]
+    if random:
+        args.append("--random-weights")
+    w = Worker(opts.python, opts.module, opts.worker_dir, args, os.path.join(opts.logs, f"{tag}-tp{tp}.log"))
+    try:
+        info = w.next(opts.timeout)
+        if info["ev"] != "ready":
+            raise WorkerFailed(f"first event {info['ev']}, want ready")
+        reqs = [{"id": i + 1, "prompt": prompt, "plan": p["plan"], "max_new": n_new, "want_kept": True,
+                 "want_logits": True, "want_margins": True} for i, p in enumerate(plans)]
+        res: Dict[str, Dict[int, Dict[str, Any]]] = {"alone": {}}
+        for r in reqs:
+            res["alone"].update(w.run([r], False, opts.timeout))
+        res["together"] = w.run([dict(r, id=r["id"] + 100) for r in reqs], True, opts.timeout)
+        res["together"] = {k - 100: v for k, v in res["together"].items()}
+    finally:
+        rc = w.close()
+    if rc != 0:
+        raise WorkerFailed(f"the worker exited {rc} after shutdown")
+    return res, info["info"]
+
+
+def compare(rows: List[Dict[str, Any]], model: str, plans: List[Dict[str, Any]], got: Dict[str, Dict[int, Any]],
+            tp: int, ref: Optional[Dict[str, Any]], base: Optional[Dict[str, Dict[int, Any]]], tp_tol: float) -> bool:
+    """Appends one row per policy and mode; False when a check fails."""
+    ok = True
+    for mode, evs in got.items():
+        for i, p in enumerate(plans):
+            ev = evs[i + 1]
+            row: Dict[str, Any] = {"model": model, "tp": tp, "mode": mode, "policy": p["spec"]}
+            if ev["ev"] != "done" or ev.get("finish") != "length":
+                row["error"] = ev.get("msg") or ev.get("finish")
+                rows.append(row)
+                ok = False
+                continue
+            if ref is not None:
+                case = ref["cases"][i]
+                row["kept_eq_ref"] = ev["kept"] == case["kept"]
+                row["greedy_eq_ref"] = ev["generated"] == case["greedy"]
+                row["logits_rel_err_ref"] = rel_err(ev["logits"], ref["logits_last"])
+                ok = ok and row["kept_eq_ref"] and row["greedy_eq_ref"] and row["logits_rel_err_ref"] <= REF_TOL
+            if base is not None:
+                b = base[mode][i + 1]
+                row["kept_eq_tp1"] = ev["kept"] == b["kept"]
+                row["greedy_eq_tp1"] = ev["generated"] == b["generated"]
+                row["logits_rel_err_tp1"] = rel_err(ev["logits"], b["logits"])
+                ok = ok and row["kept_eq_tp1"] and row["greedy_eq_tp1"] and row["logits_rel_err_tp1"] <= tp_tol
+            row["min_margin"] = min(ev.get("margins") or [0.0])
+            rows.append(row)
+    return ok
+
+
+def expect_refusal(opts: argparse.Namespace, model_dir: str, tag: str) -> Dict[str, Any]:
+    """Starts the worker at tp=N on a model whose KV heads N does not divide: it must exit 2 with a setup event."""
+    w = Worker(opts.python, opts.module, opts.worker_dir, ["--model", model_dir, "--device", opts.device, "--dtype",
+               "float32", "--tp", str(opts.tp)], os.path.join(opts.logs, f"{tag}-tp{opts.tp}-refusal.log"))
+    msg = ""
+    try:
+        ev = w.next(opts.timeout)
+        msg = f"unexpected {ev['ev']} event"
+    except WorkerFailed as e:
+        msg = str(e)
+    rc = w.close()
+    ok = rc == 2 and msg.startswith("fatal setup") and f"tp={opts.tp}" in msg
+    return {"model": tag, "tp": opts.tp, "refused": ok, "exit": rc, "msg": msg}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repo", required=True, help="the repository (or the carried copy of its files)")
+    ap.add_argument("--device", default="cuda:0")
+    ap.add_argument("--tp", type=int, default=2)
+    ap.add_argument("--module", default="snapworker", help="the worker module (tests.tp_entry: minillama on the CPU)")
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--models", default="llama-gqa,qwen2-tied")
+    ap.add_argument("--random-model", default="", help="a config.json directory: random weights, tp=N vs tp=1")
+    ap.add_argument("--tp-tol", type=float, default=1e-5)
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--out", required=True)
+    opts = ap.parse_args()
+    opts.worker_dir = os.path.join(opts.repo, "backends", "torch", "worker")
+    opts.logs = os.path.dirname(os.path.abspath(opts.out))
+    os.makedirs(opts.logs, exist_ok=True)
+    fixtures = load(os.path.join(opts.repo, "backends", "torch", "testdata", "plans.json"))["fixtures"]
+    report: Dict[str, Any] = {"device": opts.device, "tp": opts.tp, "module": opts.module, "tp_tol": opts.tp_tol,
+                              "rows": [], "refusals": [], "info": {}}
+    ok = True
+    t0 = time.time()
+    for model in [m for m in opts.models.split(",") if m]:
+        d = os.path.abspath(os.path.join(opts.repo, "backends", "cpu", "testdata", "models", model))
+        cfg = load(os.path.join(d, "config.json"))
+        kv = cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
+        if kv % opts.tp:
+            r = expect_refusal(opts, d, model)
+            report["refusals"].append(r)
+            ok = ok and r["refused"]
+            print(f"{model}: {kv} KV heads, tp={opts.tp}: refused={r['refused']} (exit {r['exit']}): {r['msg']}")
+            continue
+        ref = load(os.path.join(d, "reference.json"))
+        plans = fixtures[model]
+        base, info1 = run_model(opts, d, 1, plans, ref["prompt_ids"], 24, False, model)
+        got, info = run_model(opts, d, opts.tp, plans, ref["prompt_ids"], 24, False, model)
+        report["info"][model] = {"tp1": info1, f"tp{opts.tp}": info}
+        ok = compare(report["rows"], model, plans, base, 1, ref, None, opts.tp_tol) and ok
+        ok = compare(report["rows"], model, plans, got, opts.tp, ref, base, opts.tp_tol) and ok
+    if opts.random_model:
+        d = os.path.abspath(opts.random_model)
+        ref = load(os.path.join(opts.repo, "backends", "cpu", "testdata", "models", "llama-gqa", "reference.json"))
+        plans = fixtures["llama-gqa"]
+        base, _ = run_model(opts, d, 1, plans, ref["prompt_ids"], 24, True, "random")
+        got, info = run_model(opts, d, opts.tp, plans, ref["prompt_ids"], 24, True, "random")
+        report["info"]["random"] = info
+        ok = compare(report["rows"], "random:" + os.path.basename(d), plans, got, opts.tp, None, base,
+                     opts.tp_tol) and ok
+    report["pass"] = ok
+    report["seconds"] = round(time.time() - t0, 1)
+    cols = ["model", "tp", "mode", "policy", "kept_eq_ref", "greedy_eq_ref", "logits_rel_err_ref", "kept_eq_tp1",
+            "greedy_eq_tp1", "logits_rel_err_tp1", "min_margin", "error"]
+    print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in report["rows"]:
+        cells = [f"{r[c]:.2e}" if isinstance(r.get(c), float) and c != "min_margin" else
+                 (f"{r[c]:.3g}" if c == "min_margin" else str(r.get(c, "-"))) for c in cols]
+        print("| " + " | ".join(cells) + " |")
+    print(f"TP CONFORMANCE tp={opts.tp} float32: {'PASS' if ok else 'FAIL'} ({report['seconds']} s)")
+    with open(opts.out, "w") as f:
+        json.dump(report, f, indent=1)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
