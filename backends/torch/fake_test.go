@@ -22,8 +22,8 @@ import (
 //	FAKE_OOM_MARK=path      the first request (while path does not exist) gets an "oom" error event
 //	FAKE_GARBAGE=1          a line that is not JSON after the first step
 //	FAKE_STEP_US=n          each step takes n microseconds more
-//	FAKE_DTYPE, FAKE_VOCAB, FAKE_MAXPOS   what ready reports
-//	FAKE_POOL=rows,capacity                  ready reports a KV pool of that geometry
+//	FAKE_DTYPE, FAKE_VOCAB, FAKE_MAXPOS, FAKE_TP   what ready reports
+//	FAKE_POOL=rows,capacity                         ready reports a KV pool of that geometry
 func TestMain(m *testing.M) {
 	if os.Getenv("SNAPEVAL_FAKE_WORKER") == "1" {
 		if len(os.Args) > 1 && os.Args[1] == "bench" {
@@ -60,7 +60,7 @@ func envInt(name string, def int) int {
 }
 
 func fakeWorker(in io.Reader, out io.Writer, errw io.Writer) int {
-	fmt.Fprintf(errw, "fake worker pid %d args %v\n", os.Getpid(), os.Args[1:])
+	fmt.Fprintf(errw, "fake worker pid %d args %v NCCL_NVLS_ENABLE=%q\n", os.Getpid(), os.Args[1:], os.Getenv("NCCL_NVLS_ENABLE"))
 	w := bufio.NewWriter(out)
 	emit := func(v any) {
 		b, _ := json.Marshal(v)
@@ -83,7 +83,7 @@ func fakeWorker(in io.Reader, out io.Writer, errw io.Writer) int {
 	info := Info{Torch: "0.0-fake", Transformers: "0.0-fake",
 		Python: "none", Device: "cuda:0", GPU: "Fake GPU", DType: dtype, Attn: "sdpa", ElemBytes: 2, Architecture: "FakeForCausalLM",
 		Layers: 2, QHeads: 4, KVHeads: 2, HeadDim: 16, Vocab: vocab, MaxPositions: envInt("FAKE_MAXPOS", 4096),
-		FreeBytes: 1 << 30, DeviceMemoryBytes: 2 << 30}
+		FreeBytes: 1 << 30, DeviceMemoryBytes: 2 << 30, TP: envInt("FAKE_TP", 0)}
 	if p := os.Getenv("FAKE_POOL"); p != "" {
 		fmt.Sscanf(p, "%d,%d", &info.PoolRows, &info.PoolCapacity)
 		info.KVPoolBytes = int64(info.PoolRows*info.PoolCapacity) * 2 * 2 * 2 * 16 * 2

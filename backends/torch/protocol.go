@@ -94,6 +94,9 @@ type Info struct {
 	StaticDecode bool   `json:"static_decode"`
 	CUDAGraphs   bool   `json:"cuda_graphs"`
 	DecodeAttn   string `json:"decode_attn"`
+	// TP is how many processes (devices) the worker runs on (0 from a worker older than tensor parallelism: 1).
+	// Memory is their total and FreeBytes TP times the least free on one device.
+	TP int `json:"tp"`
 }
 
 func (i Info) check() error {
@@ -117,6 +120,9 @@ func (i Info) check() error {
 	}
 	if (i.KVPoolBytes > 0) != (i.PoolRows > 0 && i.PoolCapacity > 0) {
 		return fmt.Errorf("info: kv_pool_bytes %d with %d pool rows of %d slots", i.KVPoolBytes, i.PoolRows, i.PoolCapacity)
+	}
+	if i.TP < 0 || (i.TP > 1 && i.KVHeads%i.TP != 0) {
+		return fmt.Errorf("info.tp: %d does not divide kv_heads %d", i.TP, i.KVHeads)
 	}
 	return nil
 }

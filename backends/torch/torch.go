@@ -106,6 +106,10 @@ type Options struct {
 	// RandomWeights initialises the weights from config.json on the device instead of loading them (a model of a
 	// given shape with no download: capacity and speed runs).
 	RandomWeights bool
+	// TP is the tensor parallelism: the worker runs as TP processes, one per device (cuda:K..cuda:K+TP-1 from
+	// device=cuda:K, or TP CPU processes with gloo), each holding 1/TP of the heads and their KV caches (default 1).
+	// It must divide the model's KV heads.
+	TP int
 	// Name names the model in Identity (default: the directory's base name).
 	Name string
 	// Command, when set, replaces the worker command (python -m snapworker ARGS...); the tests run a fake worker.
@@ -116,7 +120,7 @@ type Options struct {
 
 // optionKeys are the --backend-opt keys ParseOptions knows.
 const optionKeys = "python, device, dtype, max_batch, kv_memory_gib, attn, prefill_tokens, random_weights, static_decode, " +
-	"cuda_graphs, decode_attn, " + textgen.ChatOptionKeys
+	"cuda_graphs, decode_attn, tp, " + textgen.ChatOptionKeys
 
 // ParseOptions reads backend options given as strings (flags or YAML). Unknown keys are errors.
 func ParseOptions(m map[string]string) (Options, error) {
@@ -146,15 +150,18 @@ func ParseOptions(m map[string]string) (Options, error) {
 				return Options{}, bad("bfloat16, float16 or float32")
 			}
 			o.DType = v
-		case "max_batch", "prefill_tokens":
+		case "max_batch", "prefill_tokens", "tp":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
 				return Options{}, bad("a positive integer")
 			}
-			if k == "max_batch" {
+			switch k {
+			case "max_batch":
 				o.MaxBatch = n
-			} else {
+			case "prefill_tokens":
 				o.PrefillTokens = n
+			default:
+				o.TP = n
 			}
 		case "kv_memory_gib":
 			g, err := strconv.ParseFloat(v, 64)
@@ -213,6 +220,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DecodeAttn == "" {
 		o.DecodeAttn = "auto"
+	}
+	if o.TP == 0 {
+		o.TP = 1
 	}
 	return o
 }
@@ -276,6 +286,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkTP(dir, opts.TP); err != nil {
+		return nil, err
+	}
 	fp, err := fingerprint(dir, opts.RandomWeights)
 	if err != nil {
 		return nil, err
@@ -299,6 +312,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Backend, error) {
 		}
 		sp.env = append([]string{"PYTHONPATH=" + pp, "PYTHONUNBUFFERED=1"}, sp.env...)
 	}
+	if opts.TP > 1 {
+		sp.env = append(sp.env, noMulticast...)
+	}
 	sup := &supervisor{start: func(ctx context.Context) (*worker, error) { return startWorker(ctx, sp) }, log: log}
 	w, err := sup.get(ctx)
 	if err != nil {
@@ -310,10 +326,17 @@ func Open(ctx context.Context, dir string, opts Options) (*Backend, error) {
 		b.Close()
 		return nil, &SetupError{Msg: fmt.Sprintf("the worker loaded the model in %s, not %s", w.info.DType, opts.DType)}
 	}
+	if tp := max(w.info.TP, 1); tp != opts.TP {
+		b.Close()
+		return nil, &SetupError{Msg: fmt.Sprintf("the worker runs tp=%d, not %d (the worker code does not match this snapeval)", tp, opts.TP)}
+	}
 	b.identity = "torch:" + name + "@" + fp + "+" + opts.DType
 	kv := w.info.KVPoolBytes // the pool the worker allocated (its rows bound admission too)
 	if kv == 0 {
 		kv = opts.KVMemoryBytes
+	}
+	if opts.TP > 1 {
+		b.identity += fmt.Sprintf("+tp%d", opts.TP)
 	}
 	if kv == 0 {
 		kv = int64(float64(w.info.FreeBytes) * 0.6)
@@ -349,8 +372,9 @@ func fingerprint(dir string, random bool) (string, error) {
 	return safetensors.Fingerprint(cfg, ck), nil
 }
 
-// Identity names the engine, model, weights fingerprint and dtype ("torch:Llama-3.1-8B@0123456789ab+bfloat16"):
-// another dtype gives other outputs, so a run does not resume across dtypes.
+// Identity names the engine, model, weights fingerprint and dtype ("torch:Llama-3.1-8B@0123456789ab+bfloat16"),
+// and the tensor parallelism when above 1 ("...+bfloat16+tp2"): another dtype gives other outputs, and so may
+// another split of the sums (in the last bits), so a run does not resume across dtypes or tp.
 func (b *Backend) Identity() string { return b.identity }
 
 // Tokenizer returns the model's tokenizer.
@@ -389,6 +413,7 @@ func (b *Backend) BackendInfo() map[string]string {
 		"worker_version": workerVersion(), "random_weights": strconv.FormatBool(b.opts.RandomWeights),
 		"static_decode": strconv.FormatBool(i.StaticDecode), "cuda_graphs": strconv.FormatBool(i.CUDAGraphs),
 		"decode_attn": i.DecodeAttn, "pool_rows": strconv.Itoa(i.PoolRows), "pool_capacity": strconv.Itoa(i.PoolCapacity),
+		"tp": strconv.Itoa(b.opts.TP),
 	}
 }
 

@@ -74,14 +74,14 @@ func contains(xs []int, x int) bool {
 func TestParseOptions(t *testing.T) {
 	good := map[string]string{"python": "/opt/py/bin/python3", "device": "cuda:1", "dtype": "float32", "max_batch": "8",
 		"kv_memory_gib": "1.5", "attn": "flash", "prefill_tokens": "4096", "chat_style": "chatml", "random_weights": "true",
-		"static_decode": "false", "cuda_graphs": "0", "decode_attn": "split"}
+		"static_decode": "false", "cuda_graphs": "0", "decode_attn": "split", "tp": "4"}
 	o, err := ParseOptions(good)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantOpts := Options{Python: "/opt/py/bin/python3", Device: "cuda:1", DType: "float32", MaxBatch: 8, KVMemoryBytes: 3 << 29,
 		Attn: "flash", PrefillTokens: 4096, Chat: textgen.ChatOptions{Style: "chatml"}, RandomWeights: true,
-		NoStaticDecode: true, NoCUDAGraphs: true, DecodeAttn: "split"}
+		NoStaticDecode: true, NoCUDAGraphs: true, DecodeAttn: "split", TP: 4}
 	if !reflect.DeepEqual(o, wantOpts) {
 		t.Errorf("ParseOptions = %+v, want %+v", o, wantOpts)
 	}
@@ -91,7 +91,8 @@ func TestParseOptions(t *testing.T) {
 		}
 	}
 	for _, bad := range []map[string]string{{"device": "tpu"}, {"dtype": "int8"}, {"max_batch": "0"}, {"kv_memory_gib": "-1"},
-		{"kv_memory_gib": "NaN"}, {"attn": "eager"}, {"random_weights": "maybe"}, {"cuda_graphs": "yes"}, {"decode_attn": "flash"}, {"threads": "4"}, {"prefill_tokens": "x"}} {
+		{"kv_memory_gib": "NaN"}, {"attn": "eager"}, {"random_weights": "maybe"}, {"cuda_graphs": "yes"}, {"decode_attn": "flash"},
+		{"threads": "4"}, {"prefill_tokens": "x"}, {"tp": "0"}, {"tp": "two"}} {
 		if _, err := ParseOptions(bad); err == nil {
 			t.Errorf("ParseOptions(%v) accepted", bad)
 		} else if !strings.Contains(err.Error(), "torch backend: ") {

@@ -357,6 +357,8 @@ def _setup_device(args: argparse.Namespace, device: str) -> str:
     """Per-rank device settings (the single-device worker's, in server.main); a problem as a message."""
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
+    else:  # the ranks share the CPU: each takes its part of the cores
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // args.tp))
     if args.attn == "flash":
         from .cache import use_flash
 

@@ -6,7 +6,9 @@ shard loader: the baseline of the random-weight comparisons).
 
 Faults for the tests, from SNAPWORKER_TEST_FAULT=KIND:RANK[:STEP]: "setup" fails RANK's model build; "oom" raises
 an out-of-memory error in RANK's STEP-th forward; "exit" ends RANK's process (status 7) in its STEP-th forward;
-"diverge" changes a token of RANK's STEP-th forward (the ranks disagree on the step).
+"diverge" changes a token of RANK's STEP-th forward (the ranks disagree on the step). With
+SNAPWORKER_TEST_FAULT_ONCE=PATH the fault fires only while PATH does not exist (it is created as the fault fires), so
+that the restarted worker runs on.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ from snapworker.tp import dtype_of, main_tp
 
 
 def _fault(rank: int) -> Optional[List[str]]:
+    once = os.environ.get("SNAPWORKER_TEST_FAULT_ONCE", "")
+    if once and os.path.exists(once):
+        return None
     spec = os.environ.get("SNAPWORKER_TEST_FAULT", "")
     parts = spec.split(":")
     return parts if len(parts) >= 2 and int(parts[1]) == rank else None
@@ -43,6 +48,9 @@ class Faulty:
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         if self.calls == self.step:
+            once = os.environ.get("SNAPWORKER_TEST_FAULT_ONCE", "")
+            if once:
+                open(once, "w").close()
             if self.kind == "exit":
                 os._exit(7)
             if self.kind == "diverge":  # this rank runs another step than the others

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# One multi-GPU session for the torch backend's tensor parallelism (issue #24): every check in one device call
+# (or two, by phases), results packed under $OUT. Needs a machine of 2 or more GPUs (nvidia-h100-x2 or larger).
+#
+#   tools/gpu/tp_session.sh [PHASE...]     (default: all phases, most important first, within DEADLINE seconds)
+#
+# Phases:
+#   env       GPUs, driver, Python, torch, transformers, NCCL; refuses to go on with fewer than 2 GPUs
+#   tpconf    tp_conformance.py: llama-gqa (2 KV heads) through transformers on cuda:0-1, float32 with TF32 off,
+#             tp=2 against tp=1 and reference.json (kept positions, greedy tokens, logits); qwen2-tied (1 KV head)
+#             refused at tp=2 as a setup error
+#   bench8b   tp_bench.py: a random Llama-3.1-8B-shape model (llama31-8b-shape), bf16: decode tok/s at batch 1, 8
+#             and 32 (1024-token prompts, 64 new tokens) and an 8192-token prefill, tp=2 against tp=1 (target >= 1.4)
+#   long70b   gpucheck longctx: a random Llama-3.1-70B-shape model (llama-70b-shape), bf16, tp = the GPUs (2, 4 or
+#             8), SnapStream (budgets 4096 and 1024), SnapKV and StreamingLLM at once on 32768-token prompts (and the
+#             full cache from tp=4 on)
+#   inspect   snapeval inspect --backend torch --backend-opt tp=2 on llama-gqa through the whole Go stack
+#   pytests   the worker's unit tests (tensor parallelism on the CPU with gloo included) on the machine's torch
+#   tprun     snapeval run --backend torch --backend-opt tp=2 (float32) on the default suite, compared with the cpu
+#             backend's records (cpurun/) when carried
+#   kill      the same run with tensor-parallel rank 1 killed (SIGKILL) after 20 records: the same records as tprun
+# It needs, in $CARRY (default .devcarry), what tools/gpu/README.md says for torch_session.sh (bin/snapeval,
+# bin/gpucheck, repo/ with backends/torch, backends/cpu/testdata, compress/testdata, tools/train/tinyllama.py,
+# tools/gpu, models/snaptiny/tokenizer.json; cpurun/ for tprun), and a python3 with torch and transformers.
+# Raw logs and JSON go to $OUT/results.tgz, a summary to $OUT/summary.txt; copy them to tools/gpu/results/<date>-tp/.
+set -u -o pipefail
+CARRY=${CARRY:-.devcarry}
+OUT=${OUT:-/tmp/tp-session-out}
+DEADLINE=${DEADLINE:-560}
+REPO=$(cd "$CARRY/repo" && pwd)
+R=/tmp/tp-session
+mkdir -p "$R" "$OUT" "$CARRY/bin"
+# NVLink multicast stays off (the worker sets these in every rank too); the caches stay on the machine.
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export SNAPEVAL_CACHE=/tmp/snapeval-cache PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+START=$(date +%s)
+for b in snapeval gpucheck; do
+  if [ -f "$CARRY/bin/$b.gz" ] && [ ! -x "$CARRY/bin/$b" ]; then gunzip -c "$CARRY/bin/$b.gz" > "$CARRY/bin/$b" && chmod +x "$CARRY/bin/$b"; fi
+done
+SNAP=$(cd "$CARRY/bin" && pwd)/snapeval
+CHECK=$(cd "$CARRY/bin" && pwd)/gpucheck
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+SUMMARY=$R/summary.txt
+: > "$SUMMARY"
+
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+# phase NAME LIMIT CMD...: runs CMD with a time limit if the deadline allows, logs to $R/NAME.log.
+phase() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$((DEADLINE - ($(date +%s) - START)))
+  if [ "$left" -lt 20 ]; then note "=== $name: skipped (deadline)"; return 0; fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "=== $name (limit ${limit}s, $(date -u +%T))"
+  local t0=$(date +%s)
+  timeout --kill-after=10 "$limit" bash -c "$*" > "$R/$name.log" 2>&1
+  local rc=$?
+  note "=== $name: rc=$rc in $(( $(date +%s) - t0 ))s"
+  tail -n 50 "$R/$name.log" | tee -a "$SUMMARY"
+}
+
+want() { for p in "${PHASES[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+PHASES=("$@")
+[ ${#PHASES[@]} -eq 0 ] && PHASES=(env tpconf bench8b long70b inspect pytests tprun kill)
+
+env_info() {
+  nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv
+  nvidia-smi topo -m || true
+  python3 -c 'import sys, torch, transformers, torch.distributed as d; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "nccl", torch.cuda.nccl.version(), "transformers", transformers.__version__, "gpus", torch.cuda.device_count(), "nccl available", d.is_nccl_available())'
+  env | grep -E '^(NCCL_NVLS_ENABLE|TORCH_SYMM_MEM_DISABLE_MULTICAST|NVSHMEM_DISABLE_NVLS)=' | sort
+  "$SNAP" version 2>/dev/null || true
+  [ "$NGPU" -ge 2 ] || { echo "only $NGPU GPU(s): tensor parallelism needs 2 or more"; return 1; }
+}
+
+tpconf() { python3 "$REPO/tools/gpu/tp_conformance.py" --repo "$REPO" --device cuda:0 --tp 2 --out "$R/tpconf/tp_conformance.json"; }
+
+bench8b() {
+  python3 "$REPO/tools/gpu/tp_bench.py" --repo "$REPO" --model "$REPO/tools/gpu/llama31-8b-shape" --device cuda:0 \
+    --dtype bfloat16 --tp 2 --batches 1,8,32 --prompt 1024 --new 64 --prefill-len 8192 --out "$R/bench8b/tp_bench.json"
+}
+
+long70b() {
+  local M=/tmp/llama-70b-shape tp=8
+  [ "$NGPU" -lt 8 ] && tp=4
+  [ "$NGPU" -lt 4 ] && tp=2
+  mkdir -p "$M"
+  cp "$REPO/tools/gpu/llama-70b-shape/config.json" "$M/"
+  cp "$REPO/models/snaptiny/tokenizer.json" "$M/"  # the Go side needs a tokenizer; the prompts are token ids
+  # On two 80 GB GPUs a rank holds 35.8 B parameters (66.7 GiB in bf16): the full cache of a 32k prompt (5.4 GiB a
+  # rank) and its prefill do not fit beside them, so the full policy runs from tp=4 on.
+  local pols="snapstream:budget=4096;snapstream:budget=1024;snapkv:topk=4064,window=32,kernel=5;streaming:sinks=4,recent=4092"
+  [ "$tp" -ge 4 ] && pols="$pols;full"
+  echo "70B shape at tp=$tp on $NGPU GPUs: $pols"
+  "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt tp=$tp \
+    -backend-opt max_batch=8 -lengths 32768 -max-new 32 -policies "$pols" -json "$R/long70b.json"
+}
+
+inspect_check() {
+  local d=$REPO/backends/cpu/testdata/models/llama-gqa spec
+  for i in 1 4; do
+    spec=$(python3 -c "import json; print(json.load(open('$REPO/backends/torch/testdata/plans.json'))['fixtures']['llama-gqa'][$i]['spec'])")
+    "$SNAP" inspect --backend torch --backend-opt dtype=float32 --backend-opt tp=2 --model "$d" --prompt-ids "@$d/reference.json" \
+      --policy "$spec" --max-new 24 > "$R/inspect-$i.json" || return 1
+    python3 - "$R/inspect-$i.json" "$d/reference.json" "$i" <<'PY' || return 1
+import json, sys
+got, ref, i = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+case = ref["cases"][i]
+den = max(abs(x) for x in ref["logits_last"])
+rel = max(abs(a - b) for a, b in zip(got["logits_last"], ref["logits_last"])) / den
+ok = got["kept"] == case["kept"] and got["greedy"] == case["greedy"] and rel <= 1e-4
+print(got["policy"], "tp=2 kept equal", got["kept"] == case["kept"], "greedy equal", got["greedy"] == case["greedy"],
+      "logits rel err %.2e" % rel, "PASS" if ok else "FAIL")
+sys.exit(0 if ok else 1)
+PY
+  done
+}
+
+pytests() { cd "$REPO/backends/torch/worker" && python3 -m unittest discover -s tests -t .; }
+
+tprun() {
+  "$SNAP" run --backend torch --backend-opt dtype=float32 --backend-opt tp=2 --backend-opt max_batch=64 --concurrency 64 \
+    --out "$R/torch-tp2" --quiet --no-report
+  echo "run exit $?"
+  grep -o '"tp": *"[0-9]*"' "$R/torch-tp2/manifest.json" || true
+  if [ -d "$CARRY/cpurun" ]; then
+    "$CHECK" compare -a "$CARRY/cpurun" -b "$R/torch-tp2" -trace -backend-opt dtype=float32 -backend-opt tp=2 -json "$R/tprun.json"
+  else
+    echo "no cpurun/ carried: the tp=2 records were not compared with the cpu backend's"
+  fi
+}
+
+kill_test() {
+  local D=$R/torch-tp2-kill
+  "$SNAP" run --backend torch --backend-opt dtype=float32 --backend-opt tp=2 --backend-opt max_batch=16 --concurrency 16 \
+    --limit 40 --out "$D" --quiet --no-report &
+  local pid=$! killed=""
+  for _ in $(seq 1 600); do
+    sleep 0.2
+    local n=0
+    [ -f "$D/records.jsonl" ] && n=$(wc -l < "$D/records.jsonl")
+    if [ -z "$killed" ] && [ "$n" -ge 20 ]; then
+      local rp
+      rp=$(grep -o 'tensor-parallel rank 1 started, pid [0-9]*' "$D/torch-worker.log" | tail -1 | awk '{print $NF}')
+      if [ -n "$rp" ]; then kill -9 "$rp" && killed=$rp && echo "killed tensor-parallel rank 1 (pid $rp) after $n records"; fi
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+  done
+  wait "$pid"
+  echo "run exit $?"
+  [ -n "$killed" ] || { echo "no kill landed mid-run: the test proves nothing"; return 1; }
+  grep -E 'ended|restarting|retrying|tensor-parallel rank' "$D/torch-worker.log" | head -20
+  local base=$R/torch-tp2
+  [ -d "$base" ] || { echo "no undisturbed tp=2 run to compare with (run tprun first)"; return 1; }
+  "$CHECK" compare -a "$base" -b "$D" -expect-same -json "$R/kill.json"
+}
+
+export -f env_info tpconf bench8b long70b inspect_check pytests tprun kill_test
+export REPO R SNAP CHECK CARRY NGPU
+
+want env && phase env 60 env_info
+want tpconf && phase tpconf 200 tpconf
+want bench8b && phase bench8b 240 bench8b
+want long70b && phase long70b 420 long70b
+want inspect && phase inspect 90 inspect_check
+want pytests && phase pytests 150 pytests
+want tprun && phase tprun 240 tprun
+want kill && phase kill 180 kill_test
+note "total $(( $(date +%s) - START ))s"
+tar czf "$OUT/results.tgz" -C "$R" . 2>/dev/null
+cp "$SUMMARY" "$OUT/summary.txt"
