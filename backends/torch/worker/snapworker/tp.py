@@ -14,6 +14,12 @@ with its leader (PR_SET_PDEATHSIG, and a watch of its parent); an out-of-memory 
 survives by failing that step's requests, is fatal here, because the other ranks cannot be told to fail the same
 step; and every forward first checks that all ranks run the same step (shard.ShardRunner.check_step). NVLink
 multicast (NVLS) stays off in every rank's environment.
+
+transformers' own tensor parallelism is not used: its API moved within 5.x (from_pretrained(tp_plan="auto") under
+torchrun, then DistributedConfig(tp_size=N) with tp_plan removed, then restored with a deprecation: transformers PRs
+44996, 47353, 48300), it has no path for random weights of a shape larger than one device, and it cannot run where
+transformers is absent. shard.py's plan needs only nn.Linear modules named as every llama-like model names them, is
+the same code on the CPU tests (minillama) and on GPUs, and leaves transformers to run the layers it always runs.
 """
 from __future__ import annotations
 
