@@ -42,11 +42,13 @@ class WorkerFailed(Exception):
 class Worker:
     """One worker process (python -m MODULE ARGS in the worker directory) driven over its line protocol."""
 
-    def __init__(self, python: str, module: str, worker_dir: str, args: List[str], log: str) -> None:
+    def __init__(self, python: str, module: str, worker_dir: str, args: List[str], log: str,
+                 env: Optional[Dict[str, str]] = None) -> None:
         self.log = open(log, "w")
         self.p = subprocess.Popen([python, "-m", module, *args], cwd=worker_dir, stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                  env=dict(os.environ, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1"))
+                                  env=dict(os.environ if env is None else env, PYTHONUNBUFFERED="1",
+                                           PYTHONDONTWRITEBYTECODE="1"))
         self.events: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 

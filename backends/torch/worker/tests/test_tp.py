@@ -283,27 +283,45 @@ def wait_gone(pid: int, seconds: float) -> bool:
     return False
 
 
+# The rank failures: fault (tests/tp_entry.py), what the fatal event says, what it or the log says, the exit status.
+FAILURES = [("oom:1:3", "fatal runtime: tensor-parallel rank 1", "exit status 1", 1),
+            ("exit:1:2", "fatal runtime: tensor-parallel rank 1", "exit status 7", 1),
+            ("oom:0:3", "fatal runtime: RankFailure: rank 0: out of memory", "cannot fail on one rank alone", 1),
+            ("diverge:1:4", "fatal runtime: ", "the ranks disagree on the step", 1),
+            ("setup:1", "fatal setup: tensor-parallel rank 1", "cannot load its shard", 2)]
+
+
 @unittest.skipUnless(GLOO, NO_GLOO)
 class ProcessTest(unittest.TestCase):
-    """The tensor-parallel worker as processes (python -m tests.tp_entry --tp 2 --device cpu, gloo)."""
+    """The tensor-parallel worker as processes (python -m tests.tp_entry --tp 2 --device cpu, gloo). The workers of
+    all tests start together (they wait for commands), which saves most of their start-up time on a small machine."""
 
-    def setUp(self) -> None:
-        self.tmp = tempfile.mkdtemp()
+    workers: Dict[str, tp_conformance.Worker] = {}
+    logs: Dict[str, str] = {}
+    first: Dict[str, str] = {}  # each worker's first event: "ready", or the fatal message it started with
 
-    def start(self, fault: str = "", model: str = GQA) -> tp_conformance.Worker:
-        old = os.environ.get("SNAPWORKER_TEST_FAULT")
-        os.environ["SNAPWORKER_TEST_FAULT"] = fault
-        try:
-            w = tp_conformance.Worker(sys.executable, "tests.tp_entry", WORKER,
-                                      ["--model", model, "--device", "cpu", "--dtype", "float32", "--tp", "2"],
-                                      os.path.join(self.tmp, "worker.log"))
-        finally:
-            if old is None:
-                del os.environ["SNAPWORKER_TEST_FAULT"]
-            else:
-                os.environ["SNAPWORKER_TEST_FAULT"] = old
-        self.addCleanup(w.kill)
-        return w
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.tmp = tempfile.mkdtemp()
+        cls.workers, cls.logs = {}, {}
+        plain = [("kill-rank", "", GQA), ("kill-leader", "", GQA), ("indivisible", "", os.path.join(MODELS, "qwen2-tied"))]
+        for name, fault, model in plain + [(f[0], f[0], GQA) for f in FAILURES]:
+            cls.logs[name] = os.path.join(cls.tmp, name.replace(":", "-") + ".log")
+            env = dict(os.environ, SNAPWORKER_TEST_FAULT=fault)
+            cls.workers[name] = tp_conformance.Worker(
+                sys.executable, "tests.tp_entry", WORKER,
+                ["--model", model, "--device", "cpu", "--dtype", "float32", "--tp", "2"], cls.logs[name], env=env)
+        cls.first = {}
+        for name, w in cls.workers.items():  # all started before the tests run (the conformance test's own workers)
+            try:
+                cls.first[name] = w.next(120)["ev"]
+            except tp_conformance.WorkerFailed as e:
+                cls.first[name] = str(e)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        for w in cls.workers.values():
+            w.kill()
 
     def request(self, rid: int, n: int = 40) -> Dict[str, Any]:
         prompt = [5, 17, 3, 88, 42, 9, 1, 60]
@@ -311,21 +329,24 @@ class ProcessTest(unittest.TestCase):
                     need_scores=False, window=0, kernel=0, append_decode=False)
         return {"id": rid, "prompt": prompt, "plan": plan, "max_new": n}
 
-    def fatal(self, w: tp_conformance.Worker, submit: bool = True) -> str:
-        """Runs a request (when submit) and returns the fatal message the worker ends with."""
-        if submit:
-            w.submit(self.request(1))
+    def fatal(self, name: str) -> str:
+        """Runs a request on a worker that started, and returns the fatal message the worker ends with (or the one
+        it started with)."""
+        w = self.workers[name]
+        if self.first[name] != "ready":
+            return self.first[name]
+        w.submit(self.request(1))
         with self.assertRaises(tp_conformance.WorkerFailed) as cm:
             while True:
-                w.next(60)
+                w.next(120)
         return str(cm.exception)
 
-    def log(self) -> str:
-        with open(os.path.join(self.tmp, "worker.log")) as f:
+    def log(self, name: str) -> str:
+        with open(self.logs[name]) as f:
             return f.read()
 
     def test_conformance_at_tp2(self) -> None:
-        out = os.path.join(self.tmp, "conformance.json")
+        out = os.path.join(self.tmp, "conformance", "conformance.json")
         p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "gpu", "tp_conformance.py"), "--repo", REPO,
                             "--device", "cpu", "--module", "tests.tp_entry", "--random-model", RANDOM, "--out", out],
                            capture_output=True, text=True, timeout=600)
@@ -344,46 +365,42 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["kv_heads"], 2)  # the whole model's, not one rank's
 
     def test_killed_rank_takes_the_worker_down(self) -> None:
-        w = self.start()
-        self.assertEqual(w.next(60)["ev"], "ready")
-        pid = rank_pids(os.path.join(self.tmp, "worker.log"))[1]
+        w = self.workers["kill-rank"]
+        self.assertEqual(self.first["kill-rank"], "ready")
+        pid = rank_pids(self.logs["kill-rank"])[1]
         os.kill(pid, signal.SIGKILL)
-        msg = self.fatal(w, submit=False)
+        with self.assertRaises(tp_conformance.WorkerFailed) as cm:
+            w.next(120)
+        msg = str(cm.exception)
         self.assertIn("fatal runtime: tensor-parallel rank 1", msg)
         self.assertIn("killed by SIGKILL", msg)
         self.assertEqual(w.p.wait(30), 1)
 
     def test_killed_leader_takes_its_ranks_along(self) -> None:
-        w = self.start()
-        self.assertEqual(w.next(60)["ev"], "ready")
-        pid = rank_pids(os.path.join(self.tmp, "worker.log"))[1]
+        w = self.workers["kill-leader"]
+        self.assertEqual(self.first["kill-leader"], "ready")
+        pid = rank_pids(self.logs["kill-leader"])[1]
         w.p.kill()
         w.p.wait(30)
         self.assertTrue(wait_gone(pid, 15), f"rank 1 (pid {pid}) outlived its leader")
 
     def test_rank_failures(self) -> None:
-        cases = [("oom:1:3", "fatal runtime: tensor-parallel rank 1", "exit status 1", 1),
-                 ("exit:1:2", "fatal runtime: tensor-parallel rank 1", "exit status 7", 1),
-                 ("oom:0:3", "fatal runtime: RankFailure: rank 0: out of memory", "cannot fail on one rank alone", 1),
-                 ("diverge:1:4", "fatal runtime: ", "the ranks disagree on the step", 1),
-                 ("setup:1", "fatal setup: tensor-parallel rank 1", "cannot load its shard", 2)]
-        for fault, want, detail, code in cases:
+        for fault, want, detail, code in FAILURES:
             with self.subTest(fault=fault):
-                self.tmp = tempfile.mkdtemp()
-                w = self.start(fault)
-                msg = self.fatal(w, submit=not fault.startswith("setup"))
+                w = self.workers[fault]
+                msg = self.fatal(fault)
                 self.assertIn(want, msg)
-                self.assertIn(detail, msg + self.log())
+                self.assertIn(detail, msg + self.log(fault))
                 self.assertEqual(w.p.wait(30), code)
-                for pid in rank_pids(os.path.join(self.tmp, "worker.log")).values():
+                for pid in rank_pids(self.logs[fault]).values():
                     self.assertTrue(wait_gone(pid, 15), f"{fault}: rank pid {pid} still running")
 
     def test_tp_that_does_not_divide_is_a_setup_error(self) -> None:
-        w = self.start(model=os.path.join(MODELS, "qwen2-tied"))
-        msg = self.fatal(w, submit=False)
+        w = self.workers["indivisible"]
+        msg = self.fatal("indivisible")
         self.assertIn("fatal setup: tp=2 does not divide the model's 1 KV heads", msg)
         self.assertEqual(w.p.wait(30), 2)
-        self.assertEqual(rank_pids(os.path.join(self.tmp, "worker.log")), {})  # refused before starting any rank
+        self.assertEqual(rank_pids(self.logs["indivisible"]), {})  # refused before starting any rank
 
 
 if __name__ == "__main__":
