@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import unittest
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 import torch.distributed as dist
@@ -20,8 +20,8 @@ import torch.nn as nn
 
 from . import minillama
 from .support import MODELS, REPO, WORKER, load_json
-from snapworker.shard import (Checkpoint, Shape, Unshardable, build, check_divides, params_on_meta, random_param,
-                              shard_model)
+from snapworker.shard import (Checkpoint, Shape, Slice, Unshardable, build, check_divides, params_on_meta,
+                              random_param, shard_model)
 
 sys.path.insert(0, os.path.join(REPO, "tools", "train"))
 from tinyllama import load_safetensors  # noqa: E402
@@ -56,7 +56,6 @@ class CheckpointTest(unittest.TestCase):
                 if t.dim() == 2:
                     for dim in (0, 1):
                         half = full[dim] // 2
-                        from snapworker.shard import Slice
                         got = ck.read([name], full, Slice(dim, half, full[dim] - half, full))
                         self.assertTrue(torch.equal(got, t.narrow(dim, half, full[dim] - half)), f"{name} dim {dim}")
             self.assertEqual(ck.key(["layers.0.self_attn.q_proj.weight"]), "model.layers.0.self_attn.q_proj.weight")
@@ -139,8 +138,6 @@ class PlanTest(unittest.TestCase):
         self.assertNotIn("embed_tokens.weight", slices)
 
     def test_random_weights_do_not_depend_on_the_split(self) -> None:
-        from snapworker.shard import Slice
-
         cpu = torch.device("cpu")
         whole = random_param("w", (6, 4), None, torch.float32, cpu, 0, 0.5)
         parts = [random_param("w", (6, 4), Slice(0, r * 3, 3, (6, 4)), torch.float32, cpu, 0, 0.5) for r in (0, 1)]
