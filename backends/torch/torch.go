@@ -87,7 +87,8 @@ type Options struct {
 	// MaxBatch is the most sequences in one step (default 32).
 	MaxBatch int
 	// KVMemoryBytes is the KV pool: requests wait for admission while the caches in flight would exceed it
-	// (default 60% of the device memory free after loading the model; 4 GiB on the CPU).
+	// (default 60% of the device memory free after loading the model; 4 GiB on the CPU). With TP > 1 it is the
+	// total over the ranks, each holding 1/TP of it (default: TP times 60% of the least free on one device).
 	KVMemoryBytes int64
 	// Attn is the prefill attention kernel: sdpa (default) or flash (the flash-attn package).
 	Attn string
@@ -243,6 +244,9 @@ func (o Options) workerArgs(dir string) []string {
 	if o.NoCUDAGraphs {
 		args = append(args, "--cuda-graphs", "off")
 	}
+	if o.TP > 1 {
+		args = append(args, "--tp", strconv.Itoa(o.TP))
+	}
 	return args
 }
 
@@ -331,12 +335,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Backend, error) {
 		return nil, &SetupError{Msg: fmt.Sprintf("the worker runs tp=%d, not %d (the worker code does not match this snapeval)", tp, opts.TP)}
 	}
 	b.identity = "torch:" + name + "@" + fp + "+" + opts.DType
-	kv := w.info.KVPoolBytes // the pool the worker allocated (its rows bound admission too)
-	if kv == 0 {
-		kv = opts.KVMemoryBytes
-	}
 	if opts.TP > 1 {
 		b.identity += fmt.Sprintf("+tp%d", opts.TP)
+	}
+	kv := w.info.KVPoolBytes // the pool the worker allocated, over all ranks (its rows bound admission too)
+	if kv == 0 {
+		kv = opts.KVMemoryBytes
 	}
 	if kv == 0 {
 		kv = int64(float64(w.info.FreeBytes) * 0.6)

@@ -376,9 +376,10 @@ func TestWorkerArgs(t *testing.T) {
 		want string
 	}{
 		{Options{}, "--model D --device cuda:0 --dtype bfloat16 --max-batch 32 --prefill-tokens 16384 --attn sdpa --decode-attn auto"},
-		{Options{RandomWeights: true, KVMemoryBytes: 1 << 30, NoStaticDecode: true, NoCUDAGraphs: true, DecodeAttn: "split"},
+		{Options{RandomWeights: true, KVMemoryBytes: 1 << 30, NoStaticDecode: true, NoCUDAGraphs: true, DecodeAttn: "split", TP: 2},
 			"--model D --device cuda:0 --dtype bfloat16 --max-batch 32 --prefill-tokens 16384 --attn sdpa --decode-attn split " +
-				"--random-weights --kv-pool-bytes 1073741824 --static-decode off --cuda-graphs off"},
+				"--random-weights --kv-pool-bytes 1073741824 --static-decode off --cuda-graphs off --tp 2"},
+		{Options{TP: 1}, "--model D --device cuda:0 --dtype bfloat16 --max-batch 32 --prefill-tokens 16384 --attn sdpa --decode-attn auto"},
 	} {
 		if got := strings.Join(c.o.withDefaults().workerArgs("D"), " "); got != c.want {
 			t.Errorf("workerArgs(%+v) =\n%s\nwant\n%s", c.o, got, c.want)

@@ -128,6 +128,11 @@ func TestTensorParallelWorkerOnCPU(t *testing.T) {
 	if i := b.WorkerInfo(); i.TP != 2 || i.KVHeads != 2 || i.QHeads != 4 {
 		t.Errorf("worker info %+v: want tp 2 and the whole model's 4/2 heads", i)
 	}
+	// The KV pool of both ranks (each holds its KV head): 32 rows (max_batch) of 4096 slots (max positions) of
+	// 2 layers x 2 KV heads x 16 x K and V x 4 bytes.
+	if i := b.WorkerInfo(); !i.StaticDecode || i.PoolRows != 32 || i.PoolCapacity != 4096 || i.KVPoolBytes != 32*4096*512 {
+		t.Errorf("worker info %+v: want the static decode over a pool of 32 rows of 4096 slots, 64 MiB in all", i)
+	}
 	var ref struct {
 		PromptIDs  []int     `json:"prompt_ids"`
 		LogitsLast []float64 `json:"logits_last"`

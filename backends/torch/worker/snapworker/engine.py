@@ -73,7 +73,10 @@ class _Seq:
 
 
 def is_oom(e: BaseException) -> bool:
-    """Whether e is an out-of-memory error of the device (the step's sequences fail; the worker goes on)."""
+    """Whether e is an out-of-memory error of the device (the step's sequences fail; the worker goes on). An error
+    marked fatal (a tensor-parallel rank's, tp.RankFailure) is not one, whatever its message says."""
+    if getattr(e, "fatal", False):
+        return False
     oom = getattr(torch.cuda, "OutOfMemoryError", None)
     return (oom is not None and isinstance(e, oom)) or "out of memory" in str(e).lower()
 

@@ -381,42 +381,88 @@ def count_params(model: nn.Module, slices: Dict[str, Slice], world: int) -> int:
 class StepMismatch(RuntimeError):
     """The ranks were about to run different steps (a rank-local failure): the worker stops."""
 
+    fatal = True  # never taken for a recoverable out-of-memory error (engine.is_oom)
+
+
+def weight_bytes(model: nn.Module, slices: Dict[str, Slice], world: int) -> Tuple[int, int]:
+    """The whole model's weight bytes, from one rank's shard, and those a decode step reads: all but the input
+    embedding (one row of it), unless the output head is that same matrix (tied, or no lm_head of its own)."""
+    total = 0
+    for names in _tied(model).values():
+        p = model.get_parameter(names[0])
+        total += p.numel() * p.element_size() * (world if any(x in slices for x in names) else 1)
+    head = getattr(model, "lm_head", None)
+    embs = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    if not isinstance(head, nn.Linear) or len(embs) != 1 or head.weight is embs[0].weight:
+        return total, total
+    emb = embs[0].weight
+    return total, total - emb.numel() * emb.element_size()
+
+
+def _capturing(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
 
 class ShardRunner:
-    """The engine's Runner over one rank's shard: the engine sees this rank's KV heads (its slot caches hold only
-    those), and every forward first checks that all ranks run the same step."""
+    """The engine's Runner over one rank's shard: the engine sees this rank's KV heads (its slot caches and its
+    share of the KV pool hold only those), and every forward checks that all ranks run the same step: before the
+    model runs when it runs eagerly; after the replay when it is captured in a CUDA graph (the check's all-reduce is
+    part of the graph, and tp.TPStaticDecoder reads its result after each replay)."""
 
     def __init__(self, model: nn.Module, shape: Shape, call: Callable[..., torch.Tensor], rank: int, world: int,
-                 group: Any, device: torch.device, dtype: torch.dtype, params: int) -> None:
+                 group: Any, device: torch.device, dtype: torch.dtype, params: int,
+                 weights: Tuple[int, int] = (0, 0)) -> None:
         self.model = model.eval()
         self.shape = shape
         self.call = call
         self.rank, self.world, self.group = rank, world, group
         self.layers = shape.layers
+        self.q_heads = shape.q_heads // world
         self.kv_heads = shape.kv_heads // world
         self.head_dim = shape.head_dim
         self.vocab = shape.vocab
+        self.max_positions = shape.max_positions
         self.device = device
         self.dtype = dtype
         self.params = params
+        self.weight_bytes, self.weight_bytes_read = weights
+        # The signature tensor of the forward captured last (a CUDA graph's; checked after each replay).
+        self.captured: Optional[torch.Tensor] = None
 
-    def check_step(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> None:
-        """All-reduces a signature of the step (sizes and weighted sums of ids and positions) with MAX over v and -v;
-        raises StepMismatch unless every rank has the same."""
-        w = torch.arange(1, ids.shape[0] + 1, device=ids.device, dtype=torch.int64)
-        v = torch.stack([torch.tensor(ids.shape[0], device=ids.device), torch.tensor(last.shape[0], device=ids.device),
-                         (ids * w).sum(), (positions * w).sum()]).to(torch.int64)
-        both = torch.cat([v, -v])
+    def signature(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """All-reduces a signature of the step (sizes and weighted sums of ids, positions and last) with MAX over v
+        and -v: [2, 5] int64 on the device. No host synchronisation: a CUDA graph captures it with the step."""
+        n, m = ids.shape[0], last.shape[0]
+        w = torch.arange(1, n + 1, device=ids.device, dtype=torch.int64)
+        v = torch.zeros(5, dtype=torch.int64, device=ids.device)
+        v[0] = n
+        v[1] = m
+        v[2] = (ids * w).sum()
+        v[3] = (positions * w).sum()
+        v[4] = (last * w[:m]).sum()
+        both = torch.stack([v, -v])
         dist.all_reduce(both, op=dist.ReduceOp.MAX, group=self.group)
-        hi, lo = both[:4].tolist(), [-x for x in both[4:].tolist()]
+        return both
+
+    def verify(self, both: torch.Tensor) -> None:
+        """Raises StepMismatch unless every rank had the same signature."""
+        hi, lo = both[0].tolist(), [-x for x in both[1].tolist()]
         if hi != lo:
             raise StepMismatch(f"rank {self.rank}: the ranks disagree on the step (tokens, rows, checksums: max {hi}, "
                                f"min {lo}); a rank failed alone, so the tensor-parallel worker stops")
 
+    def check_step(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> None:
+        """Raises StepMismatch unless every rank runs this step."""
+        self.verify(self.signature(ids, positions, last))
+
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """ids, positions [T]; last [n] -> the full logits [n, V] at those rows, the same on every rank."""
-        self.check_step(ids, positions, last)
         with torch.no_grad():
+            sig = self.signature(ids, positions, last)
+            if _capturing(self.device):
+                self.captured = sig
+            else:
+                self.verify(sig)
             return self.call(self.model, ids, positions, last)
 
     def info(self) -> Dict[str, Any]:
@@ -424,7 +470,8 @@ class ShardRunner:
         s = self.shape
         return {"architecture": s.architecture, "model_type": s.model_type, "layers": s.layers, "q_heads": s.q_heads,
                 "kv_heads": s.kv_heads, "head_dim": s.head_dim, "vocab": s.vocab, "max_positions": s.max_positions,
-                "params": self.params, "tp": self.world}
+                "params": self.params, "weight_bytes": self.weight_bytes, "weight_bytes_read": self.weight_bytes_read,
+                "tp": self.world}
 
 
 def build(make: Callable[[], nn.Module], shape: Shape, call: Callable[..., torch.Tensor], rank: int, world: int,
@@ -437,4 +484,5 @@ def build(make: Callable[[], nn.Module], shape: Shape, call: Callable[..., torch
         model = make()
     slices = shard_model(model, shape, rank, world, group)
     materialize(model, slices, device, source, seed, std)
-    return ShardRunner(model, shape, call, rank, world, group, device, dtype, count_params(model, slices, world))
+    return ShardRunner(model, shape, call, rank, world, group, device, dtype, count_params(model, slices, world),
+                       weight_bytes(model, slices, world))

@@ -8,6 +8,13 @@ them to its own Engine and runs the same step over its shard (shard.py), so ever
 samples the same tokens from the same full logits, and only the leader emits events. The kept positions of a request
 (want_kept) are gathered from the ranks, each owning its KV heads, in rank order.
 
+Each rank allocates its share of the KV pool at start (pool.SlotPool over its own KV heads; the same rows and slots
+per row on every rank, sized by the rank with the least memory), so that the engine's static decode step runs on
+every rank over the same rows: eagerly on the CPU, and from a CUDA graph per batch-size bucket on GPUs, each rank
+capturing its own graphs with the step's collectives inside (TPStaticDecoder: a bucket's graph is used only where every
+rank captured it, and the "auto" decode kernel is chosen on the slowest rank's timings). Every forward checks that the
+ranks run the same step (shard.ShardRunner.signature): before the model runs when eager, after each replay for graphs.
+
 A rank that fails takes the group down: the leader watches its children and, when one ends, reports a fatal event
 naming it and exits (the Go side sees the worker die, restarts it and retries the requests it held); a child dies
 with its leader (PR_SET_PDEATHSIG, and a watch of its parent); an out-of-memory step, which the single-device worker
@@ -43,8 +50,11 @@ import torch
 import torch.distributed as dist
 
 from . import PROTOCOL_VERSION
+from .cache import DECODE_ATTN
 from .engine import Engine, is_oom
+from .pool import SlotPool
 from .protocol import parse_command
+from .static import StaticDecoder
 
 # Kept in every rank's environment: NVLink SHARP / multicast stays off (the lent machines require it).
 NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
@@ -105,18 +115,21 @@ class HFModels:
         import transformers
         from transformers import AutoModelForCausalLM
 
-        from .hf import ATTN_NAME, _dtype_kw
+        from .hf import ATTN_NAME, _dtype_kw, chunk_mlps
         from .shard import Checkpoint, build
 
         dtype = dtype_of(self.args.dtype)
         kw: Dict[str, Any] = {_dtype_kw(transformers.__version__): dtype, "attn_implementation": ATTN_NAME}
         source = None if self.args.random_weights else Checkpoint(self.args.model)
         try:
-            return build(lambda: AutoModelForCausalLM.from_config(self.config, **kw), self.shape, _hf_call, rank, world,
-                         group, device, dtype, source, seed=0, std=self.std)
+            runner = build(lambda: AutoModelForCausalLM.from_config(self.config, **kw), self.shape, _hf_call, rank,
+                           world, group, device, dtype, source, seed=0, std=self.std)
         finally:
             if source is not None:
                 source.close()
+        # Long prompts run the MLPs in slices, as hf.HFRunner does (each slice's down_proj all-reduces on its own).
+        runner.mlp_ctl = chunk_mlps(runner.model, 32768)
+        return runner
 
 
 def _hf_call(model: Any, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
@@ -192,23 +205,98 @@ class Group:
 class RankFailure(RuntimeError):
     """A step failed on this rank: the whole tensor-parallel worker stops (the Go side restarts it)."""
 
+    fatal = True  # never taken for a recoverable out-of-memory error (engine.is_oom)
+
+
+class _Replay:
+    """A rank's CUDA graph of a decode bucket: each replay leaves the step's signature (captured with the graph)
+    for TPStaticDecoder to check."""
+
+    def __init__(self, graph: Any, sig: Optional[torch.Tensor], owner: "TPStaticDecoder") -> None:
+        self.graph, self.sig, self.owner = graph, sig, owner
+
+    def replay(self) -> None:
+        self.graph.replay()
+        self.owner.replayed = self.sig
+
+
+class TPStaticDecoder(StaticDecoder):
+    """The static decode of one rank. Every rank runs the same decode steps over its share of the pool (its KV
+    heads), and must run them the same way: a bucket's CUDA graph is used only when every rank captured it (a
+    capture that fails on one rank turns graphs off on all), the "auto" attention kernel is the one fastest on the
+    slowest rank, and each replay's step signature (ShardRunner.signature, inside the graph) is checked afterwards."""
+
+    def __init__(self, runner: Any, pool: SlotPool, cuda_graphs: bool, impl: str, group: "Group") -> None:
+        super().__init__(runner, pool, cuda_graphs, impl)
+        self.group = group
+        self.replayed: Optional[torch.Tensor] = None
+
+    def decode(self, tokens: List[int], positions: List[int], slots: List[int], span: int) -> torch.Tensor:
+        self.replayed = None
+        out = super().decode(tokens, positions, slots, span)
+        if self.replayed is not None:
+            self.r.verify(self.replayed)
+        return out
+
+    def _capture(self, b: int, impl: str) -> Optional[Tuple[Any, torch.Tensor]]:
+        # No collective of an earlier step may still be in flight for NCCL's watchdog to poll during the capture.
+        torch.cuda.synchronize(self.r.device)
+        got = super()._capture(b, impl)
+        errors = self.group.gather("" if got is not None else self.graph_error or "capture failed")
+        bad = [f"rank {r}: {e}" for r, e in enumerate(errors) if e]
+        if bad:
+            self.graphs_on = False
+            self.graphs.clear()
+            self.graph_error = "; ".join(bad)
+            return None
+        assert got is not None
+        self.graphs[b] = (_Replay(got[0], self.r.captured, self), got[1])
+        return self.graphs[b]
+
+    def _tune(self, b: int) -> str:
+        super()._tune(b)
+        worst: Dict[str, float] = {}
+        for ms in self.group.gather(self.impl_ms.get(b, {})):
+            for k in DECODE_ATTN:
+                worst[k] = max(worst.get(k, 0.0), ms.get(k, float("inf")))
+        worst = {k: v for k, v in worst.items() if v != float("inf")}
+        self.impl_ms[b] = worst
+        if not worst:
+            return "sdpa"
+        return min(worst, key=lambda k: (worst[k], k != "sdpa"))
+
 
 class TPEngine(Engine):
-    """The engine of one rank. A step that fails (out of memory) ends the worker instead of failing its requests:
-    the other ranks ran, or are blocked in, the same step."""
+    """The engine of one rank, over its shard and its share of the KV pool. A failure that the single-device engine
+    survives by failing some requests (out of memory in a step or an allocation) ends the worker here: the other
+    ranks ran, or are blocked in, the same step."""
 
-    def __init__(self, rank: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, rank: int, group: "Group", runner: Any, emit: Callable[[Dict[str, Any]], None],
+                 max_batch: int = 32, prefill_tokens: int = 16384, pool: Optional[SlotPool] = None,
+                 cuda_graphs: bool = True, decode_attn: str = "auto") -> None:
+        super().__init__(runner, emit, max_batch=max_batch, prefill_tokens=prefill_tokens, pool=pool,
+                         cuda_graphs=cuda_graphs, decode_attn=decode_attn)
         self.rank = rank
+        if pool is not None:
+            self.static = TPStaticDecoder(runner, pool, cuda_graphs, decode_attn, group)
 
     def _fail(self, seqs: List[Any], kind: str, msg: str) -> None:
         raise RankFailure(f"rank {self.rank}: {msg}; a tensor-parallel step cannot fail on one rank alone, so the "
                           "worker stops")
 
+    def _place(self, req: Any) -> Any:
+        try:
+            return super()._place(req)
+        except Exception as e:  # noqa: BLE001
+            if not is_oom(e):
+                raise
+            raise RankFailure(f"rank {self.rank}: out of memory allocating a cache of {req.plan.capacity} slots: {e}; "
+                              "a tensor-parallel admission cannot fail on one rank alone, so the worker stops") from e
+
 
 class RankEmit:
     """The emit callback of every rank's engine: done events with kept positions gather them from all ranks (each
-    holds its own KV heads); only the leader writes events."""
+    holds its own KV heads) and report the KV bytes of all ranks; only the leader writes events."""
 
     def __init__(self, group: Group, out: Optional[Callable[[Dict[str, Any]], None]]) -> None:
         self.group, self.out = group, out
@@ -217,6 +305,8 @@ class RankEmit:
         if ev.get("ev") == "done" and "kept" in ev:
             parts = self.group.gather(ev["kept"])
             ev = dict(ev, kept=[[h for part in parts for h in part[layer]] for layer in range(len(ev["kept"]))])
+        if ev.get("ev") == "done" and "kv_bytes" in ev:  # every rank holds the same bytes for its KV heads
+            ev = dict(ev, kv_bytes=ev["kv_bytes"] * self.group.world)
         if self.out is not None:
             self.out(ev)
 
@@ -403,6 +493,32 @@ def device_report(device: torch.device) -> Dict[str, Any]:
     return device_info(str(device))
 
 
+class PoolTooSmall(Exception):
+    """The KV pool's share of a rank holds less than one row of 256 slots (the same on every rank)."""
+
+
+def rank_pool(args: argparse.Namespace, runner: Any, group: "Group") -> Optional[SlotPool]:
+    """This rank's share of the KV pool (None with --static-decode off): the same rows and slots per row on every
+    rank, over its own KV heads. The budget (--kv-pool-bytes) is the whole pool's, split evenly; by default each
+    rank offers 60% of the device memory free on it (4 GiB in all on a CPU), and the least offer sets every share."""
+    if args.static_decode != "on":
+        return None
+    from .server import make_pool
+
+    world = group.world
+    if args.kv_pool_bytes > 0:
+        budget = args.kv_pool_bytes // world
+    elif runner.device.type == "cuda":
+        budget = int(torch.cuda.mem_get_info(runner.device)[0] * 0.6)
+    else:
+        budget = (4 << 30) // world
+    budget = max(1, min(group.gather(budget)))
+    try:
+        return make_pool(runner, args.max_batch, budget)
+    except ValueError as e:
+        raise PoolTooSmall(f"{e} on each of the {world} ranks") from None
+
+
 def merge_devices(reports: List[Dict[str, Any]]) -> Dict[str, Any]:
     """The ready event's device fields for all ranks: "2 x NAME", total memory, and N times the least free memory
     (the KV caches split evenly over the ranks, so the rank with the least room bounds them)."""
@@ -471,6 +587,13 @@ def serve_follower(engine: Engine, group: Group) -> int:
         engine.step()
 
 
+def decode_line(rank: int, engine: Engine) -> str:
+    """The worker log's line about how a rank decoded: "snapworker rank K: static decode {...}" with
+    StaticDecoder.describe() (graphs captured, replays, eager steps, kernels), or "static decode off"."""
+    d = engine.static.describe() if engine.static is not None else None
+    return f"snapworker rank {rank}: static decode " + (json.dumps(d, sort_keys=True) if d is not None else "off")
+
+
 def main_tp(args: argparse.Namespace, argv: List[str], emit: Callable[[Dict[str, Any]], None],
             models: Callable[[argparse.Namespace], Models], module: str = "snapworker") -> int:
     """Runs one rank of the tensor-parallel worker (args.tp_rank; 0 is the leader, which starts the others as
@@ -520,26 +643,37 @@ def _lead(args: argparse.Namespace, argv: List[str], out: Callable[[Dict[str, An
         if problem:
             return setup(problem)
         dev = torch.device(devices[0])
+        pooling = False
         try:
             group = Group(0, world, dev)
             runner = fam.build(0, world, group.compute, dev)
-            info = _info(args, runner, merge_devices(group.gather(device_report(dev))))
+            pooling = True
+            pool = rank_pool(args, runner, group)
+            info = _info(args, runner, pool, merge_devices(group.gather(device_report(dev))))
         except (Refused, Unshardable) as e:
             return setup(str(e))
+        except PoolTooSmall as e:
+            return setup(f"{e}: give the KV pool more memory (kv_memory_gib) or use larger GPUs")
         except Exception as e:  # noqa: BLE001 - ours, or a rank that failed to load (its collective lost a peer)
             traceback.print_exc()
             why = ranks.first_death(1.0)
             if why:
                 return setup(why)
+            if is_oom(e) and pooling:
+                return setup(f"rank 0's share of the KV pool does not fit {devices[0]} after loading its shard of the "
+                             f"model: {e}; lower kv_memory_gib")
             if is_oom(e):
                 return setup(f"rank 0's shard of the model does not fit {devices[0]} at tp={world} in {args.dtype}: "
                              f"{e}; use more GPUs (tp) or a smaller dtype")
             return setup(f"loading rank 0's shard of {args.model}: {type(e).__name__}: {e}")
-        engine = TPEngine(0, runner, RankEmit(group, out), max_batch=args.max_batch, prefill_tokens=args.prefill_tokens)
+        engine = TPEngine(0, group, runner, RankEmit(group, out), max_batch=args.max_batch,
+                          prefill_tokens=args.prefill_tokens, pool=pool, cuda_graphs=args.cuda_graphs == "on",
+                          decode_attn=args.decode_attn)
         ranks.ready = True
         out({"ev": "ready", "protocol": PROTOCOL_VERSION, "info": info})
         try:
             code = serve_leader(engine, sys.stdin, out, group)
+            _stderr_line(decode_line(0, engine), ranks.lock)
         except Exception as e:  # noqa: BLE001 - a collective or CUDA error: report, and take the ranks down
             traceback.print_exc()
             why = ranks.first_death(1.0)
@@ -554,7 +688,7 @@ def _lead(args: argparse.Namespace, argv: List[str], out: Callable[[Dict[str, An
         ranks.kill()
 
 
-def _info(args: argparse.Namespace, runner: Any, devices: Dict[str, Any]) -> Dict[str, Any]:
+def _info(args: argparse.Namespace, runner: Any, pool: Optional[SlotPool], devices: Dict[str, Any]) -> Dict[str, Any]:
     import platform
 
     try:
@@ -570,6 +704,10 @@ def _info(args: argparse.Namespace, runner: Any, devices: Dict[str, Any]) -> Dic
                             "tf32": bool(torch.backends.cuda.matmul.allow_tf32),
                             "devices": rank_devices(args.device, args.tp)}
     info.update(runner.info())
+    if pool is not None:  # the whole pool: every rank's share holds the same rows for its own KV heads
+        info.update({"kv_pool_bytes": pool.nbytes * args.tp, "pool_rows": pool.rows, "pool_capacity": pool.capacity})
+    info.update({"static_decode": pool is not None, "cuda_graphs": pool is not None and args.cuda_graphs == "on"
+                 and args.device.startswith("cuda"), "decode_attn": args.decode_attn})
     info.update(devices)
     return info
 
@@ -588,14 +726,21 @@ def _follow(args: argparse.Namespace, models: Callable[[argparse.Namespace], Mod
         dev = torch.device(device)
         group = Group(rank, world, dev)
         runner = fam.build(rank, world, group.compute, dev)
+        pool = rank_pool(args, runner, group)
+    except PoolTooSmall:  # the leader reports it (every rank finds the same): wait for it to end this process
+        time.sleep(120)
+        return 2
     except Exception as e:  # noqa: BLE001 - the leader reports our end with this output
         traceback.print_exc()
         print(f"snapworker rank {rank}: setup failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         return 2
     group.gather(device_report(dev))
-    engine = TPEngine(rank, runner, RankEmit(group, None), max_batch=args.max_batch, prefill_tokens=args.prefill_tokens)
+    engine = TPEngine(rank, group, runner, RankEmit(group, None), max_batch=args.max_batch,
+                      prefill_tokens=args.prefill_tokens, pool=pool, cuda_graphs=args.cuda_graphs == "on",
+                      decode_attn=args.decode_attn)
     try:
         code = serve_follower(engine, group)
+        print(decode_line(rank, engine), file=sys.stderr, flush=True)
         if code == 0:
             group.close()
         return code

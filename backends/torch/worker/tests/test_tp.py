@@ -12,16 +12,23 @@ import sys
 import tempfile
 import time
 import unittest
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
+from unittest import mock
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 
 from . import minillama
+from .harness import Collector
 from .support import MODELS, REPO, WORKER, load_json
-from snapworker.shard import (Checkpoint, Shape, Slice, Unshardable, build, check_divides, params_on_meta,
-                              random_param, shard_model)
+from .test_engine import PROMPT, snap_plan
+from snapworker.engine import Request, is_oom
+from snapworker.pool import SlotPool
+from snapworker.shard import (Checkpoint, Shape, ShardRunner, Slice, StepMismatch, Unshardable, build, check_divides,
+                              params_on_meta, random_param, shard_model)
+from snapworker.static import StaticDecoder
+from snapworker.tp import RankFailure, TPEngine, TPStaticDecoder
 
 sys.path.insert(0, os.path.join(REPO, "tools", "train"))
 from tinyllama import load_safetensors  # noqa: E402
@@ -252,6 +259,143 @@ class OneRankTest(unittest.TestCase):
         self.assertTrue(torch.equal(outs[0], outs[1]))
 
 
+class FakeGroup:
+    """The control group of rank 0 among ranks whose answers to each gather are given in order."""
+
+    def __init__(self, answers: List[List[Any]]) -> None:
+        self.world = 1 + len(answers[0]) if answers else 1
+        self.answers = answers
+        self.asked: List[Any] = []
+
+    def gather(self, obj: Any) -> List[Any]:
+        self.asked.append(obj)
+        return [obj] + self.answers.pop(0)
+
+
+class SigRunner:
+    """A runner that checks signatures as ShardRunner does (verify) and records them."""
+
+    rank = 0
+
+    def __init__(self) -> None:
+        self.inner = minillama.random_model()
+        self.captured: Optional[torch.Tensor] = None
+        self.verified: List[torch.Tensor] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def verify(self, sig: torch.Tensor) -> None:
+        self.verified.append(sig)
+        ShardRunner.verify(self, sig)  # type: ignore[arg-type]
+
+
+class FakeGraph:
+    def __init__(self) -> None:
+        self.replays = 0
+
+    def replay(self) -> None:
+        self.replays += 1
+
+
+class RankEngineTest(unittest.TestCase):
+    """One rank's engine and static decoder, in this process, with the other ranks' answers made up: what the CPU
+    cannot run (CUDA graphs, kernel timings) is replaced by stand-ins; the agreement between ranks is what is
+    tested."""
+
+    def pool(self, r: Any, rows: int = 4) -> SlotPool:
+        return SlotPool(r.layers, r.kv_heads, r.head_dim, rows, 16, r.dtype, r.device)
+
+    def test_fatal_errors_are_not_out_of_memory(self) -> None:
+        self.assertTrue(is_oom(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")))
+        self.assertFalse(is_oom(RankFailure("rank 1: out of memory in a step")))
+        self.assertFalse(is_oom(StepMismatch("rank 1: out of memory")))
+
+    def test_out_of_memory_in_admission_ends_the_worker(self) -> None:
+        col = Collector()
+        eng = TPEngine(1, None, minillama.random_model(), col)  # type: ignore[arg-type]
+        eng.submit(Request(id=3, prompt=PROMPT, plan=snap_plan(len(PROMPT), 4), max_new=4))
+
+        def oom(*a: Any, **k: Any) -> None:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+        with mock.patch("snapworker.engine.SeqCache", oom):
+            with self.assertRaisesRegex(RankFailure, "rank 1: out of memory allocating a cache of 13 slots"):
+                eng.step()
+        self.assertEqual(col.events, [])  # no error event: the other ranks admitted it
+
+    def test_out_of_memory_in_a_step_ends_the_worker(self) -> None:
+        runner = minillama.random_model()
+        col = Collector()
+        eng = TPEngine(0, None, runner, col)  # type: ignore[arg-type]
+        eng.submit(Request(id=1, prompt=PROMPT, plan=snap_plan(len(PROMPT), 4), max_new=4))
+
+        def oom(*a: Any) -> None:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+        with mock.patch.object(runner, "forward", oom):
+            with self.assertRaisesRegex(RankFailure, "rank 0: out of memory in a step of 18 tokens"):
+                eng.step()
+        self.assertEqual(col.errors, {})
+
+    def test_engine_decodes_through_the_rank_decoder(self) -> None:
+        runner = minillama.random_model()
+        eng = TPEngine(0, FakeGroup([]), runner, Collector(), pool=self.pool(runner))  # type: ignore[arg-type]
+        self.assertIsInstance(eng.static, TPStaticDecoder)
+
+    def capture(self, sig: torch.Tensor) -> Any:
+        """A stand-in for StaticDecoder._capture on the CPU: the forward runs eagerly once (the warm-up), the
+        "graph" replays nothing and returns that forward's logits; the runner's captured signature is sig."""
+
+        def fake(dec: StaticDecoder, b: int, impl: str) -> Any:
+            out = dec._forward(b, dec.pool.capacity, impl)
+            dec.r.captured = sig
+            dec.graphs[b] = (FakeGraph(), out)
+            return dec.graphs[b]
+
+        return fake
+
+    def decoder(self, answers: List[List[Any]]) -> "tuple[TPStaticDecoder, SigRunner]":
+        runner = SigRunner()
+        dec = TPStaticDecoder(runner, self.pool(runner), True, "sdpa", FakeGroup(answers))  # type: ignore[arg-type]
+        dec.graphs_on = True  # as on a GPU
+        return dec, runner
+
+    def test_each_replay_checks_the_captured_signature(self) -> None:
+        dec, runner = self.decoder([[""]])
+        sig = torch.tensor([[1, 2, 3], [-1, -2, -3]])
+        with mock.patch.object(StaticDecoder, "_capture", self.capture(sig)), \
+                mock.patch.object(torch.cuda, "synchronize", lambda *a: None):
+            dec.decode([5], [3], [3], 4)
+            dec.decode([6], [4], [4], 5)
+            self.assertEqual((dec.replays, dec.eager_steps, len(runner.verified)), (2, 0, 2))
+            self.assertIs(runner.verified[-1], sig)
+            sig[1, 2] = -4  # another rank replayed another step
+            with self.assertRaisesRegex(StepMismatch, "the ranks disagree on the step"):
+                dec.decode([7], [5], [5], 6)
+
+    def test_a_capture_failed_elsewhere_turns_graphs_off_everywhere(self) -> None:
+        dec, runner = self.decoder([["bucket 1: RuntimeError: capture failed"]])
+        with mock.patch.object(StaticDecoder, "_capture", self.capture(torch.zeros(2, 5, dtype=torch.long))), \
+                mock.patch.object(torch.cuda, "synchronize", lambda *a: None):
+            logits = dec.decode([5], [3], [3], 4)
+        self.assertEqual(tuple(logits.shape), (1, runner.vocab))
+        self.assertEqual((dec.graphs_on, dec.graphs, dec.replays, dec.eager_steps), (False, {}, 0, 1))
+        self.assertEqual(dec.graph_error, "rank 1: bucket 1: RuntimeError: capture failed")
+        self.assertEqual(dec.group.asked, [""])  # type: ignore[attr-defined]
+
+    def test_the_kernel_is_the_fastest_on_the_slowest_rank(self) -> None:
+        def tune(dec: StaticDecoder, b: int) -> str:
+            dec.impl_ms[b] = {"sdpa": 1.0, "split": 2.0}
+            return "sdpa"
+
+        for others, want in [([{"sdpa": 5.0, "split": 3.0}], "split"), ([{"sdpa": 0.5, "split": 0.7}], "sdpa"),
+                             ([{"sdpa": 5.0}], "sdpa"), ([{"sdpa": 2.0, "split": 2.0}], "sdpa")]:
+            dec, _ = self.decoder([others])
+            with mock.patch.object(StaticDecoder, "_tune", tune):
+                self.assertEqual(dec._tune(4), want, others)
+
+
 def rank_pids(log: str) -> Dict[int, int]:
     """The children the leader started, from its log."""
     with open(log) as f:
@@ -281,7 +425,8 @@ def wait_gone(pid: int, seconds: float) -> bool:
 
 
 # The rank failures: fault (tests/tp_entry.py), what the fatal event says, what it or the log says, the exit status.
-FAILURES = [("oom:1:3", "fatal runtime: tensor-parallel rank 1", "exit status 1", 1),
+# Forward 1 of a request is its prefill (the packed forward); the next ones are static decode steps.
+FAILURES = [("oom:1:1", "fatal runtime: tensor-parallel rank 1", "exit status 1", 1),
             ("exit:1:2", "fatal runtime: tensor-parallel rank 1", "exit status 7", 1),
             ("oom:0:3", "fatal runtime: RankFailure: rank 0: out of memory", "cannot fail on one rank alone", 1),
             ("diverge:1:4", "fatal runtime: ", "the ranks disagree on the step", 1),
@@ -301,13 +446,16 @@ class ProcessTest(unittest.TestCase):
     def setUpClass(cls) -> None:
         cls.tmp = tempfile.mkdtemp()
         cls.workers, cls.logs = {}, {}
-        plain = [("kill-rank", "", GQA), ("kill-leader", "", GQA), ("indivisible", "", os.path.join(MODELS, "qwen2-tied"))]
-        for name, fault, model in plain + [(f[0], f[0], GQA) for f in FAILURES]:
+        qwen = os.path.join(MODELS, "qwen2-tied")
+        plain = [("kill-rank", "", GQA, []), ("kill-leader", "", GQA, []), ("indivisible", "", qwen, []),
+                 ("tiny-pool", "", GQA, ["--kv-pool-bytes", "4096"])]
+        for name, fault, model, extra in plain + [(f[0], f[0], GQA, []) for f in FAILURES]:
             cls.logs[name] = os.path.join(cls.tmp, name.replace(":", "-") + ".log")
             env = dict(os.environ, SNAPWORKER_TEST_FAULT=fault)
             cls.workers[name] = tp_conformance.Worker(
                 sys.executable, "tests.tp_entry", WORKER,
-                ["--model", model, "--device", "cpu", "--dtype", "float32", "--tp", "2"], cls.logs[name], env=env)
+                ["--model", model, "--device", "cpu", "--dtype", "float32", "--tp", "2", *extra], cls.logs[name],
+                env=env)
         cls.first = {}
         for name, w in cls.workers.items():  # all started before the tests run (the conformance test's own workers)
             try:
@@ -345,14 +493,24 @@ class ProcessTest(unittest.TestCase):
     def test_conformance_at_tp2(self) -> None:
         out = os.path.join(self.tmp, "conformance", "conformance.json")
         p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "gpu", "tp_conformance.py"), "--repo", REPO,
-                            "--device", "cpu", "--module", "tests.tp_entry", "--random-model", RANDOM, "--out", out],
-                           capture_output=True, text=True, timeout=600)
+                            "--device", "cpu", "--module", "tests.tp_entry", "--random-model", RANDOM, "--packed",
+                            "--out", out], capture_output=True, text=True, timeout=600)
         self.assertEqual(p.returncode, 0, p.stdout[-4000:] + p.stderr[-4000:])
         rep = load_json(out)
         rows = [r for r in rep["rows"] if r["tp"] == 2]
-        self.assertEqual(len(rows), 24)  # llama-gqa and the random model, six policies, alone and together
+        # llama-gqa (static decode and packed) and the random model, six policies, alone and together
+        self.assertEqual(len(rows), 36)
+        self.assertEqual(sum(r["decode"] == "packed" for r in rows), 12)
+        self.assertEqual(rep["problems"], [])
+        for model in ("llama-gqa", "random:random-qwen2-bias"):  # both ranks ran the same static decode steps
+            ranks = rep["decode"][model]["tp2"]
+            self.assertEqual(sorted(ranks), ["0", "1"])
+            self.assertGreater(ranks["0"]["eager_steps"], 100)
+            self.assertEqual(ranks["0"], ranks["1"])
+        self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["pool_rows"], 8)
+        self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["kv_pool_bytes"], rep["info"]["llama-gqa"]["tp1"]["kv_pool_bytes"])
         for r in rows:
-            self.assertTrue(r["kept_eq_tp1"] and r["greedy_eq_tp1"], r)
+            self.assertTrue(r["kept_eq_tp1"] and r["greedy_eq_tp1"] and r["kv_bytes_eq_tp1"], r)
             self.assertLessEqual(r["logits_rel_err_tp1"], 1e-5, r)
             if r["model"] == "llama-gqa":
                 self.assertTrue(r["kept_eq_ref"] and r["greedy_eq_ref"], r)
@@ -391,6 +549,15 @@ class ProcessTest(unittest.TestCase):
                 self.assertEqual(w.p.wait(30), code)
                 for pid in rank_pids(self.logs[fault]).values():
                     self.assertTrue(wait_gone(pid, 15), f"{fault}: rank pid {pid} still running")
+
+    def test_a_pool_too_small_is_a_setup_error(self) -> None:
+        w = self.workers["tiny-pool"]
+        msg = self.fatal("tiny-pool")
+        self.assertIn("fatal setup: a KV pool of 0.00 GiB holds less than 256 slots (256 bytes a slot) on each of the "
+                      "2 ranks: give the KV pool more memory (kv_memory_gib)", msg)
+        self.assertEqual(w.p.wait(30), 2)
+        for pid in rank_pids(self.logs["tiny-pool"]).values():
+            self.assertTrue(wait_gone(pid, 15), f"rank pid {pid} still running")
 
     def test_tp_that_does_not_divide_is_a_setup_error(self) -> None:
         w = self.workers["indivisible"]
