@@ -31,7 +31,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(fakeWorker(os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	startEarlyWorkerTests()
+	code := m.Run()
+	stopEarlyWorkerTests()
+	os.Exit(code)
 }
 
 // fakeToken is the fake model: the i-th token of a request depends on its prompt, sampling and i only.

@@ -7,7 +7,8 @@ made on the GPUs), driven over the line protocol with the full-cache policy:
     the decode rate counts the tokens of the steps where all B sequences decode (the tokens events of B tokens),
     from the second such step to the last, over the time between them;
   - prefill: one request of --prefill-len tokens, the worker's prefill_ms (after one warm-up request).
-It prints a table (tok/s per tp and the ratio to tp=1) and writes the rows as JSON.
+It prints a table (tok/s per tp and the ratio to tp=1), how each rank decoded (CUDA graph replays, eager steps, the
+decode kernel per batch bucket: the log line each rank writes at shutdown) and writes the rows as JSON.
 
 Usage: python3 tools/gpu/tp_bench.py --repo DIR --model tools/gpu/llama31-8b-shape --tp 2 --out FILE
 """
@@ -22,7 +23,7 @@ import time
 from typing import Any, Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tp_conformance import Worker  # noqa: E402
+from tp_conformance import Worker, decode_reports  # noqa: E402
 
 
 def full_plan(prompt_len: int, max_new: int) -> Dict[str, Any]:
@@ -73,9 +74,10 @@ def prefill_ms(w: Worker, vocab: int, length: int, timeout: float) -> float:
 def bench(opts: argparse.Namespace, tp: int) -> Dict[str, Any]:
     """Starts a worker at tp and measures it."""
     args = ["--model", os.path.abspath(opts.model), "--device", opts.device, "--dtype", opts.dtype, "--tp", str(tp),
-            "--random-weights", "--max-batch", str(max(opts.batches)), "--prefill-tokens", str(opts.prefill_tokens)]
-    w = Worker(opts.python, opts.module, os.path.join(opts.repo, "backends", "torch", "worker"), args,
-               os.path.join(opts.logs, f"bench-tp{tp}.log"))
+            "--random-weights", "--max-batch", str(max(opts.batches)), "--prefill-tokens", str(opts.prefill_tokens),
+            *opts.worker_args.split()]
+    log = os.path.join(opts.logs, f"bench-tp{tp}.log")
+    w = Worker(opts.python, opts.module, os.path.join(opts.repo, "backends", "torch", "worker"), args, log)
     out: Dict[str, Any] = {"tp": tp}
     try:
         t0 = time.perf_counter()
@@ -91,6 +93,7 @@ def bench(opts: argparse.Namespace, tp: int) -> Dict[str, Any]:
         out["prefill_tok_s"] = opts.prefill_len / (out["prefill_ms"] / 1000)
     finally:
         out["exit"] = w.close()
+        out["decode_report"] = decode_reports(log)
     return out
 
 
@@ -107,6 +110,7 @@ def main() -> int:
     ap.add_argument("--prefill-len", type=int, default=8192)
     ap.add_argument("--prefill-tokens", type=int, default=16384)
     ap.add_argument("--module", default="snapworker")
+    ap.add_argument("--worker-args", default="", help="more worker arguments (e.g. '--cuda-graphs off')")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--out", required=True)
@@ -133,6 +137,12 @@ def main() -> int:
     pr = par["prefill_tok_s"] / base["prefill_tok_s"]
     print(f"prefill of {opts.prefill_len} tokens: tp=1 {base['prefill_ms']:.0f} ms, tp={opts.tp} "
           f"{par['prefill_ms']:.0f} ms (ratio {pr:.2f})")
+    for run in runs:
+        for rank, d in sorted(run["decode_report"].items()):
+            d = d or {}
+            print(f"tp={run['tp']} rank {rank}: {d.get('replays', 0)} CUDA graph replays, {d.get('eager_steps', 0)} "
+                  f"eager steps, graphs {d.get('graphs')}, kernels {d.get('decode_attn')}"
+                  + (f", capture error: {d['graph_error']}" if d.get("graph_error") else ""))
     best = max((d.get("ratio", 0.0) for d in par["decode"]), default=0.0)
     print(f"decode tok/s tp={opts.tp} / tp=1: best {best:.2f} (target >= 1.4: {'met' if best >= 1.4 else 'NOT met'})")
     with open(opts.out, "w") as f:

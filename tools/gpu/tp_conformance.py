@@ -16,7 +16,8 @@ A checkpoint whose KV heads tp=N does not divide must be refused as a setup erro
 With --random-model DIR (a config.json), random weights of that shape run at tp=1 and tp=N (the same weights: the
 shard loader draws each full matrix from a seed of its name) and must agree with each other as above.
 With --packed, each checkpoint also runs at tp=N with --static-decode off (no KV pool: every sequence its own cache,
-decoded in the packed forward) and must agree with tp=1 (which runs the static decode over the pool) as above.
+decoded in the packed forward) and must agree with tp=1 (which runs the static decode over the pool) as above;
+--random-args adds worker arguments to the random model's tp=N run only (the CPU tests run it packed that way).
 
 The static decode (each rank's share of the KV pool, one batched forward per step) must run the same way on every
 rank: the log line each rank writes at shutdown ("snapworker rank K: static decode {...}") must be there for every
@@ -216,14 +217,14 @@ def check_decode(tag: str, tp: int, info: Dict[str, Any], reports: Dict[int, Any
 
 def compare(rows: List[Dict[str, Any]], model: str, plans: List[Dict[str, Any]], got: Dict[str, Any],
             tp: int, ref: Optional[Dict[str, Any]], base: Optional[Dict[str, Any]], tp_tol: float,
-            decode: str = "") -> bool:
+            decode: str) -> bool:
     """Appends one row per policy and mode; False when a check fails."""
     ok = True
     for mode in ("alone", "together"):
         evs = got[mode]
         for i, p in enumerate(plans):
             ev = evs[i + 1]
-            row: Dict[str, Any] = {"model": model, "tp": tp, "decode": decode or "static", "mode": mode,
+            row: Dict[str, Any] = {"model": model, "tp": tp, "decode": decode, "mode": mode,
                                    "policy": p["spec"]}
             if ev["ev"] != "done" or ev.get("finish") != "length":
                 row["error"] = ev.get("msg") or ev.get("finish")
@@ -274,6 +275,7 @@ def main() -> int:
     ap.add_argument("--models", default="llama-gqa,qwen2-tied")
     ap.add_argument("--random-model", default="", help="a config.json directory: random weights, tp=N vs tp=1")
     ap.add_argument("--packed", action="store_true", help="also tp=N with --static-decode off, against tp=1")
+    ap.add_argument("--random-args", default="", help="more worker arguments for the random model's tp=N run")
     ap.add_argument("--worker-args", default="", help="more worker arguments for every run (e.g. '--cuda-graphs off')")
     ap.add_argument("--jobs", type=int, default=8, help="workers run at once")
     ap.add_argument("--tp-tol", type=float, default=1e-5)
@@ -307,7 +309,8 @@ def main() -> int:
     for tag, d, ref, plans, random in models:
         name = tag.replace(":", "-")
         runs[(tag, "tp1")] = pool.submit(run_model, opts, d, 1, plans, ref["prompt_ids"], 24, random, name)
-        runs[(tag, "tpN")] = pool.submit(run_model, opts, d, opts.tp, plans, ref["prompt_ids"], 24, random, name)
+        runs[(tag, "tpN")] = pool.submit(run_model, opts, d, opts.tp, plans, ref["prompt_ids"], 24, random, name,
+                                         opts.random_args.split() if random else [])
         if opts.packed and not random:
             runs[(tag, "packed")] = pool.submit(run_model, opts, d, opts.tp, plans, ref["prompt_ids"], 24, random,
                                                 name + "-packed", ["--static-decode", "off"])
@@ -333,8 +336,11 @@ def main() -> int:
         report["decode"][tag] = {"tp1": base["decode"], f"tp{opts.tp}": got["decode"]}
         problems = check_decode(tag, opts.tp, got["info"], got["decode"], cuda)
         if not random:
-            ok = compare(report["rows"], tag, plans, base, 1, ref, None, opts.tp_tol) and ok
-        ok = compare(report["rows"], tag, plans, got, opts.tp, None if random else ref, base, opts.tp_tol) and ok
+            ok = compare(report["rows"], tag, plans, base, 1, ref, None, opts.tp_tol,
+                         "static" if base["info"].get("static_decode") else "packed") and ok
+        decode = "static" if got["info"].get("static_decode") else "packed"
+        ok = compare(report["rows"], tag, plans, got, opts.tp, None if random else ref, base, opts.tp_tol,
+                     decode) and ok
         if packed is not None:
             report["info"][tag]["packed"] = packed["info"]
             problems += check_decode(tag + " packed", opts.tp, packed["info"], packed["decode"], cuda)

@@ -7,15 +7,18 @@
 # Phases:
 #   env       GPUs, driver, Python, torch, transformers, NCCL; refuses to go on with fewer than 2 GPUs
 #   tpconf    tp_conformance.py: llama-gqa (2 KV heads) through transformers on cuda:0-1, float32 with TF32 off,
-#             tp=2 against tp=1 and reference.json (kept positions, greedy tokens, logits); qwen2-tied (1 KV head)
-#             refused at tp=2 as a setup error
+#             tp=2 against tp=1 and reference.json (kept positions, greedy tokens, KV bytes, logits): the static
+#             decode replayed from each rank's CUDA graphs (every rank must have replayed, with the same steps), the
+#             packed path (static_decode off), then the static decode run eagerly (cuda_graphs off); qwen2-tied
+#             (1 KV head) refused at tp=2 as a setup error
 #   bench8b   tp_bench.py: a random Llama-3.1-8B-shape model (llama31-8b-shape), bf16: decode tok/s at batch 1, 8
 #             and 32 (1024-token prompts, 64 new tokens) and an 8192-token prefill, tp=2 against tp=1 (target >= 1.4)
 #   long70b   gpucheck longctx: a random Llama-3.1-70B-shape model (llama-70b-shape), bf16, tp = the GPUs (2, 4 or
 #             8), SnapStream (budgets 4096 and 1024), SnapKV and StreamingLLM at once on 32768-token prompts (and the
 #             full cache from tp=4 on)
 #   inspect   snapeval inspect --backend torch --backend-opt tp=2 on llama-gqa through the whole Go stack
-#   pytests   the worker's unit tests (tensor parallelism on the CPU with gloo included) on the machine's torch
+#   pytests   the worker's unit tests on the machine's torch: tensor parallelism on the CPU with gloo, and on two GPUs
+#             with NCCL and CUDA graphs over minillama (test_tp.GPUTest), the single-GPU graph test (test_static)
 #   tprun     snapeval run --backend torch --backend-opt tp=2 (float32) on the default suite, compared with the cpu
 #             backend's records (cpurun/) when carried
 #   kill      the same run with tensor-parallel rank 1 killed (SIGKILL) after 20 records: the same records as tprun
@@ -73,7 +76,12 @@ env_info() {
   [ "$NGPU" -ge 2 ] || { echo "only $NGPU GPU(s): tensor parallelism needs 2 or more"; return 1; }
 }
 
-tpconf() { python3 "$REPO/tools/gpu/tp_conformance.py" --repo "$REPO" --device cuda:0 --tp 2 --out "$R/tpconf/tp_conformance.json"; }
+tpconf() {
+  python3 "$REPO/tools/gpu/tp_conformance.py" --repo "$REPO" --device cuda:0 --tp 2 --packed \
+    --out "$R/tpconf/tp_conformance.json" || return 1
+  python3 "$REPO/tools/gpu/tp_conformance.py" --repo "$REPO" --device cuda:0 --tp 2 --worker-args "--cuda-graphs off" \
+    --out "$R/tpconf-eager/tp_conformance.json"
+}
 
 bench8b() {
   python3 "$REPO/tools/gpu/tp_bench.py" --repo "$REPO" --model "$REPO/tools/gpu/llama31-8b-shape" --device cuda:0 \
@@ -89,11 +97,16 @@ long70b() {
   cp "$REPO/models/snaptiny/tokenizer.json" "$M/"  # the Go side needs a tokenizer; the prompts are token ids
   # On two 80 GB GPUs a rank holds 35.8 B parameters (66.7 GiB in bf16): the full cache of a 32k prompt (5.4 GiB a
   # rank) and its prefill do not fit beside them, so the full policy runs from tp=4 on.
+  # The KV pool is allocated at start (by default 60% of what the weights leave): 4 GiB a rank (4 rows of 6.5k slots
+  # of 80 layers x 4 KV heads at tp=2), so that a 32k prefill's activations (~6 GiB a rank) still fit beside it; the
+  # full cache (32.8k slots) then takes several rows and decodes in the packed forward.
   local pols="snapstream:budget=4096;snapstream:budget=1024;snapkv:topk=4064,window=32,kernel=5;streaming:sinks=4,recent=4092"
   [ "$tp" -ge 4 ] && pols="$pols;full"
   echo "70B shape at tp=$tp on $NGPU GPUs: $pols"
   "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt tp=$tp \
-    -backend-opt max_batch=8 -lengths 32768 -max-new 32 -policies "$pols" -json "$R/long70b.json"
+    -backend-opt max_batch=4 -backend-opt kv_memory_gib=$((4 * tp)) -lengths 32768 -max-new 32 -policies "$pols" \
+    -json "$R/long70b.json"
+  grep -h 'static decode' /tmp/snapeval-cache/torch/logs/*.log 2>/dev/null | tail -n "$tp" || true
 }
 
 inspect_check() {
@@ -159,7 +172,7 @@ export -f env_info tpconf bench8b long70b inspect_check pytests tprun kill_test
 export REPO R SNAP CHECK CARRY NGPU
 
 want env && phase env 60 env_info
-want tpconf && phase tpconf 200 tpconf
+want tpconf && phase tpconf 240 tpconf
 want bench8b && phase bench8b 240 bench8b
 want long70b && phase long70b 420 long70b
 want inspect && phase inspect 90 inspect_check

@@ -187,7 +187,10 @@ def main(argv: Optional[list] = None) -> int:
                     cuda_graphs=args.cuda_graphs == "on", decode_attn=args.decode_attn)
     emit({"ev": "ready", "protocol": PROTOCOL_VERSION, "info": info})
     try:
-        return serve(engine, sys.stdin, emit)
+        code = serve(engine, sys.stdin, emit)
+        from .tp import decode_line
+        print(decode_line(0, engine), file=sys.stderr, flush=True)  # how it decoded (the GPU sessions read it)
+        return code
     except Exception as e:  # noqa: BLE001 - a CUDA error leaves the context unusable: report and exit
         traceback.print_exc()
         emit({"ev": "fatal", "kind": "runtime", "msg": f"{type(e).__name__}: {e}"})

@@ -425,9 +425,9 @@ def wait_gone(pid: int, seconds: float) -> bool:
 
 
 # The rank failures: fault (tests/tp_entry.py), what the fatal event says, what it or the log says, the exit status.
-# Forward 1 of a request is its prefill (the packed forward); the next ones are static decode steps.
-FAILURES = [("oom:1:1", "fatal runtime: tensor-parallel rank 1", "exit status 1", 1),
-            ("exit:1:2", "fatal runtime: tensor-parallel rank 1", "exit status 7", 1),
+# Forward 1 of a request is its prefill (the packed forward); the next ones are static decode steps. A follower's own
+# exception (its out-of-memory RankFailure, RankEngineTest) ends it as diverge:1:4's StepMismatch does.
+FAILURES = [("exit:1:2", "fatal runtime: tensor-parallel rank 1", "exit status 7", 1),
             ("oom:0:3", "fatal runtime: RankFailure: rank 0: out of memory", "cannot fail on one rank alone", 1),
             ("diverge:1:4", "fatal runtime: ", "the ranks disagree on the step", 1),
             ("setup:1", "fatal setup: tensor-parallel rank 1", "cannot load its shard", 2)]
@@ -456,8 +456,14 @@ class ProcessTest(unittest.TestCase):
                 sys.executable, "tests.tp_entry", WORKER,
                 ["--model", model, "--device", "cpu", "--dtype", "float32", "--tp", "2", *extra], cls.logs[name],
                 env=env)
+        # The conformance run (its own workers) starts with them: test_conformance_at_tp2 waits for it.
+        cls.conformance_out = os.path.join(cls.tmp, "conformance", "conformance.json")
+        cls.conformance = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "tools", "gpu", "tp_conformance.py"), "--repo", REPO, "--device", "cpu",
+             "--module", "tests.tp_entry", "--random-model", RANDOM, "--random-args", "--static-decode off",
+             "--out", cls.conformance_out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         cls.first = {}
-        for name, w in cls.workers.items():  # all started before the tests run (the conformance test's own workers)
+        for name, w in cls.workers.items():  # all started before the tests run
             try:
                 cls.first[name] = w.next(120)["ev"]
             except tp_conformance.WorkerFailed as e:
@@ -467,6 +473,9 @@ class ProcessTest(unittest.TestCase):
     def tearDownClass(cls) -> None:
         for w in cls.workers.values():
             w.kill()
+        if cls.conformance.poll() is None:
+            cls.conformance.kill()
+        cls.conformance.communicate()
 
     def request(self, rid: int, n: int = 40) -> Dict[str, Any]:
         prompt = [5, 17, 3, 88, 42, 9, 1, 60]
@@ -491,24 +500,28 @@ class ProcessTest(unittest.TestCase):
             return f.read()
 
     def test_conformance_at_tp2(self) -> None:
-        out = os.path.join(self.tmp, "conformance", "conformance.json")
-        p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "gpu", "tp_conformance.py"), "--repo", REPO,
-                            "--device", "cpu", "--module", "tests.tp_entry", "--random-model", RANDOM, "--packed",
-                            "--out", out], capture_output=True, text=True, timeout=600)
-        self.assertEqual(p.returncode, 0, p.stdout[-4000:] + p.stderr[-4000:])
-        rep = load_json(out)
+        try:
+            out, _ = self.conformance.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.conformance.kill()
+            out, _ = self.conformance.communicate()
+        self.assertEqual(self.conformance.returncode, 0, out[-8000:])
+        rep = load_json(self.conformance_out)
         rows = [r for r in rep["rows"] if r["tp"] == 2]
-        # llama-gqa (static decode and packed) and the random model, six policies, alone and together
-        self.assertEqual(len(rows), 36)
-        self.assertEqual(sum(r["decode"] == "packed" for r in rows), 12)
+        # llama-gqa (static decode) and the random model (packed: --static-decode off), six policies, alone and
+        # together, each against tp=1 (static decode)
+        self.assertEqual(len(rows), 24)
+        self.assertEqual(sorted({(r["model"], r["decode"]) for r in rows}),
+                         [("llama-gqa", "static"), ("random:random-qwen2-bias", "packed")])
         self.assertEqual(rep["problems"], [])
-        for model in ("llama-gqa", "random:random-qwen2-bias"):  # both ranks ran the same static decode steps
-            ranks = rep["decode"][model]["tp2"]
-            self.assertEqual(sorted(ranks), ["0", "1"])
-            self.assertGreater(ranks["0"]["eager_steps"], 100)
-            self.assertEqual(ranks["0"], ranks["1"])
-        self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["pool_rows"], 8)
-        self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["kv_pool_bytes"], rep["info"]["llama-gqa"]["tp1"]["kv_pool_bytes"])
+        ranks = rep["decode"]["llama-gqa"]["tp2"]  # both ranks ran the same static decode steps
+        self.assertEqual(sorted(ranks), ["0", "1"])
+        self.assertGreater(ranks["0"]["eager_steps"], 100)
+        self.assertEqual(ranks["0"], ranks["1"])
+        self.assertEqual(rep["decode"]["random:random-qwen2-bias"]["tp2"], {"0": None, "1": None})
+        gqa = rep["info"]["llama-gqa"]
+        self.assertEqual((gqa["tp2"]["pool_rows"], gqa["tp2"]["pool_capacity"]), (8, 4096))
+        self.assertEqual(gqa["tp2"]["kv_pool_bytes"], gqa["tp1"]["kv_pool_bytes"])  # each rank holds half
         for r in rows:
             self.assertTrue(r["kept_eq_tp1"] and r["greedy_eq_tp1"] and r["kv_bytes_eq_tp1"], r)
             self.assertLessEqual(r["logits_rel_err_tp1"], 1e-5, r)
@@ -565,6 +578,32 @@ class ProcessTest(unittest.TestCase):
         self.assertIn("fatal setup: tp=2 does not divide the model's 1 KV heads", msg)
         self.assertEqual(w.p.wait(30), 2)
         self.assertEqual(rank_pids(self.logs["indivisible"]), {})  # refused before starting any rank
+
+
+TWO_GPUS = torch.cuda.is_available() and torch.cuda.device_count() >= 2 and dist.is_nccl_available()
+
+
+@unittest.skipUnless(TWO_GPUS, "fewer than two CUDA devices here: tools/gpu/tp_session.sh runs this on a GPU machine")
+class GPUTest(unittest.TestCase):
+    """The same conformance on two GPUs with NCCL, minillama in place of transformers: the static decode replayed
+    from each rank's CUDA graphs (the all-reduces and the step signature inside them) against tp=1, the packed path
+    too, and the reference fixtures."""
+
+    def test_conformance_at_tp2_with_cuda_graphs(self) -> None:
+        tmp = tempfile.mkdtemp()
+        out = os.path.join(tmp, "conformance.json")
+        p = subprocess.run([sys.executable, os.path.join(REPO, "tools", "gpu", "tp_conformance.py"), "--repo", REPO,
+                            "--device", "cuda:0", "--module", "tests.tp_entry", "--random-model", RANDOM, "--packed",
+                            "--out", out], capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout[-8000:] + p.stderr[-4000:])
+        rep = load_json(out)
+        self.assertEqual(rep["problems"], [])
+        for model in ("llama-gqa", "random:random-qwen2-bias"):
+            ranks = rep["decode"][model]["tp2"]
+            self.assertEqual(sorted(ranks), ["0", "1"])
+            for r in ranks.values():
+                self.assertGreater(r["replays"], 100, model)
+                self.assertEqual(r["graph_error"], "", model)
 
 
 if __name__ == "__main__":
