@@ -102,6 +102,16 @@ def make_pool(runner: Any, rows: int, budget: int) -> Any:
     return SlotPool(runner.layers, runner.kv_heads, runner.head_dim, n, cap, runner.dtype, runner.device)
 
 
+def decode_line(rank: int, engine: Any) -> str:
+    """The worker log's line about how a rank (0 for the single-device worker) decoded, written at shutdown:
+    "snapworker rank K: static decode {...}" with StaticDecoder.describe() (graphs captured, replays, eager steps,
+    kernels), or "static decode off"."""
+    import json
+
+    d = engine.static.describe() if engine.static is not None else None
+    return f"snapworker rank {rank}: static decode " + (json.dumps(d, sort_keys=True) if d is not None else "off")
+
+
 def _setup(emit: Callable[[Dict[str, Any]], None], msg: str) -> int:
     emit({"ev": "fatal", "kind": "setup", "msg": msg})
     return 2
@@ -188,7 +198,6 @@ def main(argv: Optional[list] = None) -> int:
     emit({"ev": "ready", "protocol": PROTOCOL_VERSION, "info": info})
     try:
         code = serve(engine, sys.stdin, emit)
-        from .tp import decode_line
         print(decode_line(0, engine), file=sys.stderr, flush=True)  # how it decoded (the GPU sessions read it)
         return code
     except Exception as e:  # noqa: BLE001 - a CUDA error leaves the context unusable: report and exit

@@ -587,13 +587,6 @@ def serve_follower(engine: Engine, group: Group) -> int:
         engine.step()
 
 
-def decode_line(rank: int, engine: Engine) -> str:
-    """The worker log's line about how a rank decoded: "snapworker rank K: static decode {...}" with
-    StaticDecoder.describe() (graphs captured, replays, eager steps, kernels), or "static decode off"."""
-    d = engine.static.describe() if engine.static is not None else None
-    return f"snapworker rank {rank}: static decode " + (json.dumps(d, sort_keys=True) if d is not None else "off")
-
-
 def main_tp(args: argparse.Namespace, argv: List[str], emit: Callable[[Dict[str, Any]], None],
             models: Callable[[argparse.Namespace], Models], module: str = "snapworker") -> int:
     """Runs one rank of the tensor-parallel worker (args.tp_rank; 0 is the leader, which starts the others as
@@ -673,6 +666,8 @@ def _lead(args: argparse.Namespace, argv: List[str], out: Callable[[Dict[str, An
         out({"ev": "ready", "protocol": PROTOCOL_VERSION, "info": info})
         try:
             code = serve_leader(engine, sys.stdin, out, group)
+            from .server import decode_line
+
             _stderr_line(decode_line(0, engine), ranks.lock)
         except Exception as e:  # noqa: BLE001 - a collective or CUDA error: report, and take the ranks down
             traceback.print_exc()
@@ -740,6 +735,8 @@ def _follow(args: argparse.Namespace, models: Callable[[argparse.Namespace], Mod
                       decode_attn=args.decode_attn)
     try:
         code = serve_follower(engine, group)
+        from .server import decode_line
+
         print(decode_line(rank, engine), file=sys.stderr, flush=True)
         if code == 0:
             group.close()
