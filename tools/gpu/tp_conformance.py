@@ -7,11 +7,11 @@ them in flight together (each submitted after the previous one has decoded two t
 batch at different steps). Checks, in float32 (TF32 off):
   - kept positions per layer and KV head and the 24 greedy tokens equal reference.json, at tp=1 and at tp=N;
   - last prompt logits within 1e-4 relative (max-abs error over max-abs) of reference.json;
-  - tp=N against tp=1: kept positions, greedy tokens and KV bytes equal, last logits within --tp-tol relative. The row-parallel
-    projections (o_proj, down_proj) sum N partial dot products with one all-reduce instead of one long sum, which
-    reorders float32 additions: each dot product may move by a few units in the last place, and the logits by
-    ~1e-6 relative after a few layers; 1e-5 leaves an order of magnitude and still catches a wrong slice (which
-    moves them by 1e-1 or more).
+  - tp=N against tp=1: kept positions, greedy tokens and KV bytes equal, last logits within --tp-tol relative. The
+    row-parallel projections (o_proj, down_proj) sum N partial dot products with one all-reduce instead of one
+    long sum, which reorders float32 additions: each dot product may move by a few units in the last place, and the
+    logits by ~1e-6 relative after a few layers; 1e-5 leaves an order of magnitude and still catches a wrong slice
+    (which moves them by 1e-1 or more).
 A checkpoint whose KV heads tp=N does not divide must be refused as a setup error (exit 2) naming tp.
 With --random-model DIR (a config.json), random weights of that shape run at tp=1 and tp=N (the same weights: the
 shard loader draws each full matrix from a seed of its name) and must agree with each other as above.

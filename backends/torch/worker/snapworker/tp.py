@@ -271,13 +271,16 @@ class TPEngine(Engine):
     survives by failing some requests (out of memory in a step or an allocation) ends the worker here: the other
     ranks ran, or are blocked in, the same step."""
 
-    def __init__(self, rank: int, group: "Group", runner: Any, emit: Callable[[Dict[str, Any]], None],
+    def __init__(self, rank: int, group: Optional["Group"], runner: Any, emit: Callable[[Dict[str, Any]], None],
                  max_batch: int = 32, prefill_tokens: int = 16384, pool: Optional[SlotPool] = None,
                  cuda_graphs: bool = True, decode_attn: str = "auto") -> None:
+        """group (the ranks' groups) is needed with a pool: the static decoders of the ranks agree through it."""
         super().__init__(runner, emit, max_batch=max_batch, prefill_tokens=prefill_tokens, pool=pool,
                          cuda_graphs=cuda_graphs, decode_attn=decode_attn)
         self.rank = rank
         if pool is not None:
+            if group is None:
+                raise ValueError("TPEngine: a pool needs the ranks' group")
             self.static = TPStaticDecoder(runner, pool, cuda_graphs, decode_attn, group)
 
     def _fail(self, seqs: List[Any], kind: str, msg: str) -> None:

@@ -313,7 +313,7 @@ class RankEngineTest(unittest.TestCase):
 
     def test_out_of_memory_in_admission_ends_the_worker(self) -> None:
         col = Collector()
-        eng = TPEngine(1, None, minillama.random_model(), col)  # type: ignore[arg-type]
+        eng = TPEngine(1, None, minillama.random_model(), col)
         eng.submit(Request(id=3, prompt=PROMPT, plan=snap_plan(len(PROMPT), 4), max_new=4))
 
         def oom(*a: Any, **k: Any) -> None:
@@ -327,7 +327,7 @@ class RankEngineTest(unittest.TestCase):
     def test_out_of_memory_in_a_step_ends_the_worker(self) -> None:
         runner = minillama.random_model()
         col = Collector()
-        eng = TPEngine(0, None, runner, col)  # type: ignore[arg-type]
+        eng = TPEngine(0, None, runner, col)
         eng.submit(Request(id=1, prompt=PROMPT, plan=snap_plan(len(PROMPT), 4), max_new=4))
 
         def oom(*a: Any) -> None:
