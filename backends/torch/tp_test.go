@@ -97,9 +97,10 @@ func TestTPOnFakeWorker(t *testing.T) {
 }
 
 // TestTensorParallelWorkerOnCPU runs the real tensor-parallel worker (snapworker.tp over minillama, two processes
-// joined by gloo: worker/tests/tp_entry.py) through the Go side: kept positions and greedy tokens of two policies
-// equal the conformance reference, and a rank that dies in the middle of a request takes the worker down, which is
-// restarted and the request retried to the same result.
+// joined by gloo: worker/tests/tp_entry.py) through the Go side: its ready info is the whole model's and the whole
+// KV pool's, kept positions and greedy tokens of two policies (decoded by the static step over the pool) equal the
+// conformance reference, and a rank that dies in the middle of a request takes the worker down, which is restarted
+// and the request retried to the same result.
 func TestTensorParallelWorkerOnCPU(t *testing.T) {
 	py := pythonWithTorch()
 	if py == "" {
