@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import IO, Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
+from typing import IO, Any, Callable, Deque, Dict, List, NoReturn, Optional, Protocol, Tuple
 
 import torch
 import torch.distributed as dist
@@ -393,18 +393,22 @@ class Ranks:
         return (f"tensor-parallel rank {rank} (pid {p.pid}) ended ({describe_exit(rc)}), so the whole worker stops"
                 + (f"; its last output: {tail}" if tail else ""))
 
-    def first_death(self, wait_s: float) -> str:
+    def first_death(self, wait_s: float, grace_s: float = 15.0) -> str:
         """The death message of a child that has ended or ends within wait_s ("" if none): when the leader's own
-        step fails, a dead rank is usually why (its collective lost a peer), and the better message."""
+        step fails, a dead rank is usually why (its collective lost a peer), and the better message. A child that
+        has written why it fails (failed_line) but not yet ended is waited for up to grace_s (a loaded machine can
+        take seconds to end a process)."""
         self.stopping = True
-        deadline = time.monotonic() + wait_s
+        start = time.monotonic()
         while True:
             for rank, p in enumerate(self.procs, start=1):
                 rc = p.poll()
                 if rc is not None:
                     time.sleep(0.2)  # let the pumps take its last lines
                     return self.death(rank, p, rc)
-            if time.monotonic() >= deadline:
+            waited = time.monotonic() - start
+            failing = any(line.startswith(failed_line(rank)) for rank, tail in self.tails.items() for line in tail)
+            if waited >= (grace_s if failing else wait_s):
                 return ""
             time.sleep(0.05)
 
@@ -425,6 +429,19 @@ class Ranks:
             except subprocess.TimeoutExpired:
                 pass
         self.kill()
+
+
+def failed_line(rank: int) -> str:
+    """How a follower's last line, written before it ends on a failure, begins."""
+    return f"snapworker rank {rank} failed: "
+
+
+def _exit_failed(rank: int, why: str, code: int) -> NoReturn:
+    """Ends a follower that failed: says why (the leader reports it), then exits at once, without the interpreter's
+    teardown (which, with a peer gone, can wait on the process group)."""
+    print(failed_line(rank) + why, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)
 
 
 def free_port() -> int:
@@ -730,8 +747,7 @@ def _follow(args: argparse.Namespace, models: Callable[[argparse.Namespace], Mod
         return 2
     except Exception as e:  # noqa: BLE001 - the leader reports our end with this output
         traceback.print_exc()
-        print(f"snapworker rank {rank}: setup failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        return 2
+        _exit_failed(rank, f"setup: {type(e).__name__}: {e}", 2)
     group.gather(device_report(dev))
     engine = TPEngine(rank, group, runner, RankEmit(group, None), max_batch=args.max_batch,
                       prefill_tokens=args.prefill_tokens, pool=pool, cuda_graphs=args.cuda_graphs == "on",
@@ -746,5 +762,4 @@ def _follow(args: argparse.Namespace, models: Callable[[argparse.Namespace], Mod
         return code
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
-        print(f"snapworker rank {rank}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        return 1
+        _exit_failed(rank, f"{type(e).__name__}: {e}", 1)

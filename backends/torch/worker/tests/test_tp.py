@@ -28,7 +28,7 @@ from snapworker.pool import SlotPool
 from snapworker.shard import (Checkpoint, Shape, ShardRunner, Slice, StepMismatch, Unshardable, build, check_divides,
                               params_on_meta, random_param, shard_model)
 from snapworker.static import StaticDecoder
-from snapworker.tp import RankFailure, TPEngine, TPStaticDecoder
+from snapworker.tp import RankFailure, Ranks, TPEngine, TPStaticDecoder, failed_line
 
 sys.path.insert(0, os.path.join(REPO, "tools", "train"))
 from tinyllama import load_safetensors  # noqa: E402
@@ -394,6 +394,34 @@ class RankEngineTest(unittest.TestCase):
             dec, _ = self.decoder([others])
             with mock.patch.object(StaticDecoder, "_tune", tune):
                 self.assertEqual(dec._tune(4), want, others)
+
+
+class RanksTest(unittest.TestCase):
+    def test_a_rank_that_said_it_fails_is_waited_for(self) -> None:
+        """When the leader's own step or setup fails, the message names the rank that failed first: one that has
+        written its failure line is waited for until it ends (a loaded machine may take seconds), one that has not
+        only for the short wait."""
+        events: List[Dict[str, Any]] = []
+        ranks = Ranks(events.append)
+        say = f"import sys, time; print({failed_line(1) + 'setup: boom'!r}, file=sys.stderr, flush=True); time.sleep(1.5)"
+        ranks.spawn(1, [sys.executable, "-c", say], dict(os.environ))
+        ranks.spawn(2, [sys.executable, "-c", "import time; time.sleep(30)"], dict(os.environ))
+        deadline = time.time() + 10
+        while not any(failed_line(1) in line for line in ranks.tails[1]) and time.time() < deadline:
+            time.sleep(0.02)
+        t0 = time.time()
+        msg = ranks.first_death(0.2)
+        self.assertGreater(time.time() - t0, 0.5)
+        self.assertIn("tensor-parallel rank 1", msg)
+        self.assertIn("exit status 0", msg)
+        self.assertIn("setup: boom", msg)
+        ranks.procs.pop(0)
+        ranks.tails.pop(1)
+        t0 = time.time()
+        self.assertEqual(ranks.first_death(0.2), "")  # rank 2 said nothing: no long wait
+        self.assertLess(time.time() - t0, 3)
+        ranks.kill()
+        self.assertEqual(events, [])  # the watchers stay quiet while the leader stops
 
 
 def rank_pids(log: str) -> Dict[int, int]:
