@@ -301,8 +301,8 @@ func TestBenchOnTheMiniModel(t *testing.T) {
 	if py == "" {
 		t.Skip("no Python with torch here (apt-get install python3-torch): the bench's Python side did not run")
 	}
+	t.Parallel() // with the worker's Python tests and the tensor-parallel one: ~6 s each of one core
 	worker, _ := filepath.Abs("worker")
-	t.Setenv("SNAPEVAL_CACHE", t.TempDir())
 	var log bytes.Buffer
 	r, err := Bench(context.Background(), BenchOptions{Model: filepath.Join("testdata", "mini-shape"), Quick: true, Log: &log,
 		Backend: Options{Command: []string{py, "-m", "tests.bench_mini"}, Env: []string{"PYTHONPATH=" + worker, "PYTHONDONTWRITEBYTECODE=1"},

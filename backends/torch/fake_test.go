@@ -31,10 +31,22 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(fakeWorker(os.Stdin, os.Stdout, os.Stderr))
 	}
+	os.Exit(runTests(m))
+}
+
+// runTests runs the package's tests with a cache of their own (SNAPEVAL_CACHE: a test that does not set its own,
+// such as the parallel ones, which cannot, never touches the user's) and the worker's Python tests started first.
+func runTests(m *testing.M) int {
+	cache, err := os.MkdirTemp("", "snapeval-torch-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(cache)
+	os.Setenv("SNAPEVAL_CACHE", cache)
 	startEarlyWorkerTests()
-	code := m.Run()
-	stopEarlyWorkerTests()
-	os.Exit(code)
+	defer stopEarlyWorkerTests()
+	return m.Run()
 }
 
 // fakeToken is the fake model: the i-th token of a request depends on its prompt, sampling and i only.

@@ -109,7 +109,7 @@ func TestTensorParallelWorkerOnCPU(t *testing.T) {
 	if exec.Command(py, "-c", "import sys, torch.distributed as d; sys.exit(0 if d.is_available() and d.is_gloo_available() else 1)").Run() != nil {
 		t.Skip(py + "'s torch has no torch.distributed with gloo: the tensor-parallel worker did not run")
 	}
-	t.Setenv("SNAPEVAL_CACHE", t.TempDir())
+	t.Parallel() // with the worker's Python tests and the bench's (the cache is TestMain's)
 	wd, err := filepath.Abs("worker")
 	if err != nil {
 		t.Fatal(err)
