@@ -12,7 +12,8 @@ Each rank allocates its share of the KV pool at start (pool.SlotPool over its ow
 per row on every rank, sized by the rank with the least memory), so that the engine's static decode step runs on
 every rank over the same rows: eagerly on the CPU, and from a CUDA graph per batch-size bucket on GPUs, each rank
 capturing its own graphs with the step's collectives inside (TPStaticDecoder: a bucket's graph is used only where every
-rank captured it, and the "auto" decode kernel is chosen on the slowest rank's timings). Every forward checks that the
+rank captured it, and the "auto" decode kernel is chosen on the slowest rank's timings, among the kernels every rank
+timed: Triton's only where every rank's startup check passed). Every forward checks that the
 ranks run the same step (shard.ShardRunner.signature): before the model runs when eager, after each replay for graphs.
 
 A rank that fails takes the group down: the leader watches its children and, when one ends, reports a fatal event
@@ -679,9 +680,12 @@ def _lead(args: argparse.Namespace, argv: List[str], out: Callable[[Dict[str, An
                 return setup(f"rank 0's shard of the model does not fit {devices[0]} at tp={world} in {args.dtype}: "
                              f"{e}; use more GPUs (tp) or a smaller dtype")
             return setup(f"loading rank 0's shard of {args.model}: {type(e).__name__}: {e}")
-        engine = TPEngine(0, group, runner, RankEmit(group, out), max_batch=args.max_batch,
-                          prefill_tokens=args.prefill_tokens, pool=pool, cuda_graphs=args.cuda_graphs == "on",
-                          decode_attn=args.decode_attn)
+        try:
+            engine = TPEngine(0, group, runner, RankEmit(group, out), max_batch=args.max_batch,
+                              prefill_tokens=args.prefill_tokens, pool=pool, cuda_graphs=args.cuda_graphs == "on",
+                              decode_attn=args.decode_attn)
+        except ValueError as e:  # a decode kernel asked for by name that cannot run here (so on no rank)
+            return setup(str(e))
         ranks.ready = True
         out({"ev": "ready", "protocol": PROTOCOL_VERSION, "info": info})
         try:
@@ -749,9 +753,13 @@ def _follow(args: argparse.Namespace, models: Callable[[argparse.Namespace], Mod
         traceback.print_exc()
         _exit_failed(rank, f"setup: {type(e).__name__}: {e}", 2)
     group.gather(device_report(dev))
-    engine = TPEngine(rank, group, runner, RankEmit(group, None), max_batch=args.max_batch,
-                      prefill_tokens=args.prefill_tokens, pool=pool, cuda_graphs=args.cuda_graphs == "on",
-                      decode_attn=args.decode_attn)
+    try:
+        engine = TPEngine(rank, group, runner, RankEmit(group, None), max_batch=args.max_batch,
+                          prefill_tokens=args.prefill_tokens, pool=pool, cuda_graphs=args.cuda_graphs == "on",
+                          decode_attn=args.decode_attn)
+    except ValueError:  # the leader reports it (every rank finds the same): wait for it to end this process
+        time.sleep(120)
+        return 2
     try:
         code = serve_follower(engine, group)
         from .server import decode_line

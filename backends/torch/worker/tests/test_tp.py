@@ -476,7 +476,8 @@ class ProcessTest(unittest.TestCase):
         cls.workers, cls.logs = {}, {}
         qwen = os.path.join(MODELS, "qwen2-tied")
         plain = [("kill-rank", "", GQA, []), ("kill-leader", "", GQA, []), ("indivisible", "", qwen, []),
-                 ("tiny-pool", "", GQA, ["--kv-pool-bytes", "4096"])]
+                 ("tiny-pool", "", GQA, ["--kv-pool-bytes", "4096"]),
+                 ("triton", "", GQA, ["--decode-attn", "triton"])]
         for name, fault, model, extra in plain + [(f[0], f[0], GQA, []) for f in FAILURES]:
             cls.logs[name] = os.path.join(cls.tmp, name.replace(":", "-") + ".log")
             env = dict(os.environ, SNAPWORKER_TEST_FAULT=fault)
@@ -600,6 +601,14 @@ class ProcessTest(unittest.TestCase):
                       "2 ranks: give the KV pool more memory (kv_memory_gib)", msg)
         self.assertEqual(w.p.wait(30), 2)
         for pid in rank_pids(self.logs["tiny-pool"]).values():
+            self.assertTrue(wait_gone(pid, 15), f"rank pid {pid} still running")
+
+    def test_a_decode_kernel_that_cannot_run_is_a_setup_error(self) -> None:
+        w = self.workers["triton"]
+        msg = self.fatal("triton")
+        self.assertIn("fatal setup: decode attention triton cannot run here", msg)
+        self.assertEqual(w.p.wait(30), 2)
+        for pid in rank_pids(self.logs["triton"]).values():
             self.assertTrue(wait_gone(pid, 15), f"rank pid {pid} still running")
 
     def test_tp_that_does_not_divide_is_a_setup_error(self) -> None:
