@@ -403,7 +403,8 @@ class RanksTest(unittest.TestCase):
         only for the short wait."""
         events: List[Dict[str, Any]] = []
         ranks = Ranks(events.append)
-        say = f"import sys, time; print({failed_line(1) + 'setup: boom'!r}, file=sys.stderr, flush=True); time.sleep(1.5)"
+        line = failed_line(1) + "setup: boom"
+        say = f"import sys, time; print({line!r}, file=sys.stderr, flush=True); time.sleep(1.5)"
         ranks.spawn(1, [sys.executable, "-c", say], dict(os.environ))
         ranks.spawn(2, [sys.executable, "-c", "import time; time.sleep(30)"], dict(os.environ))
         deadline = time.time() + 10
