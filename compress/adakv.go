@@ -22,21 +22,8 @@ func SelectAdaKV(plan Plan, queries, keys []float32, numQHeads, numKVHeads, head
 	if numKVHeads < 1 || numQHeads < numKVHeads || numQHeads%numKVHeads != 0 {
 		panic(fmt.Sprintf("compress: SelectAdaKV: %d query heads is not a positive multiple of %d KV heads", numQHeads, numKVHeads))
 	}
-	L := plan.PromptLen
-	w := min(plan.Window, L)
-	if headDim < 1 || len(queries) != w*numQHeads*headDim || len(keys) != L*numKVHeads*headDim {
-		panic(fmt.Sprintf("compress: SelectAdaKV: got %d query and %d key floats, want %d x %d x %d and %d x %d x %d",
-			len(queries), len(keys), w, numQHeads, headDim, L, numKVHeads, headDim))
-	}
-	if s == nil {
-		s = &Scratch{}
-	}
 	c := plan.Hi - plan.Lo
-	s.q = grow(s.q, min(w, rowBlock)*headDim)
-	s.logits = grow(s.logits, min(w, rowBlock)*L)
-	s.ex = grow(s.ex, L)
-	s.score = grow(s.score, L)
-	s.group = grow(s.group, c)
+	s = prepareScoring(s, "SelectAdaKV", &plan, queries, keys, numQHeads, numKVHeads, headDim)
 	// Per head: its candidates' scores and their order (best first).
 	scores := make([][]float64, numKVHeads)
 	order := make([][]int32, numKVHeads)

@@ -71,24 +71,11 @@ func SelectTopK(plan Plan, queries, keys []float32, numQHeads, numKVHeads, headD
 		}
 		return out
 	}
-	L := plan.PromptLen
 	if plan.Policy.Method == MethodKNorm {
 		return selectKNorm(plan, keys, numKVHeads, headDim, s)
 	}
-	w := min(plan.Window, L)
-	if headDim < 1 || len(queries) != w*numQHeads*headDim || len(keys) != L*numKVHeads*headDim {
-		panic(fmt.Sprintf("compress: SelectTopK: got %d query and %d key floats, want %d x %d x %d and %d x %d x %d",
-			len(queries), len(keys), w, numQHeads, headDim, L, numKVHeads, headDim))
-	}
-	if s == nil {
-		s = &Scratch{}
-	}
 	c := plan.Hi - plan.Lo
-	s.q = grow(s.q, min(w, rowBlock)*headDim)
-	s.logits = grow(s.logits, min(w, rowBlock)*L)
-	s.ex = grow(s.ex, L)
-	s.score = grow(s.score, L)
-	s.group = grow(s.group, c)
+	s = prepareScoring(s, "SelectTopK", &plan, queries, keys, numQHeads, numKVHeads, headDim)
 	s.idx = grow(s.idx, c)
 	for g := range numKVHeads {
 		groupScores(plan, queries, keys, numQHeads, numKVHeads, headDim, g, s)
@@ -242,4 +229,24 @@ func topK(s *Scratch, lo, n int) []int {
 	}
 	slices.Sort(kept)
 	return kept
+}
+
+// prepareScoring checks the lengths of the window's queries and the prompt's keys against plan (a panic naming fn,
+// as for any misuse of the package by a backend) and sizes the scratch buffers the SnapKV scores use.
+func prepareScoring(s *Scratch, fn string, plan *Plan, queries, keys []float32, numQHeads, numKVHeads, headDim int) *Scratch {
+	L := plan.PromptLen
+	w := min(plan.Window, L)
+	if headDim < 1 || len(queries) != w*numQHeads*headDim || len(keys) != L*numKVHeads*headDim {
+		panic(fmt.Sprintf("compress: %s: got %d query and %d key floats, want %d x %d x %d and %d x %d x %d",
+			fn, len(queries), len(keys), w, numQHeads, headDim, L, numKVHeads, headDim))
+	}
+	if s == nil {
+		s = &Scratch{}
+	}
+	s.q = grow(s.q, min(w, rowBlock)*headDim)
+	s.logits = grow(s.logits, min(w, rowBlock)*L)
+	s.ex = grow(s.ex, L)
+	s.score = grow(s.score, L)
+	s.group = grow(s.group, plan.Hi-plan.Lo)
+	return s
 }

@@ -864,16 +864,7 @@ func (a *attnJob) row(r, kvh, h0, h1, worker int) {
 			dots(q[h*d:(h+1)*d], K[s0*st:], st, m, scale, sc[h*n+s0:h*n+s0+m])
 		}
 	}
-	if live != nil {
-		live = live[:n]
-		for s, lp := range live {
-			if !visible(lp, p) {
-				for h := h0; h < h1; h++ {
-					sc[h*n+s] = float32(math.Inf(-1))
-				}
-			}
-		}
-	}
+	maskInvisible(sc, live, n, p, h0, h1)
 	out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
 	clear(out[h0*d : h1*d])
 	// Unnormalised weights (invisible slots have weight 0), normalised once at the end.
@@ -929,15 +920,7 @@ func (a *attnJob) rowQuant(r, kvh, h0, h1, worker int) {
 			dots(q[h*d:(h+1)*d], tile, d, m, scale, sc[h*n+s0:h*n+s0+m])
 		}
 	}
-	if live := seq.Live; live != nil {
-		for s, lp := range live[:n] {
-			if !visible(lp, p) {
-				for h := h0; h < h1; h++ {
-					sc[h*n+s] = float32(math.Inf(-1))
-				}
-			}
-		}
-	}
+	maskInvisible(sc, seq.Live, n, p, h0, h1)
 	out := ws.att[r*nQ*d+kvh*g*d : r*nQ*d+(kvh+1)*g*d]
 	clear(out[h0*d : h1*d])
 	var inv [maxRowHeads]float32
@@ -972,3 +955,18 @@ const maxRowHeads = 16
 
 // visible reports whether a slot holding absolute position lp is seen by a query at position p.
 func visible(lp int32, p int) bool { return lp >= 0 && int(lp) <= p }
+
+// maskInvisible sets to -Inf the scores of heads [h0, h1) (rows of n slots in sc) at the slots that live (nil: every
+// slot is visible) marks as not visible from position p.
+func maskInvisible(sc []float32, live []int32, n, p, h0, h1 int) {
+	if live == nil {
+		return
+	}
+	for s, lp := range live[:n] {
+		if !visible(lp, p) {
+			for h := h0; h < h1; h++ {
+				sc[h*n+s] = float32(math.Inf(-1))
+			}
+		}
+	}
+}
