@@ -222,6 +222,36 @@ func cannotConnect(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
+// downSince turns the last failure of a request that connected but broke off (a reset, a stream cut short) into
+// an unreachable one when the endpoint no longer accepts connections: a server that died while answering is down,
+// not a backend error of this request (so the run stops instead of recording it). Other errors are returned as
+// they are.
+func (c *Client) downSince(ctx context.Context, err error) error {
+	var te *transientError
+	if !errors.As(err, &te) || te.unreachable {
+		return err
+	}
+	u, perr := url.Parse(c.baseURL)
+	if perr != nil || u.Host == "" {
+		return err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, derr := (&net.Dialer{}).DialContext(dctx, "tcp", host)
+	if derr == nil {
+		conn.Close()
+		return err
+	}
+	if !cannotConnect(derr) {
+		return err
+	}
+	return &transientError{msg: fmt.Sprintf("%v; the endpoint no longer accepts connections (%v)", err, derr), unreachable: true}
+}
+
 // protocolError is a permanent protocol failure (an over-long SSE line, an unreadable success body).
 type protocolError struct{ msg string }
 
@@ -264,6 +294,7 @@ func (c *Client) Complete(ctx context.Context, path string, req CompletionReques
 		}
 		last = err
 		if !retryable(err) || attempt >= retries {
+			err = c.downSince(ctx, err)
 			if errors.Is(err, llm.ErrUnreachable) {
 				c.down.Store(true)
 			}
