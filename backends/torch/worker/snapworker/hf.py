@@ -7,6 +7,8 @@ anything is loaded, naming the architecture.
 """
 from __future__ import annotations
 
+import contextlib
+
 from typing import Any, Dict
 
 import torch
@@ -123,11 +125,17 @@ class HFRunner:
         kw: Dict[str, Any] = {_dtype_kw(transformers.__version__): dtype, "attn_implementation": ATTN_NAME}
         if random_weights:
             torch.manual_seed(seed)
-            with self.device:  # the weights are made on the device, not copied there
+            # The weights are made on the device, not copied there (a CPU needs no context; torch < 2.0 has none).
+            with self.device if self.device.type != "cpu" else contextlib.nullcontext():
                 model = AutoModelForCausalLM.from_config(config, **kw)
         else:
             model = AutoModelForCausalLM.from_pretrained(model_dir, **kw)
         model = model.to(self.device)
+        if random_weights:  # the values the tensor-parallel build draws, so that tp=1 and tp=N are one model
+            from .shard import redraw_by_name
+
+            tc0 = getattr(config, "get_text_config", lambda: config)()
+            redraw_by_name(model, seed, float(getattr(tc0, "initializer_range", 0.02) or 0.02))
         self.model = model.eval()
         tc = getattr(config, "get_text_config", lambda: config)()
         self.layers = int(tc.num_hidden_layers)

@@ -341,6 +341,17 @@ def random_param(name: str, full: Tuple[int, ...], sl: Optional[Slice], dtype: t
     return t if sl is None else t.narrow(sl.dim, sl.start, sl.length).clone()
 
 
+def redraw_by_name(model: nn.Module, seed: int, std: float) -> None:
+    """Gives every matrix of an unsplit model (parameters of two or more dimensions) the random values the
+    tensor-parallel build draws for it (random_param by its first name), in place: a random-weight model is then
+    the same model at tp=1 as at any tp. Vectors keep their constructor's values, as in the split build."""
+    with torch.no_grad():
+        for names in _tied(model).values():
+            p = model.get_parameter(names[0])
+            if p.dim() >= 2:
+                p.copy_(random_param(names[0], tuple(p.shape), None, p.dtype, p.device, seed, std))
+
+
 def _set_param(model: nn.Module, name: str, p: nn.Parameter) -> None:
     mod, _, attr = name.rpartition(".")
     owner = model.get_submodule(mod) if mod else model

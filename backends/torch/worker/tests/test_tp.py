@@ -189,42 +189,52 @@ class OneRankTest(unittest.TestCase):
             set_step(None)
         self.assertTrue(torch.equal(outs[0], outs[1]))
 
+    def test_random_weights_are_one_model_at_any_tp(self) -> None:
+        """hf.HFRunner (tp=1) and tp.HFModels (the split build, here one rank) with random weights, over the
+        stand-in for transformers, give the same logits: both draw every matrix by its name (the H100 machine's
+        run of 2026-12-07 found tp=1 on transformers' own initialisation and tp=2 on the named draws)."""
+        from types import SimpleNamespace
+
+        fake, made = _fake_transformers(load_json(os.path.join(GQA, "config.json")))
+        saved = sys.modules.get("transformers")
+        sys.modules["transformers"] = fake
+        try:
+            from snapworker.hf import HFRunner
+            from snapworker.tp import HFModels
+
+            whole = HFRunner(GQA, "cpu", torch.float32, True)
+            split = HFModels(SimpleNamespace(model=GQA, dtype="float32", random_weights=True)).build(  # type: ignore
+                0, 1, None, torch.device("cpu"))
+        finally:
+            if saved is None:
+                del sys.modules["transformers"]
+            else:
+                sys.modules["transformers"] = saved
+        self.assertEqual(len(made), 2)
+        ref = minillama.load(GQA)
+        ids = torch.tensor([5, 17, 3, 88, 42, 9], dtype=torch.long)
+        from snapworker.attention import Segment, Step, set_step
+        from snapworker.cache import SeqCache
+        from snapworker.plan import Plan
+
+        plan = Plan(prompt_len=6, max_new=1, capacity=7, sinks=7, ring=0, topk=0, lo=6, hi=6, valid_topk=0,
+                    need_scores=False, window=0, kernel=0, append_decode=False)
+        outs = []
+        for r in (whole, split, ref):
+            set_step(Step([Segment(SeqCache(plan, 2, 2, 16, torch.float32, torch.device("cpu")), 0, 6, True)]))
+            outs.append(r.forward(ids, torch.arange(6), torch.tensor([2, 5])))
+            set_step(None)
+        self.assertTrue(torch.equal(outs[0], outs[1]), (outs[0] - outs[1]).abs().max())
+        self.assertFalse(torch.equal(outs[0], outs[2]))  # random weights, not the checkpoint's
+
     def test_transformers_glue(self) -> None:
         """snapworker.tp.HFModels over a stand-in for the four names of transformers it uses (AutoConfig,
         AutoModelForCausalLM.from_config, AttentionInterface, __version__) and a model laid out as transformers lays
         out a causal LM (model.layers..., lm_head): transformers itself is not installed here; tp_session.sh runs
         the real one."""
-        import types
         from types import SimpleNamespace
 
-        class CausalLM(nn.Module):
-            def __init__(self, config: Any) -> None:
-                super().__init__()
-                self.model = minillama.MiniLM(config.raw, False)
-                self.lm_head = self.model.lm_head
-                self.model.lm_head = None
-
-            def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, use_cache: bool,
-                        logits_to_keep: torch.Tensor) -> Any:
-                assert use_cache is False
-                self.model.lm_head = self.lm_head
-                try:
-                    return SimpleNamespace(logits=self.model(input_ids[0], position_ids[0], logits_to_keep)[None])
-                finally:
-                    self.model.lm_head = None
-
-        raw = load_json(os.path.join(GQA, "config.json"))
-        fake = types.ModuleType("transformers")
-        fake.__version__ = "5.17.0"  # type: ignore[attr-defined]
-        fake.AttentionInterface = SimpleNamespace(register=lambda name, fn: None)  # type: ignore[attr-defined]
-        fake.AutoConfig = SimpleNamespace(from_pretrained=lambda d: SimpleNamespace(raw=raw, **raw))  # type: ignore
-        made: List[Dict[str, Any]] = []
-
-        def from_config(config: Any, **kw: Any) -> nn.Module:
-            made.append(kw)
-            return CausalLM(config)
-
-        fake.AutoModelForCausalLM = SimpleNamespace(from_config=from_config)  # type: ignore[attr-defined]
+        fake, made = _fake_transformers(load_json(os.path.join(GQA, "config.json")))
         saved = sys.modules.get("transformers")
         sys.modules["transformers"] = fake
         try:
@@ -648,3 +658,46 @@ class GPUTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def _fake_transformers(raw: Dict[str, Any]) -> "tuple[Any, List[Dict[str, Any]]]":
+    """A stand-in for the names of transformers the worker uses (AutoConfig, AutoModelForCausalLM.from_config,
+    AttentionInterface, __version__) over minillama laid out as transformers lays out a causal LM; returns it and
+    the keyword arguments of every from_config call."""
+    import types
+    from types import SimpleNamespace
+
+    class CausalLM(nn.Module):
+        def __init__(self, config: Any) -> None:
+            super().__init__()
+            self.model = minillama.MiniLM(config.raw, False)
+            self.lm_head = self.model.lm_head
+            self.model.lm_head = None
+
+        def get_input_embeddings(self) -> nn.Module:
+            return self.model.embed_tokens
+
+        def get_output_embeddings(self) -> Optional[nn.Module]:
+            return self.lm_head
+
+        def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, use_cache: bool,
+                    logits_to_keep: torch.Tensor) -> Any:
+            assert use_cache is False
+            self.model.lm_head = self.lm_head
+            try:
+                return SimpleNamespace(logits=self.model(input_ids[0], position_ids[0], logits_to_keep)[None])
+            finally:
+                self.model.lm_head = None
+
+    fake = types.ModuleType("transformers")
+    fake.__version__ = "5.17.0"  # type: ignore[attr-defined]
+    fake.AttentionInterface = SimpleNamespace(register=lambda name, fn: None)  # type: ignore[attr-defined]
+    fake.AutoConfig = SimpleNamespace(from_pretrained=lambda d: SimpleNamespace(raw=raw, **raw))  # type: ignore
+    made: List[Dict[str, Any]] = []
+
+    def from_config(config: Any, **kw: Any) -> nn.Module:
+        made.append(kw)
+        return CausalLM(config)
+
+    fake.AutoModelForCausalLM = SimpleNamespace(from_config=from_config)  # type: ignore[attr-defined]
+    return fake, made
