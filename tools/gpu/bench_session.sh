@@ -41,27 +41,9 @@ SNAP=$(cd "$CARRY/bin" && pwd)/snapeval
 SUMMARY=$R/summary.txt
 : > "$SUMMARY"
 
-note() { echo "$*" | tee -a "$SUMMARY"; }
-left() { echo $((DEADLINE - ($(date +%s) - START))); }
-
-# phase NAME LIMIT CMD...: runs CMD with a time limit if the deadline allows, logs to $R/NAME.log.
-phase() {
-  local name=$1 limit=$2
-  shift 2
-  local l
-  l=$(left)
-  if [ "$l" -lt 20 ]; then note "=== $name: skipped (deadline)"; return 0; fi
-  [ "$limit" -gt "$l" ] && limit=$l
-  echo "=== $name (limit ${limit}s, $(date -u +%T))"
-  local t0
-  t0=$(date +%s)
-  timeout --kill-after=10 "$limit" bash -c "$*" > "$R/$name.log" 2>&1
-  local rc=$?
-  note "=== $name: rc=$rc in $(( $(date +%s) - t0 ))s"
-  tail -n 40 "$R/$name.log" | tee -a "$SUMMARY"
-}
-
-want() { for p in "${PHASES[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+TAIL=40
+# shellcheck source=session_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/session_lib.sh" || exit 2
 PHASES=("$@")
 [ ${#PHASES[@]} -eq 0 ] && PHASES=(env graphs bench)
 

@@ -27,24 +27,9 @@ CHECK=$(cd "$CARRY/bin" && pwd)/gpucheck
 SUMMARY=$R/summary.txt
 : > "$SUMMARY"
 
-note() { echo "$*" | tee -a "$SUMMARY"; }
-
-# phase NAME LIMIT CMD...: runs CMD with a time limit if the deadline allows, logs to $R/NAME.log.
-phase() {
-  local name=$1 limit=$2
-  shift 2
-  local left=$((DEADLINE - ($(date +%s) - START)))
-  if [ "$left" -lt 20 ]; then note "=== $name: skipped (deadline)"; return 0; fi
-  [ "$limit" -gt "$left" ] && limit=$left
-  echo "=== $name (limit ${limit}s, $(date -u +%T))"
-  local t0=$(date +%s)
-  timeout --kill-after=10 "$limit" bash -c "$*" > "$R/$name.log" 2>&1
-  local rc=$?
-  note "=== $name: rc=$rc in $(( $(date +%s) - t0 ))s"
-  tail -n 60 "$R/$name.log" | tee -a "$SUMMARY"
-}
-
-want() { for p in "${PHASES[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+TAIL=60
+# shellcheck source=session_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/session_lib.sh" || exit 2
 PHASES=("$@")
 [ ${#PHASES[@]} -eq 0 ] && PHASES=(env pytests conformance longctx crossengine inspect kill)
 
