@@ -175,7 +175,7 @@ type benchSpec struct {
 }
 
 // planFor lays out a prompt of n tokens and maxNew new tokens under spec.
-func planFor(spec string, n, maxNew int) (wirePlan, compress.Plan, error) {
+func planFor(spec string, n, maxNew, layers int) (wirePlan, compress.Plan, error) {
 	pol, err := compress.Parse(spec)
 	if err != nil {
 		return wirePlan{}, compress.Plan{}, err
@@ -184,7 +184,7 @@ func planFor(spec string, n, maxNew int) (wirePlan, compress.Plan, error) {
 	if err != nil {
 		return wirePlan{}, compress.Plan{}, err
 	}
-	return toWire(p), p, nil
+	return toWire(p, layers), p, nil
 }
 
 // buildSpec lays out every figure for a model of shape s with elemBytes-byte K/V elements.
@@ -196,7 +196,7 @@ func buildSpec(s benchShape, elemBytes int, o BenchOptions) (benchSpec, error) {
 	var figs []specFigure
 	var firstErr error
 	plan := func(spec string, n, maxNew int) wirePlan {
-		w, _, err := planFor(spec, n, maxNew)
+		w, _, err := planFor(spec, n, maxNew, s.Layers)
 		if err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("bench spec: %s at %d tokens: %w", spec, n, err)
 		}
@@ -231,11 +231,11 @@ func buildSpec(s benchShape, elemBytes int, o BenchOptions) (benchSpec, error) {
 	add(f)
 
 	f = common("table5", "table5")
-	_, fullPlan, err := planFor("full", sz.Table5Prompt, sz.Table5MaxNew)
+	_, fullPlan, err := planFor("full", sz.Table5Prompt, sz.Table5MaxNew, s.Layers)
 	if err != nil {
 		return benchSpec{}, err
 	}
-	_, snapPlan, err := planFor(sz.Table5Policy, sz.Table5Prompt, sz.Table5MaxNew)
+	_, snapPlan, err := planFor(sz.Table5Policy, sz.Table5Prompt, sz.Table5MaxNew, s.Layers)
 	if err != nil {
 		return benchSpec{}, err
 	}
@@ -252,8 +252,8 @@ func buildSpec(s benchShape, elemBytes int, o BenchOptions) (benchSpec, error) {
 			float64(budget)/(1<<30), fullPlan.Capacity, float64(kvBytes(fullPlan.Capacity))/(1<<30))
 	}
 	f["kv_budget_bytes"], f["steps"], f["rounds"], f["policy"] = budget, sz.Table5Steps, sz.Table5Rounds, sz.Table5Policy
-	f["sides"] = []map[string]any{{"side": "full", "batch": fullBatch, "plan": toWire(fullPlan)},
-		{"side": "snapstream", "batch": snapBatch, "plan": toWire(snapPlan), "policy": sz.Table5Policy}}
+	f["sides"] = []map[string]any{{"side": "full", "batch": fullBatch, "plan": toWire(fullPlan, s.Layers)},
+		{"side": "snapstream", "batch": snapBatch, "plan": toWire(snapPlan, s.Layers), "policy": sz.Table5Policy}}
 	add(f)
 
 	f = common("vs_transformers", "vs_transformers")

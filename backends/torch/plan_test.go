@@ -17,8 +17,10 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // goldenPlans is testdata/plans.json: the plans the Python tests run with (the worker computes none of them) and
 // compress.SlotOf and Slots.Prefill over a grid of plans, which the worker's slot formula must reproduce.
 type goldenPlans struct {
-	Note      string                   `json:"note"`
-	Fixtures  map[string][]fixturePlan `json:"fixtures"`
+	Note     string                   `json:"note"`
+	Fixtures map[string][]fixturePlan `json:"fixtures"`
+	// Policies are the plans of the cases of backends/cpu/engine/testdata/policies-MODEL.json (issue #23's policies).
+	Policies  map[string][]fixturePlan `json:"policies"`
 	Selection []wirePlan               `json:"selection"`
 	Slots     []slotCase               `json:"slots"`
 }
@@ -70,6 +72,22 @@ func policySpec(p map[string]any) string {
 	return fmt.Sprintf("snapstream:sinks=%d,recent=%d,topk=%d,window=%d,kernel=%d", i("sinks"), i("recent"), i("topk"), i("window"), i("kernel"))
 }
 
+// modelLayers is num_hidden_layers of a conformance model's config.json.
+func modelLayers(t *testing.T, model string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "cpu", "testdata", "models", model, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Layers int `json:"num_hidden_layers"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || c.Layers < 1 {
+		t.Fatalf("%s config.json: num_hidden_layers %d (%v)", model, c.Layers, err)
+	}
+	return c.Layers
+}
+
 func mustPlan(t *testing.T, p compress.Policy, L, maxNew int) compress.Plan {
 	t.Helper()
 	pl, err := p.Plan(L, maxNew)
@@ -81,10 +99,29 @@ func mustPlan(t *testing.T, p compress.Policy, L, maxNew int) compress.Plan {
 
 func buildGolden(t *testing.T) goldenPlans {
 	g := goldenPlans{Note: "written by `go test ./backends/torch -run TestGoldenPlans -update`; read by worker/tests",
-		Fixtures: map[string][]fixturePlan{}}
+		Fixtures: map[string][]fixturePlan{}, Policies: map[string][]fixturePlan{}}
 	for _, m := range []string{"llama-gqa", "qwen2-tied"} {
+		layers := modelLayers(t, m)
 		for _, spec := range fixtureSpecs(t, m) {
-			g.Fixtures[m] = append(g.Fixtures[m], fixturePlan{Spec: spec, Plan: toWire(mustPlan(t, compress.MustParse(spec), 160, 24))})
+			g.Fixtures[m] = append(g.Fixtures[m], fixturePlan{Spec: spec, Plan: toWire(mustPlan(t, compress.MustParse(spec), 160, 24), layers)})
+		}
+		b, err := os.ReadFile(filepath.Join("..", "cpu", "engine", "testdata", "policies-"+m+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fx struct {
+			PromptIDs []int `json:"prompt_ids"`
+			Cases     []struct {
+				Spec   string `json:"spec"`
+				Greedy []int  `json:"greedy"`
+			} `json:"cases"`
+		}
+		if err := json.Unmarshal(b, &fx); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range fx.Cases {
+			pl := mustPlan(t, compress.MustParse(c.Spec), len(fx.PromptIDs), len(c.Greedy))
+			g.Policies[m] = append(g.Policies[m], fixturePlan{Spec: c.Spec, Plan: toWire(pl, layers)})
 		}
 	}
 	b, err := os.ReadFile(filepath.Join("..", "..", "compress", "testdata", "selection.json"))
@@ -105,7 +142,7 @@ func buildGolden(t *testing.T) goldenPlans {
 	for _, c := range sel {
 		pol := compress.Policy{Method: compress.MethodSnapStream, Sinks: c.Sinks, Recent: c.Recent, TopK: c.TopK,
 			Window: c.Window, Kernel: c.Kernel, Budget: c.Sinks + c.Recent + c.TopK}
-		g.Selection = append(g.Selection, toWire(mustPlan(t, pol, c.PromptLen, 0)))
+		g.Selection = append(g.Selection, toWire(mustPlan(t, pol, c.PromptLen, 0), 0))
 	}
 	grid := []struct {
 		spec      string
@@ -119,7 +156,7 @@ func buildGolden(t *testing.T) goldenPlans {
 	}
 	for _, c := range grid {
 		pl := mustPlan(t, compress.MustParse(c.spec), c.L, c.maxNew)
-		sc := slotCase{Spec: c.spec, Plan: toWire(pl)}
+		sc := slotCase{Spec: c.spec, Plan: toWire(pl, 0)}
 		for p := 0; p < c.L+c.maxNew+2; p++ {
 			sc.SlotOf = append(sc.SlotOf, compress.SlotOf(pl, p))
 		}

@@ -438,22 +438,15 @@ func (b *Backend) SetLogDir(dir string) error {
 // LogPath is the worker log being written.
 func (b *Backend) LogPath() string { return b.log.Path() }
 
-// CheckPolicy accepts every policy of the SnapStream spec (full, streaming, snapkv, snapstream, adaptive included);
-// int8 weights, rerotate, knorm, the quantized cache (kvquant), h2o, tova, pyramidkv and adakv are the cpu backend's only.
+// CheckPolicy accepts every cache policy of package compress (docs/policies.md): the SnapStream spec's and
+// rerotate, knorm, kvquant, h2o, tova, pyramidkv and adakv; @int8 weights are the cpu backend's only.
 func (b *Backend) CheckPolicy(spec string) error {
 	p, err := compress.Parse(spec)
 	if err != nil {
 		return err
 	}
-	switch {
-	case p.Weights != "":
+	if p.Weights != "" {
 		return fmt.Errorf("policy %s: the torch backend runs the checkpoint's weights in %s; @%s weights are the cpu backend's", spec, b.opts.DType, p.Weights)
-	case p.Rerotate:
-		return fmt.Errorf("policy %s: the torch backend keeps keys at their original positions; rerotate runs on the cpu backend only", spec)
-	case p.Method == compress.MethodKVQuant:
-		return fmt.Errorf("policy %s: the torch backend holds its KV cache in %s and does not quantize it; kvquant runs on the cpu backend only", spec, b.opts.DType)
-	case p.Method != compress.MethodFull && p.Method != compress.MethodStreaming && p.Method != compress.MethodSnapKV && p.Method != compress.MethodSnapStream:
-		return fmt.Errorf("policy %s: the torch backend implements full, streaming, snapkv and snapstream; %s runs on the cpu backend only", spec, p.Method)
 	}
 	return nil
 }
@@ -601,21 +594,24 @@ func (b *Backend) run(ctx context.Context, j job) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	kv := compress.KVBytes(plan.Capacity, b.info.Layers, b.info.KVHeads, b.info.HeadDim, b.info.ElemBytes)
-	if c := b.info.PoolCapacity; c > 0 && (plan.Capacity+c-1)/c > b.info.PoolRows {
+	// kv is what the records count (kvquant: the packed size; pyramidkv: the layers' mean capacity); held is what
+	// the worker's KV pool holds for the sequence (physSlots slots in the cache's dtype).
+	kv := j.pol.KVBytes(plan.Capacity, b.info.Layers, b.info.KVHeads, b.info.HeadDim, b.info.ElemBytes)
+	wp := toWire(plan, b.info.Layers)
+	held := compress.KVBytes(wp.Slots, b.info.Layers, b.info.KVHeads, b.info.HeadDim, b.info.ElemBytes)
+	if c := b.info.PoolCapacity; c > 0 && (wp.Slots+c-1)/c > b.info.PoolRows {
 		return result{}, fmt.Errorf("a cache of %d slots needs %d rows of the KV pool's %d rows of %d slots (kv_memory_gib, max_batch): %w",
-			plan.Capacity, (plan.Capacity+c-1)/c, b.info.PoolRows, c, llm.ErrContextOverflow)
+			wp.Slots, (wp.Slots+c-1)/c, b.info.PoolRows, c, llm.ErrContextOverflow)
 	}
-	if kv > b.pool.cap {
+	if held > b.pool.cap {
 		return result{}, fmt.Errorf("a cache of %d slots needs %.2f GiB, more than the KV pool's %.2f GiB (kv_memory_gib): %w",
-			plan.Capacity, float64(kv)/(1<<30), float64(b.pool.cap)/(1<<30), llm.ErrContextOverflow)
+			wp.Slots, float64(held)/(1<<30), float64(b.pool.cap)/(1<<30), llm.ErrContextOverflow)
 	}
-	wp := toWire(plan)
 	sampling := j.sampling
 	cmd := command{Prompt: j.prompt, Plan: &wp, MaxNew: j.maxNew, EOS: j.eos, Sampling: &sampling,
 		WantKept: j.wantKept, WantLogits: j.wantLogits, WantMargins: j.margins}
 	for attempt := 1; ; attempt++ {
-		release, err := b.pool.acquire(ctx, kv)
+		release, err := b.pool.acquire(ctx, held)
 		if err != nil {
 			return result{}, err
 		}

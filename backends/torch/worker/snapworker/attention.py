@@ -3,8 +3,8 @@
 The engine packs every sequence of a step into one row of tokens (batch 1) with explicit position ids and no
 attention mask, and sets the step's segments here before the forward. The model calls attention(module, q, k, v, ...)
 per layer with post-RoPE q [1, H, T, D] and k, v [1, KVH, T, D] (transformers' AttentionInterface convention); for
-each segment this function runs dense causal attention and the SnapKV selection (prefill) or writes the token at its
-slot and attends to the valid slots (decode).
+each segment this function runs dense causal attention and hands the layer's prompt to its cache (SeqCache.prefill:
+the policy's selection and writes), or hands the token to its cache (SeqCache.decode: write and attention).
 
 A StaticStep instead is the decode of the sequences held in rows [0, b) of the engine's SlotPool, one token each, in
 one batched attention call per layer over static buffers: what the engine captures in a CUDA graph per batch size.
@@ -18,7 +18,6 @@ import torch
 
 from .cache import SeqCache, batched_slot_attention, causal_attention, default_scale
 from .pool import SlotPool
-from .select import select_topk
 
 
 @dataclass
@@ -29,7 +28,6 @@ class Segment:
     start: int
     length: int
     prefill: bool
-    slot: int = -1  # decode: the slot of the token
 
 
 class Step:
@@ -91,26 +89,17 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
         # a row-sized buffer (the flash kernels' output is already laid out as [T, H, D]).
         seg = step.segments[0]
         o = causal_attention(q, k, v, scale)
-        _prefill_cache(seg, layer, q, k, v)
+        seg.cache.prefill(layer, q, k, v)
         return o.transpose(0, 1)[None].contiguous(), None
     out = torch.empty_like(q)
     for seg in step.segments:
         a, b = seg.start, seg.start + seg.length
         if seg.prefill:
             out[:, a:b] = causal_attention(q[:, a:b], k[:, a:b], v[:, a:b], scale)
-            _prefill_cache(seg, layer, q[:, a:b], k[:, a:b], v[:, a:b])
+            seg.cache.prefill(layer, q[:, a:b], k[:, a:b], v[:, a:b])
         else:
-            seg.cache.write_decode(layer, seg.slot, k[:, a:b], v[:, a:b])
-            out[:, a:b] = seg.cache.attend(layer, q[:, a:b], scale)
+            out[:, a:b] = seg.cache.decode(layer, q[:, a:b], k[:, a:b], v[:, a:b], scale)
     return out.transpose(0, 1)[None].contiguous(), None
-
-
-def _prefill_cache(seg: Segment, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-    """The SnapKV selection of a prefill segment (q [H, L, D], k, v [KVH, L, D]) and its cache writes."""
-    plan = seg.cache.plan
-    w = min(plan.window, plan.prompt_len) if plan.need_scores else 0
-    top = select_topk(plan, q[:, q.shape[1] - w:], k)
-    seg.cache.write_prefill(layer, k, v, top)
 
 
 def _static(step: StaticStep, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

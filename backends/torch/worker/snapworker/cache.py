@@ -7,12 +7,13 @@ and KV head: the top-K positions differ between them, their slots do not) masks 
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from .plan import Plan
+from .select import select_topk
 
 HAS_SDPA = hasattr(F, "scaled_dot_product_attention")
 
@@ -143,34 +144,74 @@ def batched_slot_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, va
 
 class SeqCache:
     """The slot cache of one sequence under one plan: its own tensors, or views into a SlotPool (storage: K and V
-    [layers, kv_heads, capacity, head_dim] and valid [capacity], all False)."""
+    [layers, kv_heads, held, head_dim] and valid [held], all False; held = plan.held).
+
+    It is the cache of full, streaming, snapkv and snapstream; the other policies subclass it (make_cache picks the
+    class) and override the hooks the engine and the attention function call: prefill (a layer's selection and
+    writes), end_prefill, begin_decode (before a decode step's forward), decode (a layer's write and attention),
+    kept and evicted. static_ok says whether the sequence may decode in the engine's static step (the batched
+    attention over pool rows with one slot mask per row, CUDA graphs): only caches whose decode is a write at
+    plan.decode_slot and attention over the row's valid slots; the others decode in the packed step through decode."""
+
+    static_ok = True
 
     def __init__(self, plan: Plan, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype,
                  device: torch.device,
                  storage: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None) -> None:
         self.plan = plan
         if storage is None:
-            shape = (layers, kv_heads, plan.capacity, head_dim)
+            shape = (layers, kv_heads, plan.held, head_dim)
             storage = (torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device),
-                       torch.zeros(plan.capacity, dtype=torch.bool, device=device))
+                       torch.zeros(plan.held, dtype=torch.bool, device=device))
         self.rebind(*storage)
         # The sinks and ring positions as a few runs of consecutive positions and slots (plain slice copies; a
         # full cache's 131072 positions are one run).
         self.fixed_runs = plan.fixed_runs()
         self.topk: List[Optional[torch.Tensor]] = [None] * layers
+        self.slot = -1  # the slot of the token being decoded (begin_decode)
 
     def rebind(self, k: torch.Tensor, v: torch.Tensor, valid: torch.Tensor) -> None:
         """Points the cache at other storage holding the same contents (a pool row that moved)."""
-        want = (self.plan.capacity,)
+        want = (self.plan.held,)
         if k.shape[2:3] != want or v.shape != k.shape or valid.shape != want:
-            raise ValueError(f"cache storage {tuple(k.shape)} / {tuple(valid.shape)} does not fit capacity "
-                             f"{self.plan.capacity}")
+            raise ValueError(f"cache storage {tuple(k.shape)} / {tuple(valid.shape)} does not fit {self.plan.held} "
+                             "slots")
         self.k, self.v, self.valid = k, v, valid
 
     @property
     def nbytes(self) -> int:
         """The bytes held by K and V."""
         return 2 * self.k.numel() * self.k.element_size()
+
+    def attach(self, runner: Any) -> None:
+        """Called once by make_cache with the engine's runner (a policy that needs the model, e.g. its RoPE)."""
+
+    def prefill(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        """A layer's end of prefill: q [H, L, D] (post-RoPE queries of the whole prompt), k, v [KVH, L, D]. The
+        SnapKV selection (over the last min(window, L) queries) when the plan needs scores, then the writes."""
+        plan = self.plan
+        w = min(plan.window, plan.prompt_len) if plan.need_scores else 0
+        top = select_topk(plan, q[:, q.shape[1] - w:], k)
+        self.write_prefill(layer, k, v, top)
+
+    def end_prefill(self) -> None:
+        """Called once after the prefill's forward (every layer's prefill has run)."""
+        self.mark_prefill()
+
+    def begin_decode(self, p: int) -> None:
+        """Called before the forward of the decode step of position p (the token fed): marks its slot."""
+        self.slot = self.plan.decode_slot(p)
+        self.valid[self.slot] = True
+
+    def decode(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+        """A layer's decode step: q [H, 1, D], k, v [KVH, 1, D] of the token; returns the attention output [H, 1, D]."""
+        self.write_decode(layer, self.slot, k, v)
+        return self.attend(layer, q, scale)
+
+    def evicted(self) -> Optional[List[List[List[int]]]]:
+        """[step][layer][kv head] the position evicted at every decode step (-1 none), for policies that evict
+        during decode; None for the others."""
+        return None
 
     def mark_prefill(self) -> None:
         """Marks the slots the prefill fills: sinks, ring and the valid top-K slots."""

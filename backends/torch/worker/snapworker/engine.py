@@ -20,8 +20,8 @@ from typing import Callable, Deque, Dict, FrozenSet, List, Optional, Protocol
 import torch
 
 from .attention import Segment, Step, set_step
-from .cache import SeqCache
 from .plan import Plan
+from .policies import cache_class, make_cache, unsupported
 from .pool import SlotPool
 from .sampling import Params, Sampler
 from .static import StaticDecoder
@@ -105,6 +105,7 @@ class Engine:
         self.canceled: set = set()
         self.pool = pool
         self.static = StaticDecoder(runner, pool, cuda_graphs, decode_attn) if pool is not None else None
+        self.tp = 1  # the tensor-parallel world size (TPEngine sets it)
 
     def busy(self) -> bool:
         """Whether a step has work to do."""
@@ -129,8 +130,11 @@ class Engine:
             for i, t in enumerate(req.prompt):
                 if not 0 <= t < self.r.vocab:
                     return f"prompt token {t} (index {i}) outside the vocabulary of {self.r.vocab}"
-        if self.pool is not None and self.pool.rows_for(req.plan.capacity) > self.pool.rows:
-            return (f"a cache of {req.plan.capacity} slots needs {self.pool.rows_for(req.plan.capacity)} rows of the "
+        why = unsupported(req.plan, self.tp)
+        if why:
+            return why
+        if self.pool is not None and self.pool.rows_for(req.plan.held) > self.pool.rows:
+            return (f"a cache of {req.plan.held} slots needs {self.pool.rows_for(req.plan.held)} rows of the "
                     f"KV pool's {self.pool.rows} rows of {self.pool.capacity} slots")
         return ""
 
@@ -154,6 +158,9 @@ class Engine:
         s = self._place(req)
         if s is None:
             return False
+        if not s.cache.static_ok:
+            self._free(s)
+            raise ValueError(f"admit_prefilled: request {req.id}: policy {req.plan.method} has no prefill to skip")
         plan = req.plan
         top = torch.arange(plan.lo, plan.lo + plan.valid_topk, device=self.r.device)[None, :]
         for layer in range(self.r.layers):
@@ -199,12 +206,12 @@ class Engine:
         """The sequences of the static step (single-row, packed into rows [0, n) first) and the others."""
         if self.static is None or not running:
             return [], running
-        singles = [s for s in running if s.nrows == 1]
+        singles = [s for s in running if s.nrows == 1 and s.cache.static_ok]
         self._compact(singles)
         singles.sort(key=lambda s: s.row)
         if [s.row for s in singles] != list(range(len(singles))):
-            return [], running  # longer sequences hold low rows: everything runs packed this step
-        return singles, [s for s in running if s.nrows != 1]
+            return [], running  # other sequences hold low rows: everything runs packed this step
+        return singles, [s for s in running if s.nrows != 1 or not s.cache.static_ok]
 
     def _compact(self, singles: List[_Seq]) -> None:
         """Moves the single-row sequences above row n-1 into the free rows below n (n = how many there are)."""
@@ -215,7 +222,7 @@ class Engine:
         for hole, s in zip(holes, high):
             self.pool.move(s.row, hole)
             s.row = hole
-            s.cache.rebind(*self.pool.views(hole, 1, s.req.plan.capacity))
+            s.cache.rebind(*self.pool.views(hole, 1, s.req.plan.held))
 
     def _static_step(self, seqs: List[_Seq]) -> torch.Tensor:
         assert self.static is not None
@@ -225,7 +232,7 @@ class Engine:
             toks.append(s.out[-1])
             pos.append(p)
             slots.append(s.cache.plan.decode_slot(p))
-        return self.static.decode(toks, pos, slots, max(s.req.plan.capacity for s in seqs))
+        return self.static.decode(toks, pos, slots, max(s.req.plan.held for s in seqs))
 
     def _packed_step(self, decode: List[_Seq], prefill: List[_Seq]) -> Optional[torch.Tensor]:
         ids: List[int] = []
@@ -234,9 +241,8 @@ class Engine:
         last: List[int] = []
         for s in decode:
             p = s.req.plan.prompt_len + len(s.out) - 1
-            slot = s.cache.plan.decode_slot(p)
-            s.cache.valid[slot] = True
-            segs.append(Segment(s.cache, len(ids), 1, False, slot))
+            s.cache.begin_decode(p)
+            segs.append(Segment(s.cache, len(ids), 1, False))
             ids.append(s.out[-1])
             pos.append(p)
             last.append(len(ids) - 1)
@@ -260,22 +266,23 @@ class Engine:
         finally:
             set_step(None)
         for s in prefill:
-            s.cache.mark_prefill()
+            s.cache.end_prefill()
         return logits
 
     def _place(self, req: Request) -> Optional[_Seq]:
         """A sequence with its cache: pool rows (None when none are free now) or its own tensors."""
         r = self.r
+        plan = req.plan
         if self.pool is not None:
-            cap = req.plan.capacity
-            row = self.pool.alloc(req.id, cap)
+            cap = plan.held
+            # A sequence that decodes in the packed step takes high rows, so that the static step's stay [0, n).
+            row = self.pool.alloc(req.id, cap, high=not cache_class(plan).static_ok)
             if row is None:
                 return None
             k = self.pool.rows_for(cap)
-            cache = SeqCache(req.plan, r.layers, r.kv_heads, r.head_dim, r.dtype, r.device,
-                             storage=self.pool.views(row, k, cap))
+            cache = make_cache(plan, r, storage=self.pool.views(row, k, cap))
             return _Seq(req, cache, Sampler(req.sampling, r.device), t_admit=time.perf_counter(), row=row, nrows=k)
-        cache = SeqCache(req.plan, r.layers, r.kv_heads, r.head_dim, r.dtype, r.device)
+        cache = make_cache(plan, r)
         return _Seq(req, cache, Sampler(req.sampling, r.device), t_admit=time.perf_counter())
 
     def _admit(self, running: int) -> List[_Seq]:
@@ -293,7 +300,7 @@ class Engine:
                 self.waiting.popleft()
                 self._release()
                 self.emit({"ev": "error", "id": req.id, "kind": "oom",
-                           "msg": f"out of memory allocating a cache of {req.plan.capacity} slots: {e}"})
+                           "msg": f"out of memory allocating a cache of {req.plan.held} slots: {e}"})
                 continue
             if s is None:
                 break  # no free pool rows: it waits for a sequence to finish
@@ -347,6 +354,9 @@ class Engine:
                                  "kv_bytes": s.cache.nbytes}
         if s.req.want_kept and s.t_first:
             ev["kept"] = s.cache.kept()
+            evicted = s.cache.evicted()
+            if evicted is not None:
+                ev["evicted"] = evicted
         if s.logits is not None:
             ev["logits"] = s.logits
         if s.req.want_margins:

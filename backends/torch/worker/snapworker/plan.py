@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
+# The methods of compress.Method the worker knows; every plan names one (cache.make_cache builds its cache).
+METHODS = ("full", "streaming", "snapkv", "snapstream", "knorm", "kvquant", "h2o", "tova", "pyramidkv", "adakv")
+
 _INT_FIELDS = ("prompt_len", "max_new", "capacity", "sinks", "ring", "topk", "lo", "hi", "valid_topk", "window",
                "kernel")
 _BOOL_FIELDS = ("need_scores", "append_decode")
@@ -30,6 +33,18 @@ class Plan:
     window: int
     kernel: int
     append_decode: bool
+    # The policy (compress.Policy) beyond the layout: its method, the base of pyramidkv and adakv, rerotate
+    # (streaming, snapstream), evict (h2o, tova), kvquant's bits and group, pyramidkv's top-K per layer, adakv's
+    # safeguard percentage, and the slots held per layer and KV head (Go's physSlots; 0: capacity).
+    method: str = ""
+    base: str = ""
+    rerotate: bool = False
+    evict: bool = False
+    bits: int = 0
+    group: int = 0
+    layer_topk: Tuple[int, ...] = ()
+    safeguard: int = 0
+    slots: int = 0
 
     @classmethod
     def from_json(cls, d: Any) -> "Plan":
@@ -47,6 +62,28 @@ class Plan:
             if not isinstance(v, bool):
                 raise ValueError(f"plan.{f}: want a boolean, got {v!r}")
             vals[f] = v
+        method = d.get("method", "")  # absent (an older caller's plan): the layout alone, as SeqCache reads it
+        if method not in METHODS + ("",):
+            raise ValueError(f"plan.method: want one of {', '.join(METHODS)}, got {method!r}")
+        vals["method"] = method
+        base = d.get("base", "")
+        if base not in ("", "snapkv", "snapstream"):
+            raise ValueError(f"plan.base: want snapkv or snapstream, got {base!r}")
+        vals["base"] = base
+        for f in ("rerotate", "evict"):
+            v = d.get(f, False)
+            if not isinstance(v, bool):
+                raise ValueError(f"plan.{f}: want a boolean, got {v!r}")
+            vals[f] = v
+        for f in ("bits", "group", "safeguard", "slots"):
+            v = d.get(f, 0)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"plan.{f}: want a non-negative integer, got {v!r}")
+            vals[f] = v
+        lt = d.get("layer_topk", [])
+        if not isinstance(lt, list) or any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in lt):
+            raise ValueError(f"plan.layer_topk: want a list of non-negative integers, got {lt!r}")
+        vals["layer_topk"] = tuple(lt)
         p = cls(**vals)
         p.check()
         return p
@@ -62,10 +99,23 @@ class Plan:
             raise ValueError(f"plan.lo/hi: [{self.lo}, {self.hi}) does not fit prompt {self.prompt_len}")
         if self.valid_topk > min(self.topk, self.hi - self.lo):
             raise ValueError(f"plan.valid_topk: {self.valid_topk} exceeds the top-K block or the candidates")
-        if self.need_scores and (self.window < 1 or self.kernel < 1):
+        if self.need_scores and (self.window < 1 or self.kernel < 1) and self.method not in ("knorm", "h2o", "tova"):
             raise ValueError("plan.window/kernel: must be positive when scores are needed")
+        if self.slots and self.slots < self.capacity:
+            raise ValueError(f"plan.slots: {self.slots} is less than the capacity {self.capacity}")
+        if self.method == "kvquant" and (self.bits not in (2, 4, 8) or self.group < 1):
+            raise ValueError(f"plan.bits/group: kvquant wants 2, 4 or 8 bits and a positive group, got {self.bits}/{self.group}")
+        if self.method == "pyramidkv" and not self.layer_topk:
+            raise ValueError("plan.layer_topk: pyramidkv needs the top-K of every layer")
+        if self.rerotate and self.method not in ("streaming", "snapstream"):
+            raise ValueError(f"plan.rerotate: only streaming and snapstream re-index positions, not {self.method}")
         if self.prompt_len - self.hi > self.ring:
             raise ValueError("plan.hi: more ring positions than ring slots")
+
+    @property
+    def held(self) -> int:
+        """The slots held per layer and KV head (the pool row capacity a sequence needs)."""
+        return self.slots or self.capacity
 
     @property
     def topk_base(self) -> int:

@@ -59,13 +59,14 @@ class SlotPool:
         """The number of free rows."""
         return sum(o is None for o in self.owner)
 
-    def alloc(self, owner: object, capacity: int) -> Optional[int]:
-        """Takes rows for a sequence: a single row as low as possible, k rows as high as possible (so that the
-        single-row sequences stay packed at the bottom); returns the first row, or None when none fit now."""
+    def alloc(self, owner: object, capacity: int, high: bool = False) -> Optional[int]:
+        """Takes rows for a sequence: a single row as low as possible, k rows (or one row when high: a sequence
+        that does not decode in the static step) as high as possible, so that the static step's single-row
+        sequences stay packed at the bottom; returns the first row, or None when none fit now."""
         k = self.rows_for(capacity)
         if k > self.rows:
             return None
-        starts = range(self.rows - k, -1, -1) if k > 1 else range(self.rows)
+        starts = range(self.rows - k, -1, -1) if k > 1 or high else range(self.rows)
         for r in starts:
             if all(self.owner[i] is None for i in range(r, r + k)):
                 for i in range(r, r + k):

@@ -279,6 +279,7 @@ class TPEngine(Engine):
         super().__init__(runner, emit, max_batch=max_batch, prefill_tokens=prefill_tokens, pool=pool,
                          cuda_graphs=cuda_graphs, decode_attn=decode_attn)
         self.rank = rank
+        self.tp = group.world if group is not None else 1
         if pool is not None:
             if group is None:
                 raise ValueError("TPEngine: a pool needs the ranks' group")

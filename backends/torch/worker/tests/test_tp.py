@@ -329,7 +329,7 @@ class RankEngineTest(unittest.TestCase):
         def oom(*a: Any, **k: Any) -> None:
             raise RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB")
 
-        with mock.patch("snapworker.engine.SeqCache", oom):
+        with mock.patch("snapworker.engine.make_cache", oom):
             with self.assertRaisesRegex(RankFailure, "rank 1: out of memory allocating a cache of 13 slots"):
                 eng.step()
         self.assertEqual(col.events, [])  # no error event: the other ranks admitted it
