@@ -5,9 +5,10 @@
 //	    size); with -trace it re-runs every differing request on the torch backend with the run's options and
 //	    reports the top-1/top-2 logit margin where its tokens leave run A's text, which says whether rounding
 //	    explains the difference.
-//	gpucheck longctx -model DIR [-lengths 32768,131008] [-max-new 64] [-policies "p1;p2"] [-backend-opt k=v ...]
-//	    runs every policy at once at each prompt length on the torch backend (random prompt ids) and reports
-//	    capacity, KV bytes, prefill and decode time and peak device memory per request.
+//	gpucheck longctx -model DIR [-lengths 32768,131008] [-max-new 64] [-policies "p1;p2"] [-sequential] [-backend-opt k=v ...]
+//	    runs every policy at once (one after another with -sequential) at each prompt length on the torch backend
+//	    (random prompt ids) and reports capacity, KV bytes, prefill and decode time and peak device memory per
+//	    request.
 package main
 
 import (
@@ -359,6 +360,7 @@ func runLongctx(args []string) error {
 	maxNew := fs.Int("max-new", 64, "greedy tokens per request")
 	policies := fs.String("policies", "full;snapstream:budget=4096;snapstream:budget=32768;streaming:sinks=4,recent=4092;snapkv:topk=4064,window=32,kernel=5", "policies, ';'-separated")
 	out := fs.String("json", "", "write the rows here")
+	sequential := fs.Bool("sequential", false, "run the policies one after another (each one's decode ms/token alone), not all in flight together")
 	opts := kvFlags{}
 	fs.Var(opts, "backend-opt", "torch backend option (repeatable)")
 	fs.Parse(args)
@@ -390,7 +392,7 @@ func runLongctx(args []string) error {
 		var wg sync.WaitGroup
 		for i, p := range pols {
 			wg.Add(1)
-			go func() {
+			run := func() {
 				defer wg.Done()
 				start := time.Now()
 				tr, err := tb.Trace(ctx, ids, p, llm.Sampling{MaxNew: *maxNew})
@@ -405,7 +407,12 @@ func runLongctx(args []string) error {
 					}
 				}
 				got[i] = r
-			}()
+			}
+			if *sequential {
+				run()
+			} else {
+				go run()
+			}
 		}
 		wg.Wait()
 		for i := range got {
