@@ -193,3 +193,62 @@ func TestGoldenPlans(t *testing.T) {
 		t.Errorf("%s is stale: run go test ./backends/torch -run TestGoldenPlans -update", path)
 	}
 }
+
+// TestToWirePolicies: the wire plan names each policy and carries its parameters; pyramidkv's layers sum to the
+// layers' share of the top-K and the worker holds the widest layer's capacity.
+func TestToWirePolicies(t *testing.T) {
+	const layers = 4
+	for _, c := range []struct {
+		spec   string
+		L, new int
+		check  func(w wirePlan, p compress.Plan) string
+	}{
+		{"kvquant:bits=4,group=16", 100, 8, func(w wirePlan, p compress.Plan) string {
+			if w.Method != "kvquant" || w.Bits != 4 || w.Group != 16 || w.Slots != p.Capacity {
+				return "kvquant fields"
+			}
+			return ""
+		}},
+		{"h2o:budget=64,recent=16", 100, 8, func(w wirePlan, p compress.Plan) string {
+			if w.Method != "h2o" || !w.Evict || w.Ring != 16 || w.TopK != 48 || w.Slots != 64 {
+				return "h2o fields"
+			}
+			return ""
+		}},
+		{"snapstream:budget=64,rerotate=true", 100, 8, func(w wirePlan, p compress.Plan) string {
+			if w.Method != "snapstream" || !w.Rerotate {
+				return "rerotate"
+			}
+			return ""
+		}},
+		{"adakv:base=snapstream,budget=64,safeguard=30", 100, 8, func(w wirePlan, p compress.Plan) string {
+			if w.Method != "adakv" || w.Base != "snapstream" || w.Safeguard != 30 || w.Slots != p.Capacity {
+				return "adakv fields"
+			}
+			return ""
+		}},
+		{"pyramidkv:budget=256", 2000, 8, func(w wirePlan, p compress.Plan) string {
+			sum, widest := 0, 0
+			for _, k := range w.LayerTopK {
+				sum += k
+				widest = max(widest, k)
+			}
+			if w.Method != "pyramidkv" || len(w.LayerTopK) != layers || sum != layers*p.TopK || widest <= p.TopK ||
+				w.Slots != p.Capacity-p.TopK+widest {
+				return fmt.Sprintf("pyramidkv layers %v (sum %d, top-K %d), slots %d", w.LayerTopK, sum, p.TopK, w.Slots)
+			}
+			return ""
+		}},
+		{"full", 10, 2, func(w wirePlan, p compress.Plan) string {
+			if w.Method != "full" || w.Slots != 12 || w.LayerTopK != nil {
+				return "full"
+			}
+			return ""
+		}},
+	} {
+		p := mustPlan(t, compress.MustParse(c.spec), c.L, c.new)
+		if msg := c.check(toWire(p, layers), p); msg != "" {
+			t.Errorf("%s: %s", c.spec, msg)
+		}
+	}
+}

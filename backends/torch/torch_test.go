@@ -322,6 +322,18 @@ func TestRequestErrors(t *testing.T) {
 	if out, err := b.Generate(ctx, llm.Request{Prompt: "x", Policy: "streaming:sinks=4,recent=16", Sampling: llm.Sampling{MaxNew: 50}}); err != nil || out.Cache.Capacity != 20 {
 		t.Errorf("a small cache fits: %+v %v", out, err)
 	}
+	// kvquant: the records count the packed size; the pool holds the dequantized values in the model's dtype, so a
+	// quantized cache longer than the pool does not fit although its packed size would.
+	q := compress.MustParse("kvquant:bits=4")
+	if out, err := b.Generate(ctx, llm.Request{Prompt: "x", Policy: "kvquant:bits=4", Sampling: llm.Sampling{MaxNew: 10}}); err != nil {
+		t.Errorf("kvquant: %v", err)
+	} else if sh := b.Shape(); out.Cache.KVBytes != q.KVBytes(out.Cache.Capacity, sh.Layers, sh.KVHeads, sh.HeadDim, sh.ElemBytes) ||
+		out.Cache.KVBytes >= compress.KVBytes(out.Cache.Capacity, sh.Layers, sh.KVHeads, sh.HeadDim, sh.ElemBytes) {
+		t.Errorf("kvquant: KV bytes %d for %d slots, want the packed count", out.Cache.KVBytes, out.Cache.Capacity)
+	}
+	if _, err := b.Generate(ctx, llm.Request{Prompt: "x", Policy: "kvquant:bits=2", Sampling: llm.Sampling{MaxNew: 50}}); !errors.Is(err, llm.ErrContextOverflow) {
+		t.Errorf("kvquant past the KV pool: %v", err)
+	}
 	if _, err := b.Generate(ctx, llm.Request{Prompt: "x", Policy: "snapstream:budget=16@int8"}); err == nil || !strings.Contains(err.Error(), "cpu backend") {
 		t.Errorf("int8 policy: %v", err)
 	}
