@@ -67,6 +67,7 @@ class _Seq:
     t_admit: float = 0.0
     t_first: float = 0.0
     logits: Optional[List[Optional[float]]] = None
+    last_row: Optional[torch.Tensor] = None  # want_logits: the logits row the latest token was sampled from
     margins: List[float] = field(default_factory=list)
     row: int = -1  # the first pool row it holds (-1: its own cache)
     nrows: int = 0
@@ -130,7 +131,7 @@ class Engine:
             for i, t in enumerate(req.prompt):
                 if not 0 <= t < self.r.vocab:
                     return f"prompt token {t} (index {i}) outside the vocabulary of {self.r.vocab}"
-        why = unsupported(req.plan, self.tp)
+        why = unsupported(req.plan, self.tp, self.r)
         if why:
             return why
         if self.pool is not None and self.pool.rows_for(req.plan.held) > self.pool.rows:
@@ -322,6 +323,8 @@ class Engine:
             first = not s.out and s.t_first == 0.0
             if first and s.req.want_logits:
                 s.logits = [x if math.isfinite(x) else None for x in row.float().tolist()]
+            if s.req.want_logits:
+                s.last_row = row
             if first and s.req.max_new == 0:
                 s.t_first = time.perf_counter()
                 finished.append((s, "length"))
@@ -359,6 +362,8 @@ class Engine:
                 ev["evicted"] = evicted
         if s.logits is not None:
             ev["logits"] = s.logits
+        if s.last_row is not None:  # the last step's (the CPU engine's LastLogits; kvquant's fixtures compare them)
+            ev["logits_last"] = [x if math.isfinite(x) else None for x in s.last_row.float().tolist()]
         if s.req.want_margins:
             ev["margins"] = s.margins
         if torch.cuda.is_available() and self.r.device.type == "cuda":

@@ -11,26 +11,33 @@ from typing import Any, Dict, Optional, Tuple, Type
 import torch
 
 from .cache import SeqCache
+from .kvquant import QuantCache
 from .plan import Plan
+from .rerotate import RerotateCache
 
 Storage = Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 Factory = Type[SeqCache]
 
 CACHES: Dict[str, Factory] = {m: SeqCache for m in ("", "full", "streaming", "snapkv", "snapstream")}
+CACHES.update({"kvquant": QuantCache, "streaming+rerotate": RerotateCache, "snapstream+rerotate": RerotateCache})
 
 
 def _key(plan: Plan) -> str:
     return plan.method + ("+rerotate" if plan.rerotate else "")
 
 
-def unsupported(plan: Plan, tp: int = 1) -> str:
-    """Why this worker cannot hold a sequence under plan ("" when it can)."""
+def unsupported(plan: Plan, tp: int = 1, runner: Any = None) -> str:
+    """Why this worker cannot hold a sequence under plan ("" when it can); with the engine's runner, also why its
+    model cannot (a cache class's refusal(plan, runner), e.g. rerotate's RoPE check)."""
     if _key(plan) not in CACHES:
         what = f"{plan.method} with rerotate" if plan.rerotate else plan.method
         return f"policy method {what} is not implemented by this torch worker"
     if tp > 1 and plan.method == "adakv":
         return ("adakv allocates top-K slots across all KV heads of a layer, which tensor parallelism splits between "
                 "ranks; run it with tp=1")
+    refusal = getattr(CACHES[_key(plan)], "refusal", None)
+    if runner is not None and refusal is not None:
+        return str(refusal(plan, runner))
     return ""
 
 

@@ -145,11 +145,16 @@ class MiniRunner:
         self.vocab = c["vocab_size"]
         self.dtype = dtype
         self.device = torch.device("cpu")
+        # The model's RoPE (what rerotate needs): rotate_half over the whole head, these float32 inverse frequencies
+        # (llama3-scaled when the config asks; no attention scaling).
+        self.rope_inv_freq: torch.Tensor = model.inv_freq
+        self.rope_style = "rotate_half"
 
     def to(self, device: str) -> "MiniRunner":
         """The same model on another device."""
         self.model = self.model.to(device)
         self.device = torch.device(device)
+        self.rope_inv_freq = self.model.inv_freq
         return self
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
