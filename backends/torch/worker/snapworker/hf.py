@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -67,6 +67,45 @@ def check_architecture(config: Any) -> None:
     for key in ("attn_logit_softcapping", "attention_chunk_size"):
         if getattr(config, key, None):
             raise Refused(f"{arch} (model_type {mt}) sets {key}; the torch backend runs standard softmax attention only")
+
+
+# Model types whose transformers attention applies RoPE with rotate_half over the two halves of the head (the
+# layout rerotate's rotation assumes); others (interleaved pairs as in GLM or Cohere, or unknown ones) are refused.
+ROTATE_HALF_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
+                               "granite", "olmo", "olmo2", "phi3", "starcoder2", "internlm2", "yi", "deepseek"})
+# RoPE types whose angles are position * fixed inverse frequencies with no attention scaling.
+PLAIN_ROPE_TYPES = frozenset({"default", "linear", "llama3"})
+
+
+def rope_facts(config: Any, model: Any, head_dim: int) -> "tuple[Optional[torch.Tensor], str]":
+    """The model's RoPE as rerotate needs it: (inverse frequencies float32 [head_dim / 2], "rotate_half") when it is
+    plain rotate_half RoPE over the whole head with fixed frequencies and no attention scaling; otherwise (None, what
+    it is instead), which the worker names when it refuses rerotate."""
+    tc = getattr(config, "get_text_config", lambda: config)()
+    mt = getattr(tc, "model_type", "?")
+    if mt not in ROTATE_HALF_TYPES:
+        return None, f"model_type {mt}, which is not known to apply rotate_half RoPE"
+    rp = getattr(tc, "rope_scaling", None) or getattr(tc, "rope_parameters", None) or {}
+    partial = getattr(tc, "partial_rotary_factor", None) or rp.get("partial_rotary_factor")
+    if partial not in (None, 1, 1.0):
+        return None, f"partial rotary RoPE (partial_rotary_factor {partial})"
+    kind = rp.get("rope_type", rp.get("type", "default"))
+    if kind not in PLAIN_ROPE_TYPES:
+        return None, f"{kind} RoPE scaling"
+    rot = None
+    for m in model.modules():
+        if hasattr(m, "inv_freq") and type(m).__name__.endswith("RotaryEmbedding"):
+            rot = m
+            break
+    if rot is None:
+        return None, "no rotary embedding module with inv_freq"
+    scaling = float(getattr(rot, "attention_scaling", 1.0))
+    if scaling != 1.0:
+        return None, f"RoPE with attention_scaling {scaling}"
+    inv = rot.inv_freq.detach().float().cpu()
+    if tuple(inv.shape) != (head_dim // 2,):
+        return None, f"partial rotary RoPE ({inv.numel()} frequencies for head_dim {head_dim})"
+    return inv, "rotate_half"
 
 
 def register() -> None:
@@ -152,6 +191,8 @@ class HFRunner:
         tied = out is not None and out.weight.data_ptr() == emb.data_ptr()
         self.weight_bytes_read = self.weight_bytes - (0 if tied else emb.numel() * emb.element_size())
         self.mlp_ctl = chunk_mlps(self.model, mlp_chunk)
+        # rerotate's view of the RoPE: rope_inv_freq (None unless plain) and rope_style ("rotate_half", or what it is).
+        self.rope_inv_freq, self.rope_style = rope_facts(config, self.model, self.head_dim)
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -33,11 +33,12 @@ def rope_refusal(runner: Any, head_dim: int) -> str:
     """Why runner's RoPE cannot be re-indexed by rotating post-RoPE keys ("" when it can)."""
     style = getattr(runner, "rope_style", None)
     inv = getattr(runner, "rope_inv_freq", None)
+    if style is not None and style != PLAIN:
+        return ("rerotate needs plain rotate_half RoPE over the whole head with no attention scaling; this model has "
+                f"{style}")
     if style is None or inv is None:
         return (f"rerotate needs the model's RoPE; this runner ({type(runner).__name__}) does not expose it "
                 "(rope_inv_freq, rope_style)")
-    if style != PLAIN:
-        return f"rerotate needs plain rotate_half RoPE over the whole head; this model's is {style}"
     if tuple(inv.shape) != (head_dim // 2,):
         return (f"rerotate needs one inverse frequency per channel pair ({head_dim // 2}); the model gives "
                 f"{tuple(inv.shape)}")
