@@ -147,7 +147,8 @@ def main() -> int:
                     rel = 0.0
                     if want_logits:
                         den = max(abs(x) for x in want_logits)
-                        rel = max(abs(a - b) for a, b in zip(ev["logits"], want_logits)) / den
+                        got = ev["logits_last"] if policies else ev["logits"]  # the fixtures': the last step's
+                        rel = max(abs(a - b) for a, b in zip(got, want_logits)) / den
                     mm = min(ev.get("margins") or [0.0])
                     if dtype_name == "float32" and not together:
                         fp32_kept[i] = ev["kept"]
