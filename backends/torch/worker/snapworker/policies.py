@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Tuple, Type
 import torch
 
 from .cache import SeqCache
+from .evict import EvictCache
 from .kvquant import QuantCache
 from .plan import Plan
 from .rerotate import RerotateCache
@@ -20,6 +21,7 @@ Factory = Type[SeqCache]
 
 CACHES: Dict[str, Factory] = {m: SeqCache for m in ("", "full", "streaming", "snapkv", "snapstream")}
 CACHES.update({"kvquant": QuantCache, "streaming+rerotate": RerotateCache, "snapstream+rerotate": RerotateCache})
+CACHES.update({"h2o": EvictCache, "tova": EvictCache})
 
 
 def _key(plan: Plan) -> str:

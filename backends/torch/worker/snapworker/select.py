@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from .plan import Plan
 
 
-def head_scores(logits: torch.Tensor, first: int) -> torch.Tensor:
-    """logits [..., w, L] float32 for observation queries at positions first..first+w-1; returns [..., L] float64,
-    the sum over the w rows of each row's causal softmax (keys after the row's position get 0). Leading dimensions
-    (KV heads, query heads of a group) are independent: each element is computed as for one head alone.
+def causal_probs(logits: torch.Tensor, first: int) -> torch.Tensor:
+    """logits [..., w, L] float32 for queries at positions first..first+w-1; returns [..., w, L] float64, each
+    row's causal softmax (keys after the row's position get 0), the probabilities head_scores sums. Leading
+    dimensions are independent: each element is computed as for one head alone.
 
     Only the last w-1 keys are masked for some rows (keys up to `first` are visible to all), so the masking touches
     only that tail; the exponentials are computed in place in one float64 buffer. Every element gets the value of
@@ -38,7 +38,14 @@ def head_scores(logits: torch.Tensor, first: int) -> torch.Tensor:
     if length > cut:
         ex[..., cut:].masked_fill_(hidden, 0.0)
     inv = 1.0 / ex.sum(dim=-1)  # [..., w]
-    probs = ex.mul_(inv[..., None])
+    return ex.mul_(inv[..., None])
+
+
+def head_scores(logits: torch.Tensor, first: int) -> torch.Tensor:
+    """logits [..., w, L] float32 for observation queries at positions first..first+w-1; returns [..., L] float64,
+    the sum over the w rows (in row order) of each row's causal softmax (causal_probs)."""
+    w, length = logits.shape[-2:]
+    probs = causal_probs(logits, first)
     score = torch.zeros(logits.shape[:-2] + (length,), dtype=torch.float64, device=logits.device)
     for i in range(w):
         score += probs[..., i, :]
