@@ -300,8 +300,8 @@ class TPEngine(Engine):
 
 
 class RankEmit:
-    """The emit callback of every rank's engine: done events with kept positions gather them from all ranks (each
-    holds its own KV heads) and report the KV bytes of all ranks; only the leader writes events."""
+    """The emit callback of every rank's engine: done events with kept (and evicted) positions gather them from all
+    ranks (each holds its own KV heads) and report the KV bytes of all ranks; only the leader writes events."""
 
     def __init__(self, group: Group, out: Optional[Callable[[Dict[str, Any]], None]]) -> None:
         self.group, self.out = group, out
@@ -310,6 +310,10 @@ class RankEmit:
         if ev.get("ev") == "done" and "kept" in ev:
             parts = self.group.gather(ev["kept"])
             ev = dict(ev, kept=[[h for part in parts for h in part[layer]] for layer in range(len(ev["kept"]))])
+        if ev.get("ev") == "done" and "evicted" in ev:  # h2o, tova: [step][layer][kv head], the heads likewise
+            parts = self.group.gather(ev["evicted"])
+            ev = dict(ev, evicted=[[[h for part in parts for h in part[i][layer]] for layer in range(len(step))]
+                                   for i, step in enumerate(ev["evicted"])])
         if ev.get("ev") == "done" and "kv_bytes" in ev:  # every rank holds the same bytes for its KV heads
             ev = dict(ev, kv_bytes=ev["kv_bytes"] * self.group.world)
         if self.out is not None:

@@ -1,12 +1,13 @@
 """h2o and tova's cache (snapworker/evict.py, docs/policies.md §18-19): the doc's worked example (ExampleEvictor)
 through prefill_keep, evict_slots and observe; the eviction rule's ties and NaN; prompt scores in blocks against
 their plain form; a prompt shorter than the budget; a budget covering prompt and decode reproduces full's tokens;
-the held slots never exceed the capacity and follow the eviction rule step by step."""
+the held slots never exceed the capacity and follow the eviction rule step by step; evictions gathered from the
+ranks under tensor parallelism."""
 from __future__ import annotations
 
 import os
 import unittest
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 
@@ -16,6 +17,7 @@ from .support import MODELS, reference
 from snapworker.engine import Engine, Request
 from snapworker.evict import EvictCache, evict_slots, observe, prefill_keep, prompt_scores
 from snapworker.plan import Plan
+from snapworker.tp import RankEmit
 
 
 def evict_plan(method: str, prompt: int, max_new: int, budget: int, recent: int = -1,
@@ -206,6 +208,29 @@ class CapacityTest(unittest.TestCase):
                         self.assertEqual(sorted(now), sorted(pos))
                         slot = now.index(p)
                         self.assertTrue(torch.equal(cache.k[layer, h, slot], ks[layer][h, 0]))
+
+
+class OtherRank:
+    """The control group of rank 0 beside one rank that answers each gather with the next of its answers."""
+
+    world = 2
+
+    def __init__(self, answers: List[Any]) -> None:
+        self.answers = answers
+
+    def gather(self, obj: Any) -> List[Any]:
+        return [obj, self.answers.pop(0)]
+
+
+class TensorParallelTest(unittest.TestCase):
+    def test_evictions_gathered_from_the_ranks(self) -> None:
+        # two layers, one KV head per rank, two decode steps: rank 1's heads follow rank 0's
+        got: List[Dict[str, Any]] = []
+        other = OtherRank([[[[2, 3]], [[2, 4]]], [[[6], [-1]], [[7], [3]]]])
+        emit = RankEmit(other, got.append)  # type: ignore[arg-type]
+        emit({"ev": "done", "id": 1, "kept": [[[0, 1]], [[0, 5]]], "evicted": [[[5], [-1]], [[-1], [0]]]})
+        self.assertEqual(got[0]["kept"], [[[0, 1], [2, 3]], [[0, 5], [2, 4]]])
+        self.assertEqual(got[0]["evicted"], [[[5, 6], [-1, -1]], [[-1, 7], [0, 3]]])
 
 
 if __name__ == "__main__":
