@@ -168,7 +168,7 @@ class CapacityTest(unittest.TestCase):
     def test_held_slots_follow_the_rule(self) -> None:
         layers, kvh, group, d = 3, 2, 2, 8
         g = torch.Generator().manual_seed(11)
-        for method, budget, recent in (("h2o", 9, 3), ("h2o", 6, 1), ("tova", 7, 0)):
+        for method, budget, recent in (("h2o", 9, 3), ("h2o", 6, 1), ("h2o", 5, 5), ("tova", 7, 0)):
             with self.subTest(method=method, budget=budget):
                 length, steps = 15, 20
                 plan = evict_plan(method, length, steps + 1, budget, recent)
