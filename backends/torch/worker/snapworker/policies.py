@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional, Tuple, Type
 
 import torch
 
+from . import alloc
 from .cache import SeqCache
 from .evict import EvictCache
 from .kvquant import QuantCache
@@ -22,6 +23,7 @@ Factory = Type[SeqCache]
 CACHES: Dict[str, Factory] = {m: SeqCache for m in ("", "full", "streaming", "snapkv", "snapstream")}
 CACHES.update({"kvquant": QuantCache, "streaming+rerotate": RerotateCache, "snapstream+rerotate": RerotateCache})
 CACHES.update({"h2o": EvictCache, "tova": EvictCache})
+CACHES.update(alloc.CACHES)  # knorm, pyramidkv, adakv
 
 
 def _key(plan: Plan) -> str:

@@ -75,17 +75,23 @@ def select_topk(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> torch.
 
     queries [H, w, D]: the post-RoPE queries of the last w = min(window, L) prompt positions; keys [KVH, L, D]: the
     post-RoPE keys of the whole prompt. Query head h belongs to KV head h // (H // KVH). Without need_scores every
-    candidate is kept and the inputs are not read. The logits are one product per KV head (as compress computes
-    them); every later step runs on all KV heads at once, element by element in the order of one head alone."""
+    candidate is kept and the inputs are not read."""
+    if not plan.need_scores:
+        row = torch.arange(plan.lo, plan.lo + plan.valid_topk, device=keys.device)
+        return row[None, :].expand(keys.shape[0], -1).clone()
+    return top_positions(candidate_scores(plan, queries, keys), plan.lo, plan.valid_topk)
+
+
+def candidate_scores(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """G of docs/policies.md §8 for the candidates [lo, hi) of every KV head: float64 [KVH, hi-lo] (select_topk's
+    inputs). The logits are one product per KV head (as compress computes them); every later step runs on all KV
+    heads at once, element by element in the order of one head alone."""
     kvh = keys.shape[0]
     device = keys.device
-    if not plan.need_scores:
-        row = torch.arange(plan.lo, plan.lo + plan.valid_topk, device=device)
-        return row[None, :].expand(kvh, -1).clone()
     h, w, d = queries.shape
     length = keys.shape[1]
     if length != plan.prompt_len or w != min(plan.window, length) or h % kvh:
-        raise ValueError(f"select_topk: queries {tuple(queries.shape)} / keys {tuple(keys.shape)} do not fit the plan "
+        raise ValueError(f"candidate_scores: queries {tuple(queries.shape)} / keys {tuple(keys.shape)} do not fit the plan "
                          f"(prompt {plan.prompt_len}, window {plan.window})")
     group = h // kvh
     scale = torch.tensor(1.0 / math.sqrt(d), dtype=torch.float32, device=device)
@@ -99,4 +105,4 @@ def select_topk(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> torch.
     for j in range(group):
         acc += pooled[:, j]
     acc /= float(group)
-    return top_positions(acc, plan.lo, plan.valid_topk)
+    return acc
