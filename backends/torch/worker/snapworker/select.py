@@ -91,8 +91,8 @@ def candidate_scores(plan: Plan, queries: torch.Tensor, keys: torch.Tensor) -> t
     h, w, d = queries.shape
     length = keys.shape[1]
     if length != plan.prompt_len or w != min(plan.window, length) or h % kvh:
-        raise ValueError(f"candidate_scores: queries {tuple(queries.shape)} / keys {tuple(keys.shape)} do not fit the plan "
-                         f"(prompt {plan.prompt_len}, window {plan.window})")
+        raise ValueError(f"candidate_scores: queries {tuple(queries.shape)} / keys {tuple(keys.shape)} do not fit the "
+                         f"plan (prompt {plan.prompt_len}, window {plan.window})")
     group = h // kvh
     scale = torch.tensor(1.0 / math.sqrt(d), dtype=torch.float32, device=device)
     first = length - w
