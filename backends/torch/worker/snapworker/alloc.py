@@ -15,7 +15,7 @@ top-K count (docs/policies.md §15 knorm, §20 pyramidkv, §21 adakv); registere
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
