@@ -50,7 +50,7 @@ class StaticDecoder:
         dev = runner.device
         if impl == "triton":
             from . import triton_decode
-            ok, why = triton_decode.available()
+            ok, why = triton_decode.available(dev)
             if not ok:
                 raise ValueError(f"decode attention triton cannot run here: {why}")
         self.r, self.pool = runner, pool
@@ -194,7 +194,7 @@ class StaticDecoder:
         tol = TRITON_TOL[p.dtype]
         res: Dict[str, Any] = {"tol": tol}
         self.triton_check[b] = res
-        ok, why = triton_decode.available()
+        ok, why = triton_decode.available(p.device)
         if not ok:
             res.update(ok=False, error=why)
             return False

@@ -22,11 +22,13 @@ _error: Optional[str] = None
 _sms: Dict[int, int] = {}
 
 
-def available() -> Tuple[bool, str]:
-    """Whether the kernels can run here, and why not."""
+def available(device: Optional[torch.device] = None) -> Tuple[bool, str]:
+    """Whether the kernels can run here (on device, when given: only a CUDA device), and why not."""
     global _error
     if not torch.cuda.is_available():
         return False, "no CUDA device"
+    if device is not None and device.type != "cuda":
+        return False, f"the model runs on {device}, not a CUDA device"
     if _kernels is None and _error is None:
         try:
             _build()

@@ -59,7 +59,12 @@ class RerotateTest(unittest.TestCase):
             self.assertEqual(len(col.tokens[0]), N)
             for i in (1, 2):
                 self.assertEqual(col.tokens[i], col.tokens[0], f"{model} plan {i}")
-                self.assertEqual(col.done[i]["logits_last"], col.done[0]["logits_last"], f"{model} plan {i} logits")
+                # bit for bit on torch 1.13; torch 2.11 picks its attention kernels' summation order by shape (the
+                # re-rotated copy is a new tensor), so the last bits may differ there
+                want = col.done[0]["logits_last"]
+                den = max(abs(x) for x in want)
+                err = max(abs(a - b) for a, b in zip(col.done[i]["logits_last"], want)) / den
+                self.assertLess(err, 1e-5, f"{model} plan {i} logits")
 
     def test_rotation_composes_with_rope(self) -> None:
         torch.manual_seed(1)
