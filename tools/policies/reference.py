@@ -561,6 +561,10 @@ POLICIES: list[tuple[str, dict[str, Any]]] = [
      {"method": "snapstream", "sinks": 4, "recent": 16, "topk": 24, "window": 8, "kernel": 5, "rerotate": True}),
     ("snapstream:sinks=2,recent=8,topk=40,window=16,kernel=7,rerotate=true",
      {"method": "snapstream", "sinks": 2, "recent": 8, "topk": 40, "window": 16, "kernel": 7, "rerotate": True}),
+    # One sink: the first top-K slots can hold positions equal to their ranks in some layers and KV heads and not
+    # in others (the CPU engine once skipped re-rotating such slots in every head; the torch worker found it).
+    ("snapstream:sinks=1,recent=32,topk=90,window=16,kernel=3,rerotate=true",
+     {"method": "snapstream", "sinks": 1, "recent": 32, "topk": 90, "window": 16, "kernel": 3, "rerotate": True}),
     # knorm budgets where the K-th and (K+1)-th lowest key norms differ by more than 1e-3 (relative) in every
     # layer and KV head of both models, so that float32 keys rank them as float64 ones do (knorm_margin).
     ("knorm:budget=42", {"method": "knorm", "budget": 42}),

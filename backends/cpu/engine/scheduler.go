@@ -452,8 +452,15 @@ func (s *scheduler) finishPrefill(q *sequence) {
 	q.kv.Live = q.slots.Pos
 	if plan.Policy.Rerotate {
 		// The copied keys are rotated for their original positions; rerank rotates the others at the first step.
+		// q.slots.Pos is the last KV head's: a sink or ring slot holds the same position in every layer and KV head,
+		// a top-K slot does not, so its keys are marked for rotation (-1) whatever that head holds there (rotAt
+		// is one entry per slot for all layers and heads: taking the last head's position skipped the rotation of
+		// every head's key in a top-K slot where that head's position happened to equal the slot's rank).
 		for slot, p := range q.slots.Pos {
 			q.mem.rotAt[slot] = p
+			if slot >= plan.Sinks+plan.Ring && slot < plan.Sinks+plan.Ring+plan.TopK {
+				q.mem.rotAt[slot] = -1
+			}
 		}
 	}
 	s.firstToken(q)
