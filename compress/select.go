@@ -173,8 +173,10 @@ func poolCandidates(group, score []float64, lo, hi, k int) {
 }
 
 // selectKNorm is SelectTopK for knorm (docs/policies.md §15): per KV head, the plan.ValidTopK prompt
-// positions whose post-RoPE key has the lowest L2 norm (float64 sum of squares of the float32 components,
-// the square root omitted as it keeps the order), ties to the lower position. Queries are not used.
+// positions whose key has the lowest L2 norm (float64 sum of squares of the float32 components, the square
+// root omitted as it keeps the order), ties to the lower position. Queries are not used. The caller passes the
+// keys before RoPE: the norm is the rotated key's in exact arithmetic, but equal keys (a token repeated in the
+// first layer) tie exactly only before the rotation, which float rounding would otherwise rank.
 func selectKNorm(plan Plan, keys []float32, numKVHeads, headDim int, s *Scratch) [][]int {
 	L := plan.PromptLen
 	if headDim < 1 || len(keys) != L*numKVHeads*headDim {

@@ -337,7 +337,8 @@ def select(pre: Prefill, p: dict[str, Any], pl: dict[str, int], li: int, h: int,
     if c <= K:
         return list(range(lo, hi))
     if p["method"] == "knorm":
-        return rank_top([-math.fsum(x * x for x in pre.k[li][h][j]) for j in range(lo, hi)], lo, K)
+        # §15: the norm of the key before RoPE (equal keys tie exactly; ties to the lower position)
+        return rank_top([-math.fsum(x * x for x in pre.kraw[li][h][j]) for j in range(lo, hi)], lo, K)
     sc = snap_scores(pre, p, pl, li, h)
     margins.append(margin_at(sc, K))
     return rank_top(sc, lo, K)
@@ -565,10 +566,14 @@ POLICIES: list[tuple[str, dict[str, Any]]] = [
     # in others (the CPU engine once skipped re-rotating such slots in every head; the torch worker found it).
     ("snapstream:sinks=1,recent=32,topk=90,window=16,kernel=3,rerotate=true",
      {"method": "snapstream", "sinks": 1, "recent": 32, "topk": 90, "window": 16, "kernel": 3, "rerotate": True}),
-    # knorm budgets where the K-th and (K+1)-th lowest key norms differ by more than 1e-3 (relative) in every
-    # layer and KV head of both models, so that float32 keys rank them as float64 ones do (knorm_margin).
+    # knorm budgets where the K-th and (K+1)-th lowest pre-RoPE key norms differ by more than 1e-3 (relative) in
+    # every layer and KV head of both models, so that float32 keys rank them as float64 ones do (knorm_margin).
     ("knorm:budget=42", {"method": "knorm", "budget": 42}),
     ("knorm:budget=99", {"method": "knorm", "budget": 99}),
+    # A budget whose boundary falls between exactly equal pre-RoPE key norms (a token repeated in the first layer)
+    # in some layer and KV head of both models, and clears 1e-3 elsewhere: the tie goes to the lower position in
+    # every engine only because the norm is taken before RoPE (§15; knorm_margin is 0 here).
+    ("knorm:budget=50", {"method": "knorm", "budget": 50}),
     # kvquant: group 32 divides the 160-token prompt; group 24 leaves 16 prompt keys in float32 until decode
     # completes their group; group 8 is narrower than a head (16), so a value row has two groups.
     ("kvquant:bits=8,group=32", {"method": "kvquant", "bits": 8, "group": 32}),
@@ -597,7 +602,7 @@ def knorm_margin(pre: Prefill, budget: int) -> float:
     gap = math.inf
     for li in range(pre.m.nl):
         for h in range(pre.m.nkv):
-            ns = sorted(math.fsum(x * x for x in k) for k in pre.k[li][h])
+            ns = sorted(math.fsum(x * x for x in k) for k in pre.kraw[li][h])
             if budget < len(ns):
                 gap = min(gap, (ns[budget] - ns[budget - 1]) / ns[budget])
     return gap

@@ -139,7 +139,8 @@ func (s *scheduler) admit() {
 		}
 		key := promptKey(r.job.Prompt)
 		need := qNeed(r.plan)
-		raw := r.plan.Policy.Rerotate
+		// The prefill keeps the pre-RoPE keys for rerotate (rotated again during decode) and knorm (ranked by norm).
+		raw := r.plan.Policy.Rerotate || r.plan.Policy.Method == compress.MethodKNorm
 		serves := func(t *prefillTask) bool { return t != nil && t.serves(need, raw) }
 		mem := s.free[len(s.free)-1]
 		if !s.reserve(r, mem, s.inFlight(key, need, raw) == nil && !serves(s.lru.peek(key, need))) {
@@ -176,7 +177,7 @@ func (s *scheduler) admit() {
 }
 
 // serves reports whether t can be the prefill of a sequence that needs need observation queries and, with
-// raw (a rerotate policy), the pre-RoPE keys.
+// raw (rerotate, knorm), the pre-RoPE keys.
 func (t *prefillTask) serves(need int, raw bool) bool {
 	return t.qRows >= need && (!raw || t.seq.RawK != nil)
 }
@@ -407,7 +408,11 @@ func (s *scheduler) finishPrefill(q *sequence) {
 		s.pool.For(c.Layers, func(lo, hi, worker int) {
 			for l := lo; l < hi; l++ {
 				queries := t.seq.Q[l][(t.qRows-w)*nQ*d:]
-				topKs[l] = compress.SelectTopK(plan, queries, t.seq.K[l][:L*nKV*d], nQ, nKV, d, &s.scratch[worker])
+				keys := t.seq.K[l]
+				if plan.Policy.Method == compress.MethodKNorm {
+					keys = t.seq.RawK[l] // knorm ranks the keys before RoPE (docs/policies.md §15)
+				}
+				topKs[l] = compress.SelectTopK(plan, queries, keys[:L*nKV*d], nQ, nKV, d, &s.scratch[worker])
 			}
 		})
 	}

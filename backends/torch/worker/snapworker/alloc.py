@@ -15,7 +15,7 @@ top-K count (docs/policies.md §15 knorm, §20 pyramidkv, §21 adakv); registere
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 
@@ -27,8 +27,8 @@ Storage = Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def knorm_topk(plan: Plan, keys: torch.Tensor) -> torch.Tensor:
-    """compress.selectKNorm: per KV head the valid_topk candidates of [lo, hi) whose key (keys [KVH, L, D],
-    post-RoPE) has the lowest sum of squares of its components in float64; NaN never kept before a number, ties to
+    """compress.selectKNorm: per KV head the valid_topk candidates of [lo, hi) whose key (keys [KVH, L, D], the
+    keys before RoPE, as KNormCache passes them) has the lowest sum of squares of its components in float64; NaN never kept before a number, ties to
     the lower position. LongTensor [KVH, valid_topk], ascending rows; every candidate when the plan needs no
     scores (the prompt fits)."""
     if not plan.need_scores:
@@ -43,10 +43,24 @@ class KNormCache(SeqCache):
     static step's write and mask."""
 
     static_ok = True
+    wants_pre_rope = True
 
-    def prefill(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
-        """A layer's end of prefill: the lowest-norm keys per KV head (q is not read)."""
-        self.write_prefill(layer, k, v, knorm_topk(self.plan, k))
+    @classmethod
+    def refusal(cls, plan: Plan, runner: Any) -> str:
+        """Why the runner's model cannot run knorm ("" when it can): it does not note its pre-RoPE keys."""
+        if not getattr(runner, "pre_rope", False):
+            return (f"knorm ranks keys by their pre-RoPE norm; this runner ({type(runner).__name__}) does not note its "
+                    "pre-RoPE keys")
+        return ""
+
+    def prefill(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                kraw: Optional[torch.Tensor] = None) -> None:
+        """A layer's end of prefill: the keys of lowest pre-RoPE norm per KV head (kraw; q is not read). The
+        norm is the post-RoPE one in exact arithmetic; taken before RoPE, equal keys (a token repeated in the
+        first layer) tie exactly and go to the lower position, where rotated ones would be ranked by rounding."""
+        if kraw is None:
+            raise RuntimeError("knorm: no pre-RoPE keys")
+        self.write_prefill(layer, k, v, knorm_topk(self.plan, kraw))
 
 
 def layer_plan(plan: Plan, k: int) -> Plan:

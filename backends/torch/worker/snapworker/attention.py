@@ -12,7 +12,7 @@ one batched attention call per layer over static buffers: what the engine captur
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -55,14 +55,40 @@ class StaticStep:
 
 _current: Optional[Union[Step, StaticStep]] = None
 
+# The pre-RoPE keys of the forward in progress, per layer ([KVH, T, D] of the packed row), noted by the model's key
+# projection (hf.note_pre_rope_keys's hooks, or a test model calling note_pre_rope) while a step's prefill asks for
+# them: a cache with wants_pre_rope (knorm, docs/policies.md §15) ranks keys by their pre-RoPE norm.
+_pre_rope: Dict[int, torch.Tensor] = {}
+_want_pre_rope = False
+
+
+def note_pre_rope(layer: int, k: torch.Tensor, head_dim: int) -> None:
+    """Keeps layer's pre-RoPE keys of this forward (k: the key projection's output, [T, KVH * D] or
+    [1, T, KVH * D], or a key norm's [1, T, KVH, D]) when the step asks for them; otherwise does nothing (no work in a
+    decode step)."""
+    if _want_pre_rope:
+        t = k.shape[-3] if k.dim() == 4 else k.shape[-2]
+        _pre_rope[layer] = k.reshape(t, -1, head_dim).transpose(0, 1)
+
 # masks_seen counts calls that received an attention mask: the model must build none (the GPU session checks 0).
 masks_seen = 0
 
 
 def set_step(step: Optional[Union[Step, StaticStep]]) -> None:
     """Installs the segments of the next forward (None after it)."""
-    global _current
+    global _current, _want_pre_rope
     _current = step
+    _pre_rope.clear()
+    _want_pre_rope = isinstance(step, Step) and any(seg.prefill and seg.cache.wants_pre_rope for seg in step.segments)
+
+
+def _raw_keys(layer: int, a: int, b: int) -> torch.Tensor:
+    """The pre-RoPE keys [KVH, b - a, D] of rows [a, b) of layer's forward (RuntimeError when the model noted none)."""
+    raw = _pre_rope.get(layer)
+    if raw is None:
+        raise RuntimeError(f"layer {layer}: the model noted no pre-RoPE keys (a policy ranking keys by their norm needs "
+                           "them: attention.note_pre_rope)")
+    return raw[:, a:b]
 
 
 def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -89,14 +115,20 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
         # a row-sized buffer (the flash kernels' output is already laid out as [T, H, D]).
         seg = step.segments[0]
         o = causal_attention(q, k, v, scale)
-        seg.cache.prefill(layer, q, k, v)
+        if seg.cache.wants_pre_rope:
+            seg.cache.prefill(layer, q, k, v, kraw=_raw_keys(layer, 0, seg.length))
+        else:
+            seg.cache.prefill(layer, q, k, v)
         return o.transpose(0, 1)[None].contiguous(), None
     out = torch.empty_like(q)
     for seg in step.segments:
         a, b = seg.start, seg.start + seg.length
         if seg.prefill:
             out[:, a:b] = causal_attention(q[:, a:b], k[:, a:b], v[:, a:b], scale)
-            seg.cache.prefill(layer, q[:, a:b], k[:, a:b], v[:, a:b])
+            if seg.cache.wants_pre_rope:
+                seg.cache.prefill(layer, q[:, a:b], k[:, a:b], v[:, a:b], kraw=_raw_keys(layer, a, b))
+            else:
+                seg.cache.prefill(layer, q[:, a:b], k[:, a:b], v[:, a:b])
         else:
             out[:, a:b] = seg.cache.decode(layer, q[:, a:b], k[:, a:b], v[:, a:b], scale)
     return out.transpose(0, 1)[None].contiguous(), None

@@ -154,6 +154,8 @@ class SeqCache:
     plan.decode_slot and attention over the row's valid slots; the others decode in the packed step through decode."""
 
     static_ok = True
+    # wants_pre_rope: prefill is called with kraw, the layer's pre-RoPE keys [KVH, L, D] (attention.note_pre_rope).
+    wants_pre_rope = False
 
     def __init__(self, plan: Plan, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype,
                  device: torch.device,

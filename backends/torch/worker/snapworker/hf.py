@@ -108,6 +108,32 @@ def rope_facts(config: Any, model: Any, head_dim: int) -> "tuple[Optional[torch.
     return inv, "rotate_half"
 
 
+def note_pre_rope_keys(model: Any, head_dim: int) -> bool:
+    """Hooks every decoder layer's key projection (and its key norm, where the model has one, as qwen3 does) so that
+    the keys before RoPE reach attention.note_pre_rope (which keeps them only while a step's prefill asks: knorm,
+    docs/policies.md §15). True when every layer of model.model.layers got a hook on a k_proj."""
+    from .attention import note_pre_rope
+
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        return False
+    hooked = 0
+    for i, layer in enumerate(layers):
+        attn = getattr(layer, "self_attn", None)
+        if attn is None or getattr(attn, "k_proj", None) is None:
+            continue
+        idx = int(getattr(attn, "layer_idx", i))
+
+        def hook(_m: Any, _inp: Any, out: torch.Tensor, _l: int = idx) -> None:
+            note_pre_rope(_l, out, head_dim)
+
+        attn.k_proj.register_forward_hook(hook)
+        if getattr(attn, "k_norm", None) is not None:  # the key norm's output (after k_proj's) is what RoPE rotates
+            attn.k_norm.register_forward_hook(hook)
+        hooked += 1
+    return hooked == len(layers)
+
+
 def register() -> None:
     """Registers the attention function. No mask function is registered on purpose: for an attention
     implementation that transformers' AttentionMaskInterface does not know, create_causal_mask returns None at
@@ -193,6 +219,8 @@ class HFRunner:
         self.mlp_ctl = chunk_mlps(self.model, mlp_chunk)
         # rerotate's view of the RoPE: rope_inv_freq (None unless plain) and rope_style ("rotate_half", or what it is).
         self.rope_inv_freq, self.rope_style = rope_facts(config, self.model, self.head_dim)
+        # knorm ranks the keys before RoPE: hooks on the key projections note them (pre_rope: every layer hooked).
+        self.pre_rope = note_pre_rope_keys(self.model, self.head_dim)
 
     def forward(self, ids: torch.Tensor, positions: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

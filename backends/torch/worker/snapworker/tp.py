@@ -116,7 +116,7 @@ class HFModels:
         import transformers
         from transformers import AutoModelForCausalLM
 
-        from .hf import ATTN_NAME, _dtype_kw, chunk_mlps
+        from .hf import ATTN_NAME, _dtype_kw, chunk_mlps, note_pre_rope_keys, rope_facts
         from .shard import Checkpoint, build
 
         dtype = dtype_of(self.args.dtype)
@@ -130,6 +130,9 @@ class HFModels:
                 source.close()
         # Long prompts run the MLPs in slices, as hf.HFRunner does (each slice's down_proj all-reduces on its own).
         runner.mlp_ctl = chunk_mlps(runner.model, 32768)
+        # As hf.HFRunner: rerotate's RoPE facts (refused where they cannot be read) and knorm's pre-RoPE keys.
+        runner.rope_inv_freq, runner.rope_style = rope_facts(self.config, runner.model, self.shape.head_dim)
+        runner.pre_rope = note_pre_rope_keys(runner.model, self.shape.head_dim)
         return runner
 
 

@@ -21,7 +21,7 @@ from .support import REPO, load_json
 sys.path.insert(0, os.path.join(REPO, "tools", "train"))
 from tinyllama import load_safetensors  # noqa: E402  (the repository's dependency-free safetensors reader)
 
-from snapworker.attention import attention  # noqa: E402
+from snapworker.attention import attention, note_pre_rope  # noqa: E402
 
 
 def inv_freq(cfg: Dict[str, Any], head_dim: int) -> torch.Tensor:
@@ -76,7 +76,9 @@ class Attn(nn.Module):
         t = x.shape[0]
         # -1 heads, as transformers does: a tensor-parallel shard (snapworker.shard) has a slice of them.
         q = self.q_proj(x).view(t, -1, self.hd).transpose(0, 1)
-        k = self.k_proj(x).view(t, -1, self.hd).transpose(0, 1)
+        kp = self.k_proj(x)
+        note_pre_rope(self.layer_idx, kp, self.hd)
+        k = kp.view(t, -1, self.hd).transpose(0, 1)
         v = self.v_proj(x).view(t, -1, self.hd).transpose(0, 1)
         c, s = cos.to(q.dtype), sin.to(q.dtype)
         q = q * c + rotate_half(q) * s
@@ -149,6 +151,7 @@ class MiniRunner:
         # (llama3-scaled when the config asks; no attention scaling).
         self.rope_inv_freq: torch.Tensor = model.inv_freq
         self.rope_style = "rotate_half"
+        self.pre_rope = True  # Attn.forward notes the keys before RoPE
 
     def to(self, device: str) -> "MiniRunner":
         """The same model on another device."""
