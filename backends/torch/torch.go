@@ -439,7 +439,8 @@ func (b *Backend) SetLogDir(dir string) error {
 func (b *Backend) LogPath() string { return b.log.Path() }
 
 // CheckPolicy accepts every cache policy of package compress (docs/policies.md): the SnapStream spec's and
-// rerotate, knorm, kvquant, h2o, tova, pyramidkv and adakv; @int8 weights are the cpu backend's only.
+// rerotate, knorm, kvquant, h2o, tova, pyramidkv and adakv; @int8 weights are the cpu backend's only, and adakv
+// (top-K slots moved between all KV heads of a layer) needs every head in one process: tp=1.
 func (b *Backend) CheckPolicy(spec string) error {
 	p, err := compress.Parse(spec)
 	if err != nil {
@@ -447,6 +448,9 @@ func (b *Backend) CheckPolicy(spec string) error {
 	}
 	if p.Weights != "" {
 		return fmt.Errorf("policy %s: the torch backend runs the checkpoint's weights in %s; @%s weights are the cpu backend's", spec, b.opts.DType, p.Weights)
+	}
+	if p.Method == compress.MethodAdaKV && b.opts.TP > 1 {
+		return fmt.Errorf("policy %s: adakv allocates top-K slots across all KV heads of a layer, which tp=%d splits between processes; run it with tp=1", spec, b.opts.TP)
 	}
 	return nil
 }

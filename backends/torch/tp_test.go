@@ -70,6 +70,13 @@ func TestTPOnFakeWorker(t *testing.T) {
 	if _, err := b.Generate(context.Background(), llm.Request{Prompt: "hello", Policy: "snapkv:topk=16,window=4,kernel=3", Sampling: llm.Sampling{MaxNew: 5}}); err != nil {
 		t.Fatal(err)
 	}
+	// adakv moves top-K slots between all KV heads of a layer: refused up front at tp>1, every other policy runs.
+	if err := b.CheckPolicy("adakv:budget=64"); err == nil || !strings.Contains(err.Error(), "tp=1") {
+		t.Errorf("CheckPolicy(adakv) at tp=2: %v", err)
+	}
+	if err := b.CheckPolicy("h2o:budget=64"); err != nil {
+		t.Errorf("CheckPolicy(h2o) at tp=2: %v", err)
+	}
 
 	qwen := filepath.Join("..", "cpu", "testdata", "models", "qwen2-tied")
 	cases := []struct {
