@@ -3,7 +3,7 @@
 #
 #   tools/gpu/policies_session.sh [PHASE...]      (default: all phases, most important first, within DEADLINE seconds)
 #
-# Phases: env pytests conformance crossengine speed. It needs, in $CARRY (default .devcarry), what torch_session.sh
+# Phases: env conformance crossengine speed pytests (the default), and batch, long (asked for by name). It needs, in $CARRY (default .devcarry), what torch_session.sh
 # needs (bin/snapeval, bin/gpucheck, repo/; see tools/gpu/README.md) and:
 #   cpurun2/    the cpu backend's run of the default suite under every policy of tools/readme/other-policies.sh
 #               (`snapeval run --bench synth --policy ... --no-report`), for crossengine
@@ -61,18 +61,44 @@ speed() {
     "snapstream:budget=1024;snapstream:budget=1024,rerotate=true;streaming:sinks=4,recent=1020,rerotate=true;knorm:budget=1024;kvquant:bits=4;kvquant:bits=8;h2o:budget=1024;tova:budget=1024;pyramidkv:budget=1024;pyramidkv:base=snapstream,budget=1024;adakv:budget=1024;adakv:base=snapstream,budget=1024;full;snapstream:budget=1024"
 }
 
+# batch: 8 sequences of one policy in flight together (8k prompts, 64 new tokens; decode ms/token is the step
+# time), per policy: what the packed step costs at a batch, against snapstream's static step.
+batch() {
+  local M=/tmp/llama31-8b-shape p
+  mkdir -p "$M"
+  cp "$REPO/tools/gpu/llama31-8b-shape/config.json" "$REPO/models/snaptiny/tokenizer.json" "$M/"
+  for p in snapstream:budget=1024 h2o:budget=1024 tova:budget=1024 pyramidkv:budget=1024 kvquant:bits=4 \
+      snapstream:budget=1024,rerotate=true; do
+    echo "### $p x 8"
+    "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt max_batch=8 \
+      -lengths 8192 -max-new 64 -json "$R/batch-${p//[:=,]/_}.json" -policies "$p;$p;$p;$p;$p;$p;$p;$p" | grep -v '^|---'
+  done
+}
+
+# long: h2o's O(L^2) float64 prompt scores at a 32k prompt, beside snapstream, each alone.
+long() {
+  local M=/tmp/llama31-8b-shape
+  mkdir -p "$M"
+  cp "$REPO/tools/gpu/llama31-8b-shape/config.json" "$REPO/models/snaptiny/tokenizer.json" "$M/"
+  "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt max_batch=8 \
+    -lengths 32768 -max-new 16 -sequential -json "$R/long.json" \
+    -policies "snapstream:budget=4096;h2o:budget=4096;tova:budget=4096;knorm:budget=4096"
+}
+
 pytests() { cd "$REPO/backends/torch/worker" && python3 -m unittest discover -s tests -t .; }
 conformance() {
   python3 "$REPO/tools/gpu/conformance.py" --repo "$REPO" --set policies --out "$R/conformance-policies.json"
 }
-export -f env_info pytests conformance crossengine speed
+export -f env_info pytests conformance crossengine speed batch long
 export REPO R SNAP CHECK CARRY
 
 want env && phase env 60 env_info
 want conformance && phase conformance 150 conformance
 want crossengine && phase crossengine 240 crossengine
 want speed && phase speed 200 speed
-want pytests && phase pytests 90 pytests
+want batch && phase batch 240 batch
+want long && phase long 180 long
+want pytests && phase pytests 150 pytests
 note "total $(( $(date +%s) - START ))s"
 tar czf "$OUT/results.tgz" -C "$R" . 2>/dev/null
 cp "$SUMMARY" "$OUT/summary.txt"
