@@ -30,6 +30,10 @@ from .select import causal_probs, top_positions
 # The elements of one block of h2o's prompt rows ([KV heads, group, rows, keys] float64 probabilities): the rows per
 # block are chosen so that a block stays below it (at least one row).
 BLOCK_ELEMS = 1 << 24
+# On a GPU the rows go in blocks of up to 2^26 float64 elements (512 MiB; fewer, larger kernels: at a 32k prompt
+# 2^24 meant blocks of 16 rows and about a million kernel launches a prefill) and each block's rows are added with
+# one sum (a GPU's cumsum does not add in row order either).
+BLOCK_ELEMS_CUDA = 1 << 26
 
 
 def _logits(q: torch.Tensor, k: torch.Tensor, r0: int, r1: int) -> torch.Tensor:
@@ -59,14 +63,15 @@ def prompt_scores(method: str, q: torch.Tensor, k: torch.Tensor, block: int = 0)
         return probs.cumsum(1)[:, -1] / float(group)
     if method != "h2o":
         raise ValueError(f"prompt_scores: method {method!r} is neither h2o nor tova")
+    cuda = q.device.type == "cuda"
     if block <= 0:
-        block = max(1, min(length, BLOCK_ELEMS // (h * length)))
+        block = max(1, min(length, (BLOCK_ELEMS_CUDA if cuda else BLOCK_ELEMS) // (h * length)))
     acc = torch.zeros(kvh, group, length, dtype=torch.float64, device=q.device)
     for r0 in range(0, length, block):
         r1 = min(length, r0 + block)
         probs = causal_probs(_logits(q, k, r0, r1), r0)  # [KVH, G, rows, r1]: keys past r1 get nothing
         probs[:, :, 0] += acc[:, :, :r1]
-        acc[:, :, :r1] = probs.cumsum(2)[:, :, -1]
+        acc[:, :, :r1] = probs.sum(2) if cuda else probs.cumsum(2)[:, :, -1]
     return acc.cumsum(1)[:, -1]
 
 
