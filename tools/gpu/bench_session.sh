@@ -29,21 +29,12 @@ CARRY=${CARRY:-.devcarry}
 OUT=${OUT:-/tmp/bench-session-out}
 DEADLINE=${DEADLINE:-540}
 EXTRA=${BENCH_ARGS:-}
-REPO=$(cd "$CARRY/repo" && pwd)
 R=/tmp/bench-session
-mkdir -p "$R" "$OUT" "$CARRY/bin"
-export SNAPEVAL_CACHE=/tmp/snapeval-cache PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-START=$(date +%s)
-if [ -f "$CARRY/bin/snapeval.gz" ] && [ ! -x "$CARRY/bin/snapeval" ]; then
-  gunzip -c "$CARRY/bin/snapeval.gz" > "$CARRY/bin/snapeval" && chmod +x "$CARRY/bin/snapeval"
-fi
-SNAP=$(cd "$CARRY/bin" && pwd)/snapeval
-SUMMARY=$R/summary.txt
-: > "$SUMMARY"
-
 TAIL=40
 # shellcheck source=session_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/session_lib.sh" || exit 2
+session_start snapeval
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 PHASES=("$@")
 [ ${#PHASES[@]} -eq 0 ] && PHASES=(env graphs bench)
 

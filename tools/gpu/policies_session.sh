@@ -14,22 +14,11 @@ set -u -o pipefail
 CARRY=${CARRY:-.devcarry}
 OUT=${OUT:-/tmp/policies-session-out}
 DEADLINE=${DEADLINE:-560}
-REPO=$(cd "$CARRY/repo" && pwd)
 R=/tmp/policies-session
-mkdir -p "$R" "$OUT" "$CARRY/bin"
-export SNAPEVAL_CACHE=/tmp/snapeval-cache PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-START=$(date +%s)
-for b in snapeval gpucheck; do
-  if [ -f "$CARRY/bin/$b.gz" ] && [ ! -x "$CARRY/bin/$b" ]; then gunzip -c "$CARRY/bin/$b.gz" > "$CARRY/bin/$b" && chmod +x "$CARRY/bin/$b"; fi
-done
-SNAP=$(cd "$CARRY/bin" && pwd)/snapeval
-CHECK=$(cd "$CARRY/bin" && pwd)/gpucheck
-SUMMARY=$R/summary.txt
-: > "$SUMMARY"
-
 TAIL=45
 # shellcheck source=session_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/session_lib.sh" || exit 2
+session_start snapeval gpucheck
 PHASES=("$@")
 [ ${#PHASES[@]} -eq 0 ] && PHASES=(env conformance crossengine speed pytests)
 
@@ -52,10 +41,8 @@ crossengine() {
 # speed: an 8B-shape random model in bfloat16, 8k-token prompt, 64 new tokens, each policy alone at budget 1024:
 # prefill seconds, decode ms/token, KV bytes (records' count) and peak memory.
 speed() {
-  local M=/tmp/llama31-8b-shape
-  mkdir -p "$M"
-  cp "$REPO/tools/gpu/llama31-8b-shape/config.json" "$M/"
-  cp "$REPO/models/snaptiny/tokenizer.json" "$M/"
+  local M
+  M=$(shape_model)
   "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt max_batch=8 \
     -lengths 8192 -max-new 64 -sequential -json "$R/speed.json" -policies \
     "snapstream:budget=1024;snapstream:budget=1024,rerotate=true;streaming:sinks=4,recent=1020,rerotate=true;knorm:budget=1024;kvquant:bits=4;kvquant:bits=8;h2o:budget=1024;tova:budget=1024;pyramidkv:budget=1024;pyramidkv:base=snapstream,budget=1024;adakv:budget=1024;adakv:base=snapstream,budget=1024;full;snapstream:budget=1024"
@@ -64,9 +51,8 @@ speed() {
 # batch: 8 sequences of one policy in flight together (8k prompts, 64 new tokens; decode ms/token is the step
 # time), per policy: what the packed step costs at a batch, against snapstream's static step.
 batch() {
-  local M=/tmp/llama31-8b-shape p
-  mkdir -p "$M"
-  cp "$REPO/tools/gpu/llama31-8b-shape/config.json" "$REPO/models/snaptiny/tokenizer.json" "$M/"
+  local M p
+  M=$(shape_model)
   for p in snapstream:budget=1024 h2o:budget=1024 tova:budget=1024 pyramidkv:budget=1024 kvquant:bits=4 \
       snapstream:budget=1024,rerotate=true; do
     echo "### $p x 8"
@@ -77,9 +63,8 @@ batch() {
 
 # long: h2o's O(L^2) float64 prompt scores at a 32k prompt, beside snapstream, each alone.
 long() {
-  local M=/tmp/llama31-8b-shape
-  mkdir -p "$M"
-  cp "$REPO/tools/gpu/llama31-8b-shape/config.json" "$REPO/models/snaptiny/tokenizer.json" "$M/"
+  local M
+  M=$(shape_model)
   "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt max_batch=8 \
     -lengths 32768 -max-new 16 -sequential -json "$R/long.json" \
     -policies "snapstream:budget=4096;h2o:budget=4096;tova:budget=4096;knorm:budget=4096"

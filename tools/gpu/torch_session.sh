@@ -14,22 +14,11 @@ set -u -o pipefail
 CARRY=${CARRY:-.devcarry}
 OUT=${OUT:-/tmp/torch-session-out}
 DEADLINE=${DEADLINE:-560}
-REPO=$(cd "$CARRY/repo" && pwd)
 R=/tmp/torch-session
-mkdir -p "$R" "$OUT" "$CARRY/bin"
-export SNAPEVAL_CACHE=/tmp/snapeval-cache PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-START=$(date +%s)
-for b in snapeval gpucheck; do
-  if [ -f "$CARRY/bin/$b.gz" ] && [ ! -x "$CARRY/bin/$b" ]; then gunzip -c "$CARRY/bin/$b.gz" > "$CARRY/bin/$b" && chmod +x "$CARRY/bin/$b"; fi
-done
-SNAP=$(cd "$CARRY/bin" && pwd)/snapeval
-CHECK=$(cd "$CARRY/bin" && pwd)/gpucheck
-SUMMARY=$R/summary.txt
-: > "$SUMMARY"
-
 TAIL=60
 # shellcheck source=session_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/session_lib.sh" || exit 2
+session_start snapeval gpucheck
 PHASES=("$@")
 [ ${#PHASES[@]} -eq 0 ] && PHASES=(env pytests conformance longctx crossengine inspect kill)
 
@@ -60,10 +49,8 @@ PY
 }
 
 longctx() {
-  local M=/tmp/llama31-8b-shape
-  mkdir -p "$M"
-  cp "$REPO/tools/gpu/llama31-8b-shape/config.json" "$M/"
-  cp "$REPO/models/snaptiny/tokenizer.json" "$M/"  # the Go side needs a tokenizer; the prompts are token ids
+  local M
+  M=$(shape_model)
   "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt max_batch=8 \
     -json "$R/longctx.json"
 }

@@ -30,25 +30,14 @@ set -u -o pipefail
 CARRY=${CARRY:-.devcarry}
 OUT=${OUT:-/tmp/tp-session-out}
 DEADLINE=${DEADLINE:-560}
-REPO=$(cd "$CARRY/repo" && pwd)
 R=/tmp/tp-session
-mkdir -p "$R" "$OUT" "$CARRY/bin"
-# NVLink multicast stays off (the worker sets these in every rank too); the caches stay on the machine.
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-export SNAPEVAL_CACHE=/tmp/snapeval-cache PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-START=$(date +%s)
-for b in snapeval gpucheck; do
-  if [ -f "$CARRY/bin/$b.gz" ] && [ ! -x "$CARRY/bin/$b" ]; then gunzip -c "$CARRY/bin/$b.gz" > "$CARRY/bin/$b" && chmod +x "$CARRY/bin/$b"; fi
-done
-SNAP=$(cd "$CARRY/bin" && pwd)/snapeval
-CHECK=$(cd "$CARRY/bin" && pwd)/gpucheck
-NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
-SUMMARY=$R/summary.txt
-: > "$SUMMARY"
-
 TAIL=50
 # shellcheck source=session_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/session_lib.sh" || exit 2
+session_start snapeval gpucheck
+# NVLink multicast stays off (the worker sets these in every rank too).
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
 PHASES=("$@")
 [ ${#PHASES[@]} -eq 0 ] && PHASES=(env tpconf bench8b long70b inspect pytests tprun kill)
 
