@@ -53,8 +53,9 @@ speed() {
 batch() {
   local M p
   M=$(shape_model)
-  for p in snapstream:budget=1024 h2o:budget=1024 tova:budget=1024 pyramidkv:budget=1024 kvquant:bits=4 \
-      snapstream:budget=1024,rerotate=true; do
+  # BATCH_POLICIES (space-separated) replaces the default list.
+  for p in ${BATCH_POLICIES:-snapstream:budget=1024 h2o:budget=1024 tova:budget=1024 pyramidkv:budget=1024 \
+      kvquant:bits=4 snapstream:budget=1024,rerotate=true}; do
     echo "### $p x 8"
     "$CHECK" longctx -model "$M" -backend-opt random_weights=true -backend-opt dtype=bfloat16 -backend-opt max_batch=8 \
       -lengths 8192 -max-new 64 -json "$R/batch-${p//[:=,]/_}.json" -policies "$p;$p;$p;$p;$p;$p;$p;$p" | grep -v '^|---'
@@ -75,7 +76,7 @@ conformance() {
   python3 "$REPO/tools/gpu/conformance.py" --repo "$REPO" --set policies --out "$R/conformance-policies.json"
 }
 export -f env_info pytests conformance crossengine speed batch long
-export REPO R SNAP CHECK CARRY
+export REPO R SNAP CHECK CARRY BATCH_POLICIES
 
 want env && phase env 60 env_info
 want conformance && phase conformance 150 conformance

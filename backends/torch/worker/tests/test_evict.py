@@ -15,7 +15,7 @@ from . import minillama
 from .harness import Collector, run_all
 from .support import MODELS, reference
 from snapworker.engine import Engine, Request
-from snapworker.evict import EvictCache, evict_slots, observe, prefill_keep, prompt_scores
+from snapworker.evict import EvictCache, evict_slots, observe, prefill_keep, prompt_scores, prompt_scores_fast
 from snapworker.plan import Plan
 from snapworker.tp import RankEmit
 
@@ -97,6 +97,18 @@ class EvictRuleTest(unittest.TestCase):
 
 
 class PromptScoresTest(unittest.TestCase):
+    def test_fast_form_agrees(self) -> None:
+        """The GPU form (float32 exponentials, float64 normalisers and block sums) is the exact one within float32
+        rounding, whatever the block, with large logits (the max subtraction) and a prompt of one row."""
+        g = torch.Generator().manual_seed(5)
+        for kvh, group, length, d, mag in ((2, 3, 29, 8, 2.0), (1, 4, 64, 16, 6.0), (2, 1, 1, 8, 1.0)):
+            q = torch.randn(kvh * group, length, d, generator=g) * mag
+            k = torch.randn(kvh, length, d, generator=g) * mag
+            want = prompt_scores("h2o", q, k)
+            for block in (0, 1, 5, length):
+                torch.testing.assert_close(prompt_scores_fast(q, k, block), want, rtol=2e-5, atol=1e-9,
+                                           msg=f"L={length} block {block}")
+
     def test_blocks_and_plain_form(self) -> None:
         g = torch.Generator().manual_seed(3)
         kvh, group, length, d = 2, 3, 29, 8
