@@ -25,6 +25,11 @@ rank, with the same eager steps, graph replays, graphs and kernels, and some ste
 --cuda-graphs off is passed through --worker-args) every rank must have replayed CUDA graphs with no capture error.
 The workers run concurrently (--jobs).
 
+--set policies runs issue #23's policies instead: every case of backends/cpu/engine/testdata/policies-MODEL.json
+(plans.json "policies"), whose kept positions, evictions (h2o, tova) and greedy tokens must equal the fixture at
+tp=1 and tp=N, kvquant's last-step logits within 1e-3 relative; adakv, whose top-K slots move between all KV heads
+of a layer, must be refused per request at tp=N (an error event naming tp=1).
+
 Usage (GPU, transformers):  python3 tools/gpu/tp_conformance.py --repo DIR --device cuda:0 --tp 2 --out FILE
 Usage (CPU, the tests):     ... --device cpu --module tests.tp_entry (minillama instead of transformers, gloo)
 Exit status 0 when every check passes.
@@ -44,6 +49,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 REF_TOL = 1e-4
+POLICY_TOL = 1e-3  # kvquant's last-step logits against the float64 fixture (docs/policies.md §17)
 
 
 class WorkerFailed(Exception):
@@ -226,6 +232,12 @@ def compare(rows: List[Dict[str, Any]], model: str, plans: List[Dict[str, Any]],
             ev = evs[i + 1]
             row: Dict[str, Any] = {"model": model, "tp": tp, "decode": decode, "mode": mode,
                                    "policy": p["spec"]}
+            if tp > 1 and p["plan"].get("method") == "adakv":  # refused per request at tp > 1
+                row["refused"] = ev["ev"] == "error" and "tp=1" in ev.get("msg", "")
+                row["error"] = ev.get("msg", "")
+                rows.append(row)
+                ok = ok and row["refused"]
+                continue
             if ev["ev"] != "done" or ev.get("finish") != "length":
                 row["error"] = ev.get("msg") or ev.get("finish")
                 rows.append(row)
@@ -233,10 +245,16 @@ def compare(rows: List[Dict[str, Any]], model: str, plans: List[Dict[str, Any]],
                 continue
             if ref is not None:
                 case = ref["cases"][i]
-                row["kept_eq_ref"] = ev["kept"] == case["kept"]
+                row["kept_eq_ref"] = ev["kept"] == case["kept"] and ev.get("evicted") == case.get("evicted")
                 row["greedy_eq_ref"] = ev["generated"] == case["greedy"]
-                row["logits_rel_err_ref"] = rel_err(ev["logits"], ref["logits_last"])
-                ok = ok and row["kept_eq_ref"] and row["greedy_eq_ref"] and row["logits_rel_err_ref"] <= REF_TOL
+                if "logits_last" in ref:  # the shared reference: the prompt's logits
+                    row["logits_rel_err_ref"] = rel_err(ev["logits"], ref["logits_last"])
+                    tol = REF_TOL
+                else:  # a policy fixture: the last step's, for kvquant only
+                    row["logits_rel_err_ref"] = rel_err(ev["logits_last"], case["logits_last"]) \
+                        if "logits_last" in case else 0.0
+                    tol = POLICY_TOL
+                ok = ok and row["kept_eq_ref"] and row["greedy_eq_ref"] and row["logits_rel_err_ref"] <= tol
             if base is not None:
                 b = base[mode][i + 1]
                 row["kept_eq_tp1"] = ev["kept"] == b["kept"]
@@ -280,13 +298,18 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=8, help="workers run at once")
     ap.add_argument("--tp-tol", type=float, default=1e-5)
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--set", default="shared", choices=("shared", "policies"),
+                    help="the shared reference's six policies, or issue #23's policy fixtures")
     ap.add_argument("--out", required=True)
     opts = ap.parse_args()
     opts.worker_dir = os.path.join(opts.repo, "backends", "torch", "worker")
     opts.logs = os.path.dirname(os.path.abspath(opts.out))
     os.makedirs(opts.logs, exist_ok=True)
-    fixtures = load(os.path.join(opts.repo, "backends", "torch", "testdata", "plans.json"))["fixtures"]
+    policies = opts.set == "policies"
+    fixtures = load(os.path.join(opts.repo, "backends", "torch", "testdata", "plans.json"))[
+        "policies" if policies else "fixtures"]
     report: Dict[str, Any] = {"device": opts.device, "tp": opts.tp, "module": opts.module, "tp_tol": opts.tp_tol,
+                              "set": opts.set,
                               "worker_args": opts.worker_args, "rows": [], "refusals": [], "info": {}, "decode": {},
                               "problems": []}
     t0 = time.time()
@@ -302,8 +325,10 @@ def main() -> int:
         if kv % opts.tp:
             runs[(model, "refusal")] = pool.submit(expect_refusal, opts, d, model)
             continue
-        models.append((model, d, load(os.path.join(d, "reference.json")), fixtures[model], False))
-    if opts.random_model:
+        ref_path = (os.path.join(opts.repo, "backends", "cpu", "engine", "testdata", f"policies-{model}.json")
+                    if policies else os.path.join(d, "reference.json"))
+        models.append((model, d, load(ref_path), fixtures[model], False))
+    if opts.random_model and not policies:
         d = os.path.abspath(opts.random_model)
         models.append(("random:" + os.path.basename(d), d, gqa_ref, fixtures["llama-gqa"], True))
     for tag, d, ref, plans, random in models:
@@ -351,11 +376,11 @@ def main() -> int:
     report["pass"] = ok
     report["seconds"] = round(time.time() - t0, 1)
     cols = ["model", "tp", "decode", "mode", "policy", "kept_eq_ref", "greedy_eq_ref", "logits_rel_err_ref",
-            "kept_eq_tp1", "greedy_eq_tp1", "logits_rel_err_tp1", "kv_bytes_eq_tp1", "min_margin", "error"]
+            "kept_eq_tp1", "greedy_eq_tp1", "logits_rel_err_tp1", "kv_bytes_eq_tp1", "min_margin", "refused", "error"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in report["rows"]:
         cells = [f"{r[c]:.2e}" if isinstance(r.get(c), float) and c != "min_margin" else
-                 (f"{r[c]:.3g}" if c == "min_margin" else str(r.get(c, "-"))) for c in cols]
+                 (f"{r[c]:.3g}" if c == "min_margin" and c in r else str(r.get(c, "-"))) for c in cols]
         print("| " + " | ".join(cells) + " |")
     for p in report["problems"]:
         print("PROBLEM:", p)

@@ -10,7 +10,8 @@
 #             tp=2 against tp=1 and reference.json (kept positions, greedy tokens, KV bytes, logits): the static
 #             decode replayed from each rank's CUDA graphs (every rank must have replayed, with the same steps), the
 #             packed path (static_decode off), then the static decode run eagerly (cuda_graphs off); qwen2-tied
-#             (1 KV head) refused at tp=2 as a setup error
+#             (1 KV head) refused at tp=2 as a setup error; then issue #23's policy fixtures at tp=2
+#             (tp_conformance.py --set policies: kept, evicted, greedy as the fixtures; adakv refused per request)
 #   bench8b   tp_bench.py: a random Llama-3.1-8B-shape model (llama31-8b-shape), bf16: decode tok/s at batch 1, 8
 #             and 32 (1024-token prompts, 64 new tokens) and an 8192-token prefill, tp=2 against tp=1 (target >= 1.4)
 #   long70b   gpucheck longctx: a random Llama-3.1-70B-shape model (llama-70b-shape), bf16, tp = the GPUs (2, 4 or
@@ -54,7 +55,10 @@ tpconf() {
   python3 "$REPO/tools/gpu/tp_conformance.py" --repo "$REPO" --device cuda:0 --tp 2 --packed \
     --out "$R/tpconf/tp_conformance.json" || return 1
   python3 "$REPO/tools/gpu/tp_conformance.py" --repo "$REPO" --device cuda:0 --tp 2 --worker-args "--cuda-graphs off" \
-    --out "$R/tpconf-eager/tp_conformance.json"
+    --out "$R/tpconf-eager/tp_conformance.json" || return 1
+  # issue #23's policies at tp=2 (adakv refused per request)
+  python3 "$REPO/tools/gpu/tp_conformance.py" --repo "$REPO" --device cuda:0 --tp 2 --models llama-gqa --set policies \
+    --out "$R/tpconf-policies/tp_conformance.json"
 }
 
 bench8b() {

@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from . import minillama
 from .harness import Collector
-from .support import MODELS, REPO, WORKER, load_json
+from .support import MODELS, REPO, WORKER, load_json, plans
 from .test_engine import PROMPT, snap_plan
 from snapworker.engine import Request, is_oom
 from snapworker.pool import SlotPool
@@ -504,6 +504,12 @@ class ProcessTest(unittest.TestCase):
              "--module", "tests.tp_entry", "--models", "llama-gqa", "--random-model", RANDOM,
              "--random-args", "--static-decode off", "--out", cls.conformance_out],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # Issue #23's policy fixtures at tp=2 (and tp=1) through the same processes: test_policies_at_tp2.
+        cls.policies_out = os.path.join(cls.tmp, "policies", "policies.json")
+        cls.policies = subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "tools", "gpu", "tp_conformance.py"), "--repo", REPO, "--device", "cpu",
+             "--module", "tests.tp_entry", "--models", "llama-gqa", "--set", "policies", "--out", cls.policies_out],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         cls.first = {}
         for name, w in cls.workers.items():  # all started before the tests run
             try:
@@ -515,9 +521,10 @@ class ProcessTest(unittest.TestCase):
     def tearDownClass(cls) -> None:
         for w in cls.workers.values():
             w.kill()
-        if cls.conformance.poll() is None:
-            cls.conformance.kill()
-        cls.conformance.communicate()
+        for p in (cls.conformance, cls.policies):
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
 
     def request(self, rid: int, n: int = 40) -> Dict[str, Any]:
         prompt = [5, 17, 3, 88, 42, 9, 1, 60]
@@ -573,6 +580,29 @@ class ProcessTest(unittest.TestCase):
         self.assertEqual(rep["refusals"], [])  # qwen2-tied was not asked for
         self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["tp"], 2)
         self.assertEqual(rep["info"]["llama-gqa"]["tp2"]["kv_heads"], 2)  # the whole model's, not one rank's
+
+    def test_policies_at_tp2(self) -> None:
+        """Every case of the #23 policy fixtures (rerotate, knorm, kvquant, h2o, tova, pyramidkv, adakv) at tp=2 keeps
+        and evicts the fixture's positions and gives its tokens, as tp=1 does; adakv is refused per request."""
+        try:
+            out, _ = self.policies.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.policies.kill()
+            out, _ = self.policies.communicate()
+        self.assertEqual(self.policies.returncode, 0, out[-8000:])
+        rep = load_json(self.policies_out)
+        rows = [r for r in rep["rows"] if r["tp"] == 2]
+        cases = len(plans()["policies"]["llama-gqa"])
+        self.assertEqual(len(rows), 2 * cases)  # alone and together
+        refused = [r for r in rows if r["policy"].startswith("adakv")]
+        self.assertEqual(len(refused), 4)
+        self.assertTrue(all(r["refused"] for r in refused), refused)
+        for r in rows:
+            if r in refused:
+                continue
+            self.assertTrue(r["kept_eq_ref"] and r["greedy_eq_ref"] and r["kept_eq_tp1"] and r["greedy_eq_tp1"], r)
+            self.assertLessEqual(r["logits_rel_err_ref"], 1e-3, r)
+        self.assertEqual(rep["problems"], [])
 
     def test_killed_rank_takes_the_worker_down(self) -> None:
         w = self.workers["kill-rank"]

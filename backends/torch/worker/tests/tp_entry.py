@@ -95,6 +95,10 @@ class MiniModels:
                        dtype_of(self.args.dtype), source, seed=0, std=float(self.cfg.get("initializer_range", 0.02)))
         if source is not None:
             source.close()
+        # As tp.HFModels.build: rerotate's RoPE facts and knorm's pre-RoPE keys (minillama's Attn notes them).
+        runner.rope_inv_freq = minillama.inv_freq(self.cfg, self.shape.head_dim)
+        runner.rope_style = "rotate_half"
+        runner.pre_rope = True
         if fault and fault[0] in ("oom", "exit", "diverge"):
             return Faulty(runner, fault[0], int(fault[2]))
         return runner
