@@ -156,6 +156,9 @@ class SeqCache:
     static_ok = True
     # wants_pre_rope: prefill is called with kraw, the layer's pre-RoPE keys [KVH, L, D] (attention.note_pre_rope).
     wants_pre_rope = False
+    # record_evictions: keep what evicted() returns (the engine sets it for requests that want their kept positions;
+    # otherwise a long generation would hold a record per step).
+    record_evictions = False
 
     def __init__(self, plan: Plan, layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype,
                  device: torch.device,

@@ -282,8 +282,10 @@ class Engine:
                 return None
             k = self.pool.rows_for(cap)
             cache = make_cache(plan, r, storage=self.pool.views(row, k, cap))
+            cache.record_evictions = req.want_kept
             return _Seq(req, cache, Sampler(req.sampling, r.device), t_admit=time.perf_counter(), row=row, nrows=k)
         cache = make_cache(plan, r)
+        cache.record_evictions = req.want_kept
         return _Seq(req, cache, Sampler(req.sampling, r.device), t_admit=time.perf_counter())
 
     def _admit(self, running: int) -> List[_Seq]:

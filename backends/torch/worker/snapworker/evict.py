@@ -200,14 +200,16 @@ class EvictCache(SeqCache):
             self.valid[self.slot] = True
             self.pos[:, :, self.slot] = p
             self.score[:, :, self.slot] = 0.0
-            self.steps.append(None)
+            if self.record_evictions:
+                self.steps.append(None)
             return
         slot, out = evict_slots(self.pos, self.score, p, self.plan.ring)
         self.pos.scatter_(-1, slot[..., None], p)
         self.score.scatter_(-1, slot[..., None], 0.0)
         self.slot = -1
         self.slots = slot
-        self.steps.append(out)
+        if self.record_evictions:
+            self.steps.append(out)
 
     def decode(self, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
         """Writes the token at each KV head's slot, attends over slots [0, n) with explicit float32 softmax weights
@@ -235,7 +237,10 @@ class EvictCache(SeqCache):
         return torch.stack([t for t in self.prefilled if t is not None]).tolist()
 
     def evicted(self) -> Optional[List[List[List[int]]]]:
-        """[step][layer][kv head] the position evicted at each decode step, -1 where the step took an empty slot."""
+        """[step][layer][kv head] the position evicted at each decode step, -1 where the step took an empty slot
+        (None unless record_evictions was set before decoding)."""
+        if not self.record_evictions:
+            return None
         layers, kvh = self.pos.shape[:2]
         none = torch.full((layers, kvh), -1, dtype=torch.long, device=self.pos.device)
         if not self.steps:

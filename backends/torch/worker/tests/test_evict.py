@@ -96,6 +96,25 @@ class EvictRuleTest(unittest.TestCase):
         self.assertEqual(prefill_keep(h2o, sc, 2, torch.device("cpu")).tolist(), [[1, 2, 5], [0, 4, 5]])
 
 
+class RecordTest(unittest.TestCase):
+    def test_evictions_are_kept_only_when_asked(self) -> None:
+        """A sequence that did not ask for its kept positions holds no record per decode step."""
+        g = torch.Generator().manual_seed(2)
+        plan = evict_plan("h2o", 6, 8, 4, 2)
+        for record in (False, True):
+            cache = EvictCache(plan, 1, 1, 8, torch.float32, torch.device("cpu"))
+            cache.record_evictions = record
+            cache.prefill(0, torch.randn(2, 6, 8, generator=g), torch.randn(1, 6, 8, generator=g),
+                          torch.randn(1, 6, 8, generator=g))
+            cache.end_prefill()
+            for p in range(6, 12):
+                cache.begin_decode(p)
+                cache.decode(0, torch.randn(2, 1, 8, generator=g), torch.randn(1, 1, 8, generator=g),
+                             torch.randn(1, 1, 8, generator=g), 0.3)
+            self.assertEqual(len(cache.steps), 6 if record else 0)
+            self.assertEqual(cache.evicted() is None, not record)
+
+
 class PromptScoresTest(unittest.TestCase):
     def test_fast_form_agrees(self) -> None:
         """The GPU form (float32 exponentials, float64 normalisers and block sums) is the exact one within float32
@@ -187,6 +206,7 @@ class CapacityTest(unittest.TestCase):
                 length, steps = 15, 20
                 plan = evict_plan(method, length, steps + 1, budget, recent)
                 cache = EvictCache(plan, layers, kvh, d, torch.float32, torch.device("cpu"))
+                cache.record_evictions = True
                 for layer in range(layers):
                     cache.prefill(layer, torch.randn(kvh * group, length, d, generator=g),
                                   torch.randn(kvh, length, d, generator=g), torch.randn(kvh, length, d, generator=g))
