@@ -14,7 +14,7 @@ const protocolVersion = 1
 
 // wirePlan is compress.Plan as the worker reads it (snapworker/plan.py): the whole layout comes from Go. Method and
 // the fields after it say which policy's cache the worker builds (docs/policies.md §14-§21); Slots is what the
-// worker allocates per layer and KV head (physSlots), which differs from Capacity only under pyramidkv.
+// worker allocates per layer and KV head (toWire), which differs from Capacity only under pyramidkv.
 type wirePlan struct {
 	PromptLen    int  `json:"prompt_len"`
 	MaxNew       int  `json:"max_new"`
@@ -43,43 +43,33 @@ type wirePlan struct {
 	LayerTopK []int `json:"layer_topk,omitempty"`
 	// Safeguard: adakv's percentage of the layer's top-K every KV head keeps (§21).
 	Safeguard int `json:"safeguard,omitempty"`
-	// Slots is the number of slots the worker holds per layer and KV head (physSlots).
+	// Slots is the number of slots the worker holds per layer and KV head (toWire).
 	Slots int `json:"slots"`
 }
 
-// toWire is the plan of a sequence of a model with the given number of layers, as the worker reads it.
+// toWire is the plan of a sequence of a model with the given number of layers, as the worker reads it. Slots is the
+// number of slots per layer and KV head the worker holds: Capacity, except under pyramidkv, whose layers have
+// capacities of their own (compress.Plan.Layers) and which the worker's KV pool (one slot count per row in every
+// layer) holds at the widest layer's. adakv's KV heads differ too, but a layer's heads share its Capacity x KV heads
+// slots laid out one after the other (docs/policies.md §21), so they fit.
 func toWire(p compress.Plan, layers int) wirePlan {
 	pol := p.Policy
 	w := wirePlan{PromptLen: p.PromptLen, MaxNew: p.MaxNew, Capacity: p.Capacity, Sinks: p.Sinks, Ring: p.Ring,
 		TopK: p.TopK, Lo: p.Lo, Hi: p.Hi, ValidTopK: p.ValidTopK, NeedScores: p.NeedScores, Window: p.Window,
 		Kernel: p.Kernel, AppendDecode: p.AppendDecode, Method: string(pol.Method), Base: string(pol.Base),
-		Rerotate: pol.Rerotate, Evict: p.Evict, Slots: physSlots(p, layers)}
+		Rerotate: pol.Rerotate, Evict: p.Evict, Slots: p.Capacity}
 	switch pol.Method {
 	case compress.MethodKVQuant:
 		w.Bits, w.Group = pol.Bits, pol.Group
 	case compress.MethodPyramidKV:
 		for _, lp := range p.Layers(layers) {
 			w.LayerTopK = append(w.LayerTopK, lp.TopK)
+			w.Slots = max(w.Slots, lp.Capacity)
 		}
 	case compress.MethodAdaKV:
 		w.Safeguard = pol.Safeguard
 	}
 	return w
-}
-
-// physSlots is the number of slots per layer and KV head the torch worker allocates for plan p: its Capacity,
-// except under pyramidkv, whose layers have capacities of their own (compress.Plan.Layers) and which the worker's
-// KV pool (one slot count per row in every layer) holds at the widest layer's. adakv's KV heads differ too, but a
-// layer's heads share its Capacity x KV heads slots laid out one after the other (docs/policies.md §21), so they fit.
-func physSlots(p compress.Plan, layers int) int {
-	if p.Policy.Method != compress.MethodPyramidKV {
-		return p.Capacity
-	}
-	n := p.Capacity
-	for _, lp := range p.Layers(layers) {
-		n = max(n, lp.Capacity)
-	}
-	return n
 }
 
 // wireSampling is llm.Sampling without what the worker does not see (max new is in the plan, stops stay in Go).

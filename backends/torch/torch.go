@@ -599,7 +599,7 @@ func (b *Backend) run(ctx context.Context, j job) (result, error) {
 		return result{}, err
 	}
 	// kv is what the records count (kvquant: the packed size; pyramidkv: the layers' mean capacity); held is what
-	// the worker's KV pool holds for the sequence (physSlots slots in the cache's dtype).
+	// the worker's KV pool holds for the sequence (wp.Slots slots in the cache's dtype).
 	kv := j.pol.KVBytes(plan.Capacity, b.info.Layers, b.info.KVHeads, b.info.HeadDim, b.info.ElemBytes)
 	wp := toWire(plan, b.info.Layers)
 	held := compress.KVBytes(wp.Slots, b.info.Layers, b.info.KVHeads, b.info.HeadDim, b.info.ElemBytes)

@@ -82,13 +82,17 @@ def set_step(step: Optional[Union[Step, StaticStep]]) -> None:
     _want_pre_rope = isinstance(step, Step) and any(seg.prefill and seg.cache.wants_pre_rope for seg in step.segments)
 
 
-def _raw_keys(layer: int, a: int, b: int) -> torch.Tensor:
-    """The pre-RoPE keys [KVH, b - a, D] of rows [a, b) of layer's forward (RuntimeError when the model noted none)."""
+def _prefill(cache: SeqCache, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: int, b: int) -> None:
+    """Hands a layer's prompt (rows [a, b) of the packed row) to its cache, with the pre-RoPE keys of those rows when
+    the cache wants them (RuntimeError when the model noted none)."""
+    if not cache.wants_pre_rope:
+        cache.prefill(layer, q, k, v)
+        return
     raw = _pre_rope.get(layer)
     if raw is None:
         raise RuntimeError(f"layer {layer}: the model noted no pre-RoPE keys (a policy ranking keys by their norm needs "
                            "them: attention.note_pre_rope)")
-    return raw[:, a:b]
+    cache.prefill(layer, q, k, v, kraw=raw[:, a:b])
 
 
 def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -115,20 +119,14 @@ def attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.
         # a row-sized buffer (the flash kernels' output is already laid out as [T, H, D]).
         seg = step.segments[0]
         o = causal_attention(q, k, v, scale)
-        if seg.cache.wants_pre_rope:
-            seg.cache.prefill(layer, q, k, v, kraw=_raw_keys(layer, 0, seg.length))
-        else:
-            seg.cache.prefill(layer, q, k, v)
+        _prefill(seg.cache, layer, q, k, v, 0, seg.length)
         return o.transpose(0, 1)[None].contiguous(), None
     out = torch.empty_like(q)
     for seg in step.segments:
         a, b = seg.start, seg.start + seg.length
         if seg.prefill:
             out[:, a:b] = causal_attention(q[:, a:b], k[:, a:b], v[:, a:b], scale)
-            if seg.cache.wants_pre_rope:
-                seg.cache.prefill(layer, q[:, a:b], k[:, a:b], v[:, a:b], kraw=_raw_keys(layer, a, b))
-            else:
-                seg.cache.prefill(layer, q[:, a:b], k[:, a:b], v[:, a:b])
+            _prefill(seg.cache, layer, q[:, a:b], k[:, a:b], v[:, a:b], a, b)
         else:
             out[:, a:b] = seg.cache.decode(layer, q[:, a:b], k[:, a:b], v[:, a:b], scale)
     return out.transpose(0, 1)[None].contiguous(), None

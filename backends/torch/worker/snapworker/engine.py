@@ -281,11 +281,9 @@ class Engine:
             if row is None:
                 return None
             k = self.pool.rows_for(cap)
-            cache = make_cache(plan, r, storage=self.pool.views(row, k, cap))
-            cache.record_evictions = req.want_kept
+            cache = make_cache(plan, r, storage=self.pool.views(row, k, cap), record_evictions=req.want_kept)
             return _Seq(req, cache, Sampler(req.sampling, r.device), t_admit=time.perf_counter(), row=row, nrows=k)
-        cache = make_cache(plan, r)
-        cache.record_evictions = req.want_kept
+        cache = make_cache(plan, r, record_evictions=req.want_kept)
         return _Seq(req, cache, Sampler(req.sampling, r.device), t_admit=time.perf_counter())
 
     def _admit(self, running: int) -> List[_Seq]:

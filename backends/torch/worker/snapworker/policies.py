@@ -50,13 +50,15 @@ def cache_class(plan: Plan) -> Factory:
     return CACHES[_key(plan)]
 
 
-def make_cache(plan: Plan, runner: Any, storage: Storage = None) -> SeqCache:
+def make_cache(plan: Plan, runner: Any, storage: Storage = None, record_evictions: bool = False) -> SeqCache:
     """The cache of a sequence under plan for the engine's runner (its shape, dtype and device), in storage (pool
-    views) or its own tensors; ValueError when unsupported says it cannot be held."""
+    views) or its own tensors, keeping its evictions when asked (SeqCache.record_evictions); ValueError when
+    unsupported says it cannot be held."""
     why = unsupported(plan)
     if why:
         raise ValueError(why)
     r = runner
     cache = CACHES[_key(plan)](plan, r.layers, r.kv_heads, r.head_dim, r.dtype, r.device, storage=storage)
+    cache.record_evictions = record_evictions
     cache.attach(runner)
     return cache

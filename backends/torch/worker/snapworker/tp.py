@@ -574,6 +574,7 @@ def serve_leader(engine: Engine, inp: IO[str], emit: Callable[[Dict[str, Any]], 
     while True:
         block = not engine.busy()
         lines: List[str] = []
+        cmds: List[Any] = []
         stop: Optional[int] = None
         while stop is None:
             try:
@@ -591,11 +592,12 @@ def serve_leader(engine: Engine, inp: IO[str], emit: Callable[[Dict[str, Any]], 
                 stop = 3
                 break
             lines.append(item)
+            cmds.append(cmd)
             if cmd.op == "shutdown":
                 stop = 0
         group.send(lines, stop)
-        for line in lines:
-            if not apply(engine, parse_command(line)):
+        for cmd in cmds:  # the followers parse the same lines
+            if not apply(engine, cmd):
                 return 0
         if stop is not None:
             return stop
