@@ -16,6 +16,7 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/engine"
 	"github.com/snapeval/snapeval/backends/cpu/model"
 	"github.com/snapeval/snapeval/compress"
+	"github.com/snapeval/snapeval/internal/conformance"
 	"github.com/snapeval/snapeval/llm"
 )
 
@@ -23,23 +24,10 @@ type reference struct {
 	PromptIDs  []int     `json:"prompt_ids"`
 	LogitsLast []float64 `json:"logits_last"`
 	Cases      []struct {
-		Policy map[string]any `json:"policy"`
-		Kept   [][][]int      `json:"kept"`
-		Greedy []int          `json:"greedy"`
+		Policy conformance.Policy `json:"policy"`
+		Kept   [][][]int          `json:"kept"`
+		Greedy []int              `json:"greedy"`
 	} `json:"cases"`
-}
-
-func policySpec(p map[string]any) string {
-	i := func(k string) int { return int(p[k].(float64)) }
-	switch p["method"] {
-	case "full":
-		return "full"
-	case "streaming":
-		return fmt.Sprintf("streaming:sinks=%d,recent=%d", i("sinks"), i("recent"))
-	case "snapkv":
-		return fmt.Sprintf("snapkv:topk=%d,window=%d,kernel=%d", i("topk"), i("window"), i("kernel"))
-	}
-	return fmt.Sprintf("snapstream:sinks=%d,recent=%d,topk=%d,window=%d,kernel=%d", i("sinks"), i("recent"), i("topk"), i("window"), i("kernel"))
 }
 
 func fixtureDir(name string) string { return filepath.Join("testdata", "models", name) }
@@ -67,7 +55,7 @@ func TestInspectConformance(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b, ref := openFixture(t, name, nil)
 			for _, c := range ref.Cases {
-				spec := policySpec(c.Policy)
+				spec := c.Policy.Spec()
 				r, err := b.Inspect(context.Background(), ref.PromptIDs, spec, len(c.Greedy))
 				if err != nil {
 					t.Fatal(err)

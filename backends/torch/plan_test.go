@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/snapeval/snapeval/compress"
+	"github.com/snapeval/snapeval/internal/conformance"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -46,7 +47,7 @@ func fixtureSpecs(t *testing.T, model string) []string {
 	}
 	var ref struct {
 		Cases []struct {
-			Policy map[string]any `json:"policy"`
+			Policy conformance.Policy `json:"policy"`
 		} `json:"cases"`
 	}
 	if err := json.Unmarshal(b, &ref); err != nil {
@@ -54,22 +55,9 @@ func fixtureSpecs(t *testing.T, model string) []string {
 	}
 	var out []string
 	for _, c := range ref.Cases {
-		out = append(out, policySpec(c.Policy))
+		out = append(out, c.Policy.Spec())
 	}
 	return out
-}
-
-func policySpec(p map[string]any) string {
-	i := func(k string) int { return int(p[k].(float64)) }
-	switch p["method"] {
-	case "full":
-		return "full"
-	case "streaming":
-		return fmt.Sprintf("streaming:sinks=%d,recent=%d", i("sinks"), i("recent"))
-	case "snapkv":
-		return fmt.Sprintf("snapkv:topk=%d,window=%d,kernel=%d", i("topk"), i("window"), i("kernel"))
-	}
-	return fmt.Sprintf("snapstream:sinks=%d,recent=%d,topk=%d,window=%d,kernel=%d", i("sinks"), i("recent"), i("topk"), i("window"), i("kernel"))
 }
 
 // modelLayers is num_hidden_layers of a conformance model's config.json.

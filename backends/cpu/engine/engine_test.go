@@ -15,32 +15,19 @@ import (
 	"github.com/snapeval/snapeval/backends/cpu/safetensors"
 	"github.com/snapeval/snapeval/backends/cpu/sample"
 	"github.com/snapeval/snapeval/compress"
+	"github.com/snapeval/snapeval/internal/conformance"
 	"github.com/snapeval/snapeval/llm"
 )
 
 type refCase struct {
-	Policy map[string]any `json:"policy"`
-	Kept   [][][]int      `json:"kept"`
-	Greedy []int          `json:"greedy"`
+	Policy conformance.Policy `json:"policy"`
+	Kept   [][][]int          `json:"kept"`
+	Greedy []int              `json:"greedy"`
 }
 
 type reference struct {
 	PromptIDs []int     `json:"prompt_ids"`
 	Cases     []refCase `json:"cases"`
-}
-
-// PolicySpec turns a fixture's policy object into a spec string.
-func policySpec(p map[string]any) string {
-	i := func(k string) int { return int(p[k].(float64)) }
-	switch p["method"] {
-	case "full":
-		return "full"
-	case "streaming":
-		return fmt.Sprintf("streaming:sinks=%d,recent=%d", i("sinks"), i("recent"))
-	case "snapkv":
-		return fmt.Sprintf("snapkv:topk=%d,window=%d,kernel=%d", i("topk"), i("window"), i("kernel"))
-	}
-	return fmt.Sprintf("snapstream:sinks=%d,recent=%d,topk=%d,window=%d,kernel=%d", i("sinks"), i("recent"), i("topk"), i("window"), i("kernel"))
 }
 
 var fixtures = []string{"llama-gqa", "qwen2-tied"}
@@ -76,7 +63,7 @@ func loadFixture(t testing.TB, name string) (*model.Model, *reference) {
 }
 
 func job(t testing.TB, ref *reference, c refCase) Job {
-	return Job{Prompt: ref.PromptIDs, Policy: compress.MustParse(policySpec(c.Policy)), MaxNew: len(c.Greedy), WantKept: true, WantLogits: true}
+	return Job{Prompt: ref.PromptIDs, Policy: compress.MustParse(c.Policy.Spec()), MaxNew: len(c.Greedy), WantKept: true, WantLogits: true}
 }
 
 // runAll runs jobs concurrently and returns their results in order.
@@ -130,7 +117,7 @@ func testConformance(t *testing.T) {
 					if i >= len(ref.Cases) {
 						c = ref.Cases[i-len(ref.Cases)+1]
 					}
-					spec := policySpec(c.Policy)
+					spec := c.Policy.Spec()
 					if !reflect.DeepEqual(r.Kept, c.Kept) {
 						t.Errorf("%s: kept differs from the reference\n got %v\nwant %v", spec, r.Kept, c.Kept)
 					}

@@ -104,7 +104,7 @@ func TestPolicyConformance(t *testing.T) {
 						}
 						for j, c := range []refCase{ref.Cases[1], ref.Cases[3]} {
 							if r := res[len(fx.Cases)+j]; !reflect.DeepEqual(r.Tokens, c.Greedy) {
-								t.Errorf("round %d %s beside the new policies: greedy = %v, want %v", round, policySpec(c.Policy), r.Tokens, c.Greedy)
+								t.Errorf("round %d %s beside the new policies: greedy = %v, want %v", round, c.Policy.Spec(), r.Tokens, c.Greedy)
 							}
 						}
 					}
