@@ -30,6 +30,36 @@ shape_model() {
 }
 export -f shape_model
 
+# kill_mid_run DIR BASE PIDRE LOGRE WHAT RUNARGS...: runs `snapeval run RUNARGS --out DIR` in the background; once 20
+# records are written, SIGKILLs the pid given by the last number of the last match of the grep pattern PIDRE in
+# DIR/torch-worker.log
+# (WHAT names it in the output); after the run, prints the log lines matching LOGRE and compares DIR with BASE (the
+# undisturbed run of the same matrix), which must hold the same records. Fails when no kill landed mid-run.
+kill_mid_run() {
+  local D=$1 base=$2 pidre=$3 logre=$4 what=$5
+  shift 5
+  "$SNAP" run "$@" --out "$D" --quiet --no-report &
+  local pid=$! killed=""
+  for _ in $(seq 1 600); do
+    sleep 0.2
+    local n=0
+    [ -f "$D/records.jsonl" ] && n=$(wc -l < "$D/records.jsonl")
+    if [ -z "$killed" ] && [ "$n" -ge 20 ]; then
+      local wp
+      wp=$(grep -o "$pidre" "$D/torch-worker.log" | tail -1 | grep -oE '[0-9]+' | tail -1)
+      if [ -n "$wp" ]; then kill -9 "$wp" && killed=$wp && echo "killed $what (pid $wp) after $n records"; fi
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+  done
+  wait "$pid"
+  echo "run exit $?"
+  [ -n "$killed" ] || { echo "no kill landed mid-run: the test proves nothing"; return 1; }
+  grep -E "$logre" "$D/torch-worker.log" | head -20
+  [ -d "$base" ] || { echo "no undisturbed run to compare with at $base"; return 1; }
+  "$CHECK" compare -a "$base" -b "$D" -expect-same -json "$R/kill.json"
+}
+export -f kill_mid_run
+
 note() { echo "$*" | tee -a "$SUMMARY"; }
 left() { echo $((DEADLINE - ($(date +%s) - START))); }
 

@@ -63,28 +63,8 @@ crossengine() {
 }
 
 kill_test() {
-  local D=$R/torch-kill
-  "$SNAP" run --backend torch --backend-opt dtype=float32 --backend-opt max_batch=16 --concurrency 16 --limit 40 \
-    --out "$D" --quiet --no-report &
-  local pid=$! killed=""
-  for _ in $(seq 1 600); do
-    sleep 0.2
-    local n=0
-    [ -f "$D/records.jsonl" ] && n=$(wc -l < "$D/records.jsonl")
-    if [ -z "$killed" ] && [ "$n" -ge 20 ]; then
-      local wp
-      wp=$(grep -o 'worker pid [0-9]* running' "$D/torch-worker.log" | tail -1 | awk '{print $3}')
-      if [ -n "$wp" ]; then kill -9 "$wp" && killed=$wp && echo "killed worker pid $wp after $n records"; fi
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-  done
-  wait "$pid"
-  echo "run exit $?"
-  [ -n "$killed" ] || { echo "no kill landed mid-run: the test proves nothing"; return 1; }
-  grep -E 'ended|restarting|retrying' "$D/torch-worker.log" | head -20
-  local base=$R/torch-f32
-  [ -d "$base" ] || { echo "no undisturbed run to compare with (run crossengine first)"; return 1; }
-  "$CHECK" compare -a "$base" -b "$D" -expect-same -json "$R/kill.json"
+  kill_mid_run "$R/torch-kill" "$R/torch-f32" 'worker pid [0-9]* running' 'ended|restarting|retrying' "the worker" \
+    --backend torch --backend-opt dtype=float32 --backend-opt max_batch=16 --concurrency 16 --limit 40
 }
 
 pytests() { cd "$REPO/backends/torch/worker" && python3 -m unittest discover -s tests -t .; }

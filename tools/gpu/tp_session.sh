@@ -122,28 +122,9 @@ tprun() {
 }
 
 kill_test() {
-  local D=$R/torch-tp2-kill
-  "$SNAP" run --backend torch --backend-opt dtype=float32 --backend-opt tp=2 --backend-opt max_batch=16 --concurrency 16 \
-    --limit 40 --out "$D" --quiet --no-report &
-  local pid=$! killed=""
-  for _ in $(seq 1 600); do
-    sleep 0.2
-    local n=0
-    [ -f "$D/records.jsonl" ] && n=$(wc -l < "$D/records.jsonl")
-    if [ -z "$killed" ] && [ "$n" -ge 20 ]; then
-      local rp
-      rp=$(grep -o 'tensor-parallel rank 1 started, pid [0-9]*' "$D/torch-worker.log" | tail -1 | awk '{print $NF}')
-      if [ -n "$rp" ]; then kill -9 "$rp" && killed=$rp && echo "killed tensor-parallel rank 1 (pid $rp) after $n records"; fi
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-  done
-  wait "$pid"
-  echo "run exit $?"
-  [ -n "$killed" ] || { echo "no kill landed mid-run: the test proves nothing"; return 1; }
-  grep -E 'ended|restarting|retrying|tensor-parallel rank' "$D/torch-worker.log" | head -20
-  local base=$R/torch-tp2
-  [ -d "$base" ] || { echo "no undisturbed tp=2 run to compare with (run tprun first)"; return 1; }
-  "$CHECK" compare -a "$base" -b "$D" -expect-same -json "$R/kill.json"
+  kill_mid_run "$R/torch-tp2-kill" "$R/torch-tp2" 'tensor-parallel rank 1 started, pid [0-9]*' \
+    'ended|restarting|retrying|tensor-parallel rank' "tensor-parallel rank 1" \
+    --backend torch --backend-opt dtype=float32 --backend-opt tp=2 --backend-opt max_batch=16 --concurrency 16 --limit 40
 }
 
 export -f env_info tpconf bench8b long70b inspect_check pytests tprun kill_test
