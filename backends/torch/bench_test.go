@@ -135,19 +135,7 @@ func TestGoldenBenchSpec(t *testing.T) {
 	spec.Model = dir
 	b, _ := json.MarshalIndent(spec, "", " ")
 	b = append(b, '\n')
-	path := filepath.Join("testdata", "bench-spec-mini.json")
-	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	old, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(old, b) {
-		t.Errorf("%s is stale: run go test ./backends/torch -run TestGoldenBenchSpec -update", path)
-	}
+	golden(t, "bench-spec-mini.json", b)
 }
 
 func TestBenchOnFakeWorker(t *testing.T) {

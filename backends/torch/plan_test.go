@@ -167,9 +167,15 @@ func TestGoldenPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	b = append(b, '\n')
-	path := filepath.Join("testdata", "plans.json")
+	golden(t, "plans.json", b)
+}
+
+// golden compares got with testdata/name, which -update rewrites.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
 	if *update {
-		if err := os.WriteFile(path, b, 0o644); err != nil {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -177,8 +183,8 @@ func TestGoldenPlans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(old, b) {
-		t.Errorf("%s is stale: run go test ./backends/torch -run TestGoldenPlans -update", path)
+	if !bytes.Equal(old, got) {
+		t.Errorf("%s is stale: run go test ./backends/torch -run %s -update", path, t.Name())
 	}
 }
 
